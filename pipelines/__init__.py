@@ -1,0 +1,1 @@
+"""Pipeline definitions (wiring only) and their configs."""
