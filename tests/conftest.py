@@ -1,0 +1,21 @@
+"""Shared fixtures: the shared MNIST files (skipped when absent) and quiet TensorFlow."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_DIR = Path(os.environ.get("KERASVAE_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+  """The shared official MNIST test split (IDX gzip); skips when this clone has no ../shared."""
+  if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+    pytest.skip(f"shared MNIST files not found at {MNIST_DIR} "
+                "(set KERASVAE_MNIST_DIR to a folder with t10k-images-idx3-ubyte.gz)")
+  return MNIST_DIR
