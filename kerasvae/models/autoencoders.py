@@ -1,0 +1,451 @@
+"""The models: `VAE` (with β / kl_weight and KL warm-up), `Autoencoder` and `NoisyAutoencoder`.
+
+All share `LatentVariableModel`: encode, decode, reconstruct, sample(n, seed)
+and per-example loss terms; the VAE adds the per-example ELBO with its
+reconstruction and KL parts and the importance-weighted log-likelihood bound.
+They differ only where they really differ: how a code is drawn and what
+regularises it.
+
+References:
+  [1]: Kingma & Welling. Auto-Encoding Variational Bayes. ICLR 2014.
+  [2]: Higgins et al. beta-VAE: Learning Basic Visual Concepts with a
+       Constrained Variational Framework. ICLR 2017.
+  [3]: Burda, Grosse & Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasvae.models import distributions
+from kerasvae.models import likelihoods as likelihoods_lib
+from kerasvae.models import networks
+from kerasvae.models import priors as priors_lib
+
+
+def images_of(data):
+  """The image tensor of a batch: a tensor, an (x, ...) tuple or a dict with "image"."""
+  if isinstance(data, dict):
+    return data["image"]
+  if isinstance(data, (tuple, list)):
+    return data[0]
+  return data
+
+
+def _check_number(value, name, low=0.0):
+  if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or value < low:
+    raise ValueError(f"Expected {name} to be a number >= {low}. Received: {name}={value}")
+  return float(value)
+
+
+class LatentVariableModel(keras.Model):
+  """The shared base of all models: an encoder, a decoder and a likelihood.
+
+  Args:
+    input_shape: the image shape (H, W, C).
+    latent_dim: dimension of the code z.
+    architecture: `"mlp"` or `"conv"` (see `networks.make_encoder`).
+    hidden_units: MLP hidden widths, e.g. (400,) for 784-400-20-400-784.
+    filters: conv channels per stride-2 layer.
+    dense_units: conv dense-layer width.
+    likelihood: `"bernoulli"`, `"gaussian"`, `"continuous_bernoulli"`, a dict
+      `{"name": ..., **kwargs}` or a `Likelihood`.
+
+  Call arguments:
+    x: images [B, H, W, C] in [0, 1].
+
+  Returns (call):
+    The reconstruction mean [B, H, W, C].
+  """
+
+  def __init__(self, input_shape, latent_dim, architecture="mlp", hidden_units=(400,),
+               filters=(32, 64), dense_units=256, likelihood="bernoulli", **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = networks.check_image_shape(input_shape)
+    self.latent_dim = priors_lib._check_latent_dim(latent_dim)  # pylint: disable=protected-access
+    if architecture not in networks.ARCHITECTURES:
+      raise ValueError(f"Expected architecture to be one of {list(networks.ARCHITECTURES)}. "
+                       f"Received: architecture={architecture!r}")
+    self.architecture = architecture
+    self.hidden_units = tuple(hidden_units)
+    self.filters = tuple(filters)
+    self.dense_units = int(dense_units)
+    net_kwargs = dict(hidden_units=self.hidden_units, filters=self.filters,
+                      dense_units=self.dense_units)
+    self.encoder = networks.make_encoder(architecture, self.image_shape,
+                                         self._encoder_units(), **net_kwargs)
+    self.decoder = networks.make_decoder(architecture, self.image_shape, self.latent_dim,
+                                         **net_kwargs)
+    self.likelihood = likelihoods_lib.make_likelihood(likelihood)
+    self.loss_tracker = keras.metrics.Mean(name="loss")
+    self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+    self.kl_tracker = keras.metrics.Mean(name="kl")
+
+  def _encoder_units(self):
+    return self.latent_dim
+
+  # -- The shared interface -------------------------------------------------
+
+  def encode_mean(self, x, training=False):
+    """The code used for reconstruction: the posterior mean (VAE) or the code (AE). [B, D]."""
+    return self.encoder(x, training=training)
+
+  def decode(self, z, training=False):
+    """The decoder's likelihood parameters (logits or pre-sigmoid means): [B, H, W, C]."""
+    return self.decoder(z, training=training)
+
+  def decode_mean(self, z):
+    """The mean image E[x|z]: [B, D] → [B, H, W, C]."""
+    return self.likelihood.mean(self.decode(z))
+
+  def reconstruct(self, x):
+    """Decodes the encoder's mean code: [B, H, W, C] → [B, H, W, C]."""
+    return self.decode_mean(self.encode_mean(x))
+
+  def sample_latents(self, num_samples, seed=None):
+    """Draws [num_samples, D] codes from the model's generative distribution over z."""
+    raise NotImplementedError
+
+  def sample(self, num_samples, seed=None):
+    """Generates `num_samples` images (the decoder's means) from random codes.
+
+    Args:
+      num_samples: how many images.
+      seed: an integer or a [2] integer tensor: the same seed gives the same
+        images (stateless sampling). None draws fresh noise.
+
+    Returns:
+      [num_samples, H, W, C] images.
+    """
+    if seed is not None and not tf.is_tensor(seed):
+      seed = tf.constant([int(seed), 0], dtype=tf.int32)
+    return self.decode_mean(self.sample_latents(num_samples, seed=seed))
+
+  def loss_terms(self, x, training=False, step=None):
+    """Per-example terms of the training objective.
+
+    Args:
+      x: images [B, H, W, C].
+      training: whether noise for training (the AE's code noise) is added.
+      step: the optimiser step, for schedules such as the KL warm-up.
+
+    Returns:
+      A dict of [B] tensors: `loss` (what is minimised), `reconstruction`
+      (-log p(x|z) in nats) and model-specific parts.
+    """
+    raise NotImplementedError
+
+  def call(self, x, training=False):
+    return self.reconstruct(x)
+
+  # -- Keras training -------------------------------------------------------
+
+  @property
+  def metrics(self):
+    return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+  def _update_trackers(self, terms):
+    self.loss_tracker.update_state(terms["loss"])
+    self.reconstruction_tracker.update_state(terms["reconstruction"])
+    self.kl_tracker.update_state(terms.get("kl", tf.zeros_like(terms["loss"])))
+    return {m.name: m.result() for m in self.metrics}
+
+  def train_step(self, data):
+    x = images_of(data)
+    with tf.GradientTape() as tape:
+      terms = self.loss_terms(x, training=True, step=self.optimizer.iterations)
+      # Gradients are summed over replicas, so each replica's mean is divided by their count.
+      replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+      loss = tf.reduce_mean(terms["loss"]) / replicas
+    grads = tape.gradient(loss, self.trainable_variables)
+    self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+    return self._update_trackers(terms)
+
+  def test_step(self, data):
+    return self._update_trackers(self.loss_terms(images_of(data), training=False))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(
+        input_shape=list(self.image_shape), latent_dim=self.latent_dim,
+        architecture=self.architecture, hidden_units=list(self.hidden_units),
+        filters=list(self.filters), dense_units=self.dense_units,
+        likelihood=keras.saving.serialize_keras_object(self.likelihood))
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    config["likelihood"] = likelihoods_lib.make_likelihood(config["likelihood"])
+    return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="kerasvae")
+class VAE(LatentVariableModel):
+  """A variational autoencoder with a diagonal-Gaussian posterior and a pluggable prior.
+
+  The training loss per example is the negative β-ELBO
+
+    loss = -E_q[log p(x|z)] + β · KL(q(z|x) || p(z)),
+
+  with one reparameterised sample z ~ q(z|x) [1]; β = `kl_weight` (1.0 is the
+  plain VAE, β > 1 the β-VAE [2]), ramped linearly from 0 over
+  `kl_warmup_steps` optimiser steps when that is positive. The ELBO reported
+  always uses β = 1.
+
+  Args:
+    prior: `"gaussian"` (N(0, I), analytic KL), `"gmm"`, `"vamp"`, a dict
+      `{"name": ..., "num_components": ...}` or a `Prior`.
+    kl_weight: β ≥ 0.
+    kl_warmup_steps: steps of the linear KL warm-up (0: none).
+    Other arguments: see `LatentVariableModel`.
+
+  Example:
+    >>> vae = VAE(input_shape=(28, 28, 1), latent_dim=20, prior="vamp")
+    >>> terms = vae.elbo(images)       # {"elbo", "reconstruction", "kl"}: [B] each
+    >>> log_px = vae.iwae_log_likelihood(images, num_samples=5000)
+  """
+
+  def __init__(self, input_shape, latent_dim, prior="gaussian", kl_weight=1.0,
+               kl_warmup_steps=0, **kwargs):
+    super().__init__(input_shape, latent_dim, **kwargs)
+    self.kl_weight = _check_number(kl_weight, "kl_weight")
+    if not isinstance(kl_warmup_steps, (int, np.integer)) or kl_warmup_steps < 0:
+      raise ValueError("Expected kl_warmup_steps to be an integer >= 0. "
+                       f"Received: kl_warmup_steps={kl_warmup_steps}")
+    self.kl_warmup_steps = int(kl_warmup_steps)
+    self.prior = priors_lib.make_prior(prior, self.latent_dim, self.image_shape)
+    self._iwae_chunk_fn = None
+    self.built = True
+
+  def _encoder_units(self):
+    return 2 * self.latent_dim
+
+  def posterior_params(self, x, training=False):
+    """q(z|x) parameters: x [B, H, W, C] → (mean [B, D], log_var [B, D])."""
+    h = self.encoder(x, training=training)  # [B, 2D]
+    mean, log_var = tf.split(h, 2, axis=-1)
+    return mean, log_var
+
+  def posterior(self, x):
+    """q(z|x) as a `tfd.MultivariateNormalDiag` with batch shape [B]."""
+    return distributions.diagonal_gaussian(*self.posterior_params(x))
+
+  def encode(self, x):
+    """(mean, log_var) of q(z|x)."""
+    return self.posterior_params(x)
+
+  def encode_mean(self, x, training=False):
+    return self.posterior_params(x, training=training)[0]
+
+  def sample_latents(self, num_samples, seed=None):
+    return self.prior.sample(num_samples, seed=seed, encoder=self.posterior_params)
+
+  def kl_weight_at(self, step):
+    """β at an optimiser step: kl_weight · min(1, step / kl_warmup_steps)."""
+    if self.kl_warmup_steps == 0 or step is None:
+      return tf.constant(self.kl_weight)
+    ramp = tf.cast(step, tf.float32) / float(self.kl_warmup_steps)
+    return self.kl_weight * tf.minimum(1.0, ramp)
+
+  def elbo_terms(self, x, training=False, seed=None):
+    """One-sample ELBO terms per example: reconstruction, KL, ELBO = -(rec + KL). [B] each."""
+    mean, log_var = self.posterior_params(x, training=training)  # [B, D] x2
+    z = distributions.reparameterized_sample(mean, log_var, seed=seed)  # [B, D]
+    reconstruction = self.likelihood.negative_log_likelihood(x, self.decode(z, training=training))
+    kl = self.prior.kl(mean, log_var, z, encoder=self.posterior_params)  # [B]
+    return {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
+            "mean": mean, "log_var": log_var}
+
+  def elbo(self, x, seed=None):
+    """The per-example ELBO (nats) with its parts: {"elbo", "reconstruction", "kl"}, [B] each."""
+    terms = self.elbo_terms(x, seed=seed)
+    return {k: terms[k] for k in ("elbo", "reconstruction", "kl")}
+
+  def loss_terms(self, x, training=False, step=None):
+    terms = self.elbo_terms(x, training=training)
+    beta = self.kl_weight_at(step)
+    weighted_kl = beta * terms["kl"]
+    terms.update(loss=terms["reconstruction"] + weighted_kl, weighted_kl=weighted_kl,
+                 kl_weight=beta)
+    return terms
+
+  def _iwae_log_weights(self, x, mean, log_var, num_samples):
+    """log p(x, z_k) - log q(z_k|x) for `num_samples` draws per example: [S, B]."""
+    batch = tf.shape(x)[0]
+    eps = tf.random.normal([num_samples, batch, self.latent_dim])
+    z = mean + tf.exp(0.5 * log_var) * eps  # [S, B, D]
+    log_q = distributions.diagonal_gaussian_log_prob(z, mean, log_var)  # [S, B]
+    log_pz = self.prior.log_prob(z, encoder=self.posterior_params)  # [S, B]
+    params = self.decode(tf.reshape(z, [-1, self.latent_dim]))  # [S*B, H, W, C]
+    x_rep = tf.tile(x, [num_samples, 1, 1, 1])  # [S*B, H, W, C], sample-major like z
+    log_px = -self.likelihood.negative_log_likelihood(x_rep, params)  # [S*B]
+    return tf.reshape(log_px, [num_samples, batch]) + log_pz - log_q
+
+  def iwae_log_likelihood(self, x, num_samples=5000, chunk_size=None):
+    """The importance-weighted estimate of log p(x) with K = `num_samples` [3].
+
+    log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x). It is a
+    lower bound that tightens as K grows (K = 1 is the ELBO). Samples are drawn
+    in chunks and combined with a running logsumexp, so K = 5000 fits in memory.
+
+    Args:
+      x: images [B, H, W, C].
+      num_samples: K.
+      chunk_size: samples per chunk; by default about 50,000 decoded images per chunk.
+
+    Returns:
+      [B] log-likelihood estimates in nats.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    batch = int(x.shape[0])
+    if chunk_size is None:
+      chunk_size = max(1, min(num_samples, 50_000 // max(batch, 1)))
+    if self._iwae_chunk_fn is None:
+      self._iwae_chunk_fn = tf.function(self._iwae_log_weights, reduce_retracing=True)
+    mean, log_var = self.posterior_params(x)
+    total = tf.fill([batch], -np.inf)
+    remaining = num_samples
+    while remaining > 0:
+      n = min(chunk_size, remaining)
+      log_w = self._iwae_chunk_fn(x, mean, log_var, n)  # [n, B]
+      total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, 0)]), axis=0)
+      remaining -= n
+    return total - math.log(num_samples)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(prior=keras.saving.serialize_keras_object(self.prior),
+                  kl_weight=self.kl_weight, kl_warmup_steps=self.kl_warmup_steps)
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    config["prior"] = keras.saving.deserialize_keras_object(config["prior"])
+    return super().from_config(config)
+
+
+@keras.saving.register_keras_serializable(package="kerasvae")
+class Autoencoder(LatentVariableModel):
+  """A deterministic autoencoder, the baseline a VAE is compared with.
+
+  It has no prior: to generate, `sample` decodes random codes drawn from a
+  distribution fitted to training codes with `fit_latent_sampler` (a Gaussian
+  with the codes' mean and standard deviation, or uniform over their bounding
+  box), which shows whether random points of an AE's code space decode to data.
+
+  Args:
+    reconstruction_loss: `"bce"` (binary cross-entropy summed over pixels) or
+      `"mse"` (squared error summed over pixels); the decoder's mean is
+      sigmoid(output) for both.
+    latent_sampler: what `sample` draws codes from, `"gaussian"` or
+      `"uniform_box"` (set by `fit_latent_sampler`).
+    Other arguments: see `LatentVariableModel`.
+  """
+
+  RECONSTRUCTION_LOSSES = ("bce", "mse")
+  LATENT_SAMPLERS = ("gaussian", "uniform_box")
+
+  def __init__(self, input_shape, latent_dim, reconstruction_loss="bce",
+               latent_sampler="gaussian", **kwargs):
+    if latent_sampler not in self.LATENT_SAMPLERS:
+      raise ValueError(f"Expected latent_sampler to be one of {list(self.LATENT_SAMPLERS)}. "
+                       f"Received: latent_sampler={latent_sampler!r}")
+    if reconstruction_loss not in self.RECONSTRUCTION_LOSSES:
+      raise ValueError(f"Expected reconstruction_loss to be one of {list(self.RECONSTRUCTION_LOSSES)}. "
+                       f"Received: reconstruction_loss={reconstruction_loss!r}")
+    kwargs.setdefault("likelihood", "bernoulli")
+    super().__init__(input_shape, latent_dim, **kwargs)
+    self.reconstruction_loss = reconstruction_loss
+    d = self.latent_dim
+    self.code_mean = self.add_weight(shape=(d,), initializer="zeros", trainable=False,
+                                     name="code_mean")
+    self.code_std = self.add_weight(shape=(d,), initializer="ones", trainable=False,
+                                    name="code_std")
+    self.code_low = self.add_weight(shape=(d,), initializer=keras.initializers.Constant(-1.0),
+                                    trainable=False, name="code_low")
+    self.code_high = self.add_weight(shape=(d,), initializer="ones", trainable=False,
+                                     name="code_high")
+    self.latent_sampler = latent_sampler
+    self.built = True
+
+  def encode(self, x):
+    """The code [B, D] (and None: an autoencoder has no posterior variance)."""
+    return self.encode_mean(x), None
+
+  def fit_latent_sampler(self, codes, method="gaussian"):
+    """Fits the code distribution `sample` draws from to codes [N, D] of training data."""
+    if method not in self.LATENT_SAMPLERS:
+      raise ValueError(f"Expected method to be one of {list(self.LATENT_SAMPLERS)}. "
+                       f"Received: method={method!r}")
+    codes = np.asarray(codes, dtype="float32")
+    self.code_mean.assign(codes.mean(0))
+    self.code_std.assign(codes.std(0) + 1e-6)
+    self.code_low.assign(codes.min(0))
+    self.code_high.assign(codes.max(0))
+    self.latent_sampler = method
+
+  def sample_latents(self, num_samples, seed=None):
+    shape = [num_samples, self.latent_dim]
+    if self.latent_sampler == "uniform_box":
+      u = (tf.random.uniform(shape) if seed is None
+           else tf.random.stateless_uniform(shape, seed=seed))
+      return self.code_low + (self.code_high - self.code_low) * u
+    eps = tf.random.normal(shape) if seed is None else tf.random.stateless_normal(shape, seed=seed)
+    return self.code_mean + self.code_std * eps
+
+  def code_for_decoder(self, code, training):
+    """The code the decoder sees; the noisy autoencoder perturbs it during training."""
+    return code
+
+  def loss_terms(self, x, training=False, step=None):
+    code = self.encode_mean(x, training=training)  # [B, D]
+    params = self.decode(self.code_for_decoder(code, training), training=training)
+    if self.reconstruction_loss == "bce":
+      reconstruction = self.likelihood.negative_log_likelihood(x, params)
+    else:
+      reconstruction = tf.reduce_sum(tf.square(x - self.likelihood.mean(params)), axis=[1, 2, 3])
+    return {"loss": reconstruction, "reconstruction": reconstruction, "mean": code}
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(reconstruction_loss=self.reconstruction_loss,
+                  latent_sampler=self.latent_sampler)
+    return config
+
+
+@keras.saving.register_keras_serializable(package="kerasvae")
+class NoisyAutoencoder(Autoencoder):
+  """An autoencoder whose decoder sees a noisy code during training.
+
+  z̃ = z + ε, ε ~ N(0, noise_factor · R · I), where R = mean_i ||z_i||² is the
+  mean squared distance of the batch's codes from the origin. R is not
+  back-propagated (stop-gradient), so the encoder cannot shrink the noise by
+  shrinking its codes' gradient path, only by the scale-invariant geometry.
+  The noise is added only when `training` is true.
+
+  Args:
+    noise_factor: the 0.05 in the variance 0.05 · R.
+    Other arguments: see `Autoencoder`.
+  """
+
+  def __init__(self, input_shape, latent_dim, noise_factor=0.05, **kwargs):
+    super().__init__(input_shape, latent_dim, **kwargs)
+    self.noise_factor = _check_number(noise_factor, "noise_factor")
+
+  def code_for_decoder(self, code, training):
+    if not training:
+      return code
+    radius_sq = tf.stop_gradient(tf.reduce_mean(tf.reduce_sum(tf.square(code), axis=-1)))
+    return code + tf.sqrt(self.noise_factor * radius_sq) * tf.random.normal(tf.shape(code))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(noise_factor=self.noise_factor)
+    return config
+
+
+MODELS = {"vae": VAE, "autoencoder": Autoencoder, "noisy_autoencoder": NoisyAutoencoder}
