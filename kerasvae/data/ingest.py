@@ -1,0 +1,341 @@
+"""The ingest step: one source in, one `Examples` artifact out.
+
+Layout of the artifact (written in a temporary sibling directory and renamed
+at the end, so a failed or interrupted ingest leaves nothing that looks
+complete):
+
+  <output_dir>/
+    Split-<train>/data_tfrecord-00000-of-0000N.gz   gzip TFRecords of tf.train.Example
+    Split-<train>/statistics.json                    count, pixel mean/std, label histogram
+    Split-<eval>/...
+    schema.pbtxt                                     tensorflow_metadata Schema
+    metadata.json                                    written last: source, config, hashes, counts
+
+Each `tf.train.Example` holds `image` (raw pixel bytes, uint8 or float32 as
+`metadata.json` says), `shape` ([H, W, C]), and where present `label`,
+`factors` (float) and `factor_classes` (int).
+"""
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerasvae.artifacts import (METADATA_FILE, atomic_directory, fingerprint, is_complete,
+                                package_versions, read_json, utc_now, write_json)
+from kerasvae.config import ConfigError, from_dict, to_dict
+from kerasvae.data.config import IngestConfig
+from kerasvae.data.sources import DataError, open_source
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_TYPE = "Examples"
+FORMAT_VERSION = 1
+SCHEMA_FILE = "schema.pbtxt"
+STATISTICS_FILE = "statistics.json"
+
+
+def split_dir_name(name):
+  return f"Split-{name}"
+
+
+def shard_name(index, num_shards):
+  return f"data_tfrecord-{index:05d}-of-{num_shards:05d}.gz"
+
+
+def hash_fraction(keys, salt):
+  """Maps example keys to stable numbers in [0, 1) (the split hash).
+
+  Args:
+    keys: [n] keys (ints or strings); their text form is hashed.
+    salt: a string mixed into the hash.
+
+  Returns:
+    float64 [n] in [0, 1).
+  """
+  out = np.empty(len(keys), np.float64)
+  prefix = f"{salt}:".encode()
+  for i, key in enumerate(keys):
+    digest = hashlib.blake2b(prefix + str(key).encode(), digest_size=8).digest()
+    out[i] = int.from_bytes(digest, "big") / 2.0**64
+  return out
+
+
+class _SplitWriter:
+  """Writes one split's shards round-robin and accumulates its statistics."""
+
+  def __init__(self, directory, num_shards, scale):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    self.directory = Path(directory)
+    self.directory.mkdir()
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    self.files = [shard_name(i, num_shards) for i in range(num_shards)]
+    self.writers = [tf.io.TFRecordWriter(str(self.directory / f), options) for f in self.files]
+    self.count = 0
+    self.scale = scale  # pixel value -> reader units
+    self.pixel_histogram = np.zeros(256, np.int64)  # uint8 images: exact statistics
+    self.pixel_sum = 0.0
+    self.pixel_sumsq = 0.0
+    self.num_pixels = 0
+    self.labels = {}
+
+  def write(self, chunk):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    images = chunk["images"]  # [n, H, W, C]
+    n = images.shape[0]
+    if images.dtype == np.uint8:
+      self.pixel_histogram += np.bincount(images.reshape(-1), minlength=256)
+    else:
+      values = images.astype(np.float64) * self.scale
+      self.pixel_sum += float(values.sum())
+      self.pixel_sumsq += float(np.square(values).sum())
+      self.num_pixels += values.size
+    shape = tf.train.Feature(int64_list=tf.train.Int64List(value=list(images.shape[1:])))
+    labels = chunk.get("labels")
+    factors = chunk.get("factors")
+    factor_classes = chunk.get("factor_classes")
+    if labels is not None:
+      for value, count in zip(*np.unique(labels, return_counts=True)):
+        self.labels[int(value)] = self.labels.get(int(value), 0) + int(count)
+    for i in range(n):
+      feature = {
+          "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[i].tobytes()])),
+          "shape": shape,
+      }
+      if labels is not None:
+        feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[labels[i]]))
+      if factors is not None:
+        feature["factors"] = tf.train.Feature(float_list=tf.train.FloatList(value=factors[i]))
+      if factor_classes is not None:
+        feature["factor_classes"] = tf.train.Feature(
+            int64_list=tf.train.Int64List(value=factor_classes[i]))
+      example = tf.train.Example(features=tf.train.Features(feature=feature))
+      self.writers[self.count % len(self.writers)].write(example.SerializeToString())
+      self.count += 1
+
+  def close(self):
+    for w in self.writers:
+      w.close()
+
+  def statistics(self):
+    if self.pixel_histogram.any():
+      values = np.arange(256, dtype=np.float64) * self.scale
+      total = self.pixel_histogram.sum()
+      mean = float((values * self.pixel_histogram).sum() / total)
+      var = float((np.square(values - mean) * self.pixel_histogram).sum() / total)
+    elif self.num_pixels:
+      mean = self.pixel_sum / self.num_pixels
+      var = max(self.pixel_sumsq / self.num_pixels - mean * mean, 0.0)
+    else:
+      mean, var = None, None
+    return {
+        "num_examples": self.count,
+        "pixel_mean": mean,
+        "pixel_std": None if var is None else float(np.sqrt(var)),
+        "label_histogram": {str(k): v for k, v in sorted(self.labels.items())} or None,
+    }
+
+
+def _check_chunk(chunk, first, where):
+  """Checks a chunk against the first one: shapes, dtypes, fields, finite values."""
+  images = chunk["images"]
+  if images.dtype != np.uint8 and not np.isfinite(images).all():
+    bad = np.argwhere(~np.isfinite(images))[0]
+    raise DataError(f"{where}: expected finite pixel values. Received: {images[tuple(bad)]} "
+                    f"in an image of the chunk at offset {bad[0]}")
+  if "factors" in chunk and not np.isfinite(chunk["factors"]).all():
+    raise DataError(f"{where}: expected finite factor values. Received: NaN or infinity in factors")
+  if first is None:
+    return
+  if images.shape[1:] != first["images"].shape[1:] or images.dtype != first["images"].dtype:
+    raise DataError(f"{where}: expected every image of shape {first['images'].shape[1:]} and "
+                    f"dtype {first['images'].dtype}. Received: shape={images.shape[1:]}, "
+                    f"dtype={images.dtype}")
+  for key in ("labels", "factors", "factor_classes"):
+    if (key in chunk) != (key in first):
+      raise DataError(f"{where}: expected {key} for every example or none.")
+    if key in chunk and chunk[key].shape[1:] != first[key].shape[1:]:
+      raise DataError(f"{where}: expected {key} of shape {first[key].shape[1:]} per example. "
+                      f"Received: {chunk[key].shape[1:]}")
+
+
+def _preprocess(images, config, where):
+  """Applies scaling checks and static binarisation; returns the stored pixels."""
+  if images.dtype != np.uint8 and config.scale_to_unit and images.size:
+    low, high = float(images.min()), float(images.max())
+    if low < 0.0 or high > 1.0:
+      raise DataError(f"{where}: expected float pixels in [0, 1] with scale_to_unit=true "
+                      f"(set npz.pixel_max to the white value). Received: min={low}, max={high}")
+  if config.binarize == "static":
+    unit = images / 255.0 if images.dtype == np.uint8 else images
+    return (unit > config.threshold).astype(np.uint8) * np.uint8(255)
+  return images
+
+
+def _schema(image_shape, has_labels, num_classes, num_factors):
+  """The tensorflow_metadata Schema of the examples."""
+  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=import-outside-toplevel
+  schema = schema_pb2.Schema()
+
+  def add(name, kind, size):
+    feature = schema.feature.add()
+    feature.name = name
+    feature.type = kind
+    feature.presence.min_fraction = 1.0
+    feature.presence.min_count = 1
+    feature.shape.dim.add().size = size
+    return feature
+
+  add("image", schema_pb2.BYTES, 1)
+  shape = add("shape", schema_pb2.INT, 3)
+  shape.int_domain.min = 1
+  if has_labels:
+    label = add("label", schema_pb2.INT, 1)
+    label.int_domain.min = 0
+    if num_classes:
+      label.int_domain.max = num_classes - 1
+    label.int_domain.is_categorical = True
+  if num_factors:
+    add("factors", schema_pb2.FLOAT, num_factors)
+    add("factor_classes", schema_pb2.INT, num_factors)
+  schema.annotation.comment.append(f"image: raw pixel bytes of shape {list(image_shape)}")
+  return schema
+
+
+def _source_fingerprint(config, content_hash):
+  return fingerprint({"format_version": FORMAT_VERSION, "config": to_dict(config),
+                      "content_hash": content_hash})
+
+
+def ingest(config, output_dir, force=False):
+  """Reads the configured source and writes an `Examples` artifact.
+
+  Args:
+    config: an `IngestConfig` (or a plain mapping for `from_dict`).
+    output_dir: where the artifact appears, atomically.
+    force: rewrite even when `output_dir` holds an artifact (same or different).
+
+  Returns:
+    The `Path` of the artifact.
+
+  Raises:
+    FileExistsError: `output_dir` holds something else and `force` is False.
+    FileNotFoundError, DataError, ConfigError: bad input; nothing is left behind.
+  """
+  if not isinstance(config, IngestConfig):
+    config = from_dict(IngestConfig, config)
+  output_dir = Path(output_dir)
+  started = time.time()
+  source = open_source(config.data)
+  use_source_splits = config.split.method == "source"
+  if use_source_splits:
+    source.check_source_splits()
+  content_hash = source.content_hash()
+  artifact_fingerprint = _source_fingerprint(config, content_hash)
+
+  if output_dir.exists() and not force:
+    if is_complete(output_dir):
+      old = read_json(output_dir / METADATA_FILE)
+      if old.get("fingerprint") == artifact_fingerprint:
+        logger.info("Reusing the Examples artifact at %s (same config and source content, "
+                    "fingerprint %s).", output_dir, artifact_fingerprint[:12])
+        return output_dir
+      raise FileExistsError(
+          f"Expected {output_dir} to be empty or to hold this config's artifact. Received: an "
+          f"artifact of another config or source (fingerprint {str(old.get('fingerprint'))[:12]}"
+          f", this one {artifact_fingerprint[:12]}). Pass force=True or use another directory.")
+    raise FileExistsError(f"Expected {output_dir} not to exist or to hold a complete artifact. "
+                          "Received: a directory without metadata.json. Remove it or pass force=True.")
+
+  names = {"train": config.train_split_name, "eval": config.eval_split_name}
+  with atomic_directory(output_dir, overwrite=force) as tmp:
+    scale = 1.0 / 255.0 if config.scale_to_unit else 1.0
+    writers = {}
+    first = None
+    stored = None  # the first image as written
+    float_scale = 1.0  # float pixels are already in source units
+    try:
+      for role in ("train", "eval"):
+        writers[role] = _SplitWriter(tmp / split_dir_name(names[role]), config.num_shards, scale)
+      for role, chunk in source.chunks(use_source_splits):
+        where = source.location
+        _check_chunk(chunk, first, where)
+        if first is None:
+          first = {k: v[:1] for k, v in chunk.items()}
+        chunk["images"] = _preprocess(chunk["images"], config, where)
+        if stored is None:
+          stored = chunk["images"][:1]
+          for w in writers.values():
+            w.scale = scale if stored.dtype == np.uint8 else float_scale
+        if role is None:
+          to_eval = hash_fraction(chunk["keys"], config.split.salt) < config.split.eval_fraction
+          for role_name, mask in (("train", ~to_eval), ("eval", to_eval)):
+            if mask.any():
+              writers[role_name].write({k: v[mask] for k, v in chunk.items()})
+        else:
+          writers[role].write(chunk)
+    finally:
+      for w in writers.values():
+        w.close()
+    total = sum(w.count for w in writers.values())
+    if first is None or total == 0:
+      raise DataError(f"{source.location}: expected at least one image in the "
+                      f"{config.data.source} source. Received: 0 images")
+    if writers["train"].count == 0:
+      raise DataError(f"split.eval_fraction: expected some training examples. Received: "
+                      f"all {total} examples in {names['eval']!r}")
+    image_shape = list(stored.shape[1:])
+    image_dtype = str(stored.dtype)
+    has_labels = "labels" in first
+    num_factors = first["factors"].shape[1] if "factors" in first else (
+        first["factor_classes"].shape[1] if "factor_classes" in first else 0)
+    label_names = source.label_names if has_labels else None
+    statistics = {}
+    for role, w in writers.items():
+      statistics[names[role]] = w.statistics()
+      write_json(w.directory / STATISTICS_FILE, statistics[names[role]])
+    from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
+    schema = _schema(image_shape, has_labels, len(label_names) if label_names else None, num_factors)
+    (tmp / SCHEMA_FILE).write_text(text_format.MessageToString(schema))
+    seconds = time.time() - started
+    metadata = {
+        "artifact_type": ARTIFACT_TYPE,
+        "format_version": FORMAT_VERSION,
+        "fingerprint": artifact_fingerprint,
+        "content_hash": content_hash,
+        "source": config.data.source,
+        "source_config": to_dict(config.data.source_config),
+        "config": to_dict(config),
+        "split_names": names,
+        "splits": {
+            names[role]: {"directory": split_dir_name(names[role]), "files": w.files,
+                          "num_examples": w.count}
+            for role, w in writers.items()
+        },
+        "split_method": config.split.method,
+        "image_shape": image_shape,
+        "image_dtype": image_dtype,
+        "has_labels": has_labels,
+        "label_names": label_names,
+        "num_classes": len(label_names) if label_names else (
+            1 + max(int(k) for s in statistics.values() for k in (s["label_histogram"] or {"-1": 0}))
+            if has_labels else None),
+        "factor_names": list(source.factor_names) if num_factors else None,
+        "has_factors": "factors" in first,
+        "has_factor_classes": "factor_classes" in first,
+        "preprocessing": {"scale_to_unit": config.scale_to_unit, "binarize": config.binarize,
+                          "threshold": config.threshold},
+        "statistics": statistics,
+        "package_versions": package_versions(),
+        "timing": {"finished": utc_now(), "seconds": round(seconds, 3),
+                   "images_per_second": round(total / max(seconds, 1e-9), 1)},
+    }
+    write_json(tmp / METADATA_FILE, metadata)
+  logger.info("Wrote the Examples artifact %s: %s in %.1f s.", output_dir,
+              ", ".join(f"{k}={w.count}" for k, w in writers.items()), seconds)
+  return output_dir
+
+
+__all__ = ["ingest", "hash_fraction", "DataError", "ConfigError"]

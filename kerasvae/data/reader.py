@@ -1,0 +1,228 @@
+"""Readers of `Examples` artifacts: a `tf.data` pipeline for training, NumPy for evaluation.
+
+The pipeline reads the gzip TFRecord shards interleaved, caches the serialized
+records, shuffles, batches, parses whole batches at once (one `parse_example`
+and one `decode_raw` per batch rather than per image), applies dynamic
+binarisation, and prefetches.
+
+Dynamic binarisation [1] draws x_b ~ Bernoulli(x) afresh for every batch of
+every epoch: `tf.data.Dataset.random(..., rerandomize_each_iteration=True)`
+gives each batch its own stateless seed, so draws differ between epochs and
+are still reproducible from `seed`.
+
+[1]: Tomczak & Welling, VAE with a VampPrior, AISTATS 2018 (dynamic MNIST).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from kerasvae.artifacts import METADATA_FILE, is_complete, read_json
+
+DEFAULT_SHUFFLE_BUFFER = 16384
+
+
+def read_metadata(artifact_dir):
+  """Reads `metadata.json` of an `Examples` artifact.
+
+  Args:
+    artifact_dir: the artifact written by `kerasvae.data.ingest.ingest`.
+
+  Returns:
+    The metadata dict.
+
+  Raises:
+    FileNotFoundError: no directory at `artifact_dir`.
+    ValueError: the directory is not a complete `Examples` artifact.
+  """
+  path = Path(artifact_dir)
+  if not path.is_dir():
+    raise FileNotFoundError(f"Expected an Examples artifact directory at {path}. "
+                            "Received: nothing there. Run the ingest step first.")
+  if not is_complete(path):
+    raise ValueError(f"Expected a complete Examples artifact at {path} (with {METADATA_FILE}, "
+                     "written last by ingest). Received: a directory without it; an "
+                     "interrupted ingest? Run ingest again.")
+  metadata = read_json(path / METADATA_FILE)
+  if metadata.get("artifact_type") != "Examples":
+    raise ValueError(f"Expected artifact_type='Examples' in {path / METADATA_FILE}. "
+                     f"Received: artifact_type={metadata.get('artifact_type')!r}")
+  return metadata
+
+
+def split_name(metadata, split):
+  """Resolves 'train'/'eval' (or a literal split name) to the artifact's split name."""
+  names = metadata["split_names"]
+  if split in metadata["splits"]:
+    return split
+  if split in names:
+    return names[split]
+  raise ValueError(f"Expected a split among {sorted(set(names) | set(metadata['splits']))}. "
+                   f"Received: split={split!r}")
+
+
+def _split_files(artifact_dir, metadata, split):
+  name = split_name(metadata, split)
+  info = metadata["splits"][name]
+  directory = Path(artifact_dir) / info["directory"]
+  files = [str(directory / f) for f in info["files"]]
+  missing = [f for f in files if not Path(f).is_file()]
+  if missing:
+    raise FileNotFoundError(f"Expected the shard {missing[0]} listed in "
+                            f"{Path(artifact_dir) / METADATA_FILE}. Received: no such file.")
+  return name, files, info["num_examples"]
+
+
+def _parse_fn(metadata):
+  """A function parsing a batch of serialized examples into the output dict."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  shape = metadata["image_shape"]
+  dtype = tf.uint8 if metadata["image_dtype"] == "uint8" else tf.float32
+  divide = metadata["image_dtype"] == "uint8" and metadata["preprocessing"]["scale_to_unit"]
+  num_factors = len(metadata["factor_names"] or ())
+  spec = {"image": tf.io.FixedLenFeature([], tf.string)}
+  if metadata["has_labels"]:
+    spec["label"] = tf.io.FixedLenFeature([], tf.int64)
+  if metadata.get("has_factors"):
+    spec["factors"] = tf.io.FixedLenFeature([num_factors], tf.float32)
+  if metadata.get("has_factor_classes"):
+    spec["factor_classes"] = tf.io.FixedLenFeature([num_factors], tf.int64)
+
+  def parse(serialized):  # [B]
+    features = tf.io.parse_example(serialized, spec)
+    pixels = tf.io.decode_raw(features.pop("image"), dtype)  # [B, H*W*C]
+    image = tf.reshape(tf.cast(pixels, tf.float32), [-1] + shape)  # [B, H, W, C]
+    if divide:
+      image = image / 255.0
+    out = {"image": image}
+    out.update(features)  # label [B], factors [B, F], factor_classes [B, F]
+    return out
+
+  return parse
+
+
+def _records(files, deterministic, num_parallel):
+  """Interleaved records; with block_length 1 they come back in ingest order."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.data.Dataset.from_tensor_slices(files).interleave(
+      lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP", buffer_size=1 << 20),
+      cycle_length=max(1, len(files)), block_length=1,
+      num_parallel_calls=num_parallel, deterministic=deterministic)
+
+
+def make_dataset(artifact_dir, split, batch_size, *, shuffle=True, seed=None, repeat=False,
+                 deterministic=False, drop_remainder=False, cache=True, input_context=None,
+                 shuffle_buffer=None):
+  """A `tf.data` pipeline of batches from an `Examples` artifact.
+
+  Args:
+    artifact_dir: the artifact directory.
+    split: 'train' or 'eval' (the configured names), or a literal split name.
+    batch_size: the GLOBAL batch size; under tf.distribute each input pipeline
+      batches `input_context.get_per_replica_batch_size(batch_size)`.
+    shuffle: shuffle examples (reshuffled each epoch).
+    seed: seed of shuffling and of dynamic binarisation; with
+      `deterministic=True` and no seed, 0 is used.
+    repeat: repeat forever.
+    deterministic: same batches in the same order on every run with the same
+      seed (parallel stages keep their order).
+    drop_remainder: drop the last partial batch.
+    cache: cache the serialized records in memory after the first epoch.
+    input_context: a `tf.distribute.InputContext`; this pipeline then reads
+      shard files `input_pipeline_id::num_input_pipelines` (or every n-th record
+      when there are fewer files than pipelines).
+    shuffle_buffer: shuffle buffer size; default min(split size, 16384).
+
+  Returns:
+    A `tf.data.Dataset` of dicts: image float32 [B, H, W, C] (in [0, 1] when
+    the artifact was scaled), and where present label int64 [B], factors
+    float32 [B, F] and factor_classes int64 [B, F].
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  metadata = read_metadata(artifact_dir)
+  _, files, num_examples = _split_files(artifact_dir, metadata, split)
+  if deterministic and seed is None:
+    seed = 0
+  ordered = bool(deterministic or not shuffle)
+  autotune = tf.data.AUTOTUNE
+  per_pipeline_batch = batch_size
+  shard_records = None
+  if input_context is not None:
+    per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
+    n, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if len(files) >= n:
+      files = files[index::n]
+      num_examples = -(-num_examples // n)
+    else:
+      shard_records = (n, index)
+      ordered = True  # every pipeline must see the same order to take disjoint records
+  ds = _records(files, ordered, autotune)
+  if shard_records is not None:
+    ds = ds.shard(*shard_records)
+    num_examples = -(-num_examples // shard_records[0])
+  if cache:
+    ds = ds.cache()
+  if shuffle:
+    buffer = shuffle_buffer or max(1, min(num_examples, DEFAULT_SHUFFLE_BUFFER))
+    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    ds = ds.repeat()
+  ds = ds.batch(per_pipeline_batch, drop_remainder=drop_remainder)
+  ds = ds.map(_parse_fn(metadata), num_parallel_calls=autotune, deterministic=ordered)
+  if metadata["preprocessing"]["binarize"] == "dynamic":
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+    def binarize(batch, draw_seed):
+      noise = tf.random.stateless_uniform(tf.shape(batch["image"]),
+                                          seed=tf.stack([draw_seed, tf.constant(0, tf.int64)]))
+      batch["image"] = tf.cast(noise < batch["image"], tf.float32)  # [B, H, W, C] in {0, 1}
+      return batch
+
+    ds = tf.data.Dataset.zip((ds, draws)).map(binarize, num_parallel_calls=autotune,
+                                             deterministic=ordered)
+  options = tf.data.Options()
+  options.deterministic = ordered
+  if input_context is not None:
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+  return ds.with_options(options).prefetch(autotune)
+
+
+def load_split(artifact_dir, split, limit=None, *, binarize_seed=0):
+  """Loads a split (in ingest order) into NumPy arrays, for evaluation code.
+
+  Args:
+    artifact_dir: the artifact directory.
+    split: 'train' or 'eval' (the configured names), or a literal split name.
+    limit: read at most this many examples (the first ones).
+    binarize_seed: for a dynamically binarised artifact, the seed of one fixed
+      Bernoulli draw (so evaluations are comparable); None returns the grey
+      intensities.
+
+  Returns:
+    A dict with image float32 [N, H, W, C] and where present label int64 [N],
+    factors float32 [N, F], factor_classes int64 [N, F].
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  metadata = read_metadata(artifact_dir)
+  _, files, _ = _split_files(artifact_dir, metadata, split)
+  ds = _records(files, True, tf.data.AUTOTUNE)
+  if limit is not None:
+    ds = ds.take(limit)
+  ds = ds.batch(4096).map(_parse_fn(metadata), num_parallel_calls=tf.data.AUTOTUNE)
+  parts = list(ds.as_numpy_iterator())
+  if parts:
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  else:
+    shape = metadata["image_shape"]
+    num_factors = len(metadata["factor_names"] or ())
+    out = {"image": np.zeros([0] + shape, np.float32)}
+    if metadata["has_labels"]:
+      out["label"] = np.zeros([0], np.int64)
+    if metadata.get("has_factors"):
+      out["factors"] = np.zeros([0, num_factors], np.float32)
+    if metadata.get("has_factor_classes"):
+      out["factor_classes"] = np.zeros([0, num_factors], np.int64)
+  if metadata["preprocessing"]["binarize"] == "dynamic" and binarize_seed is not None:
+    noise = np.random.RandomState(binarize_seed).uniform(size=out["image"].shape)
+    out["image"] = (noise < out["image"]).astype(np.float32)
+  return out

@@ -1,0 +1,535 @@
+"""Data sources: each reads one kind of input and yields chunks of examples.
+
+A source is opened from its config block; opening checks that its inputs exist
+and computes a content hash (so ingest can reuse an artifact) before anything
+is written. `chunks()` then yields `(role, chunk)` pairs: `role` is None, or
+'train' / 'eval' when the source's own splits are asked for; `chunk` is a
+dict with
+
+  images:          uint8 [n, H, W, C] (0..255), or float32 [n, H, W, C]
+                   already divided by the source's white value;
+  keys:            [n] stable per-example keys for the split hash;
+  labels:          int64 [n] (optional);
+  factors:         float32 [n, F] (optional);
+  factor_classes:  int64 [n, F] (optional).
+
+Sources are registered by the names users write in configs (`SOURCES`).
+"""
+
+import gzip
+import logging
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from kerasvae.artifacts import file_digest, fingerprint
+from kerasvae.config import ConfigError
+from kerasvae.data import dsprites as dsprites_lib
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 4096
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+class DataError(ValueError):
+  """The input data is invalid. The message names the file or field."""
+
+
+def _require_file(path, field):
+  path = Path(path).expanduser()
+  if not path.is_file():
+    what = "a directory" if path.is_dir() else "nothing"
+    raise FileNotFoundError(
+        f"{field}: expected a file at {path}. Received: {what} there.")
+  return path
+
+
+def _image_array(images, where):
+  """[n, H, W] or [n, H, W, C] -> [n, H, W, C], or DataError naming `where`."""
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+    raise DataError(f"{where}: expected images of shape [N, H, W] or [N, H, W, C] with C in "
+                    f"1, 3, 4. Received: shape={images.shape}")
+  return images
+
+
+def _to_pixels(images, pixel_max, where):
+  """Images as uint8 0..255 when exact, else float32 divided by `pixel_max`."""
+  if np.issubdtype(images.dtype, np.integer) and pixel_max in (1, 255):
+    if images.size and (images.min() < 0 or images.max() > pixel_max):
+      raise DataError(f"{where}: expected integer pixels in [0, {int(pixel_max)}]. "
+                      f"Received: min={images.min()}, max={images.max()}")
+    images = images.astype(np.uint8)
+    return images * np.uint8(255) if pixel_max == 1 else images
+  if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+    raise DataError(f"{where}: expected integer or float images. Received: dtype={images.dtype}")
+  return (images.astype(np.float64) / pixel_max).astype(np.float32)
+
+
+def _chunked(n, arrays, keys=None):
+  for start in range(0, n, CHUNK_SIZE):
+    chunk = {k: v[start:start + CHUNK_SIZE] for k, v in arrays.items() if v is not None}
+    chunk["keys"] = (np.arange(start, min(n, start + CHUNK_SIZE)) if keys is None
+                     else keys[start:start + CHUNK_SIZE])
+    yield chunk
+
+
+class Source:
+  """Base class: a name, a content hash, names of labels and factors, chunks."""
+  name = ""
+  has_source_splits = False
+
+  def __init__(self, config):
+    self.config = config
+    self.label_names = None  # class names, if known
+    self.factor_names = None  # names of the F factors, if any
+    self.location = ""  # what to name in errors about the data
+
+  def content_hash(self):
+    raise NotImplementedError
+
+  def chunks(self, use_source_splits=False):
+    raise NotImplementedError
+
+  def check_source_splits(self):
+    if not self.has_source_splits:
+      raise ConfigError(f"split.method: expected 'hash' for a {self.name} source without its "
+                        "own eval split. Received: method='source'")
+
+
+# ---------------------------------------------------------------------- IDX
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
+               0x0D: np.float32, 0x0E: np.float64}
+
+
+def read_idx(path):
+  """Reads an IDX file (MNIST format), gzip-compressed or raw.
+
+  Args:
+    path: the file.
+
+  Returns:
+    The array, with the dimensions of the header.
+
+  Raises:
+    DataError: naming the file, for a bad magic number or truncated data.
+  """
+  path = Path(path)
+  with open(path, "rb") as f:
+    raw = f.read()
+  if raw[:2] == b"\x1f\x8b":
+    try:
+      raw = gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as e:
+      raise DataError(f"{path}: expected a complete gzip stream. Received: a truncated or "
+                      f"corrupt one ({e})") from None
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or not 1 <= raw[3] <= 4:
+    magic = raw[:4].hex() if len(raw) >= 4 else raw.hex()
+    raise DataError(f"{path}: expected an IDX magic number 0x0000TTDD (TT a data type among "
+                    f"{', '.join(hex(t) for t in _IDX_DTYPES)}, DD = 1..4 dimensions, e.g. "
+                    f"0x00000803 for MNIST images). Received: magic=0x{magic}")
+  ndim = raw[3]
+  header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise DataError(f"{path}: expected a {header}-byte IDX header. Received: {len(raw)} bytes")
+  dims = struct.unpack(f">{ndim}I", raw[4:header])
+  dtype = np.dtype(_IDX_DTYPES[raw[2]]).newbyteorder(">")
+  expected = int(np.prod(dims)) * dtype.itemsize
+  if len(raw) - header != expected:
+    raise DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}. "
+                    f"Received: {len(raw) - header} bytes (truncated or padded file)")
+  return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+class IdxSource(Source):
+  """MNIST-format IDX images and labels."""
+  name = "idx"
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.paths = {"idx.images": _require_file(config.images, "idx.images")}
+    for field in ("labels", "eval_images", "eval_labels"):
+      if getattr(config, field):
+        self.paths[f"idx.{field}"] = _require_file(getattr(config, field), f"idx.{field}")
+    self.has_source_splits = bool(config.eval_images)
+    self.location = str(self.paths["idx.images"])
+
+  def content_hash(self):
+    return fingerprint({k: file_digest(p) for k, p in self.paths.items()})
+
+  def _read(self, images_field, labels_field):
+    path = self.paths[images_field]
+    images = _image_array(read_idx(path), str(path))
+    labels = None
+    if labels_field in self.paths:
+      lpath = self.paths[labels_field]
+      labels = read_idx(lpath)
+      if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{lpath}: expected a 1-D integer IDX array of labels. "
+                        f"Received: shape={labels.shape}, dtype={labels.dtype}")
+      if labels.shape[0] != images.shape[0]:
+        raise DataError(f"{lpath}: expected {images.shape[0]} labels, one per image of {path}. "
+                        f"Received: {labels.shape[0]} labels")
+      labels = labels.astype(np.int64)
+    pixel_max = 255 if images.dtype == np.uint8 else 1
+    return images, labels, pixel_max, str(path)
+
+  def chunks(self, use_source_splits=False):
+    parts = [(("train" if use_source_splits else None), "idx.images", "idx.labels")]
+    if use_source_splits:
+      parts.append(("eval", "idx.eval_images", "idx.eval_labels"))
+    for role, images_field, labels_field in parts:
+      images, labels, pixel_max, where = self._read(images_field, labels_field)
+      self.location = where
+      for chunk in _chunked(len(images), {"images": images, "labels": labels}):
+        chunk["images"] = _to_pixels(chunk["images"], pixel_max, where)
+        yield role, chunk
+
+
+# ---------------------------------------------------------------- NPZ / NPY
+
+class NpzSource(Source):
+  """Arrays in a .npz or .npy; also the original dSprites archive layout."""
+  name = "npz"
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.path = _require_file(config.path, "npz.path")
+    self.labels_path = (_require_file(config.labels_path, "npz.labels_path")
+                        if config.labels_path else None)
+    if self.path.suffix not in (".npz", ".npy"):
+      raise DataError(f"npz.path: expected a .npz or .npy file. Received: path={str(self.path)!r}")
+    self.location = str(self.path)
+
+  def content_hash(self):
+    digests = {"path": file_digest(self.path)}
+    if self.labels_path:
+      digests["labels_path"] = file_digest(self.labels_path)
+    return fingerprint(digests)
+
+  def _load(self):
+    c = self.config
+    where = str(self.path)
+    arrays = {}
+    try:
+      if self.path.suffix == ".npy":
+        arrays["images"] = np.load(self.path, allow_pickle=False)
+      else:
+        with np.load(self.path, allow_pickle=False) as npz:
+          keys = set(npz.files)
+          if {"imgs", "latents_values", "latents_classes"} <= keys and c.images_key not in keys:
+            # The original DeepMind dSprites archive: binary images, 6 factors.
+            arrays["images"] = npz["imgs"]
+            arrays["factors"] = npz["latents_values"].astype(np.float32)
+            arrays["factor_classes"] = npz["latents_classes"].astype(np.int64)
+            arrays["labels"] = arrays["factor_classes"][:, 1].copy()
+            self.factor_names = list(c.factor_names or dsprites_lib.FACTOR_NAMES)
+            self.label_names = list(dsprites_lib.SHAPE_NAMES)
+            self.pixel_max = c.pixel_max or 1
+            return arrays
+          if c.images_key not in keys:
+            raise DataError(f"{where}: expected an array named npz.images_key={c.images_key!r}. "
+                            f"Received: keys {sorted(keys)}")
+          arrays["images"] = npz[c.images_key]
+          for field, name in (("labels", c.labels_key), ("factors", c.factors_key),
+                              ("factor_classes", c.factor_classes_key)):
+            if name and name in keys:
+              arrays[field] = npz[name]
+    except (ValueError, OSError) as e:
+      if isinstance(e, DataError):
+        raise
+      raise DataError(f"{where}: expected a readable NumPy file without pickled objects. "
+                      f"Received: {e}") from None
+    if self.labels_path is not None:
+      arrays["labels"] = np.load(self.labels_path, allow_pickle=False)
+    images = arrays["images"]
+    self.pixel_max = c.pixel_max or (255 if np.issubdtype(images.dtype, np.integer) else 1)
+    return arrays
+
+  def chunks(self, use_source_splits=False):
+    where = str(self.path)
+    arrays = self._load()
+    images = _image_array(arrays["images"], where)
+    n = images.shape[0]
+    if "labels" in arrays:
+      labels = arrays["labels"]
+      lwhere = str(self.labels_path or where)
+      if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{lwhere}: expected 1-D integer labels. "
+                        f"Received: shape={labels.shape}, dtype={labels.dtype}")
+      if labels.shape[0] != n:
+        raise DataError(f"{lwhere}: expected {n} labels, one per image. Received: {labels.shape[0]} labels")
+      arrays["labels"] = labels.astype(np.int64)
+    for field in ("factors", "factor_classes"):
+      if field in arrays:
+        values = arrays[field]
+        values = values[:, None] if values.ndim == 1 else values
+        if values.ndim != 2 or values.shape[0] != n:
+          raise DataError(f"{where}: expected {field} of shape [{n}, F]. Received: shape={values.shape}")
+        arrays[field] = values.astype(np.float32 if field == "factors" else np.int64)
+    if "factors" in arrays or "factor_classes" in arrays:
+      width = (arrays.get("factors") if "factors" in arrays else arrays["factor_classes"]).shape[1]
+      if "factors" in arrays and "factor_classes" in arrays and arrays["factor_classes"].shape[1] != width:
+        raise DataError(f"{where}: expected factors and factor_classes with the same number of "
+                        f"columns. Received: {width} and {arrays['factor_classes'].shape[1]}")
+      names = self.factor_names or list(self.config.factor_names) or [f"factor_{i}" for i in range(width)]
+      if len(names) != width:
+        raise DataError(f"npz.factor_names: expected {width} names. Received: {names!r}")
+      self.factor_names = names
+    arrays["images"] = images
+    for chunk in _chunked(n, arrays):
+      chunk["images"] = _to_pixels(chunk["images"], self.pixel_max, where)
+      yield None, chunk
+
+
+# -------------------------------------------------------------- image folder
+
+class ImageFolderSource(Source):
+  """PNG/JPEG files in a directory, optionally one subfolder per class."""
+  name = "image_folder"
+
+  def __init__(self, config):
+    super().__init__(config)
+    root = Path(config.root).expanduser()
+    if not root.is_dir():
+      raise FileNotFoundError(f"image_folder.root: expected a directory at {root}. "
+                              f"Received: {'a file' if root.exists() else 'nothing'} there.")
+    self.root = root
+    self.location = str(root)
+    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    self.use_classes = bool(config.labels_from_subfolders and subdirs)
+    if self.use_classes:
+      self.label_names = subdirs
+      self.files = []
+      for label, name in enumerate(subdirs):
+        self.files += [(p, label) for p in sorted((root / name).rglob("*"))
+                       if p.is_file() and not p.name.startswith(".")]
+    else:
+      self.files = [(p, None) for p in sorted(root.rglob("*"))
+                    if p.is_file() and not p.name.startswith(".")]
+
+  def content_hash(self):
+    return fingerprint([(str(p.relative_to(self.root)), label, file_digest(p))
+                        for p, label in self.files])
+
+  def _bad(self, path, reason):
+    message = (f"{path}: expected a PNG or JPEG image (image_folder.on_bad_file="
+               f"{self.config.on_bad_file!r}). Received: {reason}")
+    if self.config.on_bad_file == "fail":
+      raise DataError(message)
+    warnings.warn(f"Skipping {message}", stacklevel=3)
+    logger.warning("Skipping %s", message)
+
+  def chunks(self, use_source_splits=False):
+    from PIL import Image, UnidentifiedImageError  # pylint: disable=import-outside-toplevel
+    c = self.config
+    channels = c.channels
+    size = tuple(c.resize) if c.resize else None  # (height, width)
+    first = None
+    buf = {"images": [], "labels": [], "keys": []}
+    for path, label in self.files:
+      if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        self._bad(path, f"a file with extension {path.suffix!r}")
+        continue
+      try:
+        with Image.open(path) as img:
+          img.load()
+          if channels is None:
+            channels = 1 if img.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+          img = img.convert("L" if channels == 1 else "RGB")
+          if size is not None and img.size != (size[1], size[0]):
+            img = img.resize((size[1], size[0]), Image.BILINEAR)
+          pixels = np.asarray(img, dtype=np.uint8)
+      except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        self._bad(path, f"an unreadable image ({e})")
+        continue
+      pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)
+      if first is None:
+        first = (path, pixels.shape)
+      elif pixels.shape != first[1]:
+        raise DataError(f"{path}: expected an image of {first[1][0]}x{first[1][1]} pixels like "
+                        f"{first[0]}, or image_folder.resize set. Received: "
+                        f"{pixels.shape[0]}x{pixels.shape[1]}")
+      buf["images"].append(pixels)
+      buf["labels"].append(label)
+      buf["keys"].append(str(path.relative_to(self.root)))
+      if len(buf["images"]) == CHUNK_SIZE:
+        yield None, self._flush(buf)
+    if buf["images"]:
+      yield None, self._flush(buf)
+
+  def _flush(self, buf):
+    chunk = {"images": np.stack(buf["images"]), "keys": np.array(buf["keys"])}
+    if self.use_classes:
+      chunk["labels"] = np.array(buf["labels"], np.int64)
+    for v in buf.values():
+      v.clear()
+    return chunk
+
+
+# --------------------------------------------------------------------- TFDS
+
+class TfdsSource(Source):
+  """A TFDS image dataset from prepared data (downloading only when asked)."""
+  name = "tfds"
+
+  def __init__(self, config):
+    super().__init__(config)
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    self.location = f"tfds:{config.name}"
+    try:
+      self.builder = tfds.builder(config.name, data_dir=config.data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+      first = str(e).strip().splitlines()[0]
+      raise DataError(f"tfds.name: expected a TFDS dataset name such as mnist, fashion_mnist, "
+                      f"dsprites. Received: name={config.name!r} ({first})") from None
+    self.has_source_splits = bool(config.eval_split)
+    features = self.builder.info.features
+    if config.image_key not in features:
+      raise DataError(f"tfds.image_key: expected a feature of {config.name} among "
+                      f"{sorted(features.keys())}. Received: image_key={config.image_key!r}")
+    self.label_key = config.label_key if config.label_key in features else None
+    if self.label_key is not None and hasattr(features[self.label_key], "names"):
+      self.label_names = list(features[self.label_key].names)
+    keys = list(config.factor_keys)
+    self.factor_class_keys = []
+    if not keys:
+      names = sorted(k[len("value_"):] for k in features if k.startswith("value_"))
+      keys = [f"value_{n}" for n in names]
+      self.factor_class_keys = [f"label_{n}" for n in names if f"label_{n}" in features]
+      if len(self.factor_class_keys) != len(keys):
+        self.factor_class_keys = []
+    for key in keys:
+      if key not in features:
+        raise DataError(f"tfds.factor_keys: expected features of {config.name} among "
+                        f"{sorted(features.keys())}. Received: {key!r}")
+    self.factor_keys = keys
+    self.factor_names = [k[len("value_"):] if k.startswith("value_") else k for k in keys] or None
+
+  def content_hash(self):
+    info = self.builder.info
+    return fingerprint({"name": info.full_name,
+                        "splits": {k: v.num_examples for k, v in info.splits.items()}})
+
+  def _dataset(self, split, field):
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    c = self.config
+    known = list(self.builder.info.splits.keys())
+    base = split.split("[")[0]
+    if known and base not in known:
+      raise DataError(f"tfds.{field}: expected a split of {c.name} among {known}. "
+                      f"Received: {field}={split!r}")
+    if c.download:
+      self.builder.download_and_prepare()
+    try:
+      ds = self.builder.as_dataset(split=split, shuffle_files=False)
+    except AssertionError as e:
+      raise DataError(
+          f"tfds.name: expected prepared data for {c.name!r} in data_dir="
+          f"{self.builder.data_dir_root if hasattr(self.builder, 'data_dir_root') else c.data_dir}. "
+          f"Received: no prepared data ({str(e).splitlines()[0]}). Prepare it where there is "
+          f"network access with `tfds build {c.name} --data_dir=<dir>` (or "
+          f"`tfds.builder({c.name!r}, data_dir=<dir>).download_and_prepare()`) and copy the "
+          "folder here, or set tfds.download: true.") from None
+    except ValueError as e:
+      raise DataError(f"tfds.{field}: expected a valid split of {c.name}. "
+                      f"Received: {field}={split!r} ({str(e).splitlines()[0]})") from None
+    if c.max_examples:
+      ds = ds.take(c.max_examples)
+    return tfds.as_numpy(ds.batch(1024))
+
+  def chunks(self, use_source_splits=False):
+    c = self.config
+    parts = [("train" if use_source_splits else None, c.train_split, "train_split")]
+    if use_source_splits:
+      parts.append(("eval", c.eval_split, "eval_split"))
+    for role, split, field in parts:
+      start = 0
+      for batch in self._dataset(split, field):
+        images = _image_array(np.asarray(batch[c.image_key]), f"tfds:{c.name}/{split}")
+        n = images.shape[0]
+        chunk = {"images": _to_pixels(images, 255 if images.dtype == np.uint8 else 1,
+                                      f"tfds:{c.name}/{split}"),
+                 "keys": np.array([f"{split}:{i}" for i in range(start, start + n)])}
+        if self.label_key:
+          chunk["labels"] = np.asarray(batch[self.label_key]).astype(np.int64).reshape(n)
+        if self.factor_keys:
+          chunk["factors"] = np.stack([np.asarray(batch[k], np.float32).reshape(n)
+                                       for k in self.factor_keys], axis=1)
+        if self.factor_class_keys:
+          chunk["factor_classes"] = np.stack([np.asarray(batch[k]).astype(np.int64).reshape(n)
+                                              for k in self.factor_class_keys], axis=1)
+        start += n
+        yield role, chunk
+
+
+# ------------------------------------------------------------------ dSprites
+
+class DSpritesSource(Source):
+  """A seeded subset of the built-in dSprites grid, in the grid's order."""
+  name = "dsprites"
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.data = dsprites_lib.DSprites()
+    self.factor_names = list(self.data.factor_names)
+    self.label_names = list(self.data.shape_names) if config.label else None
+    self.location = "dsprites"
+    self.allowed = [
+        np.arange(1),
+        np.array(sorted({dsprites_lib.SHAPE_NAMES.index(s) for s in config.shapes})
+                 if config.shapes else np.arange(3)),
+        np.array(sorted(set(config.scales))) if config.scales else np.arange(6),
+        np.array(sorted(set(config.orientations))) if config.orientations else np.arange(40),
+        np.array(sorted(set(config.pos_x))) if config.pos_x else np.arange(32),
+        np.array(sorted(set(config.pos_y))) if config.pos_y else np.arange(32),
+    ]
+    total = int(np.prod([len(a) for a in self.allowed]))
+    if config.num_examples is not None and config.num_examples > total:
+      raise ConfigError(f"dsprites.num_examples: expected at most {total}, the size of the "
+                        f"(restricted) grid. Received: num_examples={config.num_examples}")
+    self.total = total
+
+  def content_hash(self):
+    return fingerprint({"renderer": dsprites_lib.RENDERER_VERSION})
+
+  def classes(self):
+    """int64 [N, 6] classes of the chosen subset, in the grid's original order."""
+    c = self.config
+    sub = np.arange(self.total)
+    if c.num_examples is not None and c.num_examples < self.total:
+      sub = np.sort(np.random.RandomState(c.seed).choice(self.total, c.num_examples, replace=False))
+    local = np.unravel_index(sub, [len(a) for a in self.allowed])
+    return np.stack([a[i] for a, i in zip(self.allowed, local)], axis=1).astype(np.int64)
+
+  def chunks(self, use_source_splits=False):
+    classes = self.classes()  # [N, 6]
+    for start in range(0, classes.shape[0], CHUNK_SIZE):
+      part = classes[start:start + CHUNK_SIZE]
+      chunk = {"images": self.data.render(part) * np.uint8(255),
+               "keys": self.data.index_of(part),
+               "factors": self.data.factor_values(part).astype(np.float32),
+               "factor_classes": part}
+      if self.config.label:
+        chunk["labels"] = part[:, 1].copy()
+      yield None, chunk
+
+
+SOURCES = {
+    "idx": IdxSource,
+    "npz": NpzSource,
+    "image_folder": ImageFolderSource,
+    "tfds": TfdsSource,
+    "dsprites": DSpritesSource,
+}
+
+
+def open_source(data_config):
+  """Opens the source chosen by a `DataConfig`, checking its inputs exist."""
+  return SOURCES[data_config.source](data_config.source_config)
