@@ -1,0 +1,256 @@
+"""Ground-truth data: the protocol the disentanglement metrics read, and shared sampling helpers.
+
+The disentanglement metrics ([1], [2], [3]) need a data set whose images were
+generated from known, independent factors of variation (dSprites, 3D Shapes,
+...) and the posterior mean of an encoder. This module is the only place that
+touches either: it samples factors, renders them to observations and encodes
+them in bounded batches. The metric modules receive the resulting arrays and do
+only arithmetic on them.
+
+A ground-truth data set is any object with:
+
+  * `factor_sizes`: tuple of ints, the number of classes of each factor,
+    e.g. `(1, 3, 6, 40, 32, 32)` for dSprites.
+  * `factor_names`: tuple of strings, one per factor.
+  * `latent_factor_indices`: indices of the factors that vary, e.g.
+    `[1, 2, 3, 4, 5]`. Factors of size 1 are ignored by the metrics even if
+    they are listed.
+  * `sample_factors(num, random_state) -> int array [num, F]`: class indices
+    of all `F` factors, each drawn uniformly.
+  * `sample_observations_from_factors(factors, random_state) -> float32
+    array [num, ...]`: one observation per row of `factors`.
+
+`FactorGrid` is a small in-memory implementation for tests and examples.
+
+A representation function maps observations `[num, ...]` to the posterior
+means `[num, D]` as a numpy array.
+
+References:
+  [1]: Higgins et al. beta-VAE: Learning Basic Visual Concepts with a
+       Constrained Variational Framework. ICLR 2017.
+  [2]: Kim & Mnih. Disentangling by Factorising. ICML 2018.
+  [3]: Chen et al. Isolating Sources of Disentanglement in Variational
+       Autoencoders. NeurIPS 2018.
+"""
+
+import numbers
+import typing
+
+import numpy as np
+
+
+@typing.runtime_checkable
+class GroundTruthData(typing.Protocol):
+  """What the disentanglement metrics need from a data set (see the module docstring)."""
+
+  factor_sizes: typing.Sequence[int]
+  factor_names: typing.Sequence[str]
+  latent_factor_indices: typing.Sequence[int]
+
+  def sample_factors(self, num, random_state):
+    """Returns int class indices `[num, F]`, each factor drawn uniformly."""
+
+  def sample_observations_from_factors(self, factors, random_state):
+    """Returns one float32 observation per row of `factors`: `[num, ...]`."""
+
+
+class FactorGrid:
+  """In-memory ground-truth data: every combination of factor classes, observed through a function.
+
+  The factors are independent and uniform over their classes, as in dSprites.
+  Observations are `observation_fn(factors)`, so a test can make the
+  "images" anything from the factors themselves to a rendered picture.
+
+  Args:
+    factor_sizes: number of classes of each factor, e.g. `(1, 3, 6, 10)`.
+    observation_fn: maps int factors `[num, F]` to observations `[num, ...]`.
+      Defaults to each factor scaled to [0, 1], as float32 `[num, F]`.
+    factor_names: one name per factor. Defaults to `factor_0`, `factor_1`, ...
+    latent_factor_indices: the factors that vary. Defaults to every factor
+      with more than one class.
+
+  Example:
+
+  >>> data = FactorGrid((1, 3, 6))
+  >>> factors = data.sample_factors(4, np.random.RandomState(0))  # [4, 3]
+  >>> data.sample_observations_from_factors(factors, None).shape
+  (4, 3)
+  """
+
+  def __init__(self, factor_sizes, observation_fn=None, factor_names=None,
+               latent_factor_indices=None):
+    factor_sizes = tuple(int(s) for s in factor_sizes)
+    if not factor_sizes or min(factor_sizes) < 1:
+      raise ValueError("Expected a non-empty sequence of positive factor sizes. "
+                       f"Received: factor_sizes={factor_sizes}")
+    if factor_names is None:
+      factor_names = tuple(f"factor_{i}" for i in range(len(factor_sizes)))
+    factor_names = tuple(factor_names)
+    if len(factor_names) != len(factor_sizes):
+      raise ValueError(f"Expected one name per factor ({len(factor_sizes)}). "
+                       f"Received: factor_names={factor_names}")
+    if latent_factor_indices is None:
+      latent_factor_indices = [i for i, s in enumerate(factor_sizes) if s > 1]
+    latent_factor_indices = [int(i) for i in latent_factor_indices]
+    if any(i < 0 or i >= len(factor_sizes) for i in latent_factor_indices):
+      raise ValueError(f"Expected factor indices in [0, {len(factor_sizes)}). "
+                       f"Received: latent_factor_indices={latent_factor_indices}")
+    self.factor_sizes = factor_sizes
+    self.factor_names = factor_names
+    self.latent_factor_indices = latent_factor_indices
+    self._observation_fn = observation_fn or self.scaled_factors
+
+  def scaled_factors(self, factors):
+    """Each factor's class index divided by its largest index: float32 `[num, F]` in [0, 1]."""
+    scale = np.maximum(np.asarray(self.factor_sizes) - 1, 1)  # [F]
+    return (np.asarray(factors) / scale).astype(np.float32)
+
+  def sample_factors(self, num, random_state):
+    """Returns int64 class indices `[num, F]`, each factor uniform over its classes."""
+    random_state = as_random_state(random_state)
+    return np.stack([random_state.randint(size, size=num) for size in self.factor_sizes],
+                    axis=1).astype(np.int64)  # [num, F]
+
+  def sample_observations_from_factors(self, factors, random_state):
+    """Returns `observation_fn(factors)` as float32 `[num, ...]`; `random_state` is unused."""
+    del random_state  # One observation per combination of factors.
+    return np.asarray(self._observation_fn(np.asarray(factors)), dtype=np.float32)
+
+
+def as_random_state(random_state):
+  """Returns a `np.random.RandomState` from one or from an int seed."""
+  if isinstance(random_state, np.random.RandomState):
+    return random_state
+  if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+    return np.random.RandomState(int(random_state))
+  raise TypeError("Expected a numpy RandomState or an int seed. "
+                  f"Received: random_state={random_state!r}")
+
+
+def varied_factor_indices(ground_truth_data):
+  """Indices of the factors the metrics score: listed in `latent_factor_indices` with size > 1.
+
+  Args:
+    ground_truth_data: an object following the ground-truth data protocol.
+
+  Returns:
+    int64 array `[K]` of factor indices, in the order of `latent_factor_indices`.
+
+  Raises:
+    TypeError: if `ground_truth_data` lacks part of the protocol.
+    ValueError: if fewer than two factors vary, or an index is out of range.
+  """
+  missing = [name for name in ("factor_sizes", "latent_factor_indices", "sample_factors",
+                               "sample_observations_from_factors")
+             if not hasattr(ground_truth_data, name)]
+  if missing:
+    raise TypeError("Expected ground-truth data with factor_sizes, latent_factor_indices, "
+                    "sample_factors and sample_observations_from_factors. "
+                    f"Received: ground_truth_data={type(ground_truth_data).__name__} "
+                    f"without {', '.join(missing)}")
+  sizes = tuple(int(s) for s in ground_truth_data.factor_sizes)
+  indices = [int(i) for i in ground_truth_data.latent_factor_indices]
+  if any(i < 0 or i >= len(sizes) for i in indices):
+    raise ValueError(f"Expected latent factor indices in [0, {len(sizes)}). "
+                     f"Received: latent_factor_indices={indices}")
+  varied = [i for i in indices if sizes[i] > 1]
+  # A score over a single factor is trivially perfect: say so instead of returning 1.0.
+  if len(varied) < 2:
+    raise ValueError("Expected at least two latent factors with more than one class. "
+                     f"Received: factor_sizes={sizes}, latent_factor_indices={indices}")
+  return np.asarray(varied, dtype=np.int64)
+
+
+def factor_names_of(ground_truth_data, factor_indices):
+  """Names of the given factors, or `factor_<i>` when the data set has no `factor_names`."""
+  names = getattr(ground_truth_data, "factor_names", None)
+  if names is None:
+    return [f"factor_{i}" for i in factor_indices]
+  return [str(names[i]) for i in factor_indices]
+
+
+def represent(representation_function, observations, *, batch_size):
+  """Applies `representation_function` to `observations` in batches of at most `batch_size`.
+
+  Args:
+    representation_function: maps observations `[n, ...]` to codes `[n, D]`.
+    observations: array `[num, ...]`.
+    batch_size: largest number of rows passed in one call.
+
+  Returns:
+    float64 codes `[num, D]`.
+
+  Raises:
+    ValueError: if the function returns the wrong number of rows, not a
+      matrix, or non-finite values.
+  """
+  if batch_size < 1:
+    raise ValueError(f"Expected a positive batch size. Received: batch_size={batch_size}")
+  codes = []
+  for start in range(0, len(observations), batch_size):
+    batch = observations[start:start + batch_size]
+    code = np.asarray(representation_function(batch), dtype=np.float64)  # [b, D]
+    if code.ndim != 2 or code.shape[0] != len(batch):
+      raise ValueError(f"Expected the representation function to return [{len(batch)}, D] "
+                       f"for {len(batch)} observations. Received: shape={code.shape}")
+    if not np.all(np.isfinite(code)):
+      raise ValueError("Expected finite representations. Received: "
+                       f"{int(np.sum(~np.isfinite(code)))} non-finite values")
+    codes.append(code)
+  return np.concatenate(codes, axis=0)  # [num, D]
+
+
+def represent_factors(ground_truth_data, representation_function, factors, random_state, *,
+                      batch_size):
+  """Renders `factors` to observations and encodes them, `batch_size` rows at a time.
+
+  Observations are made one batch at a time so that memory stays bounded by
+  `batch_size` images whatever the number of factors.
+
+  Args:
+    ground_truth_data: an object following the ground-truth data protocol.
+    representation_function: maps observations `[n, ...]` to codes `[n, D]`.
+    factors: int class indices `[num, F]`.
+    random_state: a `np.random.RandomState`, passed to the data set.
+    batch_size: rows per call to the data set and to the representation.
+
+  Returns:
+    float64 codes `[num, D]`.
+  """
+  codes = []
+  for start in range(0, len(factors), batch_size):
+    observations = ground_truth_data.sample_observations_from_factors(
+        factors[start:start + batch_size], random_state)  # [b, ...]
+    codes.append(represent(representation_function, observations, batch_size=batch_size))
+  return np.concatenate(codes, axis=0)  # [num, D]
+
+
+def sample_codes_and_factors(ground_truth_data, representation_function, num_points,
+                             random_state, *, batch_size):
+  """Draws `num_points` random observations and returns their codes and varied factors.
+
+  Args:
+    ground_truth_data: an object following the ground-truth data protocol.
+    representation_function: maps observations `[n, ...]` to codes `[n, D]`.
+    num_points: number of observations.
+    random_state: a `np.random.RandomState` or an int seed.
+    batch_size: rows per call to the data set and to the representation.
+
+  Returns:
+    `(codes, factors)`: float64 codes `[num_points, D]` and the int class
+    indices `[num_points, K]` of the `K` varied factors (see
+    `varied_factor_indices`), in that order.
+  """
+  random_state = as_random_state(random_state)
+  varied = varied_factor_indices(ground_truth_data)
+  factors = np.asarray(ground_truth_data.sample_factors(num_points, random_state))  # [N, F]
+  codes = represent_factors(ground_truth_data, representation_function, factors, random_state,
+                            batch_size=batch_size)  # [N, D]
+  return codes, factors[:, varied]
+
+
+def check_positive(**values):
+  """Raises ValueError naming the first argument that is not a positive integer."""
+  for name, value in values.items():
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"Expected a positive integer. Received: {name}={value!r}")
