@@ -13,7 +13,9 @@ is lenient: a linear classifier can undo a rotation of a disentangled code, so
 rotated codes can still score high.
 
 Follows `disentanglement_lib.evaluation.metrics.beta_vae` [2]: the classifier
-is scikit-learn's default `LogisticRegression`, fit on unscaled features.
+is scikit-learn's `LogisticRegression` with default regularisation, fit on
+unscaled features (with up to 1,000 solver iterations rather than 100, so that
+it converges).
 
 References:
   [1]: Higgins et al. beta-VAE: Learning Basic Visual Concepts with a
@@ -131,7 +133,10 @@ def linear_classifier_accuracy(train_features, train_labels, eval_features, eval
     # Only possible with a tiny num_train; LogisticRegression cannot fit one class.
     raise ValueError("Expected training points from at least two factors. Received: "
                      f"labels={np.unique(train_labels).tolist()}; increase num_train")
-  model = linear_model.LogisticRegression(random_state=ground_truth.as_random_state(random_state))
+  # More iterations than scikit-learn's 100: unscaled features (pixels, nats) often need them,
+  # and the score should be that of the fitted classifier, not of a stopped solver.
+  model = linear_model.LogisticRegression(random_state=ground_truth.as_random_state(random_state),
+                                          max_iter=1000)
   model.fit(train_features, train_labels)
   return {
       "train_accuracy": float(np.mean(model.predict(train_features) == train_labels)),
