@@ -28,7 +28,7 @@ def test_rotated_code_is_still_scored_well_above_chance():
 def test_noise_code_scores_at_chance():
   result = beta_vae.compute_beta_vae_score(codes.make_data(), codes.make_noise_code(), 0,
                                            **SIZES)
-  assert abs(result["beta_vae_score"] - 1.0 / codes.NUM_VARIED) < 0.07  # Observed: 0.226.
+  assert abs(result["beta_vae_score"] - 1.0 / codes.NUM_VARIED) < 0.07  # Observed: 0.206.
 
 
 def test_fixed_seed_is_reproducible():
