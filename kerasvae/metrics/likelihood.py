@@ -1,0 +1,90 @@
+"""Likelihood metrics of a trained model on a set of images: ELBO, IWAE bound, latent usage.
+
+Each function is pure (model and arrays in, dict of numbers out) and batches
+its work, so the train step's periodic evaluation and the evaluate step
+compute the same numbers the same way.
+
+References:
+  [1]: Burda, Grosse & Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+       (active units: Cov_x(E_q(z|x)[z_u]) > 0.01)
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from kerasvae.models import distributions
+
+
+def _batches(images, batch_size):
+  for start in range(0, len(images), batch_size):
+    yield images[start:start + batch_size]
+
+
+def elbo_metrics(model, images, batch_size=500, seed=0):
+  """Mean one-sample ELBO terms (nats per example) and the posterior means and log-variances.
+
+  Args:
+    model: a `VAE` (or an autoencoder, which reports its reconstruction only).
+    images: [N, H, W, C] float32.
+    batch_size: examples per forward pass.
+    seed: the base of stateless seeds, so repeated evaluations agree.
+
+  Returns:
+    A dict with `elbo`, `reconstruction`, `kl` (means over examples; no `elbo`
+    and `kl` for autoencoders) and `latent_mean` [N, D], `latent_log_var` [N, D]
+    (None for autoencoders).
+  """
+  sums, means, log_vars = {}, [], []
+  has_posterior = hasattr(model, "elbo_terms")
+  for i, x in enumerate(_batches(images, batch_size)):
+    if has_posterior:
+      terms = model.elbo_terms(tf.constant(x), seed=tf.constant([seed, i]))
+      log_vars.append(terms["log_var"].numpy())
+      keys = ("elbo", "reconstruction", "kl")
+    else:
+      terms = model.loss_terms(tf.constant(x))
+      keys = ("reconstruction",)
+    means.append(terms["mean"].numpy())
+    for key in keys:
+      sums[key] = sums.get(key, 0.0) + float(tf.reduce_sum(terms[key]))
+  out = {key: value / len(images) for key, value in sums.items()}
+  out["latent_mean"] = np.concatenate(means)
+  out["latent_log_var"] = np.concatenate(log_vars) if log_vars else None
+  return out
+
+
+def latent_usage(latent_mean, latent_log_var=None, threshold=0.01):
+  """Active units and the KL to N(0, I) of each latent dimension.
+
+  Args:
+    latent_mean: [N, D] posterior means (or codes).
+    latent_log_var: [N, D] posterior log-variances, or None for autoencoders.
+    threshold: a unit u is active when Cov_x(E_q[z_u]) > threshold [1].
+
+  Returns:
+    A dict: `active_units` (int), `activity` [D] (the variances of the means)
+    and, with log-variances, `kl_per_dim` [D] (the mean over examples of the
+    closed-form KL of each dimension to N(0, 1)).
+  """
+  activity = np.var(latent_mean, axis=0)  # [D]
+  out = {"active_units": int(np.sum(activity > threshold)), "activity": activity.tolist()}
+  if latent_log_var is not None:
+    kl = distributions.kl_per_dimension(latent_mean, latent_log_var).numpy()  # [N, D]
+    out["kl_per_dim"] = kl.mean(0).tolist()
+  return out
+
+
+def iwae_metrics(model, images, num_samples=5000, batch_size=100):
+  """The mean IWAE estimate of log p(x) in nats with K = `num_samples` [1].
+
+  Returns:
+    A dict: `iwae_log_likelihood` (mean), `iwae_log_likelihood_stderr` (its
+    standard error over examples), `iwae_samples` (K) and `iwae_examples` (N).
+  """
+  values = np.concatenate([
+      model.iwae_log_likelihood(x, num_samples=num_samples).numpy()
+      for x in _batches(images, batch_size)])
+  return {"iwae_log_likelihood": float(values.mean()),
+          "iwae_log_likelihood_stderr": float(values.std(ddof=1) / np.sqrt(len(values)))
+          if len(values) > 1 else 0.0,
+          "iwae_samples": int(num_samples), "iwae_examples": int(len(values))}

@@ -1,0 +1,172 @@
+"""The configs of the train, evaluate and export steps and of a whole pipeline run.
+
+A pipeline config is one YAML file with the blocks `ingest`, `model`,
+`train`, `evaluate`, `export` and `run`; every key is checked by
+`kerasvae.config.from_dict`, so a typo is rejected by name with the valid keys.
+"""
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+from kerasvae import config as config_lib
+from kerasvae.config import ConfigError
+from kerasvae.config import field
+from kerasvae.data.config import IngestConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "configs"
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Which model to train; the names match the model constructors' arguments."""
+  kind: str = field("vae", choices=("vae", "autoencoder", "noisy_autoencoder"),
+                    help="vae, autoencoder or noisy_autoencoder.")
+  latent_dim: int = field(10, range=(1, 4096), help="Dimension of the code z.")
+  architecture: str = field("mlp", choices=("mlp", "conv"), help="Encoder/decoder family.")
+  hidden_units: list[int] = field(default_factory=lambda: [400], range=(1, None),
+                                  help="MLP hidden widths.")
+  filters: list[int] = field(default_factory=lambda: [32, 64], range=(1, None),
+                             help="Conv channels, one stride-2 layer each.")
+  dense_units: int = field(256, range=(1, None), help="Conv dense-layer width.")
+  prior: str = field("gaussian", choices=("gaussian", "gmm", "vamp"), help="VAE prior.")
+  num_components: int = field(10, range=(1, None), help="Components of the gmm/vamp prior.")
+  vamp_init_from_data: bool = field(False, help="Start VampPrior pseudo-inputs from train images.")
+  likelihood: str = field("bernoulli", choices=("bernoulli", "gaussian", "continuous_bernoulli"),
+                          help="Decoder likelihood.")
+  gaussian_scale: float = field(0.1, range=(1e-6, None), help="Scale of the gaussian likelihood.")
+  learn_scale: bool = field(False, help="Train the gaussian likelihood's scale.")
+  kl_weight: float = field(1.0, range=(0.0, None), help="β: the weight of the KL term.")
+  kl_warmup_epochs: float = field(0.0, range=(0.0, None),
+                                  help="Epochs of linear KL warm-up from 0 to kl_weight.")
+  reconstruction_loss: str = field("bce", choices=("bce", "mse"), help="Autoencoder loss.")
+  noise_factor: float = field(0.05, range=(0.0, None), help="Noisy AE: code noise 0.05·R.")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """How to train: strategy, batches, optimiser, checkpoints and logging."""
+  epochs: int = field(10, range=(1, None), help="Training epochs.")
+  batch_size: int = field(128, range=(1, None), help="Per-replica batch size.")
+  steps_per_epoch: Optional[int] = field(None, range=(1, None),
+                                         help="Steps per epoch; null: one pass over the data.")
+  learning_rate: float = field(1e-3, range=(0.0, None), help="Adam learning rate.")
+  lr_schedule: str = field("constant", choices=("constant", "cosine", "exponential"),
+                           help="Learning-rate schedule over the training steps.")
+  lr_decay_rate: float = field(0.5, range=(0.0, 1.0),
+                               help="exponential: factor per lr_decay_epochs.")
+  lr_decay_epochs: float = field(10.0, range=(1e-6, None), help="exponential: decay period.")
+  strategy: str = field("auto", choices=("auto", "default", "one_device", "mirrored",
+                                         "multi_worker"),
+                        help="auto: mirrored with >1 GPU, else default.")
+  seed: int = field(0, help="Seed of initialisation, shuffling and noise.")
+  jit_compile: bool = field(True, help="XLA-compile the gradient computation.")
+  steps_per_execution: int = field(1, range=(1, None), help="Train steps per tf.function call.")
+  checkpoint_every_epochs: int = field(1, range=(1, None), help="Checkpoint interval.")
+  keep_checkpoints: int = field(3, range=(1, None), help="Checkpoints kept.")
+  eval_every_epochs: int = field(1, range=(1, None), help="Eval ELBO interval (early stopping).")
+  early_stopping_patience: int = field(0, range=(0, None),
+                                       help="Stop after this many evals without a better eval "
+                                       "ELBO; 0: off. The best weights are kept.")
+  images_every_epochs: int = field(5, range=(1, None), help="TensorBoard image interval.")
+  projector_examples: int = field(500, range=(0, None),
+                                  help="Eval latent means shown in the TensorBoard projector.")
+  progress: bool = field(True, help="Show a progress bar.")
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+  """What to measure and which thresholds bless the model for export."""
+  num_examples: Optional[int] = field(None, range=(1, None), help="Eval examples; null: all.")
+  batch_size: int = field(500, range=(1, None), help="Evaluation batch size.")
+  iwae_samples: int = field(5000, range=(0, None), help="K of the IWAE bound; 0: skip it.")
+  iwae_examples: Optional[int] = field(1000, range=(1, None),
+                                       help="Examples of the IWAE estimate; null: all.")
+  active_unit_threshold: float = field(0.01, range=(0.0, None),
+                                       help="A unit is active if Cov_x(E_q[z_u]) exceeds this.")
+  disentanglement: bool = field(True, help="Score disentanglement when the data has factors.")
+  disentanglement_train_points: int = field(10000, range=(10, None), help="Metric train points.")
+  disentanglement_eval_points: int = field(5000, range=(10, None), help="Metric eval points.")
+  sample_quality: bool = field(False, help="Fréchet distance in a classifier's feature space "
+                               "(labelled data only).")
+  seed: int = field(0, help="Seed of the evaluation's random draws.")
+  thresholds: dict = field(default_factory=dict,
+                           help="metric: {lower_bound: x} or {upper_bound: x}; all must hold "
+                           "for the model to be blessed.")
+
+  def validate(self):
+    for metric, bound in self.thresholds.items():
+      if not isinstance(bound, dict) or not bound or set(bound) - {"lower_bound", "upper_bound"}:
+        raise ConfigError(f"thresholds.{metric}: expected a mapping with lower_bound and/or "
+                          f"upper_bound. Received: {bound!r}")
+      for key, value in bound.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+          raise ConfigError(f"thresholds.{metric}.{key}: expected a number. Received: {value!r}")
+
+
+@dataclasses.dataclass
+class ExportConfig:
+  """Where the SavedModel goes."""
+  base_dir: str = field("saved_models", help="TF Serving model base directory.")
+  model_name: str = field("vae", help="The model's folder name under base_dir.")
+  require_blessing: bool = field(True, help="Refuse an unblessed model (override with --force).")
+
+
+@dataclasses.dataclass
+class RunConfig:
+  """Where runs live and what they are called."""
+  name: str = field("run", help="Pipeline name; the run directory is <runs_dir>/<name>-<hash>.")
+  runs_dir: str = field("runs", help="Root of all runs (point TensorBoard here).")
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+  """A whole pipeline: every step's config."""
+  run: RunConfig = field(default_factory=RunConfig)
+  ingest: IngestConfig = field(default_factory=IngestConfig)
+  model: ModelConfig = field(default_factory=ModelConfig)
+  train: TrainConfig = field(default_factory=TrainConfig)
+  evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+  export: ExportConfig = field(default_factory=ExportConfig)
+
+
+def resolve_config_path(name_or_path):
+  """A path to a YAML file, or the name of a bundled config (`quickstart`, `mnist_vae`, ...)."""
+  path = Path(name_or_path)
+  if path.suffix in (".yaml", ".yml") or path.exists():
+    return path
+  bundled = CONFIG_DIR / f"{name_or_path}.yaml"
+  if bundled.is_file():
+    return bundled
+  names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+  raise ConfigError(f"Expected a YAML file or a bundled config name {names}. "
+                    f"Received: --config {name_or_path}")
+
+
+def load_pipeline_config(path=None, overrides=(), base=None):
+  """Loads a pipeline config from YAML (or the quickstart) with dotted overrides.
+
+  Args:
+    path: a YAML file or bundled config name; None: `quickstart`.
+    overrides: `["model.latent_dim=2", ...]`, values parsed as YAML.
+    base: a dict applied under the file (used by studies for shared settings).
+
+  Returns:
+    A validated `PipelineConfig`.
+  """
+  path = resolve_config_path(path or "quickstart")
+  data = config_lib.load_yaml(path)
+  if base:
+    data = _deep_merge(base, data)
+  data = config_lib.apply_overrides(data, overrides)
+  return config_lib.from_dict(PipelineConfig, data, where="config", source=f" (in {path})")
+
+
+def _deep_merge(base, top):
+  out = dict(base)
+  for key, value in top.items():
+    if isinstance(value, dict) and isinstance(out.get(key), dict):
+      out[key] = _deep_merge(out[key], value)
+    else:
+      out[key] = value
+  return out

@@ -1,0 +1,167 @@
+"""The evaluate step: a trained model and its Examples in, metrics, figures and a blessing out.
+
+Writes (atomically, as one directory):
+  metrics.json   ELBO, reconstruction, KL, IWAE log-likelihood, active units, KL per
+                 dimension, disentanglement scores (data with factors), sample quality
+  blessing.json  whether every configured threshold holds, and each check
+  *.png          prior samples, reconstructions, traversals, the 2-D manifold, latents by label
+  logs/          the same metrics and figures for TensorBoard
+  metadata.json  written last
+"""
+
+import logging
+from pathlib import Path
+
+import tensorflow as tf
+
+from kerasvae import artifacts
+from kerasvae import config as config_lib
+from kerasvae import viz
+from kerasvae.data import reader
+from kerasvae.metrics import likelihood
+from kerasvae.steps import common
+from kerasvae.steps import train as train_step
+
+logger = logging.getLogger(__name__)
+
+DISENTANGLEMENT_SOURCES = ("dsprites",)
+
+
+def ground_truth_data(examples_meta):
+  """The ground-truth factor model of an Examples artifact, or None when it has none."""
+  if examples_meta.get("source") in DISENTANGLEMENT_SOURCES:
+    from kerasvae.data.dsprites import DSprites  # pylint: disable=import-outside-toplevel
+    return DSprites()
+  return None
+
+
+def disentanglement_metrics(model, data, config):
+  """β-VAE score, FactorVAE score and MIG of the model's posterior mean on ground-truth data."""
+  from kerasvae import metrics  # pylint: disable=import-outside-toplevel
+
+  def represent(observations):
+    return model.encode_mean(tf.constant(observations, tf.float32)).numpy()
+
+  n_train, n_eval = config.disentanglement_train_points, config.disentanglement_eval_points
+  out = {}
+  out.update(metrics.compute_beta_vae_score(data, represent, config.seed,
+                                            num_train=n_train, num_eval=n_eval))
+  out.update(metrics.compute_factor_vae_score(data, represent, config.seed,
+                                              num_train=n_train, num_eval=n_eval))
+  out.update(metrics.compute_mig(data, represent, config.seed, num_train=n_train))
+  return out
+
+
+def sample_quality_metrics(model, examples_dir, eval_images, seed):
+  """Fréchet distance of 1,000 samples to held-out images in a classifier's feature space."""
+  from kerasvae.metrics import sample_quality  # pylint: disable=import-outside-toplevel
+  train = reader.load_split(examples_dir, "train", limit=5000)
+  classifier = sample_quality.train_feature_classifier(train["image"], train["label"], seed=seed)
+  samples = model.sample(1000, seed=seed).numpy()
+  result = sample_quality.compute_sample_quality(classifier, samples, eval_images[:1000])
+  return {k: v for k, v in result.items() if isinstance(v, (int, float))}
+
+
+def check_thresholds(metrics, thresholds):
+  """The blessing: each `{metric: {lower_bound, upper_bound}}` checked against the metrics."""
+  checks = []
+  for metric, bound in sorted(thresholds.items()):
+    value = metrics.get(metric)
+    ok = isinstance(value, (int, float))
+    if ok and "lower_bound" in bound:
+      ok = value >= bound["lower_bound"]
+    if ok and "upper_bound" in bound:
+      ok = value <= bound["upper_bound"]
+    checks.append({"metric": metric, "value": value, **bound, "passed": bool(ok)})
+  return {"blessed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def write_figures(model, images, labels, out_dir, seed=0):
+  """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard."""
+  decode = lambda z: model.decode_mean(tf.constant(z, tf.float32)).numpy()  # noqa: E731
+  out_dir = Path(out_dir)
+  figures = {}
+  figures["samples"] = viz.sample_figure(model.sample(100, seed=seed).numpy(),
+                                         out_dir / "samples.png", title="Samples from the prior")
+  originals = images[:10]
+  figures["reconstructions"] = viz.reconstruction_figure(
+      originals, model.reconstruct(tf.constant(originals)).numpy(), out_dir / "reconstructions.png")
+  figures["traversals"] = viz.traversal_figure(
+      decode, model.latent_dim, out_dir / "traversals.png", dims=list(range(min(model.latent_dim, 10))))
+  if model.latent_dim == 2:
+    figures["manifold"] = viz.manifold_figure(decode, out_dir / "manifold.png")
+  codes = model.encode_mean(tf.constant(images[:2000])).numpy()
+  figures["latents"] = viz.latent_scatter_figure(
+      codes, labels[:2000] if labels is not None else None, out_dir / "latents.png",
+      title="Posterior means of eval examples")
+  return figures
+
+
+def evaluate_fingerprint(config, train_meta):
+  return artifacts.fingerprint({"evaluate": config_lib.to_dict(config.evaluate),
+                                "train": train_meta["fingerprint"]})
+
+
+def run(config, examples_dir, train_dir, evaluate_dir, force=False):
+  """Evaluates a trained model on the eval split of its Examples artifact.
+
+  Returns:
+    `evaluate_dir`.
+  """
+  evaluate_dir = Path(evaluate_dir)
+  train_meta = common.require_step(train_dir, "train", "kerasvae train")
+  fingerprint = evaluate_fingerprint(config, train_meta)
+  if not force and common.reusable(evaluate_dir, fingerprint):
+    print(f"evaluate: reusing {evaluate_dir} (same model and config; --force re-evaluates)")
+    return evaluate_dir
+  timer = common.Timer()
+  cfg = config.evaluate
+  model = train_step.load_model(train_dir)
+  examples_meta = reader.read_metadata(examples_dir)
+  data = reader.load_split(examples_dir, "eval", limit=cfg.num_examples)
+  images, labels = data["image"], data.get("label")
+  if len(images) == 0:
+    raise common.StepError(f"The eval split of {examples_dir} is empty: nothing to evaluate.")
+  metrics = {"num_examples": int(len(images))}
+  elbo = likelihood.elbo_metrics(model, images, batch_size=cfg.batch_size, seed=cfg.seed)
+  usage = likelihood.latent_usage(elbo.pop("latent_mean"), elbo.pop("latent_log_var"),
+                                  cfg.active_unit_threshold)
+  metrics.update(elbo)
+  metrics.update(usage)
+  if cfg.iwae_samples > 0 and hasattr(model, "iwae_log_likelihood"):
+    n = cfg.iwae_examples or len(images)
+    print(f"evaluate: IWAE bound with K={cfg.iwae_samples} on {min(n, len(images))} examples")
+    metrics.update(likelihood.iwae_metrics(model, images[:n], num_samples=cfg.iwae_samples))
+  truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
+  if truth is not None:
+    print("evaluate: disentanglement scores (β-VAE, FactorVAE, MIG)")
+    metrics.update(disentanglement_metrics(model, truth, cfg))
+  if cfg.sample_quality and labels is not None:
+    metrics.update(sample_quality_metrics(model, examples_dir, images, cfg.seed))
+  blessing = check_thresholds(metrics, cfg.thresholds)
+  with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
+    figures = write_figures(model, images, labels, tmp, seed=cfg.seed)
+    writer = tf.summary.create_file_writer(str(tmp / "logs"))
+    with writer.as_default(step=0):
+      for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+          tf.summary.scalar(f"evaluate/{key}", value)
+        elif key in ("kl_per_dim",):
+          for i, v in enumerate(value):
+            tf.summary.scalar(f"evaluate/kl_per_dim/z{i}", v)
+      for name, image in figures.items():
+        tf.summary.image(f"evaluate/{name}", viz.to_tensorboard_image(image))
+    writer.flush()
+    artifacts.write_json(tmp / "metrics.json", metrics)
+    artifacts.write_json(tmp / "blessing.json", blessing)
+    artifacts.write_json(tmp / artifacts.METADATA_FILE, common.step_metadata(
+        "evaluate", fingerprint, config.evaluate,
+        inputs={"examples": examples_dir, "model": Path(train_dir) / train_step.MODEL_FILE},
+        outputs={"metrics": evaluate_dir / "metrics.json",
+                 "blessing": evaluate_dir / "blessing.json"},
+        started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"]))
+  summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
+      "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
+      "factor_vae_score", "mig") if k in metrics)
+  print(f"evaluate: {summary}; blessed: {blessing['blessed']}")
+  return evaluate_dir

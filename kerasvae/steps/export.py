@@ -1,0 +1,64 @@
+"""The export step: a blessed trained model in, a TF Serving SavedModel version out.
+
+The SavedModel goes to `<export.base_dir>/<export.model_name>/<version>/`
+(see `kerasvae.serving`); the step directory records which version holds this
+run's model, so re-running the pipeline does not export the same model twice.
+"""
+
+from pathlib import Path
+
+from kerasvae import artifacts
+from kerasvae import config as config_lib
+from kerasvae import serving
+from kerasvae.steps import common
+from kerasvae.steps import train as train_step
+
+
+class ExportRefused(common.StepError):
+  """The model is not blessed by the evaluate step's thresholds."""
+
+
+def run(config, train_dir, evaluate_dir, export_dir, force=False):
+  """Exports the trained model for TF Serving if the evaluation blessed it (or `force`).
+
+  Returns:
+    The SavedModel version directory.
+  """
+  export_dir = Path(export_dir)
+  train_meta = common.require_step(train_dir, "train", "kerasvae train")
+  evaluate_meta = common.require_step(evaluate_dir, "evaluate", "kerasvae evaluate")
+  fingerprint = artifacts.fingerprint({"train": train_meta["fingerprint"],
+                                       "evaluate": evaluate_meta["fingerprint"],
+                                       "export": config_lib.to_dict(config.export)})
+  if not force and common.reusable(export_dir, fingerprint):
+    version_dir = Path(artifacts.read_json(export_dir / artifacts.METADATA_FILE)["outputs"]["saved_model"])
+    if version_dir.is_dir():
+      print(f"export: reusing {version_dir} (this model is already exported; --force exports again)")
+      return version_dir
+  blessing = artifacts.read_json(Path(evaluate_dir) / "blessing.json")
+  if not blessing["blessed"] and config.export.require_blessing and not force:
+    failed = [c for c in blessing["checks"] if not c["passed"]]
+    details = "; ".join(
+        f"{c['metric']}={c['value']} (expected "
+        + " and ".join(f"{'>=' if k == 'lower_bound' else '<='} {c[k]}"
+                       for k in ("lower_bound", "upper_bound") if k in c) + ")"
+        for c in failed)
+    raise ExportRefused(f"The model in {train_dir} is not blessed: {details}. "
+                        "Export anyway with --force, or set export.require_blessing=false.")
+  timer = common.Timer()
+  model = train_step.load_model(train_dir)
+  metrics = artifacts.read_json(Path(evaluate_dir) / "metrics.json")
+  version_dir = serving.export_model(
+      model, base_dir=config.export.base_dir, model_name=config.export.model_name,
+      metadata={"run_dir": str(Path(train_dir).parent), "blessed": blessing["blessed"],
+                "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
+  export_dir.mkdir(parents=True, exist_ok=True)
+  artifacts.write_json(export_dir / artifacts.METADATA_FILE, common.step_metadata(
+      "export", fingerprint, config.export,
+      inputs={"model": Path(train_dir) / train_step.MODEL_FILE, "blessing":
+              Path(evaluate_dir) / "blessing.json"},
+      outputs={"saved_model": version_dir.resolve(),
+               "models_config": Path(config.export.base_dir).resolve() / "models.config"},
+      started=timer.started, seconds=timer.seconds, forced=bool(force and not blessing["blessed"])))
+  print(f"export: wrote {version_dir}")
+  return version_dir

@@ -1,0 +1,36 @@
+"""The ingest step of a run: the shared Examples artifact for the run's ingest config.
+
+Examples live in `<runs_dir>/examples/<hash of the ingest config>/` so that every
+run (and every trial of a study) with the same data shares one artifact; the
+run's `ingest/metadata.json` names it.
+"""
+
+from pathlib import Path
+
+from kerasvae import artifacts
+from kerasvae.data.ingest import ingest as ingest_examples
+from kerasvae.data import reader
+from kerasvae.steps import common
+
+
+def run(config, ingest_dir, force=False):
+  """Ingests the configured source (or reuses its artifact). Returns the Examples directory."""
+  ingest_dir = Path(ingest_dir)
+  examples_dir = common.examples_directory(config)
+  timer = common.Timer()
+  ingest_examples(config.ingest, examples_dir, force=force)
+  examples_meta = reader.read_metadata(examples_dir)
+  counts = {name: split["num_examples"] for name, split in examples_meta["splits"].items()}
+  ingest_dir.mkdir(parents=True, exist_ok=True)
+  artifacts.write_json(ingest_dir / artifacts.METADATA_FILE, common.step_metadata(
+      "ingest", examples_meta["fingerprint"], config.ingest, inputs={"source": config.ingest.data.source},
+      outputs={"examples": examples_dir.resolve()}, started=timer.started, seconds=timer.seconds,
+      split_counts=counts))
+  print(f"ingest: {examples_dir} ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+  return examples_dir
+
+
+def examples_of(ingest_dir):
+  """The Examples directory a finished ingest step produced."""
+  meta = common.require_step(ingest_dir, "ingest", "kerasvae ingest")
+  return Path(meta["outputs"]["examples"])

@@ -1,0 +1,206 @@
+"""The train step: Examples artifact in, a trained model (plus checkpoints and TensorBoard logs) out.
+
+Layout of the step directory:
+  checkpoints/       model, optimiser, epoch (resumption after a kill)
+  logs/train, logs/eval   TensorBoard scalars and images
+  logs/              the HParams session and the projector of eval latent means
+  model/model.keras  the trained model (written atomically)
+  history.json       one record per epoch
+  metadata.json      written last: the step is complete when it exists
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasvae import artifacts
+from kerasvae import config as config_lib
+from kerasvae import training
+from kerasvae import viz
+from kerasvae.data import reader
+from kerasvae.metrics import likelihood
+from kerasvae.steps import common
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model/model.keras"
+EVAL_EXAMPLES_DURING_TRAINING = 2000
+
+
+def train_fingerprint(config, examples_metadata):
+  train = config_lib.to_dict(config.train)
+  train.pop("progress", None)
+  return artifacts.fingerprint({"model": config_lib.to_dict(config.model), "train": train,
+                                "examples": examples_metadata["fingerprint"]})
+
+
+def load_model(train_dir):
+  """The trained model of a finished train step."""
+  path = Path(train_dir) / MODEL_FILE
+  if not path.is_file():
+    raise common.StepError(f"Expected a trained model at {path}. Run `kerasvae train` first.")
+  return keras.saving.load_model(path)
+
+
+def _flat_hparams(config):
+  flat = {}
+  for block in ("model", "train"):
+    for key, value in config_lib.to_dict(getattr(config, block)).items():
+      if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+      if value is None:
+        value = "none"
+      flat[f"{block}.{key}"] = value
+  flat["data.source"] = config.ingest.data.source
+  return flat
+
+
+def _write_hparams_and_projector(log_dir, config, final, eval_data, model, num_projected):
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=import-outside-toplevel
+  from tensorboard.plugins import projector  # pylint: disable=import-outside-toplevel
+  writer = tf.summary.create_file_writer(str(log_dir))
+  with writer.as_default(step=int(final.get("epoch", 0))):
+    hp.hparams(_flat_hparams(config), trial_id=Path(log_dir).parent.parent.name)
+    for key, value in final.items():
+      if isinstance(value, (int, float)) and key != "epoch":
+        tf.summary.scalar(f"hparams/{key.replace('/', '_')}", value)
+  writer.flush()
+  if num_projected <= 0 or len(eval_data["image"]) == 0:
+    return
+  images = eval_data["image"][:num_projected]
+  means = model.encode_mean(tf.constant(images)).numpy()  # [N, D]
+  projector_dir = Path(log_dir) / "projector"
+  projector_dir.mkdir(parents=True, exist_ok=True)
+  labels = eval_data.get("label")
+  with open(projector_dir / "metadata.tsv", "w") as f:
+    for i in range(len(means)):
+      f.write(f"{labels[i] if labels is not None else i}\n")
+  embedding = tf.Variable(means, name="latent_mean")
+  tf.train.Checkpoint(embedding=embedding).save(str(projector_dir / "embedding.ckpt"))
+  proj = projector.ProjectorConfig()
+  emb = proj.embeddings.add()
+  emb.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+  emb.metadata_path = "metadata.tsv"
+  projector.visualize_embeddings(str(projector_dir), proj)
+
+
+def image_summaries(model, images, seed=0):
+  """The pictures of a model as uint8 arrays: reconstructions, prior samples, traversals."""
+  decode = lambda z: model.decode_mean(tf.constant(z, tf.float32)).numpy()  # noqa: E731
+  figures = {}
+  originals = images[:10]
+  figures["reconstructions"] = viz.image_grid(
+      np.concatenate([originals, model.reconstruct(tf.constant(originals)).numpy()]),
+      ncols=len(originals))
+  figures["samples"] = viz.image_grid(model.sample(64, seed=seed).numpy(), ncols=8)
+  dims = list(range(min(model.latent_dim, 10)))
+  traversal = viz.traversal_images(decode, model.latent_dim, dims=dims, num_steps=9)
+  figures["traversals"] = viz.image_grid(traversal.reshape((-1,) + traversal.shape[2:]),
+                                         ncols=traversal.shape[1])
+  return figures
+
+
+def run(config, examples_dir, train_dir, force=False):
+  """Trains the configured model on an Examples artifact.
+
+  Args:
+    config: the `PipelineConfig`.
+    examples_dir: the ingest step's Examples artifact.
+    train_dir: this step's directory. An unfinished training there (a
+      checkpoint but no metadata.json) is resumed; a finished one with the
+      same inputs and config is reused unless `force`.
+    force: retrain from scratch.
+
+  Returns:
+    `train_dir`.
+  """
+  train_dir = Path(train_dir)
+  examples_meta = reader.read_metadata(examples_dir)
+  fingerprint = train_fingerprint(config, examples_meta)
+  if not force and common.reusable(train_dir, fingerprint):
+    logger.info("Reusing the trained model in %s", train_dir)
+    print(f"train: reusing {train_dir} (same inputs and config; --force retrains)")
+    return train_dir
+  strategy = training.make_strategy(config.train.strategy)
+  chief = training.is_chief(strategy)
+  stale = (train_dir / artifacts.METADATA_FILE).is_file()  # finished, but from other inputs
+  if chief and (force or stale):
+    common.remove_tree(train_dir)
+  train_dir.mkdir(parents=True, exist_ok=True)
+  timer = common.Timer()
+  cfg = config.train
+  keras.utils.set_random_seed(cfg.seed)
+  replicas = strategy.num_replicas_in_sync
+  global_batch = cfg.batch_size * replicas
+  num_train = examples_meta["splits"][reader.split_name(examples_meta, "train")]["num_examples"]
+  if num_train == 0:
+    raise common.StepError(f"The Examples artifact {examples_dir} has no training examples.")
+  steps_per_epoch = cfg.steps_per_epoch or max(1, num_train // global_batch)
+  image_shape = tuple(examples_meta["image_shape"])
+
+  with strategy.scope():
+    model = common.build_model(config.model, image_shape, steps_per_epoch)
+    optimizer = keras.optimizers.Adam(training.learning_rate_schedule(cfg, steps_per_epoch))
+    optimizer.build(model.trainable_variables)
+  if config.model.kind == "vae" and config.model.prior == "vamp" and config.model.vamp_init_from_data:
+    model.prior.initialize_from_data(
+        reader.load_split(examples_dir, "train", limit=max(5000, config.model.num_components))
+        ["image"], seed=cfg.seed)
+
+  def dataset_fn(input_context):
+    return reader.make_dataset(examples_dir, "train", global_batch, shuffle=True,
+                               seed=cfg.seed + input_context.input_pipeline_id, repeat=True,
+                               drop_remainder=True, input_context=input_context)
+
+  eval_data = reader.load_split(examples_dir, "eval", limit=EVAL_EXAMPLES_DURING_TRAINING)
+  has_eval = len(eval_data["image"]) > 0
+
+  def evaluate_fn():
+    metrics = likelihood.elbo_metrics(model, eval_data["image"], seed=cfg.seed)
+    usage = likelihood.latent_usage(metrics.pop("latent_mean"), metrics.pop("latent_log_var"))
+    metrics["active_units"] = usage["active_units"]
+    if "kl_per_dim" in usage:
+      metrics["kl_per_dim"] = usage["kl_per_dim"]
+    return metrics
+
+  picture_source = eval_data["image"] if has_eval else reader.load_split(
+      examples_dir, "train", limit=10)["image"]
+
+  def epoch_end_fn(epoch, train_writer, eval_writer):
+    if epoch % cfg.images_every_epochs and epoch != cfg.epochs:
+      return
+    with eval_writer.as_default(step=epoch):
+      for name, image in image_summaries(model, picture_source, seed=cfg.seed).items():
+        tf.summary.image(name, viz.to_tensorboard_image(image))
+
+  trainer = training.Trainer(model, optimizer, strategy, cfg, str(train_dir), dataset_fn,
+                             steps_per_epoch, evaluate_fn=evaluate_fn if has_eval else None,
+                             epoch_end_fn=epoch_end_fn)
+  history = trainer.train()
+  if hasattr(model, "fit_latent_sampler"):
+    # An autoencoder generates from a Gaussian fitted to its training codes.
+    train_images = reader.load_split(examples_dir, "train", limit=10000)["image"]
+    model.fit_latent_sampler(model.encode_mean(tf.constant(train_images)).numpy())
+  if not chief:
+    return train_dir
+  model_path = train_dir / MODEL_FILE
+  model_path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = model_path.with_name(".model.tmp.keras")
+  model.save(tmp)
+  os.replace(tmp, model_path)
+  artifacts.write_json(train_dir / "history.json", training.history_json(history))
+  final = dict(history[-1]) if history else {}
+  _write_hparams_and_projector(train_dir / "logs", config, final, eval_data, model,
+                               cfg.projector_examples)
+  artifacts.write_json(train_dir / artifacts.METADATA_FILE, common.step_metadata(
+      "train", fingerprint, {"model": config.model, "train": config.train},
+      inputs={"examples": examples_dir}, outputs={"model": model_path,
+                                                  "logs": train_dir / "logs"},
+      started=timer.started, seconds=timer.seconds, replicas=replicas,
+      strategy=type(strategy).__name__, steps_per_epoch=steps_per_epoch,
+      epochs_run=len(history), final=final))
+  return train_dir

@@ -1,0 +1,283 @@
+"""The distributed training loop: strategies, checkpoints, resumption and TensorBoard scalars.
+
+Keras' `model.fit` fails under the multi-worker strategy (keras-team/keras
+issue 20585), so training is a custom loop: `strategy.run` of a replica step
+whose loss is the sum over its examples divided by the GLOBAL batch size
+(gradients are summed across replicas, so this gives the global mean). The
+gradient computation is XLA-compiled; the update runs outside XLA so that the
+cross-replica all-reduce can happen.
+"""
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (a non-finite loss, a bad strategy); the message says why."""
+
+
+def make_strategy(name="auto"):
+  """The tf.distribute strategy called `name`.
+
+  Args:
+    name: `auto` (MirroredStrategy when more than one GPU is visible, the
+      default strategy otherwise), `default`, `one_device`, `mirrored` (all
+      local GPUs, or all logical CPU devices when there is no GPU) or
+      `multi_worker` (MultiWorkerMirroredStrategy from `TF_CONFIG`).
+  """
+  gpus = tf.config.list_logical_devices("GPU")
+  if name == "auto":
+    name = "mirrored" if len(gpus) > 1 else "default"
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "one_device":
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+  if name == "mirrored":
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+  if name == "multi_worker":
+    if "TF_CONFIG" not in os.environ:
+      raise TrainingError("train.strategy=multi_worker needs the TF_CONFIG environment variable "
+                          "(cluster and task of this worker). Received: TF_CONFIG unset")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise TrainingError(f"Expected train.strategy in auto, default, one_device, mirrored, "
+                      f"multi_worker. Received: {name!r}")
+
+
+def is_chief(strategy):
+  """Whether this process writes logs, checkpoints and artifacts."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not getattr(resolver, "task_type", None):
+    return True
+  return resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                           and resolver.task_id == 0)
+
+
+def learning_rate_schedule(config, steps_per_epoch):
+  """The learning rate as a constant or a Keras schedule over optimiser steps."""
+  total = config.epochs * steps_per_epoch
+  if config.lr_schedule == "cosine":
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total)
+  if config.lr_schedule == "exponential":
+    return keras.optimizers.schedules.ExponentialDecay(
+        config.learning_rate, decay_steps=max(1, int(config.lr_decay_epochs * steps_per_epoch)),
+        decay_rate=config.lr_decay_rate)
+  return config.learning_rate
+
+
+class Trainer:
+  """Runs epochs of distributed training with checkpoints, evaluation and early stopping.
+
+  Args:
+    model: a kerasvae model built inside `strategy.scope()`.
+    optimizer: a Keras optimizer built inside `strategy.scope()`.
+    strategy: the tf.distribute strategy.
+    config: the `TrainConfig`.
+    work_dir: the train step's directory: `checkpoints/` and `logs/` go there.
+    dataset_fn: `input_context -> tf.data.Dataset` of training batches (dicts
+      with "image"), repeated, with the per-replica batch size.
+    steps_per_epoch: optimiser steps in an epoch.
+    evaluate_fn: `() -> dict` of eval metrics (with "elbo" for early
+      stopping), or None.
+    epoch_end_fn: `(epoch, train_writer, eval_writer) -> None`, for images; or None.
+  """
+
+  def __init__(self, model, optimizer, strategy, config, work_dir, dataset_fn, steps_per_epoch,
+               evaluate_fn=None, epoch_end_fn=None):
+    self.model = model
+    self.optimizer = optimizer
+    self.strategy = strategy
+    self.config = config
+    self.work_dir = work_dir
+    self.steps_per_epoch = int(steps_per_epoch)
+    self.evaluate_fn = evaluate_fn
+    self.epoch_end_fn = epoch_end_fn
+    self.chief = is_chief(strategy)
+    self.global_batch = config.batch_size * strategy.num_replicas_in_sync
+    with strategy.scope():
+      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+      self.best_eval_elbo = tf.Variable(-np.inf, dtype=tf.float64, trainable=False)
+      self.evals_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self.checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, epoch=self.epoch, best_eval_elbo=self.best_eval_elbo,
+        evals_since_best=self.evals_since_best)
+    checkpoint_dir = os.path.join(work_dir, "checkpoints")
+    if not self.chief:  # other workers must save too (collectives), but somewhere private
+      checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
+    self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir,
+                                              max_to_keep=config.keep_checkpoints)
+    self.best_prefix = os.path.join(work_dir, "best", "model")
+    self.best_checkpoint = tf.train.Checkpoint(model=model)
+    self.dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    self._train_fn = self._make_train_fn()
+    log_dir = os.path.join(work_dir, "logs")
+    if self.chief:
+      self.train_writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+      self.eval_writer = tf.summary.create_file_writer(os.path.join(log_dir, "eval"))
+    else:
+      self.train_writer = self.eval_writer = tf.summary.create_noop_writer()
+
+  def _make_train_fn(self):
+    model, optimizer, strategy = self.model, self.optimizer, self.strategy
+    global_batch = float(self.global_batch)
+
+    @tf.function(jit_compile=self.config.jit_compile)
+    def gradients(x, step):
+      with tf.GradientTape() as tape:
+        terms = model.loss_terms(x, training=True, step=step)
+        loss = tf.reduce_sum(terms["loss"]) / global_batch
+      grads = tape.gradient(loss, model.trainable_variables)
+      sums = {k: tf.reduce_sum(terms[k]) for k in LOGGED_TERMS if k in terms}
+      return grads, sums
+
+    def replica_step(batch):
+      grads, sums = gradients(batch["image"], tf.convert_to_tensor(optimizer.iterations))
+      optimizer.apply_gradients(zip(grads, model.trainable_variables))
+      return sums
+
+    @tf.function
+    def train_fn(iterator, num_steps):
+      totals = None
+      for _ in tf.range(num_steps):
+        per_replica = strategy.run(replica_step, args=(next(iterator),))
+        reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                   for k, v in per_replica.items()}
+        totals = reduced if totals is None else {k: totals[k] + reduced[k] for k in totals}
+      return totals
+
+    return train_fn
+
+  def restore(self):
+    """Restores the newest checkpoint, if any. Returns the epoch to start from."""
+    latest = self.manager.latest_checkpoint
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      logger.info("Resuming from %s (epoch %d done)", latest, int(self.epoch.numpy()))
+    return int(self.epoch.numpy())
+
+  def _progress(self, epoch):
+    if self.config.progress and self.chief and sys.stdout.isatty():
+      return keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=LOGGED_TERMS,
+                                 unit_name="step")
+    return None
+
+  def _learning_rate(self):
+    lr = self.optimizer.learning_rate
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+  def train(self):
+    """Trains until `config.epochs` or early stopping. Returns the history (a list of dicts)."""
+    start_epoch = self.restore()
+    history = []
+    iterator = iter(self.dataset)
+    for epoch in range(start_epoch, self.config.epochs):
+      started = time.time()
+      progbar = self._progress(epoch)
+      if self.chief and progbar is None and self.config.progress:
+        print(f"epoch {epoch + 1}/{self.config.epochs}", flush=True)
+      totals, done = {}, 0
+      # Run `steps_per_execution` steps per call, then check the loss and update the bar.
+      while done < self.steps_per_epoch:
+        n = min(self.config.steps_per_execution, self.steps_per_epoch - done)
+        chunk = self._train_fn(iterator, tf.constant(n))
+        chunk = {k: float(v) for k, v in chunk.items()}
+        if not math.isfinite(chunk["loss"]):
+          raise TrainingError(
+              f"The training loss became {chunk['loss']} at epoch {epoch + 1}, step "
+              f"{int(self.optimizer.iterations.numpy())}. Training stopped; the last good "
+              f"checkpoint is {self.manager.latest_checkpoint}. Lower train.learning_rate or "
+              "check the data for NaN/inf values.")
+        for k, v in chunk.items():
+          totals[k] = totals.get(k, 0.0) + v
+        done += n
+        if progbar is not None:
+          seen = done * self.global_batch
+          progbar.update(done, [(k, totals[k] / seen) for k in LOGGED_TERMS if k in totals])
+      examples = self.steps_per_epoch * self.global_batch
+      record = {f"train/{k}": v / examples for k, v in totals.items()}
+      record["epoch"] = epoch + 1
+      record["learning_rate"] = self._learning_rate()
+      if hasattr(self.model, "kl_weight_at"):
+        record["kl_weight"] = float(self.model.kl_weight_at(self.optimizer.iterations))
+      record["seconds"] = time.time() - started
+      record["examples_per_second"] = examples / record["seconds"]
+      stop = False
+      if self.evaluate_fn is not None and ((epoch + 1) % self.config.eval_every_epochs == 0
+                                           or epoch + 1 == self.config.epochs):
+        evaluation = self.evaluate_fn()
+        record.update({f"eval/{k}": v for k, v in evaluation.items()})
+        stop = self._early_stopping(evaluation)
+      self.epoch.assign(epoch + 1)
+      if ((epoch + 1) % self.config.checkpoint_every_epochs == 0 or stop
+          or epoch + 1 == self.config.epochs):
+        self.manager.save(checkpoint_number=epoch + 1)
+      self._write_scalars(record)
+      if self.chief and self.epoch_end_fn is not None:
+        self.epoch_end_fn(epoch + 1, self.train_writer, self.eval_writer)
+      if self.chief:
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                            if k.startswith(("train/loss", "eval/elbo")))
+        print(f"epoch {epoch + 1}/{self.config.epochs}: {summary} "
+              f"({record['seconds']:.1f}s, {record['examples_per_second']:.0f} ex/s)",
+              flush=True)
+      history.append(record)
+      if stop:
+        logger.info("Early stopping after epoch %d", epoch + 1)
+        break
+    if self.config.early_stopping_patience and os.path.exists(self.best_prefix + ".index"):
+      self.best_checkpoint.read(self.best_prefix).expect_partial()
+    self.train_writer.flush()
+    self.eval_writer.flush()
+    return history
+
+  def _early_stopping(self, evaluation):
+    """Keeps the best weights by eval ELBO; True when patience has run out."""
+    if not self.config.early_stopping_patience:
+      return False
+    # Autoencoders have no ELBO: their score is the negative reconstruction loss.
+    score = evaluation.get("elbo", -evaluation.get("reconstruction", np.nan))
+    if score > float(self.best_eval_elbo.numpy()):
+      self.best_eval_elbo.assign(score)
+      self.evals_since_best.assign(0)
+      if self.chief:
+        self.best_checkpoint.write(self.best_prefix)
+      return False
+    self.evals_since_best.assign_add(1)
+    return int(self.evals_since_best.numpy()) >= self.config.early_stopping_patience
+
+  def _write_scalars(self, record):
+    step = record["epoch"]
+    with self.train_writer.as_default(step=step):
+      for key, value in record.items():
+        if key.startswith("train/"):
+          tf.summary.scalar(key[len("train/"):], value)
+      for key in ("learning_rate", "kl_weight", "examples_per_second"):
+        if key in record:
+          tf.summary.scalar(key, record[key])
+    with self.eval_writer.as_default(step=step):
+      for key, value in record.items():
+        if not key.startswith("eval/"):
+          continue
+        name = key[len("eval/"):]
+        if isinstance(value, (list, tuple)):
+          for i, v in enumerate(value):
+            tf.summary.scalar(f"{name}/z{i}", v)
+        else:
+          tf.summary.scalar(name, value)
+
+
+def history_json(history):
+  """History as JSON-safe data."""
+  return json.loads(json.dumps(history, default=float))
