@@ -177,7 +177,8 @@ def _check_version(version, model_dir):
     versions = list_versions(model_dir)
     return versions[-1] + 1 if versions else 1
   if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-    raise ValueError(f"Expected version to be an integer >= 1 or None. Received: version={version!r}")
+    raise ValueError("Expected version to be an integer >= 1 or None. "
+                     f"Received: version={version!r}")
   if (model_dir / str(version)).exists():
     raise FileExistsError(
         f"Expected a new version: versions are never overwritten. Received: version={version} "
