@@ -37,7 +37,7 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
     if "ingest" in steps:
       out["examples"] = ingest.run(config, dirs["ingest"], force=force)
     else:
-      out["examples"] = ingest.examples_of(dirs["ingest"])
+      out["examples"] = ingest.examples_of(config, dirs["ingest"])
     if "train" in steps:
       out["train"] = train.run(config, out["examples"], dirs["train"], force=force)
     if "evaluate" in steps:

@@ -155,10 +155,19 @@ class DataConfig:
 class SplitConfig:
   """How examples are divided between the train and eval splits."""
   method: str = field(
-      "hash", choices=("hash", "source"),
-      help="hash: a deterministic hash of each example's key; source: the source's own splits.")
+      "hash", choices=("hash", "source", "index"),
+      help="hash: a deterministic hash of each example's key; source: the source's own splits; "
+      "index: examples from position eval_start on (in source order) go to eval.")
   eval_fraction: float = field(0.1, range=(0.0, 0.99), help="Fraction sent to eval (method=hash).")
   salt: str = field("kerasvae", help="Salt of the split hash; change it to draw another split.")
+  eval_start: int = field(0, range=(0, None),
+                          help="method=index: the first example of the eval split, e.g. 9000 "
+                          "for MNIST's t10k (train on the first 9,000, evaluate on the last 1,000).")
+
+  def validate(self):
+    if self.method == "index" and self.eval_start < 1:
+      raise ConfigError("eval_start: expected the index of the first eval example (>= 1) with "
+                        f"method=index. Received: eval_start={self.eval_start}")
 
 
 @dataclasses.dataclass

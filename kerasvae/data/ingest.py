@@ -256,6 +256,7 @@ def ingest(config, output_dir, force=False):
     first = None
     stored = None  # the first image as written
     float_scale = 1.0  # float pixels are already in source units
+    position = 0  # examples seen, in source order (method=index)
     try:
       for role in ("train", "eval"):
         writers[role] = _SplitWriter(tmp / split_dir_name(names[role]), config.num_shards, scale)
@@ -270,7 +271,11 @@ def ingest(config, output_dir, force=False):
           for w in writers.values():
             w.scale = scale if stored.dtype == np.uint8 else float_scale
         if role is None:
-          to_eval = hash_fraction(chunk["keys"], config.split.salt) < config.split.eval_fraction
+          if config.split.method == "index":
+            to_eval = position + np.arange(len(chunk["images"])) >= config.split.eval_start
+          else:
+            to_eval = hash_fraction(chunk["keys"], config.split.salt) < config.split.eval_fraction
+          position += len(chunk["images"])
           for role_name, mask in (("train", ~to_eval), ("eval", to_eval)):
             if mask.any():
               writers[role_name].write({k: v[mask] for k, v in chunk.items()})

@@ -30,7 +30,17 @@ def run(config, ingest_dir, force=False):
   return examples_dir
 
 
-def examples_of(ingest_dir):
-  """The Examples directory a finished ingest step produced."""
-  meta = common.require_step(ingest_dir, "ingest", "kerasvae ingest")
-  return Path(meta["outputs"]["examples"])
+def examples_of(config, ingest_dir):
+  """The Examples artifact of the run's ingest step, or the shared one for the same ingest config.
+
+  Runs with the same ingest config share their Examples, so `kerasvae train`
+  with another model config finds the data `kerasvae ingest` wrote.
+  """
+  if artifacts.is_complete(ingest_dir):
+    return Path(artifacts.read_json(Path(ingest_dir) / artifacts.METADATA_FILE)
+                ["outputs"]["examples"])
+  shared = common.examples_directory(config)
+  if artifacts.is_complete(shared):
+    return shared
+  raise common.StepError(f"No Examples artifact for this ingest config: neither {ingest_dir} nor "
+                         f"{shared} is complete. Run `kerasvae ingest` with the same config first.")

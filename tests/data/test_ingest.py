@@ -311,3 +311,14 @@ def test_mnist_idx(mnist_dir, tmp_path):
   data = load_split(out, "eval")
   np.testing.assert_array_equal(data["label"], raw_labels[eval_mask])
   np.testing.assert_array_equal(np.round(data["image"][..., 0] * 255), raw_images[eval_mask])
+
+
+def test_index_split_sends_the_tail_to_eval(tmp_path):
+  images = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8)
+  np.savez(tmp_path / "a.npz", images=images)
+  out = ingest({"data": {"source": "npz", "npz": {"path": str(tmp_path / "a.npz")}},
+                "split": {"method": "index", "eval_start": 45}, "num_shards": 2},
+               tmp_path / "examples")
+  train, evaluation = load_split(out, "train"), load_split(out, "eval")
+  np.testing.assert_array_equal(train["image"][:, 0, 0, 0] * 255, np.arange(45))
+  np.testing.assert_array_equal(evaluation["image"][:, 0, 0, 0] * 255, np.arange(45, 50))

@@ -1,0 +1,44 @@
+"""Tiny pipeline configs and helpers shared by the pipeline, strategy and study tests."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(tmp_path, **blocks):
+  """Writes a seconds-long pipeline config under tmp_path and returns its path."""
+  config = {
+      "run": {"name": "tiny", "runs_dir": str(tmp_path / "runs")},
+      "ingest": {"data": {"source": "dsprites", "dsprites": {"num_examples": 640, "seed": 1}},
+                 "split": {"eval_fraction": 0.2}, "num_shards": 2},
+      "model": {"kind": "vae", "latent_dim": 2, "hidden_units": [32]},
+      "train": {"epochs": 2, "batch_size": 32, "images_every_epochs": 1,
+                "projector_examples": 50, "progress": False},
+      "evaluate": {"iwae_samples": 10, "iwae_examples": 50, "disentanglement_train_points": 60,
+                   "disentanglement_eval_points": 30},
+      "export": {"base_dir": str(tmp_path / "saved_models"), "model_name": "tiny"},
+  }
+  for block, values in blocks.items():
+    config[block] = {**config.get(block, {}), **values}
+  path = tmp_path / "tiny.yaml"
+  path.write_text(yaml.safe_dump(config))
+  return path
+
+
+def subprocess_env(**extra):
+  env = dict(os.environ)
+  env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""})
+  env.update(extra)
+  return env
+
+
+def run_cli(args, cwd, timeout=300, **env):
+  """Runs `python -m kerasvae.cli ARGS` in a fresh process; returns the CompletedProcess."""
+  return subprocess.run([sys.executable, "-m", "kerasvae.cli", *args], cwd=cwd,
+                        env=subprocess_env(**env), capture_output=True, text=True,
+                        timeout=timeout)
