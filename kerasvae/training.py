@@ -92,10 +92,11 @@ class Trainer:
     evaluate_fn: `() -> dict` of eval metrics (with "elbo" for early
       stopping), or None.
     epoch_end_fn: `(epoch, train_writer, eval_writer) -> None`, for images; or None.
+    jit_compile: XLA-compile the per-replica gradient computation.
   """
 
   def __init__(self, model, optimizer, strategy, config, work_dir, dataset_fn, steps_per_epoch,
-               evaluate_fn=None, epoch_end_fn=None):
+               evaluate_fn=None, epoch_end_fn=None, jit_compile=True):
     self.model = model
     self.optimizer = optimizer
     self.strategy = strategy
@@ -103,6 +104,7 @@ class Trainer:
     self.work_dir = work_dir
     self.steps_per_epoch = int(steps_per_epoch)
     self.evaluate_fn = evaluate_fn
+    self.jit_compile = bool(jit_compile)
     self.epoch_end_fn = epoch_end_fn
     self.chief = is_chief(strategy)
     self.global_batch = config.batch_size * strategy.num_replicas_in_sync
@@ -133,7 +135,7 @@ class Trainer:
     model, optimizer, strategy = self.model, self.optimizer, self.strategy
     global_batch = float(self.global_batch)
 
-    @tf.function(jit_compile=self.config.jit_compile)
+    @tf.function(jit_compile=self.jit_compile)
     def gradients(x, step):
       with tf.GradientTape() as tape:
         terms = model.loss_terms(x, training=True, step=step)

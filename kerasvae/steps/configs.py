@@ -60,7 +60,9 @@ class TrainConfig:
                                          "multi_worker"),
                         help="auto: mirrored with >1 GPU, else default.")
   seed: int = field(0, help="Seed of initialisation, shuffling and noise.")
-  jit_compile: bool = field(True, help="XLA-compile the gradient computation.")
+  jit_compile: str = field("auto", choices=("auto", "true", "false"),
+                           help="XLA-compile the gradient computation. auto: on, except for conv "
+                           "models without a GPU (XLA convolutions are 2-3x slower on CPU).")
   steps_per_execution: int = field(1, range=(1, None), help="Train steps per tf.function call.")
   checkpoint_every_epochs: int = field(1, range=(1, None), help="Checkpoint interval.")
   keep_checkpoints: int = field(3, range=(1, None), help="Checkpoints kept.")
