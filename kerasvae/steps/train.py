@@ -186,9 +186,9 @@ def run(config, examples_dir, train_dir, force=False):
         tf.summary.image(name, viz.to_tensorboard_image(image))
 
   trainer = training.Trainer(model, optimizer, strategy, cfg, str(train_dir), dataset_fn,
-                             jit_compile=use_jit(cfg.jit_compile, config.model.architecture),
                              steps_per_epoch, evaluate_fn=evaluate_fn if has_eval else None,
-                             epoch_end_fn=epoch_end_fn)
+                             epoch_end_fn=epoch_end_fn,
+                             jit_compile=use_jit(cfg.jit_compile, config.model.architecture))
   history = trainer.train()
   if hasattr(model, "fit_latent_sampler"):
     # An autoencoder generates from a Gaussian fitted to its training codes.
