@@ -162,7 +162,8 @@ def run(config, examples_dir, train_dir, force=False):
   def dataset_fn(input_context):
     return reader.make_dataset(examples_dir, "train", global_batch, shuffle=True,
                                seed=cfg.seed + input_context.input_pipeline_id, repeat=True,
-                               drop_remainder=True, input_context=input_context)
+                               drop_remainder=True, input_context=input_context,
+                               deterministic=True)  # the same seed gives the same run
 
   eval_data = reader.load_split(examples_dir, "eval", limit=EVAL_EXAMPLES_DURING_TRAINING)
   has_eval = len(eval_data["image"]) > 0

@@ -1,0 +1,293 @@
+"""What every study shares: its config, its trials (normal pipeline runs), sample quality, results.
+
+A study config (`pipelines/configs/studies/<name>.yaml`) is
+
+  title: one line
+  study: {settings of the study itself: sample quality, figure sizes}
+  base: {a whole pipeline config, shared by every trial}
+  trials:                      # one pipeline run each
+    - {name: "2", model.latent_dim: 2}       # dotted overrides of `base`
+  quick: {dotted overrides of base and study for the tiny test version}
+
+A trial's config is `base`, then `quick` (with --quick), then the command
+line's `--set`, then the trial's own overrides (which define the experiment).
+Every trial runs ingest, train and evaluate in `<output>/runs`, so all
+trials share one Examples artifact and `tensorboard --logdir <output>/runs`
+shows every trial's HParams session.
+"""
+
+import dataclasses
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerasvae import artifacts
+from kerasvae import config as config_lib
+from kerasvae.config import ConfigError
+from kerasvae.steps import configs as step_configs
+
+logger = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+STUDY_CONFIG_DIR = step_configs.CONFIG_DIR / "studies"
+TRIAL_STEPS = ("ingest", "train", "evaluate")
+CLASSIFIER_FILE = "classifier.keras"
+
+
+@dataclasses.dataclass
+class StudySettings:
+  """The `study:` block: settings of a study beyond its pipeline runs."""
+  sample_quality: bool = config_lib.field(
+      False, help="Score samples with a classifier trained once per study on the train split.")
+  classifier_examples: int = config_lib.field(9000, range=(100, None),
+                                              help="Training images of the classifier.")
+  classifier_epochs: int = config_lib.field(3, range=(1, None), help="Classifier epochs.")
+  num_samples: int = config_lib.field(1000, range=(10, None),
+                                      help="Generated images per sample-quality score.")
+  seed: int = config_lib.field(0, help="Seed of the study's samples and figures.")
+
+
+@dataclasses.dataclass
+class Trial:
+  """One pipeline run of a study and what it measured."""
+  name: str
+  overrides: dict
+  config: object = None
+  run_dir: Path = None
+  metrics: dict = dataclasses.field(default_factory=dict)
+  train_seconds: float = 0.0
+  evaluate_seconds: float = 0.0
+  epochs_run: int = 0
+  steps_per_epoch: int = 0
+
+  def to_json(self):
+    return {"name": self.name, "overrides": self.overrides, "run_dir": str(self.run_dir),
+            "train_seconds": self.train_seconds, "evaluate_seconds": self.evaluate_seconds,
+            "epochs_run": self.epochs_run, "steps_per_epoch": self.steps_per_epoch,
+            "metrics": self.metrics}
+
+
+@dataclasses.dataclass
+class StudyContext:
+  """What a study's figure and table code may use."""
+  name: str
+  output: Path
+  settings: StudySettings
+  quick: bool
+  base: object  # the PipelineConfig of the first trial without its trial overrides
+  examples_dir: Path = None
+  classifier: object = None
+  figures: list = dataclasses.field(default_factory=list)  # (caption, relative path)
+
+  @property
+  def figure_dir(self):
+    path = self.output / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+  def figure_path(self, stem):
+    return self.figure_dir / f"{slug(stem)}.png"
+
+  def add_figure(self, caption, path):
+    self.figures.append((caption, Path(path).relative_to(self.output).as_posix()))
+
+
+def slug(text):
+  return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_")
+
+
+def resolve_study_config_path(name, config=None):
+  """The study's YAML: `config` (a path) if given, else the bundled `<name>.yaml`."""
+  if config:
+    path = Path(config)
+    if not path.is_file():
+      bundled = STUDY_CONFIG_DIR / f"{config}.yaml"
+      if bundled.is_file():
+        return bundled
+      raise ConfigError(f"Expected a study YAML file. Received: --config {config} (not found)")
+    return path
+  return STUDY_CONFIG_DIR / f"{name}.yaml"
+
+
+def _dotted(mapping, where):
+  if mapping is None:
+    return []
+  if not isinstance(mapping, dict):
+    raise ConfigError(f"{where}: expected a mapping of dotted keys to values. "
+                      f"Received: {mapping!r}")
+  return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
+
+
+def _resolve_data_paths(data):
+  """Relative idx paths that do not exist from here are read relative to the repository root."""
+  idx = data.get("ingest", {}).get("data", {}).get("idx", {})
+  for key, value in list(idx.items()):
+    if isinstance(value, str) and value and not Path(value).is_absolute():
+      if not Path(value).exists() and (REPO / value).exists():
+        idx[key] = str((REPO / value).resolve())
+  return data
+
+
+def load_study_config(path, overrides=(), quick=False, output=None):
+  """Reads a study YAML into (title, settings, [(trial name, trial overrides, PipelineConfig)]).
+
+  Args:
+    path: the study YAML.
+    overrides: `--set key=value` items, applied to `base` (or `study.*`).
+    quick: apply the `quick:` block.
+    output: the study directory; trials run in `<output>/runs`.
+
+  Returns:
+    `(title, StudySettings, trials)`.
+  """
+  raw = config_lib.load_yaml(path)
+  source = f" (in {path})"
+  unknown = sorted(set(raw) - {"title", "study", "base", "trials", "quick", "description"})
+  if unknown:
+    raise ConfigError(f"{path}: unknown key {unknown[0]!r}. Valid keys: base, description, "
+                      "quick, study, title, trials.")
+  trials_raw = raw.get("trials") or []
+  if not isinstance(trials_raw, list) or not trials_raw:
+    raise ConfigError(f"trials: expected a non-empty list of override mappings{source}. "
+                      f"Received: {trials_raw!r}")
+  data = {"study": raw.get("study") or {}, **(raw.get("base") or {})}
+  if quick:
+    data = config_lib.apply_overrides(data, _dotted(raw.get("quick"), "quick"))
+  data = config_lib.apply_overrides(data, overrides)
+  settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=source)
+  data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
+  if quick:
+    data.setdefault("train", {})["progress"] = False
+  trials = []
+  for i, entry in enumerate(trials_raw):
+    if not isinstance(entry, dict):
+      raise ConfigError(f"trials[{i}]: expected a mapping of dotted overrides{source}. "
+                        f"Received: {entry!r}")
+    entry = dict(entry)
+    name = str(entry.pop("name", None) or ", ".join(f"{k.split('.')[-1]}={v}"
+                                                   for k, v in entry.items()))
+    trial_data = config_lib.apply_overrides(data, _dotted(entry, f"trials[{i}]"))
+    trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
+    trial_data = _resolve_data_paths(trial_data)
+    config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
+                                  where=f"trials[{i}] ({name})", source=source)
+    trials.append(Trial(name=name, overrides=entry, config=config))
+  names = [t.name for t in trials]
+  if len(set(names)) != len(names):
+    raise ConfigError(f"trials: expected distinct trial names{source}. Received: {names}")
+  return raw.get("title") or path.stem, raw.get("description") or "", settings, trials
+
+
+def run_trial(trial):
+  """Runs ingest → train → evaluate for one trial; fills its metrics and timings."""
+  from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+  print(f"study: trial {trial.name}")
+  out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
+  trial.run_dir = Path(out["run_dir"])
+  train_meta = artifacts.read_json(trial.run_dir / "train" / artifacts.METADATA_FILE)
+  eval_meta = artifacts.read_json(trial.run_dir / "evaluate" / artifacts.METADATA_FILE)
+  trial.train_seconds = float(train_meta.get("seconds", 0.0))
+  trial.evaluate_seconds = float(eval_meta.get("seconds", 0.0))
+  trial.epochs_run = int(train_meta.get("epochs_run", 0))
+  trial.steps_per_epoch = int(train_meta.get("steps_per_epoch", 0))
+  trial.metrics = artifacts.read_json(trial.run_dir / "evaluate" / "metrics.json")
+  trial.metrics.pop("activity", None)
+  return out["examples"]
+
+
+def load_trial_model(trial):
+  from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
+  return train_step.load_model(trial.run_dir / "train")
+
+
+# ----------------------------------------------------------------------------- sample quality
+
+
+def grey_fraction(images):
+  """Fraction of pixels strictly between 0.2 and 0.8: blurry images have many such grey pixels."""
+  images = np.asarray(images)
+  return float(np.mean((images > 0.2) & (images < 0.8)))
+
+
+def class_entropy_bits(probabilities):
+  """Entropy (bits) of the histogram of predicted classes: log2(10) = 3.32 when all digits appear
+  equally often, 0 when every image is read as the same digit."""
+  counts = np.bincount(np.argmax(probabilities, axis=-1), minlength=probabilities.shape[-1])
+  p = counts / counts.sum()
+  p = p[p > 0]
+  return float(-np.sum(p * np.log2(p)))
+
+
+def study_classifier(context):
+  """The study's feature classifier: trained once on the train split, saved in the study dir."""
+  from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import sample_quality  # pylint: disable=import-outside-toplevel
+  path = context.output / CLASSIFIER_FILE
+  meta_path = context.output / "classifier.json"
+  s = context.settings
+  wanted = {"examples": str(context.examples_dir), "classifier_examples": s.classifier_examples,
+            "classifier_epochs": s.classifier_epochs, "seed": s.seed}
+  if path.is_file() and meta_path.is_file() and artifacts.read_json(meta_path).get(
+      "config") == wanted:
+    return sample_quality.load_feature_classifier(path)
+  # Grey intensities: generated images are the decoder's means, which are grey too.
+  train = reader.load_split(context.examples_dir, "train", limit=s.classifier_examples,
+                            binarize_seed=None)
+  if "label" not in train:
+    raise ConfigError("study.sample_quality: expected labelled data for the classifier. "
+                      f"Received: an Examples artifact without labels ({context.examples_dir})")
+  t0 = time.time()
+  classifier = sample_quality.train_feature_classifier(train["image"], train["label"],
+                                                       epochs=s.classifier_epochs, seed=s.seed)
+  seconds = time.time() - t0
+  held_out = reader.load_split(context.examples_dir, "eval", binarize_seed=None)
+  _, probabilities = sample_quality.classifier_features(classifier, held_out["image"])
+  accuracy = float(np.mean(np.argmax(probabilities, -1) == held_out["label"]))
+  classifier.save(path)
+  artifacts.write_json(meta_path, {"config": wanted, "eval_accuracy": accuracy,
+                                   "train_examples": int(len(train["image"])),
+                                   "seconds": seconds})
+  return classifier
+
+
+def reference_images(context):
+  """Held-out grey images (the eval split) and as many training images (for the floor)."""
+  from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
+  held_out = reader.load_split(context.examples_dir, "eval", binarize_seed=None)["image"]
+  n = min(len(held_out), context.settings.num_samples)
+  train = reader.load_split(context.examples_dir, "train", limit=n, binarize_seed=None)["image"]
+  return held_out[:n], train
+
+
+def score_images(context, images):
+  """Fréchet distance to held-out digits, classifier confidence, class entropy, grey fraction."""
+  from kerasvae.metrics import sample_quality  # pylint: disable=import-outside-toplevel
+  held_out, _ = reference_images(context)
+  result = sample_quality.compute_sample_quality(context.classifier, images, held_out)
+  _, probabilities = sample_quality.classifier_features(context.classifier, images)
+  return {"frechet_distance": result["frechet_distance"],
+          "classifier_confidence": result["classifier_confidence"],
+          "class_entropy_bits": class_entropy_bits(probabilities),
+          "grey_fraction": grey_fraction(images)}
+
+
+def real_data_reference(context):
+  """The scores real training digits get against the held-out digits: the floor of each number."""
+  _, train = reference_images(context)
+  return score_images(context, train)
+
+
+def write_study_scalars(trial, metrics):
+  """Adds the study's own numbers to the trial's HParams session (train/logs/study)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  writer = tf.summary.create_file_writer(str(trial.run_dir / "train" / "logs" / "study"))
+  with writer.as_default(step=0):
+    for key, value in metrics.items():
+      if isinstance(value, (int, float)) and not isinstance(value, bool):
+        tf.summary.scalar(f"study/{key}", value)
+  writer.flush()
+  writer.close()

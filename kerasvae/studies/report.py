@@ -1,0 +1,111 @@
+"""Markdown pieces of a study report: tables, figures, the data and budget paragraphs."""
+
+import math
+
+
+def fmt(value, digits=2):
+  """A table cell: numbers with `digits` decimals, lists as space-separated numbers."""
+  if value is None:
+    return "–"
+  if isinstance(value, bool):
+    return "yes" if value else "no"
+  if isinstance(value, int):
+    return str(value)
+  if isinstance(value, float):
+    if math.isnan(value):
+      return "nan"
+    return f"{value:.{digits}f}"
+  if isinstance(value, (list, tuple)):
+    return " ".join(fmt(v, digits) for v in value)
+  return str(value)
+
+
+def table(headers, rows):
+  """A markdown table; `rows` are lists of already formatted cells."""
+  lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+  for row in rows:
+    lines.append("| " + " | ".join(str(c) for c in row) + " |")
+  return "\n".join(lines)
+
+
+def figure(context, caption, path):
+  """Markdown embedding a PNG of the study dir (relative path) and records it."""
+  context.add_figure(caption, path)
+  rel = path.relative_to(context.output).as_posix()
+  return f"![{caption}]({rel})\n\n*{caption}*"
+
+
+def data_paragraph(config, split_counts):
+  """Where the data comes from and how it is split, in words."""
+  ingest = config.ingest
+  source = ingest.data.source
+  n_train, n_eval = split_counts.get("train", 0), split_counts.get("eval", 0)
+  if source == "idx":
+    where = ingest.data.idx.images
+    split = (f"the first {ingest.split.eval_start:,} digits train and the remaining "
+             f"{n_eval:,} are held out for evaluation" if ingest.split.method == "index"
+             else f"{n_train:,} train, {n_eval:,} held out")
+    binar = (" Pixels are binarised dynamically (a fresh Bernoulli draw of each grey level every "
+             "epoch; evaluation uses one fixed draw)." if ingest.binarize == "dynamic" else "")
+    return (f"**Data.** MNIST here is the official MNIST *test* split of 10,000 digits "
+            f"(`{where}`), the only MNIST copy available offline: {split} "
+            f"({n_train:,} / {n_eval:,} examples). All numbers below are on the {n_eval:,} "
+            f"held-out digits.{binar}")
+  if source == "dsprites":
+    d = ingest.data.dsprites
+    return (f"**Data.** dSprites (64×64 binary images of a square, ellipse or heart at 6 scales, "
+            f"40 orientations and 32×32 positions; rendered by the built-in generator): "
+            f"{d.num_examples or 737280:,} images drawn with seed {d.seed}, {n_train:,} for "
+            f"training and {n_eval:,} held out. The disentanglement scores sample fresh images "
+            f"from the generator's ground-truth factors.")
+  return f"**Data.** source `{source}`: {n_train:,} training and {n_eval:,} held-out examples."
+
+
+def model_sentence(config):
+  m = config.model
+  if m.architecture == "mlp":
+    net = f"an MLP encoder and decoder with hidden layers {list(m.hidden_units)}"
+  else:
+    net = (f"a convolutional encoder and decoder (stride-2 convolutions with "
+           f"{list(m.filters)} channels, a {m.dense_units}-unit dense layer)")
+  return f"{net}, a {m.likelihood} decoder"
+
+
+def budget_section(trials, wall_clock_seconds, quick):
+  """The training budget of every trial and the study's wall-clock."""
+  c = trials[0].config
+  t = c.train
+  lines = []
+  if quick:
+    lines.append("> **Quick mode.** This is the tiny version the tests run: a few training steps "
+                 "per trial, so the numbers and pictures say nothing about the models. Run the "
+                 "study without `--quick` for the real thing.\n")
+  lines.append(f"**Budget.** Each trial trains for at most {t.epochs} epochs of "
+               f"{trials[0].steps_per_epoch} steps (batch {t.batch_size}, Adam, learning rate "
+               f"{t.learning_rate:g}"
+               + (f", early stopping after {t.early_stopping_patience} evaluations without a "
+                  "better held-out ELBO" if t.early_stopping_patience else "")
+               + f", seed {t.seed}). The whole study took {wall_clock_seconds / 60:.1f} minutes "
+               "of wall-clock on this machine (2 CPU cores).\n")
+  rows = [[tr.name, tr.epochs_run, tr.epochs_run * tr.steps_per_epoch * t.batch_size,
+           fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
+  lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
+  return "\n".join(lines)
+
+
+def tensorboard_section(context):
+  return ("**TensorBoard.** Every trial is a normal pipeline run in `runs/`; "
+          f"`tensorboard --logdir {context.output / 'runs'}` shows their training curves, "
+          "images and, in the HParams tab, one session per trial with its final metrics "
+          "(the study's sample-quality numbers are under `study/`).")
+
+
+def split_counts(examples_dir):
+  from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
+  meta = reader.read_metadata(examples_dir)
+  counts = {}
+  for role in ("train", "eval"):
+    name = reader.split_name(meta, role)
+    counts[role] = meta["splits"].get(name, {}).get("num_examples", 0)
+  return counts
+
