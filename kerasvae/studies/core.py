@@ -142,7 +142,7 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     output: the study directory; trials run in `<output>/runs`.
 
   Returns:
-    `(title, StudySettings, trials)`.
+    `(title, description, StudySettings, [Trial])`.
   """
   raw = config_lib.load_yaml(path)
   source = f" (in {path})"
@@ -219,7 +219,7 @@ def class_entropy_bits(probabilities):
   counts = np.bincount(np.argmax(probabilities, axis=-1), minlength=probabilities.shape[-1])
   p = counts / counts.sum()
   p = p[p > 0]
-  return float(-np.sum(p * np.log2(p)))
+  return float(-np.sum(p * np.log2(p))) + 0.0  # no -0.0
 
 
 def study_classifier(context):

@@ -61,14 +61,36 @@ def data_paragraph(config, split_counts):
   return f"**Data.** source `{source}`: {n_train:,} training and {n_eval:,} held-out examples."
 
 
-def model_sentence(config):
+def trend(values, tolerance=0.0):
+  """'rises', 'falls', 'stays flat' or 'is not monotone' for a sequence of numbers.
+
+  Differences within `tolerance` count as equal, so noise does not make a trend.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  d = np.diff(np.asarray(values, dtype=np.float64))
+  if np.all(np.abs(d) <= tolerance):
+    return "stays flat"
+  if np.all(d >= -tolerance):
+    return "rises"
+  if np.all(d <= tolerance):
+    return "falls"
+  return "is not monotone"
+
+
+LIKELIHOOD_NAMES = {"bernoulli": "Bernoulli", "gaussian": "Gaussian",
+                    "continuous_bernoulli": "continuous Bernoulli"}
+
+
+def model_sentence(config, capital=False):
+  """'an MLP encoder and decoder with hidden layers [...], a Bernoulli decoder'."""
   m = config.model
   if m.architecture == "mlp":
     net = f"an MLP encoder and decoder with hidden layers {list(m.hidden_units)}"
   else:
     net = (f"a convolutional encoder and decoder (stride-2 convolutions with "
            f"{list(m.filters)} channels, a {m.dense_units}-unit dense layer)")
-  return f"{net}, a {m.likelihood} decoder"
+  text = f"{net}, a {LIKELIHOOD_NAMES.get(m.likelihood, m.likelihood)} decoder"
+  return text[0].upper() + text[1:] if capital else text
 
 
 def budget_section(trials, wall_clock_seconds, quick):
@@ -80,13 +102,15 @@ def budget_section(trials, wall_clock_seconds, quick):
     lines.append("> **Quick mode.** This is the tiny version the tests run: a few training steps "
                  "per trial, so the numbers and pictures say nothing about the models. Run the "
                  "study without `--quick` for the real thing.\n")
-  lines.append(f"**Budget.** Each trial trains for at most {t.epochs} epochs of "
+  lines.append(f"**Budget.** Each trial trains for at most {t.epochs} epoch(s) of "
                f"{trials[0].steps_per_epoch} steps (batch {t.batch_size}, Adam, learning rate "
                f"{t.learning_rate:g}"
                + (f", early stopping after {t.early_stopping_patience} evaluations without a "
                   "better held-out ELBO" if t.early_stopping_patience else "")
-               + f", seed {t.seed}). The whole study took {wall_clock_seconds / 60:.1f} minutes "
-               "of wall-clock on this machine (2 CPU cores).\n")
+               + f", seed {t.seed}). This run of the study took {wall_clock_seconds / 60:.1f} minutes "
+               "of wall-clock on this machine (2 CPU cores shared with other work; trials that had "
+               "already finished are reused, so a rerun is faster than the times below, which are "
+               "each trial's own).\n")
   rows = [[tr.name, tr.epochs_run, tr.epochs_run * tr.steps_per_epoch * t.batch_size,
            fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
   lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
@@ -94,10 +118,11 @@ def budget_section(trials, wall_clock_seconds, quick):
 
 
 def tensorboard_section(context):
+  extra = (" (the study's own numbers, such as sample quality, are under `study/`)"
+           if context.settings.sample_quality else "")
   return ("**TensorBoard.** Every trial is a normal pipeline run in `runs/`; "
           f"`tensorboard --logdir {context.output / 'runs'}` shows their training curves, "
-          "images and, in the HParams tab, one session per trial with its final metrics "
-          "(the study's sample-quality numbers are under `study/`).")
+          f"images and, in the HParams tab, one session per trial with its final metrics{extra}.")
 
 
 def split_counts(examples_dir):

@@ -1,0 +1,142 @@
+"""Studies: the field's teaching experiments, each one command (`kerasvae study NAME`).
+
+A study runs several trials through the normal pipeline (ingest → train →
+evaluate, one run directory each, all sharing one Examples artifact), adds its
+own measurements and figures, and writes in its directory:
+
+  report.md       tables, embedded figures and conclusions drawn from the numbers
+  results.json    every trial's config overrides, timings and metrics
+  figures/*.png   the report's figures
+  runs/           the trials' pipeline runs: `tensorboard --logdir runs` (HParams tab)
+  classifier.keras  the sample-quality classifier (MNIST studies), trained once per study
+
+Example:
+  >>> from kerasvae import studies
+  >>> studies.run_study("latent-dim", quick=True, output="/tmp/latent-dim")
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+from kerasvae import artifacts
+from kerasvae.config import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """A registered study: its name, what it asks, and the function that analyses its trials."""
+  name: str
+  question: str
+  analyse: Callable  # (StudyContext, [Trial]) -> [markdown blocks]
+
+
+def _mnist(name):
+  def analyse(context, trials):
+    from kerasvae.studies import mnist  # pylint: disable=import-outside-toplevel
+    return getattr(mnist, f"analyse_{name}")(context, trials)
+  return analyse
+
+
+def _disentanglement(context, trials):
+  from kerasvae.studies import disentanglement  # pylint: disable=import-outside-toplevel
+  return disentanglement.analyse_disentanglement(context, trials)
+
+
+STUDIES = {
+    "latent-dim": Study(
+        "latent-dim", "How do the diversity and sharpness of a VAE's samples, its likelihood "
+        "and the number of latent dimensions it really uses change with the latent size?",
+        _mnist("latent_dim")),
+    "beta": Study(
+        "beta", "What does the weight β of the KL term do to a 2-D VAE's code, its "
+        "reconstructions and its samples?", _mnist("beta")),
+    "ae-vs-vae": Study(
+        "ae-vs-vae", "Do random latent points of an autoencoder decode to data or to noise, "
+        "and how does a VAE differ?", _mnist("ae_vs_vae")),
+    "priors": Study(
+        "priors", "Does a learned prior (Gaussian mixture, VampPrior) give a better "
+        "log-likelihood than the standard Gaussian with the same network and budget?",
+        _mnist("priors")),
+    "disentanglement": Study(
+        "disentanglement", "Does a larger β give a more disentangled code on dSprites, as the "
+        "β-VAE paper reports, and at what cost?", _disentanglement),
+}
+
+
+def run_study(name, config=None, overrides=(), quick=False, output=None):
+  """Runs every trial of a study and writes its report.
+
+  Trials that already finished (same config) are reused, so an interrupted
+  study resumes where it stopped when the same command is run again.
+
+  Args:
+    name: a key of `STUDIES` (`latent-dim`, `beta`, `ae-vs-vae`, `priors`,
+      `disentanglement`).
+    config: a study YAML; default `pipelines/configs/studies/<name>.yaml`.
+    overrides: `key=value` items applied to every trial's pipeline config
+      (e.g. `train.epochs=5`) or to the study settings (`study.num_samples=500`).
+    quick: the tiny version (the `quick:` block of the YAML) the tests run.
+    output: the study directory; default `studies/<name>` (`studies/<name>-quick`
+      with `quick`).
+
+  Returns:
+    The path of `report.md`.
+
+  Raises:
+    ConfigError: for an unknown study name or an invalid study config.
+  """
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  if name not in STUDIES:
+    raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
+  study = STUDIES[name]
+  output = Path(output) if output else Path("studies") / (f"{name}-quick" if quick else name)
+  path = core.resolve_study_config_path(name, config)
+  title, description, settings, trials = core.load_study_config(
+      path, overrides=overrides, quick=quick, output=output)
+  output.mkdir(parents=True, exist_ok=True)
+  t0 = time.time()
+  context = core.StudyContext(name=name, output=output, settings=settings, quick=quick,
+                              base=trials[0].config)
+  for trial in trials:
+    examples = core.run_trial(trial)
+    if context.examples_dir is not None and examples != context.examples_dir:
+      raise ConfigError(f"Expected every trial of a study to share one ingest config. Received: "
+                        f"trial {trial.name!r} reads {examples}, the first {context.examples_dir}")
+    context.examples_dir = examples
+  if settings.sample_quality:
+    print("study: sample-quality classifier")
+    context.classifier = core.study_classifier(context)
+  print(f"study: analysing {len(trials)} trials")
+  body = study.analyse(context, trials)
+  wall_clock = time.time() - t0
+  counts = report.split_counts(context.examples_dir)
+  intro = [
+      f"# {title}",
+      f"*Question.* {study.question}",
+      description.strip(),
+      report.data_paragraph(trials[0].config, counts),
+      f"**Model.** {report.model_sentence(trials[0].config, capital=True)}, "
+      f"{trials[0].config.model.latent_dim} latent dimensions unless a trial says otherwise; "
+      "trials differ only in: "
+      + "; ".join(f"**{t.name}** (`" + ", ".join(f"{k}={v}" for k, v in t.overrides.items())
+                  + "`)" for t in trials) + ".",
+      report.budget_section(trials, wall_clock, quick),
+      report.tensorboard_section(context),
+      f"*Reproduce:* `kerasvae study {name}" + (" --quick" if quick else "")
+      + "".join(f" --set {o}" for o in overrides) + "`",
+  ]
+  text = "\n\n".join(block for block in intro + body if block) + "\n"
+  artifacts.write_json(output / "results.json", {
+      "study": name, "title": title, "quick": quick, "config": str(path),
+      "overrides": list(overrides), "wall_clock_seconds": wall_clock,
+      "split_counts": counts, "examples": str(context.examples_dir),
+      "figures": [{"caption": c, "path": p} for c, p in context.figures],
+      "trials": [t.to_json() for t in trials]})
+  report_path = output / "report.md"
+  tmp = report_path.with_suffix(".md.tmp")
+  tmp.write_text(text)
+  tmp.replace(report_path)
+  return report_path
