@@ -160,3 +160,27 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
   assert any(np.isnan(w).any() for w in model.get_weights())  # the NaN step corrupted them
   trainer.checkpoint.restore(trainer.manager.latest_checkpoint)
   assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(tmp_path):
+  config = configs.TrainConfig(epochs=10, batch_size=8, progress=False,
+                               early_stopping_patience=2)
+  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  optimizer = keras.optimizers.Adam(1e-2)
+  optimizer.build(model.trainable_variables)
+  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+  scores = iter([-10.0, -5.0, -7.0, -6.0, -1.0])  # best after epoch 2, then two worse evals
+  snapshots = []
+
+  def evaluate_fn():
+    snapshots.append([w.copy() for w in model.get_weights()])
+    return {"elbo": next(scores)}
+
+  trainer = training.Trainer(
+      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
+      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).repeat().batch(8),
+      steps_per_epoch=2, evaluate_fn=evaluate_fn, jit_compile=False)
+  history = trainer.train()
+  assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+  for best, restored in zip(snapshots[1], model.get_weights()):
+    np.testing.assert_array_equal(best, restored)
