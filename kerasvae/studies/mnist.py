@@ -244,21 +244,27 @@ def analyse_beta(context, trials):
       "**Used dimensions.** Active units: " + ", ".join(
           f"{int(a)} of {latent_dim} ({n})" for n, a in zip(names, active)) + "."
       + (f" At β={betas[active.index(min(active))]:g} "
-         + ("the posterior collapsed onto the prior: no dimension carries information, the "
-            "decoder ignores z and the traversal rows and manifold tiles all show the same "
-            "average image." if min(active) == 0 else
+         + ("the posterior has (almost) collapsed onto the prior: no dimension passes the "
+            f"activity threshold (total KL {kl[active.index(min(active))]:.2f} nats), so the "
+            "decoder all but ignores z and its traversal rows and manifold tiles barely change."
+            if min(active) == 0 else
             f"only {int(min(active))} dimension(s) stay in use: the other axis's traversal row "
             "does not change the image.")
          if min(active) < latent_dim else ""),
   ]
   if s.sample_quality:
     fd, grey = m("frechet_distance"), m("grey_fraction")
+    best = betas[_argbest(fd, higher=False)]
+    blur = _trend(grey, 0.005)
     findings.append(
         f"**Samples.** The FD of prior samples is {_series(names, fd, 1)} and their grey-pixel "
-        f"fraction {_series(names, grey, 3)}: the best samples come from "
-        f"β={betas[_argbest(fd, higher=False)]:g}. A large β makes q(z|x) overlap the prior "
-        "(fewer holes between the codes of different digits) but blurs every image, because "
-        "the code no longer says which digit, in which style, to draw.")
+        f"fraction {_series(names, grey, 3)} ({blur} with β"
+        + ("; a larger β gives blurrier images, since the code says less about which digit, in "
+           "which style, to draw" if blur == "rises" else "") + "). "
+        + (f"The best samples come from β={best:g}: a larger β pulls every q(z|x) towards the "
+           "prior, so random prior points land nearer to codes the decoder was trained on, "
+           "which here outweighs the blur." if best != betas[0] else
+           f"The best samples come from the plain VAE (β={best:g})."))
   text = [
       "## Results",
       report.table(["β (kl_weight)"] + [c[1] for c in columns], rows),
@@ -303,6 +309,7 @@ def analyse_ae_vs_vae(context, trials):
   eval_images, eval_labels = _eval_images(context, 200)
   pairs = _interpolation_pairs(eval_labels)
   sample_rows, panels, interp_rows, interp_labels = [], [], [], []
+  interp_confidence = {}
   for trial in trials:
     kind = trial.config.model.kind
     model = core.load_trial_model(trial)
@@ -321,15 +328,23 @@ def analyse_ae_vs_vae(context, trials):
         trial.metrics[f"{sampler}/{key}"] = value
       sample_rows.append((MODEL_NAMES[kind], description, sampler, trial, scores))
       panels.append((f"{MODEL_NAMES[kind]}: {description}", _grid(samples[:36], 6)))
-    core.write_study_scalars(trial, trial.metrics)
     decode = _decode_fn(model)
+    inner = []
     for a, b in pairs:
       za = model.encode_mean(tf.constant(eval_images[a:a + 1])).numpy()[0]
       zb = model.encode_mean(tf.constant(eval_images[b:b + 1])).numpy()[0]
       row = viz.interpolation_images(decode, za, zb, num_steps=10)
+      inner.append(row[1:-1])
       row = np.concatenate([eval_images[a:a + 1], row, eval_images[b:b + 1]])
       interp_rows.append(_grid(row, len(row)))
       interp_labels.append(f"{MODEL_NAMES[kind]}\n{eval_labels[a]} → {eval_labels[b]}")
+    if s.sample_quality:
+      from kerasvae.metrics import sample_quality  # pylint: disable=import-outside-toplevel
+      _, probabilities = sample_quality.classifier_features(context.classifier,
+                                                            np.concatenate(inner))
+      interp_confidence[MODEL_NAMES[kind]] = sample_quality.mean_confidence(probabilities)
+      trial.metrics["interpolation/classifier_confidence"] = interp_confidence[MODEL_NAMES[kind]]
+    core.write_study_scalars(trial, trial.metrics)
   samples_path = context.figure_path("samples_ae_vs_vae")
   viz.save_png(viz.side_by_side(panels), samples_path)
   interp_path = context.figure_path("interpolations_ae_vs_vae")
@@ -355,10 +370,20 @@ def analyse_ae_vs_vae(context, trials):
     noisy_box = by.get(("noisy autoencoder", "uniform_box"))
     if vae and ae_box:
       ratio = ae_box["frechet_distance"] / max(vae["frechet_distance"], 1e-9)
-      verdict = ("mostly not to digits" if ae_box["classifier_confidence"] <
-                 0.5 * (vae["classifier_confidence"] + reference["classifier_confidence"]) and
-                 ratio > 1.5 else "to digit-like images, though worse ones than the VAE's"
-                 if ratio > 1.2 else "to images about as good as the VAE's")
+      if ratio > 1.5 and ae_box["classifier_confidence"] < vae["classifier_confidence"]:
+        verdict = "to clearly worse images than the VAE's prior samples"
+      elif ratio > 1.2:
+        verdict = "to somewhat worse images than the VAE's prior samples"
+      elif ratio < 0.8:
+        verdict = "to images closer to real digits than the VAE's prior samples"
+      else:
+        verdict = "to images about as close to real digits as the VAE's prior samples"
+      real_conf = reference["classifier_confidence"]
+      verdict += (" (the classifier recognises them about as confidently as real digits)"
+                  if ae_box["classifier_confidence"] >= 0.85 * real_conf else
+                  " (many are not recognisable digits: the classifier is much less confident "
+                  "than on real digits)" if ae_box["classifier_confidence"] < 0.7 * real_conf
+                  else "")
       findings.append(
           f"**Do random points of an autoencoder decode to data?** In our runs ({latent_dim}-D "
           f"codes), points drawn uniformly from the bounding box of the autoencoder's training "
@@ -366,15 +391,19 @@ def analyse_ae_vs_vae(context, trials):
           f"{vae['frechet_distance']:.1f} for the VAE's prior samples ({ratio:.1f}×; real "
           f"digits {reference['frechet_distance']:.1f}), classifier confidence "
           f"{ae_box['classifier_confidence']:.3f} against {vae['classifier_confidence']:.3f} "
-          f"(real {reference['classifier_confidence']:.3f}). The reason is geometric: a box "
-          f"sample lies {ae_box['nearest_code_ratio']:.1f} times farther from its nearest "
-          "training code than training codes lie from each other "
-          f"(VAE prior samples: {vae['nearest_code_ratio']:.1f}× from the posterior means), "
-          "so the decoder is asked about regions it never saw; nothing in an autoencoder's "
-          "loss makes the space between codes meaningful.")
+          f"(real {reference['classifier_confidence']:.3f}). A box sample lies "
+          f"{ae_box['nearest_code_ratio']:.1f}× the typical spacing of training codes from its "
+          f"nearest code, a VAE prior sample {vae['nearest_code_ratio']:.1f}× from the nearest "
+          "posterior mean"
+          + ("; the box is mostly empty space the decoder never saw, and nothing in an "
+             "autoencoder's loss makes that space meaningful." if
+             ae_box["nearest_code_ratio"] > 1.5 * vae["nearest_code_ratio"] else
+             ": in this run the box is not much emptier than the VAE's prior is far from its "
+             "codes, so the difference lies in what the decoders learned around the codes, not "
+             "in distance alone."))
     if ae_gauss and ae_box:
       findings.append(
-          f"**A better sampler helps.** A Gaussian fitted to the autoencoder's codes gives FD "
+          f"**A fitted Gaussian instead of the box.** A Gaussian fitted to the autoencoder's codes gives FD "
           f"{ae_gauss['frechet_distance']:.1f} (box: {ae_box['frechet_distance']:.1f}), its "
           f"samples {ae_gauss['nearest_code_ratio']:.1f}× the typical code spacing away from a "
           "code: "
@@ -402,10 +431,13 @@ def analyse_ae_vs_vae(context, trials):
                                              for k, v in recs.items() if k != "VAE")
       else "**Reconstruction.** " + ", ".join(f"{k}: {v:.2f}" for k, v in recs.items()
                                               if v is not None) + " nats per digit.")
-  findings.append(
-      "**Interpolations** (figure below) show the same thing along a line: the VAE's "
-      "intermediate images are digits morphing into each other, an autoencoder's path may cross "
-      "regions that decode to blends or blots. Compare the rows yourself.")
+  if s.sample_quality and interp_confidence:
+    best = max(interp_confidence, key=interp_confidence.get)
+    findings.append(
+        "**Interpolations.** Along the straight lines between the codes of two held-out digits "
+        "(figure below), the classifier's mean confidence on the 8 intermediate images is "
+        + ", ".join(f"{k} {v:.3f}" for k, v in interp_confidence.items())
+        + f": the path stays most digit-like for the {best}.")
   text = [
       "## Results",
       f"All three models have the same {latent_dim}-D encoder and decoder network and training "

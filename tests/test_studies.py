@@ -1,0 +1,255 @@
+"""`kerasvae study NAME --quick`: every study end to end, plus the study helpers' arithmetic.
+
+The MNIST studies need the shared MNIST files (skipped without them, see
+`conftest.mnist_dir`); the disentanglement study uses built-in dSprites and
+always runs.
+"""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasvae import cli
+from kerasvae import studies
+from kerasvae.config import ConfigError
+from kerasvae.studies import core
+from kerasvae.studies import mnist
+from kerasvae.studies import report
+
+TABLE_KEYS = {
+    "latent-dim": ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
+                   "frechet_distance", "classifier_confidence", "class_entropy_bits",
+                   "grey_fraction"),
+    "beta": ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "kl_per_dim",
+             "frechet_distance", "classifier_confidence"),
+    "ae-vs-vae": ("reconstruction", "uniform_box/frechet_distance", "gaussian/frechet_distance",
+                  "prior/frechet_distance", "uniform_box/classifier_confidence",
+                  "uniform_box/nearest_code_ratio"),
+    "priors": ("iwae_log_likelihood", "iwae_log_likelihood_stderr", "elbo", "kl",
+               "active_units", "frechet_distance"),
+    "disentanglement": ("beta_vae_score", "factor_vae_score", "mig", "reconstruction", "kl",
+                        "kl_per_dim", "active_units"),
+}
+TRIALS = {"latent-dim": ["2", "10", "25", "50"], "beta": ["β=1", "β=5", "β=10", "β=40"],
+          "ae-vs-vae": ["autoencoder", "noisy autoencoder", "VAE"],
+          "priors": ["standard Gaussian", "mixture", "VampPrior"],
+          "disentanglement": ["β=1", "β=4", "β=8", "β=16"]}
+
+
+def _mnist_overrides(mnist_dir):
+  return [f"ingest.data.idx.images={mnist_dir / 't10k-images-idx3-ubyte.gz'}",
+          f"ingest.data.idx.labels={mnist_dir / 't10k-labels-idx1-ubyte.gz'}"]
+
+
+def _results_table(text):
+  """The rows (lists of cells) of the first markdown table after '## Results'."""
+  section = text.split("## Results", 1)[1]
+  first_block = []
+  for line in section.splitlines():
+    if line.startswith("|"):
+      first_block.append(line)
+    elif first_block:
+      break
+  rows = [[c.strip() for c in line.strip("|").split("|")] for line in first_block]
+  return rows[0], rows[2:]  # header, body (after the |---| line)
+
+
+def _hparams_sessions(log_dir):
+  """Trial ids of the HParams sessions written under `log_dir`."""
+  from tensorboard.plugins.hparams import plugin_data_pb2  # pylint: disable=import-outside-toplevel
+  sessions = []
+  for path in Path(log_dir).glob("events.out.tfevents.*"):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == "hparams":
+          data = plugin_data_pb2.HParamsPluginData.FromString(
+              value.metadata.plugin_data.content)
+          if data.HasField("session_start_info"):
+            sessions.append(data.session_start_info.group_name or "session")
+  return sessions
+
+
+def _scalar_tags(log_dir):
+  tags = set()
+  for path in Path(log_dir).glob("events.out.tfevents.*"):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      tags.update(v.tag for v in event.summary.value)
+  return tags
+
+
+def check_study(name, output, report_path, sample_quality):
+  """What every study must produce: report table, figures, results.json, shared ingest, HParams."""
+  assert report_path == output / "report.md"
+  text = report_path.read_text()
+  results = json.loads((output / "results.json").read_text())
+  trials = results["trials"]
+  assert [t["name"] for t in trials] == TRIALS[name]
+  # The table has one row per trial (plus the 'real digits' reference with sample quality).
+  header, rows = _results_table(text)
+  first_cells = [r[0] for r in rows]
+  if name == "ae-vs-vae":
+    assert first_cells[:5] == ["autoencoder", "autoencoder", "noisy autoencoder",
+                               "noisy autoencoder", "VAE"]
+  else:
+    labels = [t["name"] for t in trials]
+    if name in ("beta", "disentanglement"):
+      labels = [t["name"].split("=")[1] for t in trials]  # "β=4" -> "4"
+    if name == "priors":
+      assert [c.split(" (")[0].split(" N(")[0] for c in first_cells[:3]] == [
+          "standard Gaussian", "Gaussian mixture", "VampPrior"]
+    else:
+      assert first_cells[:len(trials)] == labels
+  assert len(rows) == len(trials) + (1 if sample_quality else 0) + (
+      2 if name == "ae-vs-vae" else 0)
+  if sample_quality:
+    assert rows[-1][0] == "real digits"
+  # results.json holds every number the table shows, and the table shows those numbers.
+  for trial in trials:
+    for key in TABLE_KEYS[name]:
+      assert key in trial["metrics"], (trial["name"], key)
+    metrics = trial["metrics"]
+    if "elbo" in metrics:
+      np.testing.assert_allclose(metrics["elbo"], -(metrics["reconstruction"] + metrics["kl"]),
+                                 rtol=1e-6)
+  if name in ("latent-dim", "beta"):
+    column = header.index("ELBO")
+    for row, trial in zip(rows, trials):
+      assert row[column] == f"{trial['metrics']['elbo']:.2f}"
+  if name == "disentanglement":
+    column = header.index("β-VAE score")
+    for row, trial in zip(rows, trials):
+      assert row[column] == f"{trial['metrics']['beta_vae_score']:.3f}"
+      assert 0.0 <= trial["metrics"]["beta_vae_score"] <= 1.0
+  # Every embedded figure exists in the study dir and is a real picture.
+  figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+  assert figures and len(figures) == len(results["figures"])
+  for rel in figures:
+    assert not Path(rel).is_absolute()
+    assert (output / rel).stat().st_size > 1000, rel
+  # All trials share one Examples artifact.
+  examples = {json.loads((Path(t["run_dir"]) / "ingest" / "metadata.json").read_text())
+              ["outputs"]["examples"] for t in trials}
+  assert len(examples) == 1
+  assert len(list((output / "runs" / "examples").iterdir())) == 1
+  # One HParams session per trial, each in its own run, with the study's numbers beside it.
+  run_dirs = {Path(t["run_dir"]) for t in trials}
+  assert len(run_dirs) == len(trials)
+  for run_dir in run_dirs:
+    assert run_dir.parent == output / "runs"
+    assert len(_hparams_sessions(run_dir / "train" / "logs")) == 1
+    assert any(tag.startswith("study/") for tag in
+               _scalar_tags(run_dir / "train" / "logs" / "study"))
+  assert "Quick mode" in text and "## What the numbers say" in text
+  return text, results
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("studies")
+
+
+def test_disentanglement_quick(study_dir):
+  output = study_dir / "disentanglement"
+  path = studies.run_study("disentanglement", quick=True, output=output)
+  text, results = check_study("disentanglement", output, path, sample_quality=False)
+  assert "dSprites" in text and "β = 4" in text
+  assert results["split_counts"] == {"train": 950, "eval": 50}
+  # A rerun reuses every trial's training and evaluation.
+  mtimes = [(Path(t["run_dir"]) / "train" / "metadata.json").stat().st_mtime
+            for t in results["trials"]]
+  studies.run_study("disentanglement", quick=True, output=output)
+  assert mtimes == [(Path(t["run_dir"]) / "train" / "metadata.json").stat().st_mtime
+                    for t in results["trials"]]
+
+
+@pytest.mark.parametrize("name", ["latent-dim", "beta", "ae-vs-vae", "priors"])
+def test_mnist_study_quick(name, study_dir, mnist_dir):
+  output = study_dir / name
+  path = studies.run_study(name, quick=True, output=output,
+                           overrides=_mnist_overrides(mnist_dir))
+  text, results = check_study(name, output, path, sample_quality=True)
+  assert "first 9,000 digits train" in text and "1,000" in text
+  assert results["split_counts"] == {"train": 9000, "eval": 1000}
+  # The sample-quality classifier is trained once per study and saved in the study dir.
+  assert (output / core.CLASSIFIER_FILE).is_file()
+  if name == "priors":
+    # The stated ordering is the one in the table.
+    iwae = {t["name"]: t["metrics"]["iwae_log_likelihood"] for t in results["trials"]}
+    order = sorted(iwae, key=lambda k: -iwae[k])
+    names = {"standard Gaussian": "standard Gaussian N(0, I)", "mixture": "Gaussian mixture",
+             "VampPrior": "VampPrior"}
+    assert "orders the priors " + " > ".join(names[k] for k in order) in text
+
+
+def test_unknown_study_lists_the_names():
+  with pytest.raises(ConfigError, match=r"Expected a study name among \['ae-vs-vae', 'beta', "
+                     r"'disentanglement', 'latent-dim', 'priors'\]. Received: name='nope'"):
+    studies.run_study("nope")
+
+
+def test_cli_unknown_study_exits_2(capsys):
+  assert cli.main(["study", "nope"]) == 2
+  assert "Expected a study name among" in capsys.readouterr().err
+
+
+def test_study_config_order_base_quick_set_trial(tmp_path):
+  path = core.STUDY_CONFIG_DIR / "latent-dim.yaml"
+  _, _, settings, trials = core.load_study_config(
+      path, overrides=["train.epochs=3", "model.latent_dim=7", "study.num_samples=50"],
+      quick=True, output=tmp_path)
+  # quick sets steps_per_epoch; --set beats quick; the trial's own override beats --set.
+  assert [t.config.model.latent_dim for t in trials] == [2, 10, 25, 50]
+  assert {t.config.train.epochs for t in trials} == {3}
+  assert {t.config.train.steps_per_epoch for t in trials} == {10}
+  assert settings.num_samples == 50
+  assert {t.config.run.runs_dir for t in trials} == {str(tmp_path / "runs")}
+  assert len({t.config.run.name for t in trials}) == 4
+  full = core.load_study_config(path, output=tmp_path)[3]
+  assert {t.config.train.steps_per_epoch for t in full} == {None}
+
+
+def test_study_config_rejects_unknown_keys(tmp_path):
+  bad = tmp_path / "bad.yaml"
+  bad.write_text("base: {}\ntrials: [{model.latent_dims: 2}]\n")
+  with pytest.raises(ConfigError, match="latent_dims"):
+    core.load_study_config(bad, output=tmp_path)
+  bad.write_text("base: {}\ntrials: []\n")
+  with pytest.raises(ConfigError, match="trials: expected a non-empty list"):
+    core.load_study_config(bad, output=tmp_path)
+
+
+def test_class_entropy_bits():
+  uniform = np.eye(10)[np.arange(1000) % 10]  # [1000, 10] one-hot, each class 100 times
+  assert core.class_entropy_bits(uniform) == pytest.approx(math.log2(10))
+  assert core.class_entropy_bits(np.eye(10)[np.zeros(50, int)]) == 0.0
+  two = np.eye(10)[np.array([0, 0, 0, 1])]  # p = (3/4, 1/4)
+  assert core.class_entropy_bits(two) == pytest.approx(
+      -(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25)))
+
+
+def test_grey_fraction():
+  images = np.array([0.0, 0.1, 0.2, 0.3, 0.5, 0.79, 0.8, 1.0]).reshape(1, 2, 4, 1)
+  assert core.grey_fraction(images) == pytest.approx(3 / 8)
+
+
+def test_nearest_code_ratio():
+  rng = np.random.RandomState(0)
+  codes = rng.normal(size=(500, 3))
+  # Points on the codes are at distance 0; a far-away cloud is many spacings away.
+  assert mnist._nearest_code_ratio(codes[:100], codes, rng) == pytest.approx(0.0, abs=1e-5)
+  assert mnist._nearest_code_ratio(codes[:100] + 100.0, codes, rng) > 50
+
+
+def test_trend_and_format():
+  assert report.trend([1, 2, 3]) == "rises"
+  assert report.trend([3, 2, 2]) == "falls"
+  assert report.trend([1, 3, 2]) == "is not monotone"
+  assert report.trend([1, 1.05, 0.98], tolerance=0.1) == "stays flat"
+  assert report.fmt(-0.004, 2) == "-0.00" and report.fmt(3) == "3"
+  assert report.fmt([1.0, 2.5], 1) == "1.0 2.5"
+  assert report.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
