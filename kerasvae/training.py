@@ -4,9 +4,9 @@ Keras' `model.fit` fails under the multi-worker strategy (keras-team/keras
 issue 20585), so training is a custom loop: `strategy.run` of a replica step
 whose loss is the sum over its examples divided by the GLOBAL batch size
 (gradients are summed across replicas, so this gives the global mean). The
-gradient computation is XLA-compiled; with several replicas the update runs
-outside XLA so that the cross-replica all-reduce can happen, with one replica
-it is compiled into the same step.
+gradient computation is XLA-compiled; under a mirrored strategy the update
+runs outside XLA so that the cross-replica all-reduce can happen, under the
+default and one-device strategies it is compiled into the same step.
 """
 
 import json
@@ -65,6 +65,14 @@ def is_chief(strategy):
     return True
   return resolver.task_type == "chief" or (resolver.task_type == "worker"
                                            and resolver.task_id == 0)
+
+
+def _without_merge_call(strategy):
+  """True for the strategies whose optimizer update has no cross-replica merge_call (the
+  default and one-device ones), so it may run inside an XLA-compiled function; a mirrored
+  strategy's all-reduce (even over one device) may not."""
+  return (isinstance(strategy, tf.distribute.OneDeviceStrategy)
+          or type(strategy).__name__ == "_DefaultDistributionStrategy")
 
 
 def learning_rate_schedule(config, steps_per_epoch):
@@ -137,10 +145,10 @@ class Trainer:
     model, optimizer, strategy = self.model, self.optimizer, self.strategy
     global_batch = float(self.global_batch)
 
-    # With one replica there is no all-reduce, so the Adam update joins the compiled step:
+    # Without replicas there is no all-reduce, so the Adam update joins the compiled step:
     # outside XLA it is ~40 small kernels per step, and the MLP VAE's step on 2 CPU cores ran
     # at 0.7x the speed of a fully compiled one (benchmarks/train_throughput.py).
-    fused_update = self.jit_compile and strategy.num_replicas_in_sync == 1
+    fused_update = self.jit_compile and _without_merge_call(strategy)
 
     @tf.function(jit_compile=self.jit_compile)
     def gradients(x, step):
