@@ -500,6 +500,10 @@ def analyse_priors(context, trials):
     m = t.config.model
     label = PRIOR_NAMES[m.prior] + (f" (K={m.num_components})" if m.prior != "gaussian" else "")
     rows.append([label] + _cells(t.metrics, columns))
+  if s.sample_quality:
+    reference = core.real_data_reference(context)
+    rows.append(["real digits"] + ["–"] * (len(columns) - 2)
+                + _cells(reference, SAMPLE_COLUMNS[:2]))
   iwae = {t.config.model.prior: t.metrics.get("iwae_log_likelihood") for t in trials}
   stderr = max(t.metrics.get("iwae_log_likelihood_stderr", 0.0) for t in trials)
   order = sorted(iwae, key=lambda k: -iwae[k])
@@ -548,9 +552,7 @@ def analyse_priors(context, trials):
       "over digits); ELBO, reconstruction and KL are one-sample nats per digit.",
   ]
   if s.sample_quality:
-    text.append(SAMPLE_QUALITY_TEXT.format(n=s.num_samples).replace(
-        " the row *real digits* scores", " real training digits would score").split(
-        " real training digits would score")[0] + "." + _classifier_note(context))
+    text.append(SAMPLE_QUALITY_TEXT.format(n=s.num_samples) + _classifier_note(context))
   text += [
       "## What the numbers say", "\n\n".join(findings),
       "The VampPrior paper trains on 50,000 (or 60,000) MNIST digits for hundreds of epochs; "
