@@ -117,50 +117,67 @@ def analyse_latent_dim(context, trials):
   names = [f"d={d}" for d in sizes]
   m = lambda key: [t.metrics.get(key, float("nan")) for t in trials]  # noqa: E731
   findings = []
-  iwae = m("iwae_log_likelihood")
+  iwae, rec, kl = m("iwae_log_likelihood"), m("reconstruction"), m("kl")
+  first, last = names[0], names[-1]
   findings.append(
       f"**Likelihood.** The held-out IWAE log-likelihood {_trend(iwae, 0.5)} with the latent "
       f"size: {_series(names, iwae)} nats; the best is d={sizes[_argbest(iwae)]}. The "
-      f"reconstruction term {_trend(m('reconstruction'), 0.5)} ({_series(names, m('reconstruction'))}) "
-      f"while the KL {_trend(m('kl'), 0.5)} ({_series(names, m('kl'))}): a bigger code carries "
-      "more information about each digit, and pays for it in KL.")
+      f"reconstruction term is {_series(names, rec)} (best at "
+      f"d={sizes[_argbest(rec, higher=False)]}) and the KL {_series(names, kl)} (largest at "
+      f"d={sizes[_argbest(kl)]})"
+      + (f": from {first} to {last} the code carries more information about each digit "
+         f"(KL {kl[0]:.1f} → {kl[-1]:.1f} nats) and reconstructs it better "
+         f"({rec[0]:.1f} → {rec[-1]:.1f})." if kl[-1] > kl[0] and rec[-1] < rec[0] else "."))
   active = m("active_units")
   findings.append(
       "**Used dimensions.** Active units (dimensions whose posterior mean varies across digits, "
       "Cov > 0.01): " + ", ".join(f"{int(a)} of {d}" for a, d in zip(active, sizes)) + ". "
-      + (f"Beyond {int(max(active))} dimensions the extra latents are not used: the KL term "
-         "switches them off (their posterior equals the prior), so the effective code size "
-         "saturates." if sizes[-1] > max(active) + 1 else
+      + (f"No model uses more than {int(max(active))} dimensions: the KL term switches the "
+         "extra latents off (their posterior equals the prior), so the effective code size "
+         "saturates however many latents are offered." if sizes[-1] > max(active) + 1 else
          "Every size uses (nearly) all of its dimensions."))
   if s.sample_quality:
     fd, conf = m("frechet_distance"), m("classifier_confidence")
     grey, ent = m("grey_fraction"), m("class_entropy_bits")
-    sharpest = _argbest(grey, higher=False)
     findings.append(
         f"**Sharpness.** The fraction of grey (blurred) pixels in prior samples is "
         f"{_series(names, grey, 3)} against {reference['grey_fraction']:.3f} for real digits: "
-        f"samples are sharpest at d={sizes[sharpest]}"
-        + (f" and blur {_trend(grey, 0.005).replace('rises', 'increases').replace('falls', 'decreases')}"
-           " with the size" if _trend(grey, 0.005) in ("rises", "falls") else "")
-        + f". The classifier's confidence on them is {_series(names, conf, 3)} "
-        f"(real digits: {reference['classifier_confidence']:.3f}). The reconstructions, by "
-        f"contrast, get sharper with every added dimension (the reconstruction term above "
-        f"{_trend(m('reconstruction'), 0.5)}).")
+        + (f"samples get sharper from {first} to {last}" if grey[-1] < grey[0] - 0.005 else
+           f"samples get blurrier from {first} to {last}" if grey[-1] > grey[0] + 0.005 else
+           f"sharpness hardly changes from {first} to {last}")
+        + f" (sharpest at d={sizes[_argbest(grey, higher=False)]}). The reconstructions "
+        + ("sharpen the same way (figure below)." if rec[-1] < rec[0] else
+           "do not improve with the size.")
+        + f" The classifier's confidence on the samples is {_series(names, conf, 3)} (real "
+        f"digits: {reference['classifier_confidence']:.3f})"
+        + (f": the blurred samples of {first} are recognised more readily than the sharper "
+           "ones of larger codes, some of which are crisp strokes that form no clear digit "
+           "(compare the sample grids)." if conf[0] > max(conf[1:]) and grey[0] > min(grey)
+           else "."))
+    spread = max(ent) - min(ent)
     findings.append(
         f"**Diversity.** The entropy of the predicted digit classes is {_series(names, ent)} bits "
-        f"(real digits: {reference['class_entropy_bits']:.2f}, ten equal classes: 3.32). "
-        f"The FD, which counts blur and missing variety together, is {_series(names, fd, 1)} "
-        f"(real digits: {reference['frechet_distance']:.1f}); the best samples come from "
-        f"d={sizes[_argbest(fd, higher=False)]}."
-        + (" A 2-D code cannot hold the variations of all ten digits: its samples are "
-           "smooth, blurred prototypes." if sizes[0] == 2 and grey[0] > min(grey) else ""))
-    best_fd, best_rec = sizes[_argbest(fd, higher=False)], sizes[_argbest(m("reconstruction"), False)]
-    if best_fd != best_rec:
-      findings.append(
-          f"**Samples versus reconstructions.** The size that reconstructs best (d={best_rec}) "
-          f"is not the one that generates best (d={best_fd}): with more dimensions the "
-          "aggregate posterior fills the prior less evenly, so more random prior points fall "
-          "where the decoder saw no training code.")
+        f"(real digits: {reference['class_entropy_bits']:.2f}, ten equal classes: 3.32): "
+        + ("every size generates all ten digits in nearly equal proportions, so the class "
+           "diversity hardly depends on the latent size" if spread < 0.1 and min(ent) > 3.0 else
+           f"the class diversity is highest at d={sizes[_argbest(ent)]} and lowest at "
+           f"d={sizes[_argbest(ent, higher=False)]}")
+        + f". The FD, which counts blur, malformed digits and missing variety (within and "
+        f"across classes) together, is {_series(names, fd, 1)} (real digits: "
+        f"{reference['frechet_distance']:.1f}); the best samples by this measure come from "
+        f"d={sizes[_argbest(fd, higher=False)]}.")
+    findings.append(
+        f"**In short.** From {first} to {last}, samples became "
+        + ("sharper" if grey[-1] < grey[0] - 0.005 else "blurrier" if grey[-1] > grey[0] + 0.005
+           else "about as sharp")
+        + f" (grey pixels {grey[0]:.3f} → {grey[-1]:.3f}), "
+        + ("closer to" if fd[-1] < fd[0] else "farther from")
+        + f" held-out digits in the classifier's feature space (FD {fd[0]:.1f} → {fd[-1]:.1f}), "
+        + ("about as diverse in digit classes" if abs(ent[-1] - ent[0]) < 0.1 else
+           "more diverse in digit classes" if ent[-1] > ent[0] else "less diverse in digit classes")
+        + f" ({ent[0]:.2f} → {ent[-1]:.2f} bits) and "
+        + ("less" if conf[-1] < conf[0] else "more")
+        + f" often confidently recognisable ({conf[0]:.3f} → {conf[-1]:.3f}).")
   text = [
       "## Results",
       report.table(["latent size"] + [c[1] for c in columns], rows),
