@@ -111,7 +111,7 @@ def budget_section(trials, wall_clock_seconds, quick):
                "of wall-clock on this machine (2 CPU cores shared with other work; trials that had "
                "already finished are reused, so a rerun is faster than the times below, which are "
                "each trial's own).\n")
-  rows = [[tr.name, tr.epochs_run, tr.epochs_run * tr.steps_per_epoch * t.batch_size,
+  rows = [[tr.name, tr.epochs_run, f"{tr.epochs_run * tr.steps_per_epoch * t.batch_size:,}",
            fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
   lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
   return "\n".join(lines)
