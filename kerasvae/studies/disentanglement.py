@@ -59,13 +59,18 @@ def analyse_disentanglement(context, trials):
   findings = []
   if 1.0 in score and 4.0 in score:
     gap = 100 * (score[4.0] - score[1.0])
+    n_eval = trials[0].config.evaluate.disentanglement_eval_points
+    # Binomial standard error of the difference of two accuracies on n_eval points each.
+    se = 100 * float(np.sqrt((score[4.0] * (1 - score[4.0]) + score[1.0] * (1 - score[1.0]))
+                             / n_eval))
     findings.append(
         f"**β = 4 against the plain VAE.** Our β-VAE score is {100 * score[4.0]:.1f}% for β = 4 "
         f"and {100 * score[1.0]:.1f}% for β = 1 (the paper: {PAPER_SCORES[4.0]:.0f}% and "
         f"{PAPER_SCORES[1.0]:.0f}%). "
-        + (f"β = 4 is ahead by {gap:.1f} points, so this budget separates the two in the "
-           "paper's direction" if gap > 2 else
-           f"The difference is {gap:+.1f} points: this budget does NOT separate β = 4 from the "
+        + (f"β = 4 is ahead by {gap:.1f} points (standard error of the difference {se:.1f}), "
+           "so this budget separates the two in the paper's direction" if gap > 2 * se else
+           f"The difference is {gap:+.1f} points against a standard error of {se:.1f} points "
+           f"({n_eval} evaluation points): this budget does NOT clearly separate β = 4 from the "
            "plain VAE")
         + f"; the FactorVAE score is {series('factor_vae_score')} and MIG {series('mig')}.")
   findings.append(
