@@ -63,7 +63,10 @@ class TrainConfig:
   jit_compile: str = field("auto", choices=("auto", "true", "false"),
                            help="XLA-compile the gradient computation. auto: on, except for conv "
                            "models without a GPU (XLA convolutions are 2-3x slower on CPU).")
-  steps_per_execution: int = field(1, range=(1, None), help="Train steps per tf.function call.")
+  steps_per_execution: int = field(
+      10, range=(1, None),
+      help="Train steps per tf.function call (the loss is checked and the bar updated between "
+           "calls); 10 runs the MNIST MLP 1.3x faster than 1 on 2 CPU cores.")
   checkpoint_every_epochs: int = field(1, range=(1, None), help="Checkpoint interval.")
   keep_checkpoints: int = field(3, range=(1, None), help="Checkpoints kept.")
   eval_every_epochs: int = field(1, range=(1, None), help="Eval ELBO interval (early stopping).")
