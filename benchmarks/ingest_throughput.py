@@ -31,19 +31,9 @@ def time_ingest(config, output_dir):
 
 
 def reader_batches_per_second(artifact_dir, batch_size, seconds=5.0):
-  """Batches/s of `make_dataset` alone, after a warm-up epoch."""
-  from kerasvae.data.reader import make_dataset, read_metadata  # pylint: disable=import-outside-toplevel
-  count = read_metadata(artifact_dir)["splits"]["train"]["num_examples"]
-  ds = make_dataset(artifact_dir, "train", batch_size, repeat=True, seed=0)
-  iterator = iter(ds)
-  for _ in range(max(1, count // batch_size) + 2):  # fill the cache
-    next(iterator)
-  n = 0
-  start = time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    next(iterator)["image"].numpy()
-    n += 1
-  return n / (time.perf_counter() - start)
+  """Batches/s of the training reader alone, as `kerasvae train` builds it, after a warm-up epoch."""
+  from benchmarks.train_throughput import reader_rate  # pylint: disable=import-outside-toplevel
+  return reader_rate(artifact_dir, batch_size, seconds) / batch_size
 
 
 def main(argv=None):
