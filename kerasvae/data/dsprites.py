@@ -69,6 +69,20 @@ def _heart_frame():
 _HEART_CY, _HEART_K = _heart_frame()
 
 
+def allowed_classes(shapes=None, scales=None, orientations=None, pos_x=None, pos_y=None):
+  """The class indices each factor may take in a restricted grid: a list of 6 int64 arrays.
+
+  Args:
+    shapes: shape names (`SHAPE_NAMES`) or None for all; the others: class
+      indices or None for all.
+  """
+  chosen = [None, None if shapes is None else [SHAPE_NAMES.index(s) for s in shapes],
+            scales, orientations, pos_x, pos_y]
+  return [np.arange(size, dtype=np.int64) if values is None
+          else np.array(sorted(set(values)), dtype=np.int64)
+          for size, values in zip(FACTOR_SIZES, chosen)]
+
+
 class DSprites:
   """The dSprites grid rendered on demand, deterministically.
 

@@ -481,15 +481,8 @@ class DSpritesSource(Source):
     self.factor_names = list(self.data.factor_names)
     self.label_names = list(self.data.shape_names) if config.label else None
     self.location = "dsprites"
-    self.allowed = [
-        np.arange(1),
-        np.array(sorted({dsprites_lib.SHAPE_NAMES.index(s) for s in config.shapes})
-                 if config.shapes else np.arange(3)),
-        np.array(sorted(set(config.scales))) if config.scales else np.arange(6),
-        np.array(sorted(set(config.orientations))) if config.orientations else np.arange(40),
-        np.array(sorted(set(config.pos_x))) if config.pos_x else np.arange(32),
-        np.array(sorted(set(config.pos_y))) if config.pos_y else np.arange(32),
-    ]
+    self.allowed = dsprites_lib.allowed_classes(config.shapes, config.scales,
+                                                config.orientations, config.pos_x, config.pos_y)
     total = int(np.prod([len(a) for a in self.allowed]))
     if config.num_examples is not None and config.num_examples > total:
       raise ConfigError(f"dsprites.num_examples: expected at most {total}, the size of the "

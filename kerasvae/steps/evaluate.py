@@ -12,6 +12,7 @@ Writes (atomically, as one directory):
 import logging
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from kerasvae import artifacts
@@ -28,11 +29,28 @@ DISENTANGLEMENT_SOURCES = ("dsprites",)
 
 
 def ground_truth_data(examples_meta):
-  """The ground-truth factor model of an Examples artifact, or None when it has none."""
-  if examples_meta.get("source") in DISENTANGLEMENT_SOURCES:
-    from kerasvae.data.dsprites import DSprites  # pylint: disable=import-outside-toplevel
-    return DSprites()
-  return None
+  """The ground-truth factor model of an Examples artifact, or None when it has none.
+
+  For dSprites restricted to some factor classes (`ingest.data.dsprites.scales: [5]`, ...)
+  the metrics sample factors from the same restricted grid the model was trained on; a
+  factor with a single class is not scored.
+  """
+  if examples_meta.get("source") not in DISENTANGLEMENT_SOURCES:
+    return None
+  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics.ground_truth import FactorGrid  # pylint: disable=import-outside-toplevel
+  data = dsprites.DSprites()
+  c = examples_meta.get("source_config") or {}
+  allowed = dsprites.allowed_classes(c.get("shapes"), c.get("scales"), c.get("orientations"),
+                                     c.get("pos_x"), c.get("pos_y"))
+  if all(len(a) == size for a, size in zip(allowed, data.factor_sizes)):
+    return data
+
+  def observe(local):  # [N, 6] indices into `allowed` -> float32 [N, 64, 64, 1] in {0, 1}
+    full = np.stack([a[local[:, i]] for i, a in enumerate(allowed)], axis=1)
+    return data.render(full).astype(np.float32)
+
+  return FactorGrid([len(a) for a in allowed], observe, factor_names=data.factor_names)
 
 
 def disentanglement_metrics(model, data, config):

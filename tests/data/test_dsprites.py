@@ -161,3 +161,24 @@ def test_dsprites_source_subset_round_trip(tmp_path):
     cfg.data.dsprites.num_examples = 20000
     ingest(cfg, tmp_path / "too_many")
   assert not (tmp_path / "too_many").exists()
+
+
+def test_metrics_sample_the_restricted_grid_the_model_trained_on(tmp_path):
+  from kerasvae.steps.evaluate import ground_truth_data  # pylint: disable=import-outside-toplevel
+  cfg = from_dict(IngestConfig, {"data": {"source": "dsprites", "dsprites": {
+      "num_examples": 50, "shapes": ["heart", "square"], "scales": [5], "orientations": [0, 10],
+      "pos_x": [3, 7, 30]}}})
+  truth = ground_truth_data(read_metadata(ingest(cfg, tmp_path / "ds")))
+  assert tuple(truth.factor_sizes) == (1, 2, 1, 2, 3, 32)
+  assert list(truth.latent_factor_indices) == [1, 3, 4, 5]  # one-class factors are not scored
+  local = truth.sample_factors(200, np.random.RandomState(0))  # [200, 6] indices into the lists
+  assert set(local[:, 1]) == {0, 1} and set(local[:, 4]) == {0, 1, 2}
+  full = np.stack([np.zeros(200, int), np.array([SQUARE, HEART])[local[:, 1]],
+                   np.full(200, 5), np.array([0, 10])[local[:, 3]],
+                   np.array([3, 7, 30])[local[:, 4]], local[:, 5]], axis=1)
+  np.testing.assert_array_equal(truth.sample_observations_from_factors(local, None),
+                                DATA.render(full).astype(np.float32))
+  unrestricted = from_dict(IngestConfig, {"data": {"source": "dsprites",
+                                                   "dsprites": {"num_examples": 20}}})
+  assert isinstance(ground_truth_data(read_metadata(ingest(unrestricted, tmp_path / "all"))),
+                    DSprites)
