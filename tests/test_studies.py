@@ -222,6 +222,13 @@ def test_study_config_order_base_quick_set_trial(tmp_path):
   assert {t.config.train.steps_per_epoch for t in full} == {None}
 
 
+@pytest.mark.parametrize("path", sorted(core.STUDY_CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_bundled_study_config_validates(path, tmp_path):
+  for quick in (False, True):
+    trials = core.load_study_config(path, quick=quick, output=tmp_path)[3]
+    assert len(trials) >= 2 and len({t.config.run.name for t in trials}) == len(trials)
+
+
 def test_study_config_rejects_unknown_keys(tmp_path):
   bad = tmp_path / "bad.yaml"
   bad.write_text("base: {}\ntrials: [{model.latent_dims: 2}]\n")
