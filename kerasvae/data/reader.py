@@ -5,8 +5,8 @@ batches (one `parse_example` and one `decode_raw` per batch rather than per
 image) and caches the decoded examples in their stored dtype (uint8 pixels
 stay uint8), then shuffles, batches, converts to float (with dynamic
 binarisation) and prefetches. Parsing once rather than every epoch made the
-cached reader 2x faster; it must leave the training step the CPU (on 2 cores
-they share it).
+cached reader 1.5x faster (MNIST, batch 128, 2 CPU cores), CPU it leaves to the
+training step, which shares the same cores.
 
 Dynamic binarisation [1] draws x_b ~ Bernoulli(x) afresh for every batch of
 every epoch: `tf.data.Dataset.random(..., rerandomize_each_iteration=True)`
@@ -150,7 +150,7 @@ def make_dataset(artifact_dir, split, batch_size, *, shuffle=True, seed=None, re
     deterministic: same batches in the same order on every run with the same
       seed (parallel stages keep their order).
     drop_remainder: drop the last partial batch.
-    cache: cache the serialized records in memory after the first epoch.
+    cache: keep the decoded examples in memory after the first epoch (parse once).
     input_context: a `tf.distribute.InputContext`; this pipeline then reads
       shard files `input_pipeline_id::num_input_pipelines` (or every n-th record
       when there are fewer files than pipelines).
