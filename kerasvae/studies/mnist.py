@@ -326,6 +326,25 @@ def _nearest_code_ratio(points, codes, rng):
   return float(np.median(nearest(np.asarray(points, np.float64), False)) / max(typical, 1e-12))
 
 
+def _noise_capacity_sentence(trials):
+  """What the noisy autoencoder's code noise leaves the code to carry, from its config."""
+  noisy = [t for t in trials if t.config.model.kind == "noisy_autoencoder"]
+  if not noisy:
+    return ""
+  d = noisy[0].config.model.latent_dim
+  factor = noisy[0].config.model.noise_factor
+  snr = 1.0 / (factor * d)  # R = sum over d dimensions, so signal/noise per dimension = 1/(f·d)
+  bits = 0.5 * d * np.log2(1.0 + snr)
+  recon = noisy[0].metrics.get("reconstruction")
+  return (f" Why: R sums the squares of all {d} coordinates, so a noise variance of "
+          f"{factor:g}·R in every dimension is {factor * d:g} times a dimension's mean square "
+          f"(signal-to-noise {snr:.1f} per dimension); such a channel carries at most "
+          f"d/2·log2(1 + {snr:.1f}) = {bits:.1f} bits per digit, too little to tell digits "
+          "apart in detail"
+          + (f", hence its reconstruction error of {recon:.1f} nats and its blurred, average "
+             "samples." if recon is not None else "."))
+
+
 def analyse_ae_vs_vae(context, trials):
   """Samples from random latent points of an AE, a noisy AE and a VAE; interpolations."""
   s = context.settings
@@ -448,7 +467,8 @@ def analyse_ae_vs_vae(context, trials):
           f"{ae_box['frechet_distance']:.1f} for the plain autoencoder: "
           + ("the noise makes the decoder map the neighbourhood of each code to the same digit, "
              "which fills part of the space between codes." if better else
-             "in our run the noise did not make random points decode better."))
+             "in our run the noise did not make random points decode better.")
+          + _noise_capacity_sentence(trials))
   recs = {MODEL_NAMES[t.config.model.kind]: t.metrics.get("reconstruction") for t in trials}
   findings.append(
       "**Reconstruction.** " + ", ".join(f"{k}: {v:.2f}" for k, v in recs.items() if v is not None)
