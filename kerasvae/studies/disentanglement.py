@@ -109,7 +109,8 @@ def analyse_disentanglement(context, trials):
       f"**Budget against the literature.** Each trial saw about {max(examples_seen):,} images "
       f"({100 * max(examples_seen) / REFERENCE_EXAMPLES:.1f}% of disentanglement_lib's "
       f"300,000 steps × 64 = {REFERENCE_EXAMPLES:,} per model) on a subset of "
-      f"{c.ingest.data.dsprites.num_examples or 737280:,} of the 737,280 dSprites images. At "
+      f"{c.ingest.data.dsprites.num_examples or _grid_size(c.ingest.data.dsprites):,} of the "
+      "737,280 dSprites images. At "
       f"the {rate:,.0f} images per second this network trained at here (2 CPU cores), the "
       f"literature's budget is about {REFERENCE_EXAMPLES / rate / 3600:.0f} hours per model "
       f"({len(trials) * REFERENCE_EXAMPLES / rate / 3600:.0f} hours for the {len(trials)} "
@@ -119,6 +120,14 @@ def analyse_disentanglement(context, trials):
   ] + figures
   return text
 
+
+
+def _grid_size(dsprites_config):
+  """Images in the (possibly restricted) dSprites grid of an ingest config."""
+  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+  d = dsprites_config
+  return int(np.prod([len(a) for a in dsprites.allowed_classes(
+      d.shapes, d.scales, d.orientations, d.pos_x, d.pos_y)]))
 
 
 def _word(values):
