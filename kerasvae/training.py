@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 
 import keras
@@ -87,6 +88,77 @@ def learning_rate_schedule(config, steps_per_epoch):
   return config.learning_rate
 
 
+class CheckpointWriter:
+  """Saves a name -> variable checkpoint, copying the values and writing the copy on a thread.
+
+  The copy (one compiled assign per variable into a private variable) takes about a
+  millisecond; the write, 25 ms for the MNIST MLP VAE and its Adam slots on 2 CPU cores,
+  then overlaps the next epoch's training instead of stopping it. One write runs at a time:
+  `save` first waits for the previous one and re-raises its error. A write killed half-way
+  is never the latest checkpoint: `tf.train.CheckpointManager` records a checkpoint only
+  once its files are complete.
+
+  Args:
+    state: {name: variable} to save; restore with `tf.train.Checkpoint(**state)`.
+    directory, max_to_keep: as for `tf.train.CheckpointManager`.
+    asynchronous: False writes on the calling thread (the multi-worker strategy, where
+      every worker's save takes part in collectives).
+  """
+
+  def __init__(self, state, directory, max_to_keep, asynchronous=True):
+    self.asynchronous = asynchronous
+    self._state = state
+    if asynchronous:
+      with tf.init_scope(), tf.device("/cpu:0"):
+        self._copies = {name: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                          name=f"{name}_copy")
+                        for name, v in state.items()}
+      saved = self._copies
+    else:
+      saved = state
+    self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(**saved), directory,
+                                              max_to_keep=max_to_keep)
+    self._thread = None
+    self._error = None
+
+  @property
+  def latest_checkpoint(self):
+    """The newest complete checkpoint's prefix (waits for a write under way)."""
+    self.wait()
+    return self.manager.latest_checkpoint
+
+  @tf.function
+  def _copy(self):
+    for name, variable in self._state.items():
+      self._copies[name].assign(variable)
+
+  def save(self, checkpoint_number):
+    """Saves the variables' current values as checkpoint `checkpoint_number`."""
+    self.wait()
+    if not self.asynchronous:
+      self.manager.save(checkpoint_number=checkpoint_number)
+      return
+    self._copy()
+    self._thread = threading.Thread(target=self._write, args=(checkpoint_number,),
+                                    name="kerasvae-checkpoint")
+    self._thread.start()
+
+  def _write(self, checkpoint_number):
+    try:
+      self.manager.save(checkpoint_number=checkpoint_number)
+    except Exception as error:  # pylint: disable=broad-except  # re-raised by wait()
+      self._error = error
+
+  def wait(self):
+    """Blocks until the write under way (if any) is on disk; raises its error."""
+    if self._thread is not None:
+      self._thread.join()
+      self._thread = None
+    if self._error is not None:
+      error, self._error = self._error, None
+      raise error
+
+
 class Trainer:
   """Runs epochs of distributed training with checkpoints, evaluation and early stopping.
 
@@ -128,14 +200,15 @@ class Trainer:
     # the model's config, which also fixes the run directory.
     state = {f"model_{i}": v for i, v in enumerate(model.variables)}
     state.update({f"optimizer_{i}": v for i, v in enumerate(optimizer.variables)})
-    self.checkpoint = tf.train.Checkpoint(
-        epoch=self.epoch, best_eval_elbo=self.best_eval_elbo,
-        evals_since_best=self.evals_since_best, **state)
+    state.update(epoch=self.epoch, best_eval_elbo=self.best_eval_elbo,
+                 evals_since_best=self.evals_since_best)
+    self.checkpoint = tf.train.Checkpoint(**state)  # restores what `manager` wrote
     checkpoint_dir = os.path.join(work_dir, "checkpoints")
     if not self.chief:  # other workers must save too (collectives), but somewhere private
       checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
-    self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir,
-                                              max_to_keep=config.keep_checkpoints)
+    self.manager = CheckpointWriter(
+        state, checkpoint_dir, config.keep_checkpoints,
+        asynchronous=not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy))
     self.best_prefix = os.path.join(work_dir, "best", "model")
     self.best_checkpoint = tf.train.Checkpoint(model=model)
     self.dataset = strategy.distribute_datasets_from_function(dataset_fn)
@@ -208,6 +281,12 @@ class Trainer:
 
   def train(self):
     """Trains until `config.epochs` or early stopping. Returns the history (a list of dicts)."""
+    try:
+      return self._train()
+    finally:
+      self.manager.wait()  # the last checkpoint is on disk before anything reads it
+
+  def _train(self):
     start_epoch = self.restore()
     history = []
     iterator = iter(self.dataset)

@@ -162,6 +162,34 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
   assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
+def test_asynchronous_checkpoint_saves_the_values_at_save_time(tmp_path):
+  weights = tf.Variable(tf.fill([1000, 100], 1.0))
+  step = tf.Variable(0, dtype=tf.int64)
+  writer = training.CheckpointWriter({"weights": weights, "step": step}, str(tmp_path), 2)
+  assert writer.asynchronous
+  writer.save(checkpoint_number=1)
+  weights.assign(tf.fill([1000, 100], 2.0))  # while the write may still run
+  step.assign(1)
+  writer.save(checkpoint_number=2)
+  weights.assign(tf.fill([1000, 100], 3.0))
+  assert writer.latest_checkpoint.endswith("ckpt-2")  # waits for the write
+  restored = {"weights": tf.Variable(tf.zeros([1000, 100])), "step": tf.Variable(7, dtype=tf.int64)}
+  for number, value in ((1, 1.0), (2, 2.0)):
+    tf.train.Checkpoint(**restored).read(str(tmp_path / f"ckpt-{number}")).assert_existing_objects_matched()
+    np.testing.assert_array_equal(restored["weights"].numpy(), value)
+    assert int(restored["step"].numpy()) == number - 1
+
+
+def test_a_failed_asynchronous_checkpoint_write_is_raised_by_the_next_save(tmp_path):
+  blocker = tmp_path / "checkpoints"
+  blocker.write_text("a file where the checkpoint directory should be")
+  writer = training.CheckpointWriter({"v": tf.Variable(1.0)}, str(blocker), 2)
+  writer.save(checkpoint_number=1)  # returns at once; the write fails on its thread
+  with pytest.raises(Exception, match="checkpoints"):
+    writer.save(checkpoint_number=2)
+  assert writer.manager.latest_checkpoint is None
+
+
 def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(tmp_path):
   config = configs.TrainConfig(epochs=10, batch_size=8, progress=False,
                                early_stopping_patience=2)
