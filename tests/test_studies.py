@@ -18,6 +18,7 @@ from kerasvae import cli
 from kerasvae import studies
 from kerasvae.config import ConfigError
 from kerasvae.studies import core
+from kerasvae.studies import disentanglement
 from kerasvae.studies import mnist
 from kerasvae.studies import report
 
@@ -174,6 +175,43 @@ def test_disentanglement_quick(study_dir):
   studies.run_study("disentanglement", quick=True, output=output)
   assert mtimes == [(Path(t["run_dir"]) / "train" / "metadata.json").stat().st_mtime
                     for t in results["trials"]]
+
+
+def test_disentanglement_small_reports_seeds(study_dir):
+  output = study_dir / "disentanglement-small"
+  path = studies.run_study("disentanglement", config="disentanglement-small", quick=True,
+                           output=output)
+  text = Path(path).read_text()
+  results = json.loads((output / "results.json").read_text())
+  trials = results["trials"]
+  assert [t["name"] for t in trials] == [f"β={b} seed {s}" for s in (0, 1, 2) for b in (1, 4)]
+  header, rows = _results_table(text)
+  assert header[:3] == ["β", "seed", "β-VAE score"]
+  assert [r[:2] for r in rows] == [[b, s] for s in "012" for b in "14"]
+  # The summary row of each β is the mean and spread of its seeds' numbers.
+  summary = text.split("Mean ± standard deviation over the seeds:", 1)[1]
+  for beta in (1, 4):
+    mig = [t["metrics"]["mig"] for t in trials if t["name"].startswith(f"β={beta} ")]
+    assert f"| {beta} | 3 | " in summary
+    assert f"{np.mean(mig):.3f} ± {np.std(mig, ddof=1):.3f}" in summary
+  assert "over 3 and 3 seeds" in text
+  figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+  assert sorted(Path(f).name for f in figures) == sorted(
+      f"traversals_beta_{b}_seed_{s}.png" for b in (1, 4) for s in (0, 1, 2))
+
+
+@pytest.mark.parametrize("beta1, beta4, expected", [
+    ([0.1, 0.2, 0.15], [0.3, 0.25, 0.4], "MIG 0.317 ± 0.076 against 0.150 ± 0.050 (every β = 4 "
+     "seed above every β = 1 seed)"),
+    ([0.1, 0.3, 0.15], [0.2, 0.25, 0.4], "(the seeds overlap). This budget does NOT separate"),
+    ([0.3, 0.35, 0.4], [0.1, 0.2, 0.15], "(every β = 1 seed above every β = 4 seed)"),
+])
+def test_disentanglement_seed_verdicts(beta1, beta4, expected):
+  trial = lambda mig: core.Trial("t", {}, metrics={"beta_vae_score": 0.5,  # noqa: E731
+                                                   "factor_vae_score": 0.5, "mig": mig})
+  text = disentanglement._beta_4_against_1([trial(v) for v in beta1],
+                                           [trial(v) for v in beta4], 400, "")
+  assert expected in text
 
 
 @pytest.mark.parametrize("name", ["latent-dim", "beta", "ae-vs-vae", "priors"])

@@ -12,6 +12,7 @@ References:
 import numpy as np
 
 from kerasvae import viz
+from kerasvae.data import reader
 from kerasvae.studies import core
 from kerasvae.studies import report
 from kerasvae.studies.report import fmt
@@ -24,79 +25,88 @@ METRIC_COLUMNS = (("beta_vae_score", "β-VAE score", 3), ("factor_vae_score", "F
 
 
 def analyse_disentanglement(context, trials):
-  """Traversals of every latent per β; disentanglement scores and KL per dimension."""
+  """Traversals of every latent per trial; disentanglement scores and KL per dimension.
+
+  Trials that differ only in `train.seed` are seeds of one β: the findings compare the
+  means over seeds, with the spread between seeds as the uncertainty.
+  """
+  groups = {}  # β -> its trials (seeds), in the config's order
+  for trial in trials:
+    groups.setdefault(trial.config.model.kl_weight, []).append(trial)
+  seeded = any(len(g) > 1 for g in groups.values())
+  # Traversals start from the code of the middle image (after a short training the prior's
+  # mean, z = 0, often decodes to an empty canvas, and rows swept from there only blink).
+  seed_image = _middle_image(context.examples_dir)
   figures = []
   for trial in trials:
     model = core.load_trial_model(trial)
     core.write_study_scalars(trial, {k: v for k, v in trial.metrics.items()
                                      if k in dict((c[0], c) for c in METRIC_COLUMNS)})
     beta = trial.config.model.kl_weight
+    label = f"β = {beta:g}" + (f", seed {trial.config.train.seed}" if seeded else "")
     kl = trial.metrics.get("kl_per_dim", [float("nan")] * model.latent_dim)
-    path = context.figure_path(f"traversals_beta_{beta:g}")
+    path = context.figure_path(f"traversals_beta_{beta:g}"
+                               + (f"_seed_{trial.config.train.seed}" if seeded else ""))
     decode = lambda z, m=model: m.decode_mean(z.astype(np.float32)).numpy()  # noqa: E731
-    viz.traversal_figure(decode, model.latent_dim, path, num_steps=9, span=3.0,
+    base = model.encode_mean(seed_image).numpy()[0]
+    viz.traversal_figure(decode, model.latent_dim, path, base=base, num_steps=9, span=3.0,
                          annotations=[f"KL {v:.2f}" for v in kl], scale=1,
-                         title=f"β = {beta:g}: each row sweeps one latent from -3 to +3, others 0")
+                         title=f"{label}: each row sweeps one latent from -3 to +3")
     figures.append(report.figure(
-        context, f"β = {beta:g}: latent traversals (rows sorted by latent index; the label "
-        "gives each latent's KL in nats; a latent with KL ≈ 0 is unused and its row does not "
-        "change).", path))
+        context, f"{label}: latent traversals from the code of the middle image (every factor "
+        "at its middle value, the sprite at the centre). Each row sets one latent to -3 ... +3 "
+        "and keeps the others at that image's posterior mean; the label gives each latent's KL "
+        "in nats (a latent with KL ≈ 0 is unused and its row does not change).", path))
   latent_dim = trials[0].config.model.latent_dim
   columns = METRIC_COLUMNS
   rows = []
   for t in trials:
     kl = sorted(t.metrics.get("kl_per_dim", []), reverse=True)
-    rows.append([f"{t.config.model.kl_weight:g}"] + [
-        fmt(t.metrics.get(k), d) if d else fmt(t.metrics.get(k)) for k, _, d in columns]
+    rows.append([f"{t.config.model.kl_weight:g}"] + ([str(t.config.train.seed)] if seeded else [])
+                + [fmt(t.metrics.get(k), d) if d else fmt(t.metrics.get(k)) for k, _, d in columns]
                 + [" ".join(f"{v:.1f}" for v in kl)])
-  betas = [t.config.model.kl_weight for t in trials]
-  m = lambda key: [t.metrics.get(key, float("nan")) for t in trials]  # noqa: E731
+  betas = list(groups)
+  # Per β: the mean over its seeds (the value itself with one seed).
+  m = lambda key: [float(np.mean([t.metrics.get(key, np.nan) for t in groups[b]]))  # noqa: E731
+                   for b in betas]
   names = [f"β={b:g}" for b in betas]
   series = lambda key, d=3: ", ".join(f"{v:.{d}f} ({n})" for n, v in zip(names, m(key)))  # noqa
-  score = dict(zip(betas, m("beta_vae_score")))
   c = trials[0].config
   examples_seen = [t.epochs_run * t.steps_per_epoch * c.train.batch_size for t in trials]
   # Training images per second over all trials (train_seconds includes the per-epoch evals).
   rate = sum(examples_seen) / max(1e-9, sum(t.train_seconds for t in trials))
   findings = []
-  if 1.0 in score and 4.0 in score:
-    gap = 100 * (score[4.0] - score[1.0])
-    n_eval = trials[0].config.evaluate.disentanglement_eval_points
-    # Binomial standard error of the difference of two accuracies on n_eval points each.
-    se = 100 * float(np.sqrt((score[4.0] * (1 - score[4.0]) + score[1.0] * (1 - score[1.0]))
-                             / n_eval))
-    findings.append(
-        f"**β = 4 against the plain VAE.** Our β-VAE score is {100 * score[4.0]:.1f}% for β = 4 "
-        f"and {100 * score[1.0]:.1f}% for β = 1 (the paper: {PAPER_SCORES[4.0]:.0f}% and "
-        f"{PAPER_SCORES[1.0]:.0f}%). "
-        + (f"β = 4 is ahead by {gap:.1f} points (standard error of the difference {se:.1f}), "
-           "so this budget separates the two in the paper's direction" if gap > 2 * se else
-           f"The difference is {gap:+.1f} points against a standard error of {se:.1f} points "
-           f"({n_eval} evaluation points): this budget does NOT clearly separate β = 4 from the "
-           "plain VAE")
-        + f"; the FactorVAE score is {series('factor_vae_score')} and MIG {series('mig')}.")
+  if 1.0 in groups and 4.0 in groups:
+    findings.append(_beta_4_against_1(
+        groups[1.0], groups[4.0], c.evaluate.disentanglement_eval_points,
+        f"the FactorVAE score is {series('factor_vae_score')} and MIG {series('mig')}"))
+  over_seeds = " (means over seeds)" if seeded else ""
   findings.append(
-      f"**What β did.** The KL per image {_word(m('kl'))} with β ({series('kl', 1)} nats) and "
-      f"the reconstruction error {_word(m('reconstruction'))} ({series('reconstruction', 1)}); "
-      "active units: " + ", ".join(f"{int(a)} of {latent_dim} ({n})"
-                                   for n, a in zip(names, m("active_units")))
+      f"**What β did.** The KL per image{over_seeds} {_word(m('kl'))} with β "
+      f"({series('kl', 1)} nats) and the reconstruction error {_word(m('reconstruction'))} "
+      f"({series('reconstruction', 1)}); active units: "
+      + ", ".join(f"{a:g} of {latent_dim} ({n})" for n, a in zip(names, m("active_units")))
       + ". A larger β forces the posterior towards the factorised prior, so fewer latents "
       "stay in use, each carrying a larger share of the information. In the traversals below, "
       "a disentangled latent moves one thing at a time (only x, only y, only the scale); "
       + ("every MIG here is below 0.1, so no latent carries a factor alone: expect rows that "
          "move the sprite diagonally or make it jump, x and y mixed."
-         if np.nanmax(m("mig")) < 0.1 else
-         f"the best MIG, {np.nanmax(m('mig')):.2f}, says some latents come close to that."))
-  best = betas[int(np.nanargmax(m("mig")))]
-  findings.append(f"**The scores agree?** The best MIG is at β={best:g}; the best β-VAE score at "
-                  f"β={betas[int(np.nanargmax(m('beta_vae_score')))]:g} and the best FactorVAE "
-                  f"score at β={betas[int(np.nanargmax(m('factor_vae_score')))]:g}.")
+         if np.nanmax([t.metrics.get("mig", np.nan) for t in trials]) < 0.1 else
+         f"the best MIG, {np.nanmax([t.metrics.get('mig', np.nan) for t in trials]):.2f}, "
+         "says some latents come close to that."))
+  best = lambda key: betas[int(np.nanargmax(m(key)))]  # noqa: E731
+  findings.append(f"**The scores agree?** The best MIG{over_seeds} is at β={best('mig'):g}; "
+                  f"the best β-VAE score at β={best('beta_vae_score'):g} and the best FactorVAE "
+                  f"score at β={best('factor_vae_score'):g}.")
   ev = c.evaluate
+  seeds = sorted({t.config.train.seed for t in trials})
   text = [
       "## Results",
-      f"One VAE per β (kl_weight): {report.model_sentence(c)}, {latent_dim} latent "
-      "dimensions.",
-      report.table(["β"] + [col[1] for col in columns] + ["KL per dim, sorted"], rows),
+      f"One VAE per β (kl_weight)" + (f" and training seed ({', '.join(map(str, seeds))}: "
+                                      "initialisation and batch order)" if seeded else "")
+      + f": {report.model_sentence(c)}, {latent_dim} latent dimensions.",
+      report.table(["β"] + (["seed"] if seeded else []) + [col[1] for col in columns]
+                   + ["KL per dim, sorted"], rows),
       "β-VAE score [Higgins et al. 2017]: accuracy of a linear classifier predicting which "
       "factor two batches of images share from their mean absolute code difference. FactorVAE "
       "score [Kim & Mnih 2018]: accuracy of a majority-vote classifier from the latent with the "
@@ -105,6 +115,14 @@ def analyse_disentanglement(context, trials):
       f"use {ev.disentanglement_train_points:,} training and {ev.disentanglement_eval_points:,} "
       "evaluation points (disentanglement_lib uses 10,000 and 5,000). Reconstruction and KL are "
       "nats per held-out image.",
+  ]
+  if seeded:
+    summary = [[f"{b:g}", str(len(groups[b]))] + [
+        _mean_sd([t.metrics.get(k, np.nan) for t in groups[b]], d or 1)
+        for k, _, d in columns] for b in betas]
+    text += ["Mean ± standard deviation over the seeds:",
+             report.table(["β", "seeds"] + [col[1] for col in columns], summary)]
+  text += [
       "## What the numbers say", "\n\n".join(findings),
       f"**Budget against the literature.** Each trial saw about {max(examples_seen):,} images "
       f"({100 * max(examples_seen) / REFERENCE_EXAMPLES:.1f}% of disentanglement_lib's "
@@ -114,12 +132,73 @@ def analyse_disentanglement(context, trials):
       f"the {rate:,.0f} images per second this network trained at here (2 CPU cores), the "
       f"literature's budget is about {REFERENCE_EXAMPLES / rate / 3600:.0f} hours per model "
       f"({len(trials) * REFERENCE_EXAMPLES / rate / 3600:.0f} hours for the {len(trials)} "
-      "values of β), so this study is "
+      "trials), so this study is "
       "a budgeted version: its scores are those of under-trained models.",
       "## Figures",
   ] + figures
   return text
 
+
+def _beta_4_against_1(plain, beta4, n_eval, other_scores):
+  """The finding comparing β = 4 with β = 1 (the plain VAE), over seeds when there are any.
+
+  Args:
+    plain, beta4: the trials (seeds) of β = 1 and β = 4.
+    n_eval: evaluation points of each score (the binomial error of one seed).
+    other_scores: the sentence giving the other scores, used with one seed per β.
+  """
+  score = lambda ts, key="beta_vae_score": np.array([t.metrics.get(key, np.nan)  # noqa: E731
+                                                     for t in ts], float)
+  s1, s4 = score(plain), score(beta4)
+  text = (f"**β = 4 against the plain VAE.** Our β-VAE score is {100 * s4.mean():.1f}% for "
+          f"β = 4 and {100 * s1.mean():.1f}% for β = 1 (the paper: {PAPER_SCORES[4.0]:.0f}% "
+          f"and {PAPER_SCORES[1.0]:.0f}%)")
+  if len(s1) == 1 and len(s4) == 1:
+    gap = 100 * (s4[0] - s1[0])
+    # Binomial standard error of the difference of two accuracies on n_eval points each.
+    se = 100 * float(np.sqrt((s4[0] * (1 - s4[0]) + s1[0] * (1 - s1[0])) / n_eval))
+    return text + ". " + (
+        f"β = 4 is ahead by {gap:.1f} points (standard error of the difference {se:.1f}), "
+        "so this budget separates the two in the paper's direction" if gap > 2 * se else
+        f"The difference is {gap:+.1f} points against a standard error of {se:.1f} points "
+        f"({n_eval} evaluation points): this budget does NOT clearly separate β = 4 from the "
+        "plain VAE") + f"; {other_scores}."
+  # With seeds: a score separates the two when every β = 4 seed beats every β = 1 seed.
+  verdicts = []
+  for key, name in (("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
+                    ("mig", "MIG")):
+    a, b = score(plain, key), score(beta4, key)
+    if np.nanmin(b) > np.nanmax(a):
+      verdict = "every β = 4 seed above every β = 1 seed"
+    elif np.nanmin(a) > np.nanmax(b):
+      verdict = "every β = 1 seed above every β = 4 seed"
+    else:
+      verdict = "the seeds overlap"
+    verdicts.append(f"{name} {_mean_sd(b, 3)} against {_mean_sd(a, 3)} ({verdict})")
+  separated = [v for v in verdicts if "every β = 4 seed above" in v]
+  return (text + f", over {len(s4)} and {len(s1)} seeds. β = 4 against β = 1: "
+          + "; ".join(verdicts) + ". "
+          + (f"This budget separates β = 4 from the plain VAE on {len(separated)} of the 3 "
+             "scores, in the paper's direction." if separated else
+             "This budget does NOT separate β = 4 from the plain VAE on any score."))
+
+
+def _mean_sd(values, digits):
+  values = np.asarray(values, float)
+  if len(values) == 1:
+    return f"{values[0]:.{digits}f}"
+  return f"{np.nanmean(values):.{digits}f} ± {np.nanstd(values, ddof=1):.{digits}f}"
+
+
+def _middle_image(examples_dir):
+  """[1, H, W, C]: the image with every factor at its middle class (the first held-out image
+  when the data has no factors)."""
+  from kerasvae.steps import evaluate  # pylint: disable=import-outside-toplevel
+  data = evaluate.ground_truth_data(reader.read_metadata(examples_dir))
+  if data is None:
+    return reader.load_split(examples_dir, "eval", limit=1, binarize_seed=None)["image"][:1]
+  middle = np.array([[size // 2 for size in data.factor_sizes]], np.int64)
+  return data.sample_observations_from_factors(middle, None)
 
 
 def _grid_size(dsprites_config):
