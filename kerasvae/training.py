@@ -96,7 +96,8 @@ class CheckpointWriter:
   then overlaps the next epoch's training instead of stopping it. One write runs at a time:
   `save` first waits for the previous one and re-raises its error. A write killed half-way
   is never the latest checkpoint: `tf.train.CheckpointManager` records a checkpoint only
-  once its files are complete.
+  once its files are complete. The copy holds the saved state a second time in memory (for
+  a VAE and its Adam slots, megabytes).
 
   Args:
     state: {name: variable} to save; restore with `tf.train.Checkpoint(**state)`.
