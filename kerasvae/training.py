@@ -175,6 +175,8 @@ class Trainer:
     evaluate_fn: `() -> dict` of eval metrics (with "elbo" for early
       stopping), or None.
     epoch_end_fn: `(epoch, train_writer, eval_writer) -> None`, for images; or None.
+      Called after every epoch, and with epoch 0 before a training that starts from
+      scratch (the initial model; this also compiles its functions outside the epochs).
     jit_compile: XLA-compile the per-replica gradient computation.
   """
 
@@ -289,6 +291,8 @@ class Trainer:
 
   def _train(self):
     start_epoch = self.restore()
+    if start_epoch == 0 and self.chief and self.epoch_end_fn is not None:
+      self.epoch_end_fn(0, self.train_writer, self.eval_writer)
     history = []
     iterator = iter(self.dataset)
     for epoch in range(start_epoch, self.config.epochs):

@@ -162,6 +162,26 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
   assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
+def test_epoch_end_fn_sees_the_initial_model_once_and_every_epoch(tmp_path):
+  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+  seen = []
+
+  def trainer(epochs):
+    config = configs.TrainConfig(epochs=epochs, batch_size=8, progress=False)
+    model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    return training.Trainer(
+        model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
+        lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
+        steps_per_epoch=2, epoch_end_fn=lambda epoch, *_: seen.append(epoch))
+
+  trainer(2).train()
+  assert seen == [0, 1, 2]
+  trainer(3).train()  # resumes after epoch 2: no second "initial model"
+  assert seen == [0, 1, 2, 3]
+
+
 def test_asynchronous_checkpoint_saves_the_values_at_save_time(tmp_path):
   weights = tf.Variable(tf.fill([1000, 100], 1.0))
   step = tf.Variable(0, dtype=tf.int64)

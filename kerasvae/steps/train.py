@@ -204,7 +204,7 @@ def run(config, examples_dir, train_dir, force=False):
   def epoch_end_fn(epoch, train_writer, eval_writer):
     del train_writer  # pictures are of the model, logged with the eval metrics
     if epoch % cfg.images_every_epochs and epoch != cfg.epochs:
-      return
+      return  # epoch 0 (the initial model) is always drawn
     with eval_writer.as_default():
       write_images(tf.constant(epoch, tf.int64),
                    {name: tf.constant(viz.to_tensorboard_image(image))
