@@ -13,7 +13,7 @@ binarised) and then for the convolutional β-VAE on 64x64 dSprites, at batch
       exactly as `kerasvae train` runs it (tf.data reader, TFP-style model,
       per-epoch eval ELBO on the eval split, checkpoints, TensorBoard scalars
       and images). Two rates: `epoch` is examples over the wall time between
-      the epochs' TensorBoard scalars (everything included), `step` is the
+      the epochs' last TensorBoard events (everything included), `step` is the
       Trainer's own `examples_per_second` (training loop only, no eval).
       The `train only` row sets the eval, checkpoint and image intervals past
       the measured epochs: the per-epoch work of (2) and (3), which neither
@@ -152,15 +152,18 @@ DSPRITES_MODEL = {"kind": "vae", "latent_dim": 10, "architecture": "conv",
                   "filters": [32, 32, 64, 64], "dense_units": 256, "kl_weight": 4.0}
 
 
-def _event_wall_times(log_dir, tag="loss"):
-  """{epoch: wall time} of the train scalar `tag`, written once per epoch by the Trainer."""
+def _epoch_end_times(log_dir):
+  """{epoch: wall time of the last TensorBoard event of that step} over the train and eval logs.
+
+  An epoch's scalars are written after its eval and checkpoint, its images after the scalars:
+  the last event of step e is the end of everything epoch e did.
+  """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   times = {}
-  for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+  for path in sorted(Path(log_dir).glob("*/events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(str(path)):
-      for value in event.summary.value:
-        if value.tag == tag:
-          times[int(event.step)] = event.wall_time
+      if event.summary.value and event.step > 0:
+        times[int(event.step)] = max(times.get(int(event.step), 0.0), event.wall_time)
   return times
 
 
@@ -185,7 +188,7 @@ def project_rate(examples_dir, model, batch_size, epochs, work_dir, learning_rat
   steady = history[1:]
   step_rate = max(r["examples_per_second"] for r in steady)
   examples = (history[0]["examples_per_second"] * history[0]["seconds"])  # per epoch
-  walls = _event_wall_times(train_dir / "logs" / "train")
+  walls = _epoch_end_times(train_dir / "logs")
   # From the end of epoch 1 to the end of epoch E-1: epochs 2..E-1, each with the per-epoch work
   # the config asks for (the last epoch always evaluates and checkpoints, whatever the config).
   first, last = min(walls), max(walls) - (1 if len(walls) > 3 else 0)
