@@ -27,8 +27,8 @@ METRIC_COLUMNS = (("beta_vae_score", "β-VAE score", 3), ("factor_vae_score", "F
 def analyse_disentanglement(context, trials):
   """Traversals of every latent per trial; disentanglement scores and KL per dimension.
 
-  Trials that differ only in `train.seed` are seeds of one β: the findings compare the
-  means over seeds, with the spread between seeds as the uncertainty.
+  Trials with the same β are its seeds (a study varies `train.seed` between them): the
+  findings compare the means over seeds, with the spread between seeds as the uncertainty.
   """
   groups = {}  # β -> its trials (seeds), in the config's order
   for trial in trials:
@@ -102,7 +102,7 @@ def analyse_disentanglement(context, trials):
   seeds = sorted({t.config.train.seed for t in trials})
   text = [
       "## Results",
-      f"One VAE per β (kl_weight)" + (f" and training seed ({', '.join(map(str, seeds))}: "
+      "One VAE per β (kl_weight)" + (f" and training seed ({', '.join(map(str, seeds))}: "
                                       "initialisation and batch order)" if seeded else "")
       + f": {report.model_sentence(c)}, {latent_dim} latent dimensions.",
       report.table(["β"] + (["seed"] if seeded else []) + [col[1] for col in columns]
