@@ -360,16 +360,14 @@ def run_section(name, examples_dir, model, batch_sizes, args, work_dir, steps_pe
       results.setdefault((batch_size, "keras"), []).append(rate)
       variants = [(f"project spe={n}", {"steps_per_execution": n})
                   for n in args.steps_per_execution]
-      n = args.steps_per_execution[-1]
+      n = args.steps_per_execution[-1]  # the extra rows run at the last value
       variants.append((f"project spe={n} train only", {
           "steps_per_execution": n, "eval_every_epochs": NEVER,
           "checkpoint_every_epochs": NEVER, "images_every_epochs": NEVER}))
       if extra_project:
-        variants.append((f"project spe={args.steps_per_execution[-1]} {extra_project[0]}",
-                         {"steps_per_execution": args.steps_per_execution[-1],
-                          "examples_dir": extra_project[1]}))
+        variants.append((f"project spe={n} {extra_project[0]}",
+                         {"steps_per_execution": n, "examples_dir": extra_project[1]}))
       if args.project_without_xla:
-        n = args.steps_per_execution[-1]
         variants.append((f"project spe={n} no XLA",
                          {"steps_per_execution": n, "jit_compile": "false"}))
       for key, overrides in variants:

@@ -81,6 +81,7 @@ def analyse_disentanglement(context, trials):
         groups[1.0], groups[4.0], c.evaluate.disentanglement_eval_points,
         f"the FactorVAE score is {series('factor_vae_score')} and MIG {series('mig')}"))
   over_seeds = " (means over seeds)" if seeded else ""
+  best_mig = np.nanmax([t.metrics.get("mig", np.nan) for t in trials])  # of any one trial
   findings.append(
       f"**What β did.** The KL per image{over_seeds} {_word(m('kl'))} with β "
       f"({series('kl', 1)} nats) and the reconstruction error {_word(m('reconstruction'))} "
@@ -90,10 +91,8 @@ def analyse_disentanglement(context, trials):
       "stay in use, each carrying a larger share of the information. In the traversals below, "
       "a disentangled latent moves one thing at a time (only x, only y, only the scale); "
       + ("every MIG here is below 0.1, so no latent carries a factor alone: expect rows that "
-         "move the sprite diagonally or make it jump, x and y mixed."
-         if np.nanmax([t.metrics.get("mig", np.nan) for t in trials]) < 0.1 else
-         f"the best MIG, {np.nanmax([t.metrics.get('mig', np.nan) for t in trials]):.2f}, "
-         "says some latents come close to that."))
+         "move the sprite diagonally or make it jump, x and y mixed." if best_mig < 0.1 else
+         f"the best MIG, {best_mig:.2f}, says some latents come close to that."))
   best = lambda key: betas[int(np.nanargmax(m(key)))]  # noqa: E731
   findings.append(f"**The scores agree?** The best MIG{over_seeds} is at β={best('mig'):g}; "
                   f"the best β-VAE score at β={best('beta_vae_score'):g} and the best FactorVAE "
