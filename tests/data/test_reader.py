@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kerasvae.data import reader
 from kerasvae.data.ingest import ingest
 from kerasvae.data.reader import load_split, make_dataset, read_metadata
 from tests.data import helpers
@@ -36,11 +37,34 @@ def test_batches(artifact):
   assert len(list(repeated.take(10))) == 10
 
 
-def test_shuffle_covers_each_example_once_per_epoch(artifact):
+@pytest.fixture(params=["permutation", "buffer"])
+def shuffle_mode(request, monkeypatch):
+  """Both shuffles: by a permutation of the in-memory split, and (for a split past
+  IN_MEMORY_BYTES) through a shuffle buffer."""
+  if request.param == "buffer":
+    monkeypatch.setattr(reader, "IN_MEMORY_BYTES", 0)
+  return request.param
+
+
+def test_shuffle_covers_each_example_once_per_epoch(artifact, shuffle_mode):
   ds = make_dataset(artifact, "train", 16, seed=1)
   first, second = _labels(ds), _labels(ds)
   assert sorted(first) == sorted(second) == list(range(100))
   assert not np.array_equal(first, second)  # reshuffled each epoch
+  assert len(list(make_dataset(artifact, "train", 16, seed=1, drop_remainder=True))) == 6
+
+
+def test_repeated_batches_run_across_epochs(artifact, shuffle_mode):
+  # Batch 30 over 100 examples: no partial batch, and every 100 consecutive examples of the
+  # stream are one epoch, so each example comes once per epoch.
+  ds = make_dataset(artifact, "train", 30, seed=2, repeat=True, drop_remainder=True,
+                    deterministic=True)
+  batches = [b["label"].numpy() for b in ds.take(10)]
+  assert {len(b) for b in batches} == {30}
+  stream = np.concatenate(batches)  # 3 epochs
+  for epoch in range(3):
+    assert sorted(stream[100 * epoch:100 * (epoch + 1)]) == list(range(100))
+  assert not np.array_equal(stream[:100], stream[100:200])
 
 
 def test_deterministic(artifact):
