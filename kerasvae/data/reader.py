@@ -109,16 +109,22 @@ def _decode_fn(metadata):
   return decode
 
 
-def _finish_fn(metadata):
-  """`(decoded batch[, draw seed]) -> output dict`: float32 images [B, H, W, C], scaled to
-  [0, 1] and, for a dynamically binarised artifact, a fresh Bernoulli draw seeded by the
-  batch's int64 seed."""
+def finish_fn(metadata):
+  """`batch -> batch`: the stored pixels made into the model's input.
+
+  `batch["pixels"]` [B, H*W*C] in the stored dtype becomes `batch["image"]` float32
+  [B, H, W, C], scaled to [0, 1] when the artifact asks for it; for a dynamically binarised
+  artifact `batch["draw_seed"]` (an int64 scalar) seeds a fresh Bernoulli draw. It runs in the
+  tf.data pipeline, or, for `make_dataset(defer_finish=True)`, inside the caller's compiled
+  train step, where XLA fuses it into the first layer.
+  """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   shape = metadata["image_shape"]
   divide = metadata["image_dtype"] == "uint8" and metadata["preprocessing"]["scale_to_unit"]
 
-  def finish(batch, draw_seed=None):
+  def finish(batch):
     batch = dict(batch)
+    draw_seed = batch.pop("draw_seed", None)
     image = tf.reshape(tf.cast(batch.pop("pixels"), tf.float32), [-1] + shape)
     if divide:
       image = image / 255.0
@@ -143,7 +149,7 @@ def _records(files, deterministic, num_parallel):
 
 def make_dataset(artifact_dir, split, batch_size, *, shuffle=True, seed=None, repeat=False,
                  deterministic=False, drop_remainder=False, cache=True, input_context=None,
-                 shuffle_buffer=None):
+                 shuffle_buffer=None, defer_finish=False):
   """A `tf.data` pipeline of batches from an `Examples` artifact.
 
   Args:
@@ -165,6 +171,10 @@ def make_dataset(artifact_dir, split, batch_size, *, shuffle=True, seed=None, re
     shuffle_buffer: shuffle through a buffer of this size. By default a split that fits
       in `IN_MEMORY_BYTES` is shuffled by a full permutation every epoch, a larger one
       through a buffer of min(split size, `DEFAULT_SHUFFLE_BUFFER`).
+    defer_finish: leave the conversion to float and the dynamic Bernoulli draw to the
+      caller: batches hold `pixels` [B, H*W*C] in the stored dtype (and `draw_seed` for a
+      dynamically binarised artifact) instead of `image`; `finish_fn(metadata)` makes the
+      image, inside the caller's compiled step.
 
   Returns:
     A `tf.data.Dataset` of dicts: image float32 [B, H, W, C] (in [0, 1] when
@@ -215,8 +225,9 @@ def make_dataset(artifact_dir, split, batch_size, *, shuffle=True, seed=None, re
     ds = ds.map(decode, num_parallel_calls=autotune, deterministic=ordered)
   if metadata["preprocessing"]["binarize"] == "dynamic":  # a fresh Bernoulli draw per batch
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, draws))
-  ds = ds.map(_finish_fn(metadata), num_parallel_calls=autotune, deterministic=ordered)
+    ds = tf.data.Dataset.zip((ds, draws)).map(lambda batch, s: {**batch, "draw_seed": s})
+  if not defer_finish:
+    ds = ds.map(finish_fn(metadata), num_parallel_calls=autotune, deterministic=ordered)
   options = tf.data.Options()
   options.deterministic = ordered
   if input_context is not None:
@@ -295,7 +306,7 @@ def load_split(artifact_dir, split, limit=None, *, binarize_seed=0):
   ds = _records(files, True, tf.data.AUTOTUNE)
   if limit is not None:
     ds = ds.take(limit)
-  decode, finish = _decode_fn(metadata), _finish_fn(metadata)
+  decode, finish = _decode_fn(metadata), finish_fn(metadata)
   ds = ds.batch(4096).map(lambda s: finish(decode(s)), num_parallel_calls=tf.data.AUTOTUNE)
   parts = list(ds.as_numpy_iterator())
   if parts:

@@ -180,7 +180,8 @@ def run(config, examples_dir, train_dir, force=False):
     return reader.make_dataset(examples_dir, "train", global_batch, shuffle=True,
                                seed=cfg.seed + input_context.input_pipeline_id, repeat=True,
                                drop_remainder=True, input_context=input_context,
-                               deterministic=True)  # the same seed gives the same run
+                               deterministic=True,  # the same seed gives the same run
+                               defer_finish=True)  # made into floats in the compiled step
 
   eval_data = reader.load_split(examples_dir, "eval", limit=EVAL_EXAMPLES_DURING_TRAINING)
   has_eval = len(eval_data["image"]) > 0
@@ -213,7 +214,8 @@ def run(config, examples_dir, train_dir, force=False):
   trainer = training.Trainer(model, optimizer, strategy, cfg, str(train_dir), dataset_fn,
                              steps_per_epoch, evaluate_fn=evaluate_fn if has_eval else None,
                              epoch_end_fn=epoch_end_fn,
-                             jit_compile=use_jit(cfg.jit_compile, config.model.architecture))
+                             jit_compile=use_jit(cfg.jit_compile, config.model.architecture),
+                             preprocess_fn=reader.finish_fn(examples_meta))
   history = trainer.train()
   if hasattr(model, "fit_latent_sampler"):
     # An autoencoder generates from a Gaussian fitted to its training codes.

@@ -78,6 +78,17 @@ def test_deterministic(artifact):
   np.testing.assert_array_equal(a, _labels(make_dataset(artifact, "train", 16, deterministic=True)))
 
 
+def test_deferred_finish_in_a_compiled_step_gives_the_same_images(artifact):
+  finish = tf.function(reader.finish_fn(read_metadata(artifact)), jit_compile=True)
+  deferred = next(iter(make_dataset(artifact, "train", 32, seed=4, deterministic=True,
+                                    defer_finish=True)))
+  assert "image" not in deferred and deferred["pixels"].dtype == tf.uint8
+  assert deferred["pixels"].shape == (32, 64)  # flat, as stored
+  expected = next(iter(make_dataset(artifact, "train", 32, seed=4, deterministic=True)))
+  np.testing.assert_allclose(finish(deferred)["image"], expected["image"], rtol=1e-6)
+  np.testing.assert_array_equal(deferred["label"], expected["label"])
+
+
 def test_dynamic_binarisation(tmp_path):
   # Each image has one grey level p; a Bernoulli(p) draw has mean p.
   levels = np.repeat(np.array([0, 51, 128, 204, 255], np.uint8), 8)  # [40]
@@ -99,6 +110,13 @@ def test_dynamic_binarisation(tmp_path):
   means = draws.mean(axis=(0, 2, 3, 4))  # [40] over 30 * 64 draws each
   sigma = np.sqrt(p * (1 - p) / (30 * 64))
   assert np.all(np.abs(means - p) <= 5 * sigma + 1e-9)
+  # Drawn inside a compiled step instead (the train step's way): the same distribution.
+  finish = tf.function(reader.finish_fn(read_metadata(out)), jit_compile=True)
+  deferred = make_dataset(out, "train", 40, shuffle=False, seed=3, defer_finish=True)
+  compiled = np.stack([finish(next(iter(deferred)))["image"].numpy() for _ in range(30)])
+  assert set(np.unique(compiled)) == {0.0, 1.0}
+  assert not np.array_equal(compiled[0], compiled[1])
+  assert np.all(np.abs(compiled.mean(axis=(0, 2, 3, 4)) - p) <= 5 * sigma + 1e-9)
   # Reproducible from the seed, within one epoch and across runs.
   again = make_dataset(out, "train", 40, shuffle=False, seed=3)
   np.testing.assert_array_equal(next(iter(again))["image"], draws[0])
