@@ -239,8 +239,8 @@ class Trainer:
 
     @tf.function(jit_compile=self.jit_compile)
     def gradients(batch, step):
-      # Made here, the float image (and a dynamic Bernoulli draw) fuses into the first layer:
-      # in the tf.data pipeline they took 10 % of the MNIST MLP's step on 2 CPU cores.
+      # Made here, the float image fuses into the first layer, and the reader's threads, which
+      # share the cores with this step, do less.
       x = (preprocess(batch) if preprocess else batch)["image"]
       with tf.GradientTape() as tape:
         terms = model.loss_terms(x, training=True, step=step)

@@ -176,12 +176,17 @@ def run(config, examples_dir, train_dir, force=False):
         reader.load_split(examples_dir, "train", limit=max(5000, config.model.num_components))
         ["image"], seed=cfg.seed)
 
+  # The reader hands over stored pixels and the compiled step makes them floats (fused into the
+  # first layer). A dynamic Bernoulli draw stays in the reader: drawn inside the XLA step it
+  # made the MNIST MLP's step 1.4x slower on 2 CPU cores (benchmarks/train_throughput.py).
+  defer_finish = examples_meta["preprocessing"]["binarize"] != "dynamic"
+
   def dataset_fn(input_context):
     return reader.make_dataset(examples_dir, "train", global_batch, shuffle=True,
                                seed=cfg.seed + input_context.input_pipeline_id, repeat=True,
                                drop_remainder=True, input_context=input_context,
                                deterministic=True,  # the same seed gives the same run
-                               defer_finish=True)  # made into floats in the compiled step
+                               defer_finish=defer_finish)
 
   eval_data = reader.load_split(examples_dir, "eval", limit=EVAL_EXAMPLES_DURING_TRAINING)
   has_eval = len(eval_data["image"]) > 0
@@ -215,7 +220,8 @@ def run(config, examples_dir, train_dir, force=False):
                              steps_per_epoch, evaluate_fn=evaluate_fn if has_eval else None,
                              epoch_end_fn=epoch_end_fn,
                              jit_compile=use_jit(cfg.jit_compile, config.model.architecture),
-                             preprocess_fn=reader.finish_fn(examples_meta))
+                             preprocess_fn=reader.finish_fn(examples_meta) if defer_finish
+                             else None)
   history = trainer.train()
   if hasattr(model, "fit_latent_sampler"):
     # An autoencoder generates from a Gaussian fitted to its training codes.
