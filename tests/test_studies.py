@@ -214,6 +214,34 @@ def test_disentanglement_seed_verdicts(beta1, beta4, expected):
   assert expected in text
 
 
+@pytest.mark.parametrize("beta1, beta4, expected", [
+    (0.62, 0.99, "β = 4 is ahead by 37.0 points (standard error of the difference 2.5), so "
+     "this budget separates"),
+    (0.70, 0.72, "The difference is +2.0 points against a standard error of 3.2 points (400 "
+     "evaluation points): this budget does NOT clearly separate"),
+    (1.0, 1.0, "Both are at 100% on 400 evaluation points, so this score cannot separate them"),
+    (0.0, 1.0, "β = 4 is ahead by 100.0 points"),
+])
+def test_disentanglement_one_seed_verdicts(beta1, beta4, expected):
+  trial = lambda score: core.Trial("t", {}, metrics={"beta_vae_score": score})  # noqa: E731
+  text = disentanglement._beta_4_against_1([trial(beta1)], [trial(beta4)], 400, "")
+  assert expected in text
+
+
+def test_dsprites_data_paragraph_names_the_restricted_grid(tmp_path):
+  path = core.resolve_study_config_path("disentanglement-small")
+  _, _, _, trials = core.load_study_config(path, output=tmp_path, overrides=[
+      "ingest.data.dsprites.pos_y=[0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30]"])
+  text = report.data_paragraph(trials[0].config, {"train": 493, "eval": 19})
+  assert ("the grid restricted to shapes square; scales 5; orientations 0; pos_y 0, 2, 4, 6, 8, "
+          "10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30 (512 images), every image of it: 493 for "
+          "training and 19 held out") in text
+  _, _, _, trials = core.load_study_config(core.resolve_study_config_path("disentanglement"),
+                                           output=tmp_path)
+  text = report.data_paragraph(trials[0].config, {"train": 38000, "eval": 2000})
+  assert "the full grid of 737,280 images, 40,000 images drawn from it with seed 0" in text
+
+
 @pytest.mark.parametrize("name", ["latent-dim", "beta", "ae-vs-vae", "priors"])
 def test_mnist_study_quick(name, study_dir, mnist_dir):
   output = study_dir / name

@@ -93,10 +93,15 @@ def analyse_disentanglement(context, trials):
       + ("every MIG here is below 0.1, so no latent carries a factor alone: expect rows that "
          "move the sprite diagonally or make it jump, x and y mixed." if best_mig < 0.1 else
          f"the best MIG, {best_mig:.2f}, says some latents come close to that."))
-  best = lambda key: betas[int(np.nanargmax(m(key)))]  # noqa: E731
-  findings.append(f"**The scores agree?** The best MIG{over_seeds} is at β={best('mig'):g}; "
-                  f"the best β-VAE score at β={best('beta_vae_score'):g} and the best FactorVAE "
-                  f"score at β={best('factor_vae_score'):g}.")
+  def best(key):  # the β with the best score, or the tied ones (equal to 3 decimals)
+    values = np.round(m(key), 3)
+    tied = [f"{b:g}" for b, v in zip(betas, values) if np.isfinite(v) and v == np.nanmax(values)]
+    if not tied:
+      return "no β (not measured)"
+    return f"β={tied[0]}" if len(tied) == 1 else f"β={' and '.join(tied)} (tied)"
+  findings.append(f"**The scores agree?** The best MIG{over_seeds} is at {best('mig')}; "
+                  f"the best β-VAE score at {best('beta_vae_score')} and the best FactorVAE "
+                  f"score at {best('factor_vae_score')}.")
   ev = c.evaluate
   seeds = sorted({t.config.train.seed for t in trials})
   text = [
@@ -156,12 +161,17 @@ def _beta_4_against_1(plain, beta4, n_eval, other_scores):
     gap = 100 * (s4[0] - s1[0])
     # Binomial standard error of the difference of two accuracies on n_eval points each.
     se = 100 * float(np.sqrt((s4[0] * (1 - s4[0]) + s1[0] * (1 - s1[0])) / n_eval))
-    return text + ". " + (
-        f"β = 4 is ahead by {gap:.1f} points (standard error of the difference {se:.1f}), "
-        "so this budget separates the two in the paper's direction" if gap > 2 * se else
-        f"The difference is {gap:+.1f} points against a standard error of {se:.1f} points "
-        f"({n_eval} evaluation points): this budget does NOT clearly separate β = 4 from the "
-        "plain VAE") + f"; {other_scores}."
+    if se == 0 and gap == 0:  # both at 0 % or 100 %: the binomial error says nothing
+      verdict = (f"Both are at {100 * s4[0]:.0f}% on {n_eval} evaluation points, so this score "
+                 "cannot separate them on this data")
+    elif gap > 2 * se:
+      verdict = (f"β = 4 is ahead by {gap:.1f} points (standard error of the difference "
+                 f"{se:.1f}), so this budget separates the two in the paper's direction")
+    else:
+      verdict = (f"The difference is {gap:+.1f} points against a standard error of {se:.1f} "
+                 f"points ({n_eval} evaluation points): this budget does NOT clearly separate "
+                 "β = 4 from the plain VAE")
+    return f"{text}. {verdict}; {other_scores}."
   # With seeds: a score separates the two when every β = 4 seed beats every β = 1 seed.
   verdicts = []
   for key, name in (("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),

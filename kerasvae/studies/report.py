@@ -53,11 +53,23 @@ def data_paragraph(config, split_counts):
             f"held-out digits.{binar}")
   if source == "dsprites":
     d = ingest.data.dsprites
+    restricted = {name: values for name in ("shapes", "scales", "orientations", "pos_x", "pos_y")
+                  if (values := getattr(d, name)) is not None}
+    grid = "the full grid of 737,280 images"
+    if restricted:
+      sizes = {"shapes": 3, "scales": 6, "orientations": 40, "pos_x": 32, "pos_y": 32}
+      size = 1
+      for name, full in sizes.items():
+        size *= len(set(restricted.get(name, range(full))))
+      chosen = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in restricted.items())
+      grid = f"the grid restricted to {chosen} ({size:,} images)"
+    drawn = (f"{d.num_examples:,} images drawn from it with seed {d.seed}" if d.num_examples
+             else "every image of it")
     return (f"**Data.** dSprites (64×64 binary images of a square, ellipse or heart at 6 scales, "
             f"40 orientations and 32×32 positions; rendered by the built-in generator): "
-            f"{d.num_examples or 737280:,} images drawn with seed {d.seed}, {n_train:,} for "
-            f"training and {n_eval:,} held out. The disentanglement scores sample fresh images "
-            f"from the generator's ground-truth factors.")
+            f"{grid}, {drawn}: {n_train:,} for training and {n_eval:,} held out. The "
+            f"disentanglement scores sample fresh images from the same grid's ground-truth "
+            f"factors.")
   return f"**Data.** source `{source}`: {n_train:,} training and {n_eval:,} held-out examples."
 
 
