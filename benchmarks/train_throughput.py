@@ -336,13 +336,14 @@ NEVER = 10**6  # an every-N-epochs interval that never comes within a measuremen
 
 
 def run_section(name, examples_dir, model, batch_sizes, args, work_dir, steps_per_epoch=None,
-                images_limit=None, bare_without_xla=False, extra_project=None, full_epoch=None):
+                images_limit=None, bare_without_xla=False, extra_project=None,
+                full_epoch_examples=None):
   """Interleaved rounds of reader, bare, keras and project; returns {(batch, variant): value}.
 
   `extra_project`: (label, examples_dir) of one more project variant at the last
-  steps_per_execution (another artifact of the same images). `full_epoch`: (examples,) of
-  one more variant with the defaults' per-epoch work after epochs of that many examples
-  (the artifact's images cycled), the length of an epoch of the full dataset.
+  steps_per_execution (another artifact of the same images). `full_epoch_examples`: one more
+  variant with the defaults' per-epoch work after epochs of that many examples (the
+  artifact's images cycled), the length of an epoch of the full dataset.
   """
   images = train_images(examples_dir, images_limit)
   results, memory = {}, {}
@@ -372,9 +373,10 @@ def run_section(name, examples_dir, model, batch_sizes, args, work_dir, steps_pe
       if extra_project:
         variants.append((f"project spe={n} {extra_project[0]}",
                          {"steps_per_execution": n, "examples_dir": extra_project[1]}))
-      if full_epoch:  # the per-epoch work over an epoch of the full dataset's length
-        variants.append((f"project spe={n} {full_epoch[0]}-example epochs", {
-            "steps_per_execution": n, "steps_per_epoch": max(1, full_epoch[0] // batch_size)}))
+      if full_epoch_examples:  # the per-epoch work over an epoch of the full dataset's length
+        variants.append((f"project spe={n} {full_epoch_examples}-example epochs", {
+            "steps_per_execution": n,
+            "steps_per_epoch": max(1, full_epoch_examples // batch_size)}))
       if args.project_without_xla:
         variants.append((f"project spe={n} no XLA",
                          {"steps_per_execution": n, "jit_compile": "false"}))
@@ -449,7 +451,7 @@ def main(argv=None):
     best, memory = run_section("MNIST MLP", mnist, MNIST_MODEL, args.batch_sizes, args, work_dir,
                                images_limit=300 * 128 if args.quick else None,
                                extra_project=("dynamic binarisation", dynamic),
-                               full_epoch=None if args.quick else (MNIST_FULL_TRAIN,))
+                               full_epoch_examples=None if args.quick else MNIST_FULL_TRAIN)
     print_table("MNIST MLP VAE 784-400-20-400-784", best, memory, args.batch_sizes)
     results["mnist"] = best, memory
   if not args.no_conv:

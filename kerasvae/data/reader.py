@@ -4,16 +4,18 @@ The pipeline reads the gzip TFRecord shards interleaved, parses them in large
 batches (one `parse_example` and one `decode_raw` per batch rather than per
 image) and keeps the decoded examples in memory in their stored dtype (uint8
 pixels stay uint8), then shuffles, batches, converts to float (with dynamic
-binarisation) and prefetches. Parsing once rather than every epoch made the
+binarisation; the train step converts static pixels inside its compiled step
+instead) and prefetches. Parsing once rather than every epoch made the
 reader 1.5x faster (MNIST, batch 128, 2 CPU cores), CPU it leaves to the
 training step, which shares the same cores.
 
 A training split of up to `IN_MEMORY_BYTES` is shuffled without touching single
 examples: each epoch draws one permutation of the indices, cuts it into batches
 and gathers each batch with one `tf.gather` per feature. That is a full
-shuffle, and it spends 0.6 µs of CPU per example at batch 1024 (2.0 at batch
-128) where a per-element shuffle buffer and `batch` spent 2.2 (3.8). Larger
-splits stream through `cache()` and a shuffle buffer of `DEFAULT_SHUFFLE_BUFFER`.
+shuffle, and it spends 0.9 µs of CPU per example at batch 1024 (2.0-2.2 at
+batch 128) where a per-element shuffle buffer and `batch` spent 1.9 (3.4-3.5;
+MNIST, the reader alone). Larger splits stream through `cache()` and a shuffle
+buffer of `DEFAULT_SHUFFLE_BUFFER`.
 
 Dynamic binarisation [1] draws x_b ~ Bernoulli(x) afresh for every batch of
 every epoch: `tf.data.Dataset.random(..., rerandomize_each_iteration=True)`

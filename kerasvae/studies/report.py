@@ -57,10 +57,8 @@ def data_paragraph(config, split_counts):
                   if (values := getattr(d, name)) is not None}
     grid = "the full grid of 737,280 images"
     if restricted:
-      sizes = {"shapes": 3, "scales": 6, "orientations": 40, "pos_x": 32, "pos_y": 32}
-      size = 1
-      for name, full in sizes.items():
-        size *= len(set(restricted.get(name, range(full))))
+      from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+      size = math.prod(len(c) for c in dsprites.allowed_classes(**restricted))
       chosen = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in restricted.items())
       grid = f"the grid restricted to {chosen} ({size:,} images)"
     drawn = (f"{d.num_examples:,} images drawn from it with seed {d.seed}" if d.num_examples
