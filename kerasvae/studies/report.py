@@ -55,12 +55,11 @@ def data_paragraph(config, split_counts):
     d = ingest.data.dsprites
     restricted = {name: values for name in ("shapes", "scales", "orientations", "pos_x", "pos_y")
                   if (values := getattr(d, name)) is not None}
-    grid = "the full grid of 737,280 images"
-    if restricted:
-      from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
-      size = math.prod(len(c) for c in dsprites.allowed_classes(**restricted))
-      chosen = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in restricted.items())
-      grid = f"the grid restricted to {chosen} ({size:,} images)"
+    from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+    size = math.prod(len(c) for c in dsprites.allowed_classes(**restricted))
+    chosen = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in restricted.items())
+    grid = (f"the grid restricted to {chosen} ({size:,} images)" if restricted
+            else f"the full grid of {size:,} images")
     drawn = (f"{d.num_examples:,} images drawn from it with seed {d.seed}" if d.num_examples
              else "every image of it")
     return (f"**Data.** dSprites (64×64 binary images of a square, ellipse or heart at 6 scales, "
