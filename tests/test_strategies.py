@@ -113,7 +113,8 @@ def test_multi_worker_strategy_trains_one_epoch_with_two_local_workers(tmp_path)
 
 def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
   config_path = tiny_config(tmp_path, train={"epochs": 12, "steps_per_epoch": 40,
-                                             "batch_size": 32, "progress": False})
+                                             "batch_size": 32, "progress": False,
+                                             "checkpoint_min_seconds": 0})
   assert cli.main(["ingest", "--config", str(config_path)]) == 0
   run_dir = common.run_directory(configs.load_pipeline_config(config_path))
   checkpoints = run_dir / "train" / "checkpoints"
@@ -145,7 +146,8 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
-  config = configs.TrainConfig(epochs=3, batch_size=8, progress=False, jit_compile="false")
+  config = configs.TrainConfig(epochs=3, batch_size=8, progress=False, jit_compile="false",
+                               checkpoint_min_seconds=0)
   strategy = tf.distribute.get_strategy()
   model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
   optimizer = keras.optimizers.Adam(1e-3)
@@ -185,6 +187,24 @@ def test_epoch_end_fn_sees_the_initial_model_once_and_every_epoch(tmp_path):
   assert seen == [0, 1, 2]
   trainer(3).train()  # resumes after epoch 2: no second "initial model"
   assert seen == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("min_seconds, saved", [(0, [2, 4, 5]), (3600, [5])])
+def test_checkpoints_follow_the_epoch_interval_and_the_time_floor(tmp_path, min_seconds, saved):
+  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+  config = configs.TrainConfig(epochs=5, batch_size=8, progress=False, jit_compile="false",
+                               checkpoint_every_epochs=2, checkpoint_min_seconds=min_seconds,
+                               keep_checkpoints=10)
+  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  optimizer = keras.optimizers.Adam(1e-3)
+  optimizer.build(model.trainable_variables)
+  trainer = training.Trainer(
+      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
+      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
+      steps_per_epoch=2, jit_compile=False)
+  trainer.train()
+  numbers = [int(p.rsplit("-", 1)[1]) for p in trainer.manager.manager.checkpoints]
+  assert numbers == saved  # the last epoch is always saved
 
 
 def test_asynchronous_checkpoint_saves_the_values_at_save_time(tmp_path):

@@ -68,6 +68,12 @@ class TrainConfig:
       help="Train steps per tf.function call (the loss is checked and the bar updated between "
            "calls); 10 runs the MNIST MLP 1.3x faster than 1 on 2 CPU cores.")
   checkpoint_every_epochs: int = field(1, range=(1, None), help="Checkpoint interval.")
+  checkpoint_min_seconds: float = field(
+      30.0, range=(0.0, None),
+      help="Least wall time between two checkpoints: a due checkpoint is skipped until this "
+           "much has passed since the last (the last epoch, and early stopping, always save; "
+           "multi-worker training saves every checkpoint_every_epochs). A kill loses at most "
+           "this plus an epoch. 0: every checkpoint_every_epochs.")
   keep_checkpoints: int = field(3, range=(1, None), help="Checkpoints kept.")
   eval_every_epochs: int = field(1, range=(1, None), help="Eval ELBO interval (early stopping).")
   early_stopping_patience: int = field(0, range=(0, None),
