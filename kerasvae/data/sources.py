@@ -17,6 +17,7 @@ Sources are registered by the names users write in configs (`SOURCES`).
 """
 
 import gzip
+import hashlib
 import logging
 import struct
 import warnings
@@ -313,6 +314,11 @@ class ImageFolderSource(Source):
     else:
       self.files = [(p, None) for p in sorted(root.rglob("*"))
                     if p.is_file() and not p.name.startswith(".")]
+    # Stored in an order that mixes the classes (a stable hash of each path), not class by
+    # class: a split past the reader's in-memory budget is shuffled through a buffer that
+    # would otherwise hold one class at a time.
+    self.files.sort(key=lambda f: hashlib.blake2b(
+        f[0].relative_to(root).as_posix().encode(), digest_size=8).digest())
 
   def content_hash(self):
     return fingerprint([(str(p.relative_to(self.root)), label, file_digest(p))

@@ -117,6 +117,19 @@ def test_image_folder_non_image_skip(tmp_path, out):
   assert sorted(load_split(out, "train")["label"].tolist()) == [0, 0, 1, 1]
 
 
+def test_image_folder_stores_the_classes_mixed_not_one_after_another(tmp_path, out):
+  # Sorted class by class, a split too large to shuffle in memory would reach a shuffle buffer
+  # one class at a time.
+  root = _folder(tmp_path, [8] * 40)  # class0: 0.png, 2.png, ...; class1: 1.png, 3.png, ...
+  cfg = helpers.config({"source": "image_folder", "image_folder": {"root": str(root)}},
+                       split={"eval_fraction": 0.0})
+  labels = load_split(ingest(cfg, out), "train")["label"]
+  assert sorted(labels.tolist()) == [0] * 20 + [1] * 20
+  assert set(labels[:10].tolist()) == {0, 1} and set(labels[-10:].tolist()) == {0, 1}
+  again = load_split(ingest(cfg, tmp_path / "again"), "train")["label"]
+  np.testing.assert_array_equal(again, labels)  # a stable order
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite(tmp_path, out, bad):
   images = np.random.RandomState(0).uniform(size=(5, 4, 4)).astype(np.float32)
