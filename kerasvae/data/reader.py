@@ -15,7 +15,10 @@ and gathers each batch with one `tf.gather` per feature. That is a full
 shuffle, and it spends 0.9 µs of CPU per example at batch 1024 (2.0-2.2 at
 batch 128) where a per-element shuffle buffer and `batch` spent 1.9 (3.4-3.5;
 MNIST, the reader alone). Larger splits stream through `cache()` and a shuffle
-buffer of `DEFAULT_SHUFFLE_BUFFER`.
+buffer of `DEFAULT_SHUFFLE_BUFFER`, which mixes only neighbours in the stored
+order: the generated sources (dSprites, image folders) store their examples in
+a hashed order for that reason, and NPZ/IDX arrays sorted by class and larger
+than `IN_MEMORY_BYTES` should be shuffled before ingest.
 
 Dynamic binarisation [1] draws x_b ~ Bernoulli(x) afresh for every batch of
 every epoch: `tf.data.Dataset.random(..., rerandomize_each_iteration=True)`
