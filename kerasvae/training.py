@@ -236,6 +236,7 @@ class Trainer:
     # at 0.7x the speed of a fully compiled one (benchmarks/train_throughput.py).
     fused_update = self.jit_compile and _without_merge_call(strategy)
     preprocess = self.preprocess_fn
+    logged = self._logged_terms = []  # names of the entries of `sums`, set when traced
 
     @tf.function(jit_compile=self.jit_compile)
     def gradients(batch, step):
@@ -246,7 +247,10 @@ class Trainer:
         terms = model.loss_terms(x, training=True, step=step)
         loss = tf.reduce_sum(terms["loss"]) / global_batch
       grads = tape.gradient(loss, model.trainable_variables)
-      sums = {k: tf.reduce_sum(terms[k]) for k in LOGGED_TERMS if k in terms}
+      # One [T] output, not T scalars: at batch 1024 a dict of five scalar outputs made the
+      # MNIST MLP VAE's compiled step 7 % slower (benchmarks/README.md).
+      logged.extend(k for k in LOGGED_TERMS if k in terms and k not in logged)
+      sums = tf.reduce_sum(tf.stack([terms[k] for k in logged]), axis=1)  # [T]
       if fused_update:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return None, sums
@@ -263,9 +267,8 @@ class Trainer:
       totals = None
       for _ in tf.range(num_steps):
         per_replica = strategy.run(replica_step, args=(next(iterator),))
-        reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                   for k, v in per_replica.items()}
-        totals = reduced if totals is None else {k: totals[k] + reduced[k] for k in totals}
+        reduced = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)  # [T]
+        totals = reduced if totals is None else totals + reduced
       return totals
 
     return train_fn
@@ -313,8 +316,8 @@ class Trainer:
       # Run `steps_per_execution` steps per call, then check the loss and update the bar.
       while done < self.steps_per_epoch:
         n = min(self.config.steps_per_execution, self.steps_per_epoch - done)
-        chunk = self._train_fn(iterator, tf.constant(n))
-        chunk = {k: float(v) for k, v in chunk.items()}
+        chunk = self._train_fn(iterator, tf.constant(n)).numpy()
+        chunk = {k: float(v) for k, v in zip(self._logged_terms, chunk)}
         if not math.isfinite(chunk["loss"]):
           raise TrainingError(
               f"The training loss became {chunk['loss']} at epoch {epoch + 1}, step "
