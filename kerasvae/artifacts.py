@@ -11,6 +11,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 METADATA_FILE = "metadata.json"
 
 
@@ -27,6 +29,24 @@ def file_digest(path, chunk_size=1 << 20):
     for chunk in iter(lambda: f.read(chunk_size), b""):
       digest.update(chunk)
   return digest.hexdigest()
+
+
+def hash_fraction(keys, salt):
+  """Maps keys to stable numbers in [0, 1): the split hash, and the image-folder order.
+
+  Args:
+    keys: [n] keys (ints or strings); their text form is hashed.
+    salt: a string mixed into the hash.
+
+  Returns:
+    float64 [n] in [0, 1).
+  """
+  out = np.empty(len(keys), np.float64)
+  prefix = f"{salt}:".encode()
+  for i, key in enumerate(keys):
+    digest = hashlib.blake2b(prefix + str(key).encode(), digest_size=8).digest()
+    out[i] = int.from_bytes(digest, "big") / 2.0**64
+  return out
 
 
 def utc_now():

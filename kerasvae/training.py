@@ -213,9 +213,11 @@ class Trainer:
     checkpoint_dir = os.path.join(work_dir, "checkpoints")
     if not self.chief:  # other workers must save too (collectives), but somewhere private
       checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
-    self.manager = CheckpointWriter(
-        state, checkpoint_dir, config.keep_checkpoints,
-        asynchronous=not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy))
+    # Workers of a multi-worker run save together (collectives): synchronously, and on the
+    # epoch interval alone, never on each one's clock.
+    self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    self.manager = CheckpointWriter(state, checkpoint_dir, config.keep_checkpoints,
+                                    asynchronous=not self._multi_worker)
     self.best_prefix = os.path.join(work_dir, "best", "model")
     self.best_checkpoint = tf.train.Checkpoint(model=model)
     self.dataset = strategy.distribute_datasets_from_function(dataset_fn)
@@ -372,12 +374,11 @@ class Trainer:
 
     On epochs of a fraction of a second (MNIST at batch 1024: 8 steps) a checkpoint after each
     one writes the weights and Adam's moments several times a second, on a thread whose CPU
-    comes out of the training steps. Workers of a multi-worker run save together (collectives),
-    so their decision may not depend on each one's clock.
+    comes out of the training steps. Multi-worker runs decide on the interval alone.
     """
     if epochs_done % self.config.checkpoint_every_epochs:
       return False
-    if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if self._multi_worker:
       return True
     return time.monotonic() - self._last_checkpoint >= self.config.checkpoint_min_seconds
 

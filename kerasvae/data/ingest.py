@@ -16,15 +16,14 @@ Each `tf.train.Example` holds `image` (raw pixel bytes, uint8 or float32 as
 `factors` (float) and `factor_classes` (int).
 """
 
-import hashlib
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
-from kerasvae.artifacts import (METADATA_FILE, atomic_directory, fingerprint, is_complete,
-                                package_versions, read_json, utc_now, write_json)
+from kerasvae.artifacts import (METADATA_FILE, atomic_directory, fingerprint, hash_fraction,
+                                is_complete, package_versions, read_json, utc_now, write_json)
 from kerasvae.config import ConfigError, from_dict, to_dict
 from kerasvae.data.config import IngestConfig
 from kerasvae.data.sources import DataError, open_source
@@ -43,24 +42,6 @@ def split_dir_name(name):
 
 def shard_name(index, num_shards):
   return f"data_tfrecord-{index:05d}-of-{num_shards:05d}.gz"
-
-
-def hash_fraction(keys, salt):
-  """Maps example keys to stable numbers in [0, 1) (the split hash).
-
-  Args:
-    keys: [n] keys (ints or strings); their text form is hashed.
-    salt: a string mixed into the hash.
-
-  Returns:
-    float64 [n] in [0, 1).
-  """
-  out = np.empty(len(keys), np.float64)
-  prefix = f"{salt}:".encode()
-  for i, key in enumerate(keys):
-    digest = hashlib.blake2b(prefix + str(key).encode(), digest_size=8).digest()
-    out[i] = int.from_bytes(digest, "big") / 2.0**64
-  return out
 
 
 class _SplitWriter:

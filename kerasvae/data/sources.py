@@ -17,7 +17,6 @@ Sources are registered by the names users write in configs (`SOURCES`).
 """
 
 import gzip
-import hashlib
 import logging
 import struct
 import warnings
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasvae.artifacts import file_digest, fingerprint
+from kerasvae.artifacts import file_digest, fingerprint, hash_fraction
 from kerasvae.config import ConfigError
 from kerasvae.data import dsprites as dsprites_lib
 
@@ -317,8 +316,8 @@ class ImageFolderSource(Source):
     # Stored in an order that mixes the classes (a stable hash of each path), not class by
     # class: a split past the reader's in-memory budget is shuffled through a buffer that
     # would otherwise hold one class at a time.
-    self.files.sort(key=lambda f: hashlib.blake2b(
-        f[0].relative_to(root).as_posix().encode(), digest_size=8).digest())
+    order = hash_fraction([p.relative_to(root).as_posix() for p, _ in self.files], "order")
+    self.files = [self.files[i] for i in np.argsort(order, kind="stable")]
 
   def content_hash(self):
     return fingerprint([(str(p.relative_to(self.root)), label, file_digest(p))
