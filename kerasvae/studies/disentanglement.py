@@ -82,10 +82,15 @@ def analyse_disentanglement(context, trials):
         f"the FactorVAE score is {series('factor_vae_score')} and MIG {series('mig')}"))
   over_seeds = " (means over seeds)" if seeded else ""
   best_mig = np.nanmax([t.metrics.get("mig", np.nan) for t in trials])  # of any one trial
+  if len(betas) > 1:
+    changes = (f"The KL per image{over_seeds} {_word(m('kl'))} with β ({series('kl', 1)} nats) "
+               f"and the reconstruction error {_word(m('reconstruction'))} "
+               f"({series('reconstruction', 1)})")
+  else:  # a study run for one β (e.g. one trial at a time): no trend to name
+    changes = (f"The KL per image{over_seeds} is {series('kl', 1)} nats and the reconstruction "
+               f"error {series('reconstruction', 1)}")
   findings.append(
-      f"**What β did.** The KL per image{over_seeds} {_word(m('kl'))} with β "
-      f"({series('kl', 1)} nats) and the reconstruction error {_word(m('reconstruction'))} "
-      f"({series('reconstruction', 1)}); active units: "
+      f"**What β did.** {changes}; active units: "
       + ", ".join(f"{a:g} of {latent_dim} ({n})" for n, a in zip(names, m("active_units")))
       + ". A larger β forces the posterior towards the factorised prior, so fewer latents "
       "stay in use, each carrying a larger share of the information. In the traversals below, "
@@ -99,9 +104,10 @@ def analyse_disentanglement(context, trials):
     if not tied:
       return "no β (not measured)"
     return f"β={tied[0]}" if len(tied) == 1 else f"β={' and '.join(tied)} (tied)"
-  findings.append(f"**The scores agree?** The best MIG{over_seeds} is at {best('mig')}; "
-                  f"the best β-VAE score at {best('beta_vae_score')} and the best FactorVAE "
-                  f"score at {best('factor_vae_score')}.")
+  if len(betas) > 1:
+    findings.append(f"**The scores agree?** The best MIG{over_seeds} is at {best('mig')}; "
+                    f"the best β-VAE score at {best('beta_vae_score')} and the best FactorVAE "
+                    f"score at {best('factor_vae_score')}.")
   ev = c.evaluate
   seeds = sorted({t.config.train.seed for t in trials})
   text = [
@@ -130,13 +136,11 @@ def analyse_disentanglement(context, trials):
       "## What the numbers say", "\n\n".join(findings),
       f"**Budget against the literature.** Each trial saw about {max(examples_seen):,} images "
       f"({100 * max(examples_seen) / REFERENCE_EXAMPLES:.1f}% of disentanglement_lib's "
-      f"300,000 steps × 64 = {REFERENCE_EXAMPLES:,} per model) on a subset of "
-      f"{c.ingest.data.dsprites.num_examples or _grid_size(c.ingest.data.dsprites):,} of the "
-      "737,280 dSprites images. At "
+      f"300,000 steps × 64 = {REFERENCE_EXAMPLES:,} per model) on {_data_extent(c)}. At "
       f"the {rate:,.0f} images per second this network trained at here (2 CPU cores), the "
-      f"literature's budget is about {REFERENCE_EXAMPLES / rate / 3600:.0f} hours per model "
-      f"({len(trials) * REFERENCE_EXAMPLES / rate / 3600:.0f} hours for the {len(trials)} "
-      "trials), so this study is "
+      f"literature's budget is about {REFERENCE_EXAMPLES / rate / 3600:.1f} hours per model "
+      f"({len(trials) * REFERENCE_EXAMPLES / rate / 3600:.1f} hours for the {len(trials)} "
+      f"trial{'s' if len(trials) > 1 else ''}), so this study is "
       "a budgeted version: its scores are those of under-trained models.",
       "## Figures",
   ] + figures
@@ -216,6 +220,17 @@ def _grid_size(dsprites_config):
   d = dsprites_config
   return int(np.prod([len(a) for a in dsprites.allowed_classes(
       d.shapes, d.scales, d.orientations, d.pos_x, d.pos_y)]))
+
+
+def _data_extent(config):
+  """'the full grid of 737,280 dSprites images' or '1,024 of the 737,280 dSprites images'."""
+  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+  d = config.ingest.data.dsprites
+  full = int(np.prod([len(a) for a in dsprites.allowed_classes()]))
+  used = min(d.num_examples or full, _grid_size(d))
+  if used == full:
+    return f"the full grid of {full:,} dSprites images"
+  return f"{used:,} of the {full:,} dSprites images"
 
 
 def _word(values):
