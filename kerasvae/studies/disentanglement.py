@@ -181,19 +181,17 @@ def _beta_4_against_1(plain, beta4, n_eval, other_scores):
                  "β = 4 from the plain VAE")
     return f"{text}. {verdict}; {other_scores}."
   # With seeds: a score separates the two when every β = 4 seed beats every β = 1 seed.
-  verdicts = []
+  verdicts, ahead, behind = [], 0, 0
   for key, name in (("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
                     ("mig", "MIG")):
     a, b = score(plain, key), score(beta4, key)
     if np.nanmin(b) > np.nanmax(a):
-      verdict = "every β = 4 seed above every β = 1 seed"
+      verdict, ahead = "every β = 4 seed above every β = 1 seed", ahead + 1
     elif np.nanmin(a) > np.nanmax(b):
-      verdict = "every β = 1 seed above every β = 4 seed"
+      verdict, behind = "every β = 1 seed above every β = 4 seed", behind + 1
     else:
       verdict = "the seeds overlap"
     verdicts.append(f"{name} {_mean_sd(b, 3)} against {_mean_sd(a, 3)} ({verdict})")
-  ahead = sum("every β = 4 seed above" in v for v in verdicts)
-  behind = sum("every β = 1 seed above" in v for v in verdicts)
   if ahead:
     conclusion = (f"This budget separates β = 4 from the plain VAE on {ahead} of the 3 scores, "
                   "in the paper's direction" + (f", and on {behind} the other way round."
@@ -237,7 +235,7 @@ def _data_extent(config):
   """'the full grid of 737,280 dSprites images' or '1,024 of the 737,280 dSprites images'."""
   from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
   d = config.ingest.data.dsprites
-  full = int(np.prod([len(a) for a in dsprites.allowed_classes()]))
+  full = int(np.prod(dsprites.FACTOR_SIZES))
   used = min(d.num_examples or full, _grid_size(d))
   if used == full:
     return f"the full grid of {full:,} dSprites images"
