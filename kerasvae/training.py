@@ -225,7 +225,8 @@ class Trainer:
     log_dir = os.path.join(work_dir, "logs")
     if self.chief:
       self.train_writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
-      self.eval_writer = tf.summary.create_file_writer(os.path.join(log_dir, "eval"))
+      # Keras' names for the two runs (kerasvae.summaries describes the layout).
+      self.eval_writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
     else:
       self.train_writer = self.eval_writer = tf.summary.create_noop_writer()
 

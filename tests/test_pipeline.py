@@ -1,6 +1,8 @@
 """The pipeline end to end: CLI, configs, artifacts, reuse, TensorBoard, blessing, export."""
 
 import json
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -83,17 +85,91 @@ def test_tensorboard_events_carry_scalars_images_hparams_and_projector(finished_
   for tag in ("loss", "reconstruction", "kl", "weighted_kl", "elbo", "learning_rate",
               "kl_weight"):
     assert tag in train_tags, tag
-  eval_tags = _events(logs / "eval")
+  validation_tags = _events(logs / "validation")
   for tag in ("elbo", "reconstruction", "kl", "active_units", "kl_per_dim/z0", "kl_per_dim/z1",
-              "reconstructions", "samples", "traversals"):
-    assert tag in eval_tags, tag
-  assert "images" in eval_tags["samples"]
-  root_tags = _events(logs)
-  assert any("hparams" in plugins for plugins in root_tags.values())
-  assert (logs / "projector" / "projector_config.pbtxt").is_file()
-  assert len((logs / "projector" / "metadata.tsv").read_text().splitlines()) == 50
-  evaluate_tags = _events(run_dir / "evaluate" / "logs")
-  assert "evaluate/mig" in evaluate_tags and "evaluate/samples" in evaluate_tags
+              "reconstructions", "samples", "traversals", "evaluate/mig", "evaluate/samples"):
+    assert tag in validation_tags, tag
+  assert "images" in validation_tags["samples"]
+  assert any("hparams" in plugins for plugins in validation_tags.values())
+  # Two TensorBoard runs per pipeline run: no events anywhere else.
+  assert sorted(p.parent.relative_to(run_dir).as_posix() for p in
+                run_dir.rglob("events.out.tfevents.*")) == sorted(
+                    ["train/logs/train"] + ["train/logs/validation"] * 3)
+  assert (logs / "validation" / "projector_config.pbtxt").is_file()
+  assert len((logs / "validation" / "metadata.tsv").read_text().splitlines()) == 51  # + header
+
+
+def _get(url, body=None):
+  request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                   headers={"Content-Type": "application/json"})
+  with urllib.request.urlopen(request, timeout=30) as response:
+    data = response.read()
+  return json.loads(data) if response.headers.get_content_type() == "application/json" else data
+
+
+@pytest.fixture
+def tensorboard_server(finished_run):
+  """A real TensorBoard, in this process, on the README's `--logdir runs` (the runs folder).
+
+  It reads the logs once, before serving (`--reload_task blocking`): the run is finished, and
+  no reload thread is left behind; the server's daemon thread idles until the tests end.
+  """
+  from tensorboard import program  # pylint: disable=import-outside-toplevel
+  _, _, run_dir = finished_run
+  board = program.TensorBoard()
+  board.configure(argv=[None, "--logdir", str(run_dir.parent), "--host", "127.0.0.1",
+                        "--port", "0", "--load_fast", "false", "--reload_task", "blocking",
+                        "--reload_interval", "0"])
+  return board.launch().rstrip("/"), run_dir
+
+
+def test_tensorboard_server_shows_scalars_images_hparams_and_projector(tensorboard_server):
+  url, run_dir = tensorboard_server
+  name = run_dir.name
+  train, validation = f"{name}/train/logs/train", f"{name}/train/logs/validation"
+  assert _get(f"{url}/data/runs") == sorted([train, validation])  # no other folder is a run
+  scalars = _get(f"{url}/data/plugin/scalars/tags")
+  assert {"loss", "kl", "learning_rate"} <= set(scalars[train])
+  assert {"elbo", "active_units", "evaluate/iwae_log_likelihood", "evaluate/mig"} <= set(
+      scalars[validation])
+  points = _get(f"{url}/data/plugin/scalars/scalars?run={urllib.parse.quote(validation)}"
+                "&tag=evaluate/iwae_log_likelihood")
+  metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
+  assert [p[1] for p in points] == [2]  # at the last epoch
+  np.testing.assert_allclose(points[0][2], metrics["iwae_log_likelihood"], rtol=1e-6)
+  images = _get(f"{url}/data/plugin/images/tags")
+  assert {"samples", "reconstructions", "traversals", "evaluate/samples",
+          "evaluate/latents"} <= set(images[validation])
+  # HParams: one session for the run, its config, and the key final metrics only.
+  experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
+  metric_tags = [m["name"]["tag"] for m in experiment["metricInfos"]]
+  assert "evaluate/iwae_log_likelihood" in metric_tags and len(metric_tags) <= 12
+  hparams = {h["name"]: h for h in experiment["hparamInfos"]}
+  assert hparams["model.prior"]["domainDiscrete"] == ["gaussian", "gmm", "vamp"]
+  groups = _get(f"{url}/data/plugin/hparams/session_groups",
+                {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"],
+                 "startIndex": 0, "sliceSize": 10})
+  assert [g["name"] for g in groups["sessionGroups"]] == [name]
+  group = groups["sessionGroups"][0]
+  assert group["hparams"]["model.latent_dim"] == 2
+  values = {v["name"]["tag"]: v["value"] for v in group["metricValues"]}
+  assert {"evaluate/iwae_log_likelihood", "evaluate/elbo", "evaluate/mig", "elbo"} <= set(values)
+  np.testing.assert_allclose(values["evaluate/mig"], metrics["mig"], rtol=1e-6)
+  # The projector: the eval latent means with their labels, in the validation run.
+  assert _get(f"{url}/data/plugin/projector/runs") == [validation]
+  info = _get(f"{url}/data/plugin/projector/info?run={urllib.parse.quote(validation)}")
+  (embedding,) = info["embeddings"]
+  assert embedding["tensorShape"] == [50, 2]
+  tensor = np.frombuffer(_get(
+      f"{url}/data/plugin/projector/tensor?run={urllib.parse.quote(validation)}"
+      f"&name={urllib.parse.quote(embedding['tensorName'])}"), np.float32)
+  assert tensor.shape == (100,) and np.isfinite(tensor).all()
+  tsv = _get(f"{url}/data/plugin/projector/metadata?run={urllib.parse.quote(validation)}"
+             f"&name={urllib.parse.quote(embedding['tensorName'])}")
+  assert len(tsv.decode().splitlines()) == 51
+  sprite = _get(f"{url}/data/plugin/projector/sprite_image?run={urllib.parse.quote(validation)}"
+                f"&name={urllib.parse.quote(embedding['tensorName'])}")
+  assert sprite[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_unblessed_model_is_not_exported_unless_forced(tmp_path, capsys):

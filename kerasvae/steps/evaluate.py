@@ -5,8 +5,9 @@ Writes (atomically, as one directory):
                  dimension, disentanglement scores (data with factors), sample quality
   blessing.json  whether every configured threshold holds, and each check
   *.png          prior samples, reconstructions, traversals, the 2-D manifold, latents by label
-  logs/          the same metrics and figures for TensorBoard
   metadata.json  written last
+The same metrics and figures go to TensorBoard under `evaluate/`, in the trained model's
+`validation` run (`train/logs/validation`, beside its HParams session: kerasvae.summaries).
 """
 
 import logging
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 from kerasvae import artifacts
 from kerasvae import config as config_lib
+from kerasvae import summaries
 from kerasvae import viz
 from kerasvae.data import reader
 from kerasvae.metrics import likelihood
@@ -115,6 +117,23 @@ def write_figures(model, images, labels, out_dir, seed=0):
   return figures
 
 
+def _write_tensorboard(train_dir, train_meta, metrics, figures):
+  """The metrics and figures as `evaluate/...` in the model's validation run, at its last epoch."""
+  logs = Path(train_dir) / "logs"
+  step = int((train_meta.get("final") or {}).get("epoch", train_meta.get("epochs_run", 0)))
+  writer = summaries.evaluate_writer(summaries.log_dirs(logs)[summaries.VALIDATION])
+  with writer.as_default(step=step):
+    for key, value in metrics.items():
+      if isinstance(value, (int, float)) and not isinstance(value, bool):
+        tf.summary.scalar(f"evaluate/{key}", value)
+      elif key == "kl_per_dim":
+        for i, v in enumerate(value):
+          tf.summary.scalar(f"evaluate/kl_per_dim/z{i}", v)
+    for name, image in figures.items():
+      tf.summary.image(f"evaluate/{name}", viz.to_tensorboard_image(image))
+  writer.close()
+
+
 def evaluate_fingerprint(config, train_meta):
   return artifacts.fingerprint({"evaluate": config_lib.to_dict(config.evaluate),
                                 "train": train_meta["fingerprint"]})
@@ -159,17 +178,6 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   blessing = check_thresholds(metrics, cfg.thresholds)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
     figures = write_figures(model, images, labels, tmp, seed=cfg.seed)
-    writer = tf.summary.create_file_writer(str(tmp / "logs"))
-    with writer.as_default(step=0):
-      for key, value in metrics.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-          tf.summary.scalar(f"evaluate/{key}", value)
-        elif key in ("kl_per_dim",):
-          for i, v in enumerate(value):
-            tf.summary.scalar(f"evaluate/kl_per_dim/z{i}", v)
-      for name, image in figures.items():
-        tf.summary.image(f"evaluate/{name}", viz.to_tensorboard_image(image))
-    writer.flush()
     artifacts.write_json(tmp / "metrics.json", metrics)
     artifacts.write_json(tmp / "blessing.json", blessing)
     artifacts.write_json(tmp / artifacts.METADATA_FILE, common.step_metadata(
@@ -178,6 +186,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         outputs={"metrics": evaluate_dir / "metrics.json",
                  "blessing": evaluate_dir / "blessing.json"},
         started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"]))
+  _write_tensorboard(train_dir, train_meta, metrics, figures)
   summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
       "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
       "factor_vae_score", "mig") if k in metrics)

@@ -2,8 +2,8 @@
 
 Layout of the step directory:
   checkpoints/       model, optimiser, epoch (resumption after a kill)
-  logs/train, logs/eval   TensorBoard scalars and images
-  logs/              the HParams session and the projector of eval latent means
+  logs/train, logs/validation   TensorBoard runs (kerasvae.summaries): scalars, images, the
+                     HParams session and the projector of eval latent means
   model/model.keras  the trained model (written atomically)
   history.json       one record per epoch
   metadata.json      written last: the step is complete when it exists
@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from kerasvae import artifacts
 from kerasvae import config as config_lib
+from kerasvae import summaries
 from kerasvae import training
 from kerasvae import viz
 from kerasvae.data import reader
@@ -54,46 +55,14 @@ def load_model(train_dir):
   return keras.saving.load_model(path)
 
 
-def _flat_hparams(config):
-  flat = {}
-  for block in ("model", "train"):
-    for key, value in config_lib.to_dict(getattr(config, block)).items():
-      if isinstance(value, (list, tuple)):
-        value = ",".join(str(v) for v in value)
-      if value is None:
-        value = "none"
-      flat[f"{block}.{key}"] = value
-  flat["data.source"] = config.ingest.data.source
-  return flat
-
-
-def _write_hparams_and_projector(log_dir, config, final, eval_data, model, num_projected):
-  from tensorboard.plugins.hparams import api as hp  # pylint: disable=import-outside-toplevel
-  from tensorboard.plugins import projector  # pylint: disable=import-outside-toplevel
-  writer = tf.summary.create_file_writer(str(log_dir))
-  with writer.as_default(step=int(final.get("epoch", 0))):
-    hp.hparams(_flat_hparams(config), trial_id=Path(log_dir).parent.parent.name)
-    for key, value in final.items():
-      if isinstance(value, (int, float)) and key != "epoch":
-        tf.summary.scalar(f"hparams/{key.replace('/', '_')}", value)
-  writer.flush()
+def _write_hparams_and_projector(logs_dir, config, eval_data, model, num_projected):
+  validation = summaries.log_dirs(logs_dir)[summaries.VALIDATION]
+  summaries.write_hparams_session(validation, config, trial_id=Path(logs_dir).parent.parent.name)
   if num_projected <= 0 or len(eval_data["image"]) == 0:
     return
   images = eval_data["image"][:num_projected]
   means = model.encode_mean(tf.constant(images)).numpy()  # [N, D]
-  projector_dir = Path(log_dir) / "projector"
-  projector_dir.mkdir(parents=True, exist_ok=True)
-  labels = eval_data.get("label")
-  with open(projector_dir / "metadata.tsv", "w") as f:
-    for i in range(len(means)):
-      f.write(f"{labels[i] if labels is not None else i}\n")
-  embedding = tf.Variable(means, name="latent_mean")
-  tf.train.Checkpoint(embedding=embedding).save(str(projector_dir / "embedding.ckpt"))
-  proj = projector.ProjectorConfig()
-  emb = proj.embeddings.add()
-  emb.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
-  emb.metadata_path = "metadata.tsv"
-  projector.visualize_embeddings(str(projector_dir), proj)
+  summaries.write_projector(validation, means, labels=eval_data.get("label"), images=images)
 
 
 def picture_function(model, images, seed=0):
@@ -236,7 +205,7 @@ def run(config, examples_dir, train_dir, force=False):
   os.replace(tmp, model_path)
   artifacts.write_json(train_dir / "history.json", training.history_json(history))
   final = dict(history[-1]) if history else {}
-  _write_hparams_and_projector(train_dir / "logs", config, final, eval_data, model,
+  _write_hparams_and_projector(train_dir / "logs", config, eval_data, model,
                                cfg.projector_examples)
   artifacts.write_json(train_dir / artifacts.METADATA_FILE, common.step_metadata(
       "train", fingerprint, {"model": config.model, "train": config.train},

@@ -128,11 +128,12 @@ def budget_section(trials, wall_clock_seconds, quick):
 
 
 def tensorboard_section(context):
-  extra = (" (the study's own numbers, such as sample quality, are under `study/`)"
+  extra = (" The study's own numbers, such as sample quality, are scalars under `study/`."
            if context.settings.sample_quality else "")
   return ("**TensorBoard.** Every trial is a normal pipeline run in `runs/`; "
           f"`tensorboard --logdir {context.output / 'runs'}` shows their training curves, "
-          f"images and, in the HParams tab, one session per trial with its final metrics{extra}.")
+          "images, eval latents in the projector and, in the HParams tab, one session per trial "
+          f"with its config and final metrics.{extra}")
 
 
 def split_counts(examples_dir):

@@ -1,0 +1,176 @@
+"""Where a run's TensorBoard data goes, so that `tensorboard --logdir runs` shows every dashboard.
+
+A pipeline run is two TensorBoard runs, named as Keras' TensorBoard callback names them:
+
+  <run>/train/logs/train/        per-epoch training scalars (loss, reconstruction, KL, ...)
+  <run>/train/logs/validation/   per-epoch eval scalars and images; the HParams session with
+                                 its experiment (config values and the key final metrics); the
+                                 projector (eval latent means, labels, thumbnails); and the
+                                 evaluate step's scalars and figures under `evaluate/`
+
+TensorBoard calls every directory holding an events file a run, and its plugins look for data
+only there: the projector reads `projector_config.pbtxt` and the latest checkpoint of a run
+directory, and the HParams dashboard reads a session's metrics from the scalars of its run.
+Keeping the session, the projector and the evaluate step's results in the `validation` run
+puts the whole model in two runs, instead of one run per folder.
+
+Every session carries the same HParams experiment (the hyperparameters of the config schema
+and `KEY_METRICS`); without one, TensorBoard lists every scalar tag of every session as a
+metric column (45 for a 10-latent VAE).
+"""
+
+import dataclasses
+import typing
+from pathlib import Path
+
+TRAIN = "train"
+VALIDATION = "validation"
+EVALUATE_SUFFIX = ".evaluate"  # the evaluate step's events file in the validation run
+PROJECTOR_CHECKPOINT = "latent_means"
+
+# (scalar tag in the validation run, column title): the HParams dashboard's metrics.
+KEY_METRICS = (
+    ("evaluate/iwae_log_likelihood", "IWAE log p(x)"),
+    ("evaluate/elbo", "ELBO"),
+    ("evaluate/reconstruction", "reconstruction"),
+    ("evaluate/kl", "KL"),
+    ("evaluate/active_units", "active units"),
+    ("evaluate/beta_vae_score", "β-VAE score"),
+    ("evaluate/factor_vae_score", "FactorVAE score"),
+    ("evaluate/mig", "MIG"),
+    ("evaluate/frechet_distance", "sample FD"),
+    ("elbo", "ELBO (last epoch)"),
+)
+
+
+def log_dirs(logs_dir):
+  """{"train": ..., "validation": ...} under a train step's `logs/`."""
+  return {name: Path(logs_dir) / name for name in (TRAIN, VALIDATION)}
+
+
+def flat_hparams(config):
+  """The config's model and train values and the data source as HParams {name: value}.
+
+  Lists become comma-separated strings; None values are left out (the session has no value).
+  """
+  from kerasvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  flat = {}
+  for block in ("model", "train"):
+    for key, value in config_lib.to_dict(getattr(config, block)).items():
+      if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+      if value is not None and not isinstance(value, dict):
+        flat[f"{block}.{key}"] = value
+  flat["data.source"] = config.ingest.data.source
+  return flat
+
+
+def _hparam_infos(config):
+  """HParamInfo protos for `flat_hparams`: types and domains from the config schema."""
+  from tensorboard.plugins.hparams import api_pb2  # pylint: disable=import-outside-toplevel
+  from google.protobuf import struct_pb2  # pylint: disable=import-outside-toplevel
+  infos = []
+  for block in ("model", "train"):
+    for f in dataclasses.fields(getattr(config, block)):
+      tp = f.type
+      args = [a for a in typing.get_args(tp) if a is not type(None)]
+      base = args[0] if typing.get_origin(tp) is typing.Union and args else tp
+      base = typing.get_origin(base) or base
+      info = api_pb2.HParamInfo(name=f"{block}.{f.name}", description=f.metadata.get("help", ""))
+      if base is dict:
+        continue
+      choices = f.metadata.get("choices")
+      if base is bool:
+        info.type = api_pb2.DATA_TYPE_BOOL
+        info.domain_discrete.extend([False, True])
+      elif choices:
+        info.type = api_pb2.DATA_TYPE_STRING
+        info.domain_discrete.extend(list(choices))
+      elif base in (int, float):
+        info.type = api_pb2.DATA_TYPE_FLOAT64
+      else:
+        info.type = api_pb2.DATA_TYPE_STRING
+      infos.append(info)
+  from kerasvae.data.config import DataConfig  # pylint: disable=import-outside-toplevel
+  source = next(f for f in dataclasses.fields(DataConfig) if f.name == "source")
+  infos.append(api_pb2.HParamInfo(name="data.source", type=api_pb2.DATA_TYPE_STRING,
+                                  domain_discrete=struct_pb2.ListValue(
+                                      values=[struct_pb2.Value(string_value=c) for c in
+                                              source.metadata.get("choices") or ()])))
+  return infos
+
+
+def write_hparams_session(validation_dir, config, trial_id):
+  """Writes the run's HParams session and the experiment (hyperparameters, key metrics)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorboard.plugins.hparams import api_pb2  # pylint: disable=import-outside-toplevel
+  from tensorboard.plugins.hparams import metadata  # pylint: disable=import-outside-toplevel
+  from tensorboard.plugins.hparams import plugin_data_pb2  # pylint: disable=import-outside-toplevel
+  from tensorboard.plugins.hparams import summary_v2  # pylint: disable=import-outside-toplevel
+  experiment = api_pb2.Experiment(
+      hparam_infos=_hparam_infos(config),
+      metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag, group=""),
+                                       display_name=title) for tag, title in KEY_METRICS])
+  experiment_pb = summary_v2._summary_pb(  # pylint: disable=protected-access
+      metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
+  writer = tf.summary.create_file_writer(str(validation_dir), filename_suffix=".hparams")
+  with writer.as_default():
+    summary_v2.hparams(flat_hparams(config), trial_id=trial_id)
+    tf.summary.experimental.write_raw_pb(experiment_pb.SerializeToString(), step=0)
+  writer.close()
+
+
+def write_projector(validation_dir, latent_means, labels=None, images=None):
+  """The projector's data in the validation run: a checkpoint of the latent means [N, D],
+  `metadata.tsv` (label and index of each point) and, for images, a sprite of thumbnails."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorboard.plugins import projector  # pylint: disable=import-outside-toplevel
+  validation_dir = Path(validation_dir)
+  validation_dir.mkdir(parents=True, exist_ok=True)
+  n = len(latent_means)
+  with open(validation_dir / "metadata.tsv", "w") as f:
+    if labels is not None:
+      f.write("label\tindex\n")
+      f.writelines(f"{labels[i]}\t{i}\n" for i in range(n))
+    else:
+      f.writelines(f"{i}\n" for i in range(n))
+  # `save` writes `checkpoint`, which TensorBoard's projector reads to find the tensors.
+  tf.train.Checkpoint(latent_mean=tf.Variable(np.asarray(latent_means, np.float32))).save(
+      str(validation_dir / PROJECTOR_CHECKPOINT))
+  config = projector.ProjectorConfig()
+  embedding = config.embeddings.add()
+  embedding.tensor_name = "latent_mean/.ATTRIBUTES/VARIABLE_VALUE"
+  embedding.metadata_path = "metadata.tsv"
+  if images is not None and n:
+    sprite, (h, w) = _sprite(np.asarray(images[:n]))
+    tf.io.write_file(str(validation_dir / "sprite.png"), tf.io.encode_png(sprite))
+    embedding.sprite.image_path = "sprite.png"
+    embedding.sprite.single_image_dim.extend([w, h])
+  projector.visualize_embeddings(str(validation_dir), config)
+
+
+def _sprite(images):
+  """A square uint8 grid of the images [N, H, W, C] for the projector, and (H, W)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  n, h, w, c = images.shape
+  side = int(np.ceil(np.sqrt(n)))
+  pixels = images if images.dtype == np.uint8 else np.clip(images * 255.0 + 0.5, 0, 255)
+  grid = np.zeros((side * h, side * w, c), np.uint8)
+  for i, image in enumerate(pixels.astype(np.uint8)):
+    r, col = divmod(i, side)
+    grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+  return grid, (h, w)
+
+
+def evaluate_writer(validation_dir):
+  """A summary writer for the evaluate step's results in the validation run.
+
+  Events files of an earlier evaluation of the same model are removed first, so a
+  re-evaluation replaces its numbers instead of adding a second point at the same step.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  validation_dir = Path(validation_dir)
+  for old in validation_dir.glob(f"events.out.tfevents.*{EVALUATE_SUFFIX}"):
+    old.unlink()
+  return tf.summary.create_file_writer(str(validation_dir), filename_suffix=EVALUATE_SUFFIX)
