@@ -151,9 +151,9 @@ def check_study(name, output, report_path, sample_quality):
   assert len(run_dirs) == len(trials)
   for run_dir in run_dirs:
     assert run_dir.parent == output / "runs"
-    assert len(_hparams_sessions(run_dir / "train" / "logs")) == 1
+    assert len(_hparams_sessions(run_dir / "train" / "logs" / "validation")) == 1
     assert any(tag.startswith("study/") for tag in
-               _scalar_tags(run_dir / "train" / "logs" / "study"))
+               _scalar_tags(run_dir / "train" / "logs" / "validation"))
   assert "Quick mode" in text and "## What the numbers say" in text
   return text, results
 
