@@ -79,10 +79,10 @@ def main(argv=None):
           FileNotFoundError) as e:
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
-  except KeyboardInterrupt:
-    print(f"kerasvae {args.command}: interrupted; run the same command again to resume.",
-          file=sys.stderr)
-    return 130
+  except KeyboardInterrupt as e:  # training's TrainingInterrupted says what it saved
+    detail = str(e) or "finished steps are kept; run the same command again to go on"
+    print(f"kerasvae {args.command}: interrupted: {detail}.", file=sys.stderr)
+    return 128 + getattr(e, "signal_number", 2)  # 130 for SIGINT, 143 for SIGTERM
 
 
 if __name__ == "__main__":

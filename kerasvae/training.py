@@ -12,7 +12,9 @@ default and one-device strategies it is compiled into the same step.
 import json
 import logging
 import math
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -28,6 +30,20 @@ LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
 
 class TrainingError(RuntimeError):
   """Training cannot go on (a non-finite loss, a bad strategy); the message says why."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+  """SIGINT or SIGTERM stopped training; the message says what was saved and how to resume.
+
+  A KeyboardInterrupt, so that code which lets Ctrl-C through lets this through too.
+
+  Attributes:
+    signal_number: the signal (`signal.SIGINT`, `signal.SIGTERM`).
+  """
+
+  def __init__(self, message, signal_number=signal.SIGINT):
+    super().__init__(message)
+    self.signal_number = int(signal_number)
 
 
 def make_strategy(name="auto"):
@@ -135,11 +151,21 @@ class CheckpointWriter:
 
   def save(self, checkpoint_number):
     """Saves the variables' current values as checkpoint `checkpoint_number`."""
-    self.wait()
     if not self.asynchronous:
+      self.wait()
       self.manager.save(checkpoint_number=checkpoint_number)
       return
+    self.snapshot()
+    self.write_snapshot(checkpoint_number)
+
+  def snapshot(self):
+    """Copies the variables' current values (asynchronous writers only), for `write_snapshot`."""
+    self.wait()
     self._copy()
+
+  def write_snapshot(self, checkpoint_number):
+    """Starts writing the values of the last `snapshot` as checkpoint `checkpoint_number`."""
+    self.wait()
     self._thread = threading.Thread(target=self._write, args=(checkpoint_number,),
                                     name="kerasvae-checkpoint")
     self._thread.start()
@@ -196,6 +222,7 @@ class Trainer:
     self.epoch_end_fn = epoch_end_fn
     self.preprocess_fn = preprocess_fn
     self.chief = is_chief(strategy)
+    self.interrupted = None  # the signal that stopped the last `train`, if any
     self.global_batch = config.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
       self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -297,20 +324,90 @@ class Trainer:
     return float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
   def train(self):
-    """Trains until `config.epochs` or early stopping. Returns the history (a list of dicts)."""
+    """Trains until `config.epochs` or early stopping. Returns the history (a list of dicts).
+
+    SIGINT (Ctrl-C) or SIGTERM stops training at the next chunk of steps and saves the state
+    after the last finished epoch (a copy taken at each epoch's end, so a signal mid-epoch
+    saves nothing half-done), then raises `TrainingInterrupted`, which says how to resume. A
+    second signal stops at once. A signal after the last epoch's steps lets training finish;
+    `interrupted` then names the signal, for the caller to stop after writing its outputs.
+    """
+    self.interrupted = None
+    with self._stop_on_signals():
+      try:
+        return self._train()
+      finally:
+        self.manager.wait()  # the last checkpoint is on disk before anything reads it
+
+  @contextlib.contextmanager
+  def _stop_on_signals(self):
+    """Turns the first SIGINT/SIGTERM into `self.interrupted` (checked between steps); a second
+    one raises `TrainingInterrupted` at once. Python delivers signals to the main thread only,
+    so elsewhere (a training run in a thread) the handlers stay as they are."""
+    if not self.chief or threading.current_thread() is not threading.main_thread():
+      yield
+      return
+    previous = {}
+
+    def restore():
+      for number, handler in previous.items():
+        signal.signal(number, handler)
+      previous.clear()
+
+    def handler(number, frame):  # pylint: disable=unused-argument
+      name = signal.Signals(number).name
+      if self.interrupted is not None:
+        restore()  # a third signal acts as if kerasvae were not there
+        raise TrainingInterrupted(
+            f"{name} again: stopped at once, without saving; the same command resumes from "
+            f"the last complete checkpoint in {self.manager.manager.directory}", number)
+      self.interrupted = number
+      # os.write, not print: a handler may run while the main thread is inside print.
+      os.write(sys.stderr.fileno(), (f"\ntrain: {name}: stopping after the current steps and "
+                                     "saving a checkpoint (again to stop at once)\n").encode())
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+      previous[number] = signal.signal(number, handler)
     try:
-      return self._train()
+      yield
     finally:
-      self.manager.wait()  # the last checkpoint is on disk before anything reads it
+      restore()
+
+  def _stop_if_interrupted(self):
+    """After a signal: saves the last finished epoch's state and raises TrainingInterrupted."""
+    if self.interrupted is None:
+      return
+    number, name = self.interrupted, signal.Signals(self.interrupted).name
+    epochs_done = int(self.epoch.numpy())
+    if self._multi_worker:  # a checkpoint takes every worker; this one cannot save alone
+      raise TrainingInterrupted(
+          f"{name}: stopped; multi-worker training saves only on its epoch interval, so the "
+          f"same command resumes from the last complete checkpoint in "
+          f"{self.manager.manager.directory}", number)
+    if epochs_done > self._saved_epoch and self._snapshot_epoch == epochs_done:
+      self.manager.write_snapshot(epochs_done)
+      self._saved_epoch = epochs_done
+    latest = self.manager.latest_checkpoint  # waits for the write
+    if not latest:
+      raise TrainingInterrupted(
+          f"{name} during epoch 1: no epoch had finished, so nothing was saved; the same "
+          "command trains from epoch 1 again", number)
+    saved = int(latest.rsplit("-", 1)[1])
+    raise TrainingInterrupted(
+        f"{name}: saved {latest} ({saved} of {self.config.epochs} epochs done); run the same "
+        f"command again to resume from epoch {saved + 1}", number)
 
   def _train(self):
     start_epoch = self.restore()
+    # The epochs in the newest checkpoint, and in the copy a signal would save.
+    self._saved_epoch, self._snapshot_epoch = start_epoch, None
     if start_epoch == 0 and self.chief and self.epoch_end_fn is not None:
       self.epoch_end_fn(0, self.train_writer, self.eval_writer)
     history = []
     self._last_checkpoint = time.monotonic()
     iterator = iter(self.dataset)
     for epoch in range(start_epoch, self.config.epochs):
+      self._stop_if_interrupted()
       started = time.time()
       progbar = self._progress(epoch)
       if self.chief and progbar is None and self.config.progress:
@@ -330,6 +427,7 @@ class Trainer:
         for k, v in chunk.items():
           totals[k] = totals.get(k, 0.0) + v
         done += n
+        self._stop_if_interrupted()
         if progbar is not None:
           seen = done * self.global_batch
           progbar.update(done, [(k, totals[k] / seen) for k in LOGGED_TERMS if k in totals])
@@ -351,6 +449,11 @@ class Trainer:
       if self._checkpoint_due(epoch + 1) or stop or epoch + 1 == self.config.epochs:
         self.manager.save(checkpoint_number=epoch + 1)
         self._last_checkpoint = time.monotonic()
+        self._saved_epoch = self._snapshot_epoch = epoch + 1
+      elif self.manager.asynchronous:
+        # A copy of this epoch's state (about a millisecond) for a signal to save later.
+        self.manager.snapshot()
+        self._snapshot_epoch = epoch + 1
       self._write_scalars(record)
       if self.chief and self.epoch_end_fn is not None:
         self.epoch_end_fn(epoch + 1, self.train_writer, self.eval_writer)

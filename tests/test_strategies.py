@@ -257,3 +257,83 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(tmp_path
   assert [r["epoch"] for r in history] == [1, 2, 3, 4]
   for best, restored in zip(snapshots[1], model.get_weights()):
     np.testing.assert_array_equal(best, restored)
+
+
+def _train_until_epoch(config_path, epochs_before_signal, signals):
+  """Starts `kerasvae train`, sends `signals` once `epochs_before_signal` epoch lines are out
+  (so, mid-epoch), and returns (return code, stdout lines, stderr)."""
+  proc = subprocess.Popen([sys.executable, "-m", "kerasvae.cli", "train", "--config",
+                           str(config_path)], cwd=REPO, env=subprocess_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  lines, epochs_seen = [], 0
+  deadline = time.time() + 240
+  for line in proc.stdout:  # one line per epoch (progress is off), flushed
+    lines.append(line.rstrip("\n"))
+    epochs_seen += line.startswith("epoch ")
+    if epochs_seen == epochs_before_signal:
+      for number in signals:
+        proc.send_signal(number)
+      break
+    assert time.time() < deadline, lines
+  out, err = proc.communicate(timeout=120)
+  return proc.returncode, lines + out.splitlines(), err
+
+
+def test_sigint_and_sigterm_save_a_checkpoint_and_the_rerun_resumes_there(tmp_path):
+  # The default 30 s checkpoint floor: without the signal handling nothing would be saved.
+  config_path = tiny_config(tmp_path, train={"epochs": 50, "steps_per_epoch": 50,
+                                             "batch_size": 32, "progress": False,
+                                             "images_every_epochs": 100})
+  assert cli.main(["ingest", "--config", str(config_path)]) == 0
+  run_dir = common.run_directory(configs.load_pipeline_config(config_path))
+  checkpoints = run_dir / "train" / "checkpoints"
+  resumed_from = 0
+  for number, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+    returncode, lines, err = _train_until_epoch(config_path, 2, [number])
+    assert returncode == code, err[-3000:]
+    if resumed_from:  # the rerun starts after the interrupted run's last finished epoch
+      assert lines[0] == (f"train: resuming from {checkpoints}/ckpt-{resumed_from} "
+                          f"({resumed_from} epochs done)")
+      assert lines[1].startswith(f"epoch {resumed_from + 1}/50:")
+    # Saved: the last epoch that finished (its line was printed), not a half-done one.
+    done = max(int(line.split()[1].split("/")[0]) for line in lines if line.startswith("epoch "))
+    assert done in (resumed_from + 2, resumed_from + 3), lines
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"ckpt-{done}")
+    name = signal.Signals(number).name
+    assert (f"interrupted: {name}: saved {checkpoints}/ckpt-{done} ({done} of 50 epochs done); "
+            f"run the same command again to resume from epoch {done + 1}.") in err
+    assert not (run_dir / "train" / "metadata.json").exists()
+    resumed_from = done
+
+
+def _signal_trainer(tmp_path, signals_at_epoch_end):
+  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+  config = configs.TrainConfig(epochs=5, batch_size=8, progress=False, jit_compile="false")
+
+  def epoch_end_fn(epoch, *_):
+    for number in signals_at_epoch_end.get(epoch, ()):
+      os.kill(os.getpid(), number)
+
+  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  optimizer = keras.optimizers.Adam(1e-3)
+  optimizer.build(model.trainable_variables)
+  return training.Trainer(
+      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
+      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
+      steps_per_epoch=2, jit_compile=False, epoch_end_fn=epoch_end_fn)
+
+
+def test_a_signal_saves_the_finished_epoch_and_a_second_stops_at_once(tmp_path):
+  handlers = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+  trainer = _signal_trainer(tmp_path / "one", {2: [signal.SIGINT]})
+  with pytest.raises(training.TrainingInterrupted, match=r"SIGINT: saved .*ckpt-2 \(2 of 5 "
+                     r"epochs done\); run the same command again to resume from epoch 3"):
+    trainer.train()
+  assert trainer.manager.latest_checkpoint.endswith("ckpt-2")  # the 30 s floor skipped it
+  # Two signals: the second one stops at once and nothing is saved.
+  trainer = _signal_trainer(tmp_path / "two", {2: [signal.SIGINT, signal.SIGTERM]})
+  with pytest.raises(training.TrainingInterrupted, match="SIGTERM again: stopped at once") as info:
+    trainer.train()
+  assert info.value.signal_number == signal.SIGTERM
+  assert trainer.manager.latest_checkpoint is None
+  assert {n: signal.getsignal(n) for n in handlers} == handlers  # restored

@@ -11,6 +11,7 @@ Layout of the step directory:
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import keras
@@ -214,4 +215,9 @@ def run(config, examples_dir, train_dir, force=False):
       started=timer.started, seconds=timer.seconds, replicas=replicas,
       strategy=type(strategy).__name__, steps_per_epoch=steps_per_epoch,
       epochs_run=len(history), final=final))
+  if trainer.interrupted is not None:  # it came after the last epoch: the step is complete
+    raise training.TrainingInterrupted(
+        f"{signal.Signals(trainer.interrupted).name} after the last epoch: the train step "
+        "finished and was saved; run the same command again for the next steps",
+        trainer.interrupted)
   return train_dir
