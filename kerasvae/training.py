@@ -9,10 +9,10 @@ runs outside XLA so that the cross-replica all-reduce can happen, under the
 default and one-device strategies it is compiled into the same step.
 """
 
+import contextlib
 import json
 import logging
 import math
-import contextlib
 import os
 import signal
 import sys
@@ -22,6 +22,8 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kerasvae import progress
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +316,10 @@ class Trainer:
     return int(self.epoch.numpy())
 
   def _progress(self, epoch):
-    if self.config.progress and self.chief and sys.stdout.isatty():
+    """Keras' bar over the epoch's steps on a terminal (not under CI); else None: one line
+    per epoch, printed at its end."""
+    if self.config.progress and self.chief and progress.interactive():
+      print(f"epoch {epoch + 1}/{self.config.epochs}", flush=True)
       return keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=LOGGED_TERMS,
                                  unit_name="step")
     return None
@@ -410,8 +415,6 @@ class Trainer:
       self._stop_if_interrupted()
       started = time.time()
       progbar = self._progress(epoch)
-      if self.chief and progbar is None and self.config.progress:
-        print(f"epoch {epoch + 1}/{self.config.epochs}", flush=True)
       totals, done = {}, 0
       # Run `steps_per_execution` steps per call, then check the loss and update the bar.
       while done < self.steps_per_epoch:

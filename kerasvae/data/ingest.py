@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasvae import progress
 from kerasvae.artifacts import (METADATA_FILE, atomic_directory, fingerprint, hash_fraction,
                                 is_complete, package_versions, read_json, utc_now, write_json)
 from kerasvae.config import ConfigError, from_dict, to_dict
@@ -241,7 +242,10 @@ def ingest(config, output_dir, force=False):
     try:
       for role in ("train", "eval"):
         writers[role] = _SplitWriter(tmp / split_dir_name(names[role]), config.num_shards, scale)
+      bar = progress.Progress(f"ingest: reading the {config.data.source} source",
+                              unit_name="image")
       for role, chunk in source.chunks(use_source_splits):
+        bar.advance(len(chunk["images"]))
         where = source.location
         _check_chunk(chunk, first, where)
         if first is None:
@@ -262,6 +266,7 @@ def ingest(config, output_dir, force=False):
               writers[role_name].write({k: v[mask] for k, v in chunk.items()})
         else:
           writers[role].write(chunk)
+      bar.close()
     finally:
       for w in writers.values():
         w.close()

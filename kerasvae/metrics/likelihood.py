@@ -94,16 +94,27 @@ def latent_usage(latent_mean, latent_log_var=None, threshold=0.01):
   return out
 
 
-def iwae_metrics(model, images, num_samples=5000, batch_size=100):
+def iwae_metrics(model, images, num_samples=5000, batch_size=100, on_batch=None):
   """The mean IWAE estimate of log p(x) in nats with K = `num_samples` [1].
+
+  Args:
+    model: a `VAE`.
+    images: [N, H, W, C] float32.
+    num_samples: K, importance samples per example.
+    batch_size: examples per call of `model.iwae_log_likelihood`.
+    on_batch: None, or `(examples_done) -> None` called after each batch (progress).
 
   Returns:
     A dict: `iwae_log_likelihood` (mean), `iwae_log_likelihood_stderr` (its
     standard error over examples), `iwae_samples` (K) and `iwae_examples` (N).
   """
-  values = np.concatenate([
-      model.iwae_log_likelihood(x, num_samples=num_samples).numpy()
-      for x in _batches(images, batch_size)])
+  parts, done = [], 0
+  for x in _batches(images, batch_size):
+    parts.append(model.iwae_log_likelihood(x, num_samples=num_samples).numpy())
+    done += len(x)
+    if on_batch is not None:
+      on_batch(done)
+  values = np.concatenate(parts)
   return {"iwae_log_likelihood": float(values.mean()),
           "iwae_log_likelihood_stderr": float(values.std(ddof=1) / np.sqrt(len(values)))
           if len(values) > 1 else 0.0,

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from kerasvae import artifacts
 from kerasvae import config as config_lib
+from kerasvae import progress
 from kerasvae import summaries
 from kerasvae import viz
 from kerasvae.data import reader
@@ -55,20 +56,40 @@ def ground_truth_data(examples_meta):
   return FactorGrid([len(a) for a in allowed], observe, factor_names=data.factor_names)
 
 
-def disentanglement_metrics(model, data, config):
-  """β-VAE score, FactorVAE score and MIG of the model's posterior mean on ground-truth data."""
+def disentanglement_metrics(model, data, config, show_progress=True):
+  """β-VAE score, FactorVAE score and MIG of the model's posterior mean on ground-truth data.
+
+  Each score encodes many generated images (with the defaults, 1.92 million for the β-VAE
+  score, 970,000 for the FactorVAE score, 10,000 for MIG), so each shows its progress in
+  encoded images.
+  """
   from kerasvae import metrics  # pylint: disable=import-outside-toplevel
-
-  def represent(observations):
-    return model.encode_mean(tf.constant(observations, tf.float32)).numpy()
-
   n_train, n_eval = config.disentanglement_train_points, config.disentanglement_eval_points
+  pair_batch = 64  # the metrics' default L: images per β-VAE point and per FactorVAE vote
+  scores = (
+      ("β-VAE score", (n_train + n_eval) * 2 * pair_batch,
+       lambda represent: metrics.compute_beta_vae_score(
+           data, represent, config.seed, batch_size=pair_batch, num_train=n_train,
+           num_eval=n_eval)),
+      ("FactorVAE score", 10000 + (n_train + n_eval) * pair_batch,  # + its variance estimate
+       lambda represent: metrics.compute_factor_vae_score(
+           data, represent, config.seed, batch_size=pair_batch, num_train=n_train,
+           num_eval=n_eval, num_variance_estimate=10000)),
+      ("MIG", n_train,
+       lambda represent: metrics.compute_mig(data, represent, config.seed, num_train=n_train)),
+  )
   out = {}
-  out.update(metrics.compute_beta_vae_score(data, represent, config.seed,
-                                            num_train=n_train, num_eval=n_eval))
-  out.update(metrics.compute_factor_vae_score(data, represent, config.seed,
-                                              num_train=n_train, num_eval=n_eval))
-  out.update(metrics.compute_mig(data, represent, config.seed, num_train=n_train))
+  for i, (name, images, compute) in enumerate(scores):
+    bar = progress.Progress(f"evaluate: {name} ({i + 1}/3), encoding {images:,} images",
+                            total=images, unit_name="image", enabled=show_progress)
+
+    def represent(observations, bar=bar):
+      codes = model.encode_mean(tf.constant(observations, tf.float32)).numpy()
+      bar.advance(len(observations))
+      return codes
+
+    with bar:
+      out.update(compute(represent))
   return out
 
 
@@ -76,7 +97,10 @@ def sample_quality_metrics(model, examples_dir, eval_images, seed):
   """Fréchet distance of 1,000 samples to held-out images in a classifier's feature space."""
   from kerasvae.metrics import sample_quality  # pylint: disable=import-outside-toplevel
   train = reader.load_split(examples_dir, "train", limit=5000)
-  classifier = sample_quality.train_feature_classifier(train["image"], train["label"], seed=seed)
+  print(f"evaluate: sample quality (a feature classifier trained on {len(train['image'])} "
+        "images)", flush=True)
+  classifier = sample_quality.train_feature_classifier(  # Keras' own bars on a terminal
+      train["image"], train["label"], seed=seed, verbose=1 if progress.interactive() else 0)
   samples = model.sample(1000, seed=seed).numpy()
   result = sample_quality.compute_sample_quality(classifier, samples, eval_images[:1000])
   return {k: v for k, v in result.items() if isinstance(v, (int, float))}
@@ -167,11 +191,13 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   metrics.update(usage)
   if cfg.iwae_samples > 0 and hasattr(model, "iwae_log_likelihood"):
     n = cfg.iwae_examples or len(images)
-    print(f"evaluate: IWAE bound with K={cfg.iwae_samples} on {min(n, len(images))} examples")
-    metrics.update(likelihood.iwae_metrics(model, images[:n], num_samples=cfg.iwae_samples))
+    n = min(n, len(images))
+    with progress.Progress(f"evaluate: IWAE bound with K={cfg.iwae_samples} on {n} examples",
+                           total=n, unit_name="example") as bar:
+      metrics.update(likelihood.iwae_metrics(model, images[:n], num_samples=cfg.iwae_samples,
+                                             on_batch=bar.update))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
-    print("evaluate: disentanglement scores (β-VAE, FactorVAE, MIG)")
     metrics.update(disentanglement_metrics(model, truth, cfg))
   if cfg.sample_quality and labels is not None:
     metrics.update(sample_quality_metrics(model, examples_dir, images, cfg.seed))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from kerasvae import artifacts
+from kerasvae import progress
 from kerasvae.config import ConfigError
 
 
@@ -100,8 +101,17 @@ def run_study(name, config=None, overrides=(), quick=False, output=None):
   t0 = time.time()
   context = core.StudyContext(name=name, output=output, settings=settings, quick=quick,
                               base=trials[0].config)
-  for trial in trials:
-    examples = core.run_trial(trial)
+  run_times = []  # wall seconds of the trials this invocation trained (not reused)
+  for i, trial in enumerate(trials):
+    elapsed = time.time() - t0
+    left = sum(run_times) / len(run_times) * (len(trials) - i) if run_times else None
+    eta = f", about {progress.format_seconds(left)} left" if run_times else ""
+    started = time.time()
+    examples = core.run_trial(trial, f"study: trial {i + 1}/{len(trials)} {trial.name} "
+                                     f"({progress.format_seconds(elapsed)} elapsed{eta})")
+    seconds = time.time() - started
+    if seconds > 0.5 * (trial.train_seconds + trial.evaluate_seconds):  # not a reused trial
+      run_times.append(seconds)
     if context.examples_dir is not None and examples != context.examples_dir:
       raise ConfigError(f"Expected every trial of a study to share one ingest config. Received: "
                         f"trial {trial.name!r} reads {examples}, the first {context.examples_dir}")

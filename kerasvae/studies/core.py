@@ -182,10 +182,13 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   return raw.get("title") or path.stem, raw.get("description") or "", settings, trials
 
 
-def run_trial(trial):
-  """Runs ingest → train → evaluate for one trial; fills its metrics and timings."""
+def run_trial(trial, label=None):
+  """Runs ingest → train → evaluate for one trial; fills its metrics and timings.
+
+  `label` is the line printed first (default `study: trial <name>`).
+  """
   from pipelines import pipeline  # pylint: disable=import-outside-toplevel
-  print(f"study: trial {trial.name}")
+  print(label or f"study: trial {trial.name}", flush=True)
   out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
   trial.run_dir = Path(out["run_dir"])
   train_meta = artifacts.read_json(trial.run_dir / "train" / artifacts.METADATA_FILE)

@@ -1,0 +1,125 @@
+"""Progress of long steps: Keras' bar with an ETA on a terminal, one line per step otherwise."""
+
+import contextlib
+import io
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasvae import models
+from kerasvae import progress
+from kerasvae import training
+from kerasvae.metrics import ground_truth
+from kerasvae.metrics import likelihood
+from kerasvae.steps import configs
+from kerasvae.steps import evaluate
+
+
+class FakeTerminal(io.StringIO):
+  """What a terminal's stdout looks like to the code: a stream whose isatty() is True."""
+
+  def isatty(self):
+    return True
+
+
+@pytest.fixture(params=["terminal", "pipe", "ci"])
+def stdout(request, monkeypatch):
+  """A stdout that is a terminal, a pipe, or a terminal under CI: (kind, stream), for
+  `contextlib.redirect_stdout` in the test (pytest swaps sys.stdout back after fixtures)."""
+  if request.param == "ci":
+    monkeypatch.setenv("CI", "true")
+  else:
+    monkeypatch.delenv("CI", raising=False)
+  return request.param, io.StringIO() if request.param == "pipe" else FakeTerminal()
+
+
+def _counts(text):
+  """The `done/total` counters a Keras bar drew, in order (ANSI codes removed)."""
+  plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+  return [(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+) ━", plain)]
+
+
+def test_progress_draws_a_bar_with_an_eta_only_on_a_terminal_outside_ci(stdout):
+  kind, stream = stdout
+  with contextlib.redirect_stdout(stream):
+    bar = progress.Progress("evaluate: IWAE bound", total=4, unit_name="batch")
+    drawing = bar.drawing
+    if drawing:
+      bar._bar.interval = 0  # pylint: disable=protected-access  # draw every update
+    for _ in range(3):
+      bar.advance(1)
+    bar.close()
+  text = stream.getvalue()
+  assert text.startswith("evaluate: IWAE bound\n")
+  if kind == "terminal":
+    assert drawing
+    assert _counts(text) == [(1, 4), (2, 4), (3, 4), (3, 4)]
+    assert "\r" in text and "/batch" in text
+    assert re.search(r"3/4 ━+.*\d+s", re.sub(r"\x1b\[[0-9;]*m", "", text))  # the ETA
+  else:
+    assert not drawing and text == "evaluate: IWAE bound\n"  # one line, nothing per batch
+
+
+def test_training_epochs_show_a_bar_on_a_terminal_and_one_line_per_epoch_otherwise(
+    stdout, tmp_path):
+  kind, stream = stdout
+  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+  config = configs.TrainConfig(epochs=2, batch_size=8, progress=True, jit_compile="false",
+                               steps_per_execution=1)
+  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  optimizer = keras.optimizers.Adam(1e-3)
+  optimizer.build(model.trainable_variables)
+  trainer = training.Trainer(
+      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
+      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
+      steps_per_epoch=2, jit_compile=False)
+  with contextlib.redirect_stdout(stream):
+    trainer.train()
+  text = stream.getvalue()
+  summaries = re.findall(r"^epoch (\d)/2: train/loss", text, re.M)
+  assert summaries == ["1", "2"]
+  if kind == "terminal":
+    assert re.findall(r"^epoch \d/2$", text, re.M) == ["epoch 1/2", "epoch 2/2"]
+    assert (2, 2) in _counts(text) and "loss:" in text
+  else:
+    assert text.count("\n") == 2 and "━" not in text  # a line per epoch, nothing per step
+
+
+def test_iwae_reports_each_batch():
+  class Model:  # a stand-in: the IWAE bound of every example is -1
+    def iwae_log_likelihood(self, x, num_samples):
+      del num_samples
+      return tf.fill([len(x)], -1.0)
+
+  done = []
+  out = likelihood.iwae_metrics(Model(), np.zeros((250, 2, 2, 1), np.float32), num_samples=3,
+                                batch_size=100, on_batch=done.append)
+  assert done == [100, 200, 250] and out["iwae_log_likelihood"] == -1.0
+
+
+def test_disentanglement_progress_counts_every_encoded_image(monkeypatch):
+  """Each score's bar ends at exactly the number of images it announced."""
+  stream = FakeTerminal()
+  monkeypatch.delenv("CI", raising=False)
+
+  class Model:  # codes: the factors plus noise, so no dimension is pruned
+    def encode_mean(self, x):
+      x = tf.reshape(tf.cast(x, tf.float32), [len(x), -1])
+      return x + tf.random.stateless_normal(tf.shape(x), [0, 1], stddev=0.1)
+
+  data = ground_truth.FactorGrid((3, 4))
+  config = configs.EvaluateConfig(disentanglement_train_points=20,
+                                  disentanglement_eval_points=10)
+  with contextlib.redirect_stdout(stream):
+    out = evaluate.disentanglement_metrics(Model(), data, config)
+  assert {"beta_vae_score", "factor_vae_score", "mig"} <= set(out)
+  text = stream.getvalue()
+  announced = [int(n.replace(",", "")) for n in re.findall(r"encoding ([\d,]+) images", text)]
+  assert announced == [30 * 2 * 64, 10000 + 30 * 64, 20]
+  finals = {}
+  for done, total in _counts(text):
+    finals[total] = done
+  assert finals == {total: total for total in announced}
