@@ -82,7 +82,8 @@ class TrainConfig:
   images_every_epochs: int = field(5, range=(1, None), help="TensorBoard image interval.")
   projector_examples: int = field(500, range=(0, None),
                                   help="Eval latent means shown in the TensorBoard projector.")
-  progress: bool = field(True, help="Show a progress bar.")
+  progress: bool = field(True, help="Show Keras' progress bar on a terminal (one line per "
+                         "epoch under CI or without a terminal).")
 
 
 @dataclasses.dataclass
