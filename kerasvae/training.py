@@ -399,8 +399,9 @@ class Trainer:
           "command trains from epoch 1 again", number)
     saved = int(latest.rsplit("-", 1)[1])
     raise TrainingInterrupted(
-        f"{name}: saved {latest} ({saved} of {self.config.epochs} epochs done); run the same "
-        f"command again to resume from epoch {saved + 1}", number)
+        f"{name}: the last finished epoch is saved in {latest} ({saved} of "
+        f"{self.config.epochs} epochs done); run the same command again to resume from epoch "
+        f"{saved + 1}", number)
 
   def _train(self):
     start_epoch = self.restore()

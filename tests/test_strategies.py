@@ -300,8 +300,9 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_the_rerun_resumes_there(tmp_pa
     assert done in (resumed_from + 2, resumed_from + 3), lines
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"ckpt-{done}")
     name = signal.Signals(number).name
-    assert (f"interrupted: {name}: saved {checkpoints}/ckpt-{done} ({done} of 50 epochs done); "
-            f"run the same command again to resume from epoch {done + 1}.") in err
+    assert (f"interrupted: {name}: the last finished epoch is saved in {checkpoints}/ckpt-{done} "
+            f"({done} of 50 epochs done); run the same command again to resume from epoch "
+            f"{done + 1}.") in err
     assert not (run_dir / "train" / "metadata.json").exists()
     resumed_from = done
 
@@ -326,8 +327,9 @@ def _signal_trainer(tmp_path, signals_at_epoch_end):
 def test_a_signal_saves_the_finished_epoch_and_a_second_stops_at_once(tmp_path):
   handlers = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
   trainer = _signal_trainer(tmp_path / "one", {2: [signal.SIGINT]})
-  with pytest.raises(training.TrainingInterrupted, match=r"SIGINT: saved .*ckpt-2 \(2 of 5 "
-                     r"epochs done\); run the same command again to resume from epoch 3"):
+  with pytest.raises(training.TrainingInterrupted,
+                     match=r"SIGINT: the last finished epoch is saved in .*ckpt-2 \(2 of 5 epochs "
+                     r"done\); run the same command again to resume from epoch 3"):
     trainer.train()
   assert trainer.manager.latest_checkpoint.endswith("ckpt-2")  # the 30 s floor skipped it
   # Two signals: the second one stops at once and nothing is saved.
