@@ -76,8 +76,12 @@ def _pipeline(args):
         accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count)
     print(f"pipeline: wrote {path}")
   else:
-    run_dir = kfp_pipeline.run_local(args.package, args.pipeline_root, args.overrides,
-                                     force_export=args.force_export)
+    try:
+      run_dir = kfp_pipeline.run_local(args.package, args.pipeline_root, args.overrides,
+                                       force_export=args.force_export)
+    except RuntimeError as e:  # kfp.local: a task failed (its log is above)
+      print(f"kerasvae pipeline run-local: error: {e}", file=sys.stderr)
+      return 1
     print(f"pipeline: artifacts in {run_dir}")
   return 0
 

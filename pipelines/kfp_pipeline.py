@@ -152,9 +152,12 @@ def run_local(package, pipeline_root, overrides=(), force_export=False):
   import yaml  # pylint: disable=import-outside-toplevel
   from kfp import components  # pylint: disable=import-outside-toplevel
   from kfp import local  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
   package = Path(package)
-  spec = yaml.safe_load(package.read_text())
-  defaults = spec["root"]["inputDefinitions"]["parameters"]["overrides"].get("defaultValue", [])
+  params = yaml.safe_load(package.read_text())["root"]["inputDefinitions"]["parameters"]
+  defaults = params["overrides"].get("defaultValue", [])
+  # A bad override fails here, naming the key, rather than inside the first component.
+  kfp_adapter.load_config(params["config"].get("defaultValue", ""), [*defaults, *overrides])
   pipeline_root = Path(pipeline_root).resolve()
   before = set(pipeline_root.iterdir()) if pipeline_root.is_dir() else set()
   local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))

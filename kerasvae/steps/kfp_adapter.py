@@ -34,6 +34,9 @@ from kerasvae.steps import configs
 # Training checkpoints only serve to resume a killed training in the same directory; a KFP
 # retry starts in a fresh one, so they stay out of the Model artifact.
 _NOT_IN_MODEL_ARTIFACT = ("checkpoints",)
+# The summary's first rows, the ones `kerasvae evaluate` prints.
+_HEADLINE_METRICS = ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
+                     "beta_vae_score", "factor_vae_score", "mig")
 
 
 def load_config(config, overrides=()):
@@ -185,8 +188,10 @@ def export(config, overrides, force_export, model, evaluation, saved_model):
 def summary_html(metrics, blessing, evaluate_dir, exportable):
   """A self-contained HTML page: the blessing, every metric and the figures (inline PNGs)."""
   verdict = "blessed" if blessing["blessed"] else "NOT blessed"
-  rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>"
-                 for k, v in scalar_metrics(metrics).items())
+  values = scalar_metrics(metrics)
+  first = [k for k in _HEADLINE_METRICS if k in values]
+  rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{values[k]:.6g}</td></tr>"
+                 for k in first + [k for k in values if k not in first])
   checks = "".join(
       f"<tr><td>{html.escape(str(c['metric']))}</td><td>{c['value']}</td>"
       f"<td>{' and '.join(f'{op} {c[key]}' for key, op in (('lower_bound', '&ge;'), ('upper_bound', '&le;')) if key in c)}</td>"
