@@ -58,11 +58,13 @@ def _add_pipeline_parser(sub):
                      help="container image of the components (default: kerasvae:0.1.0)")
   build.add_argument("--accelerator-type", default="",
                      help="the train step's accelerator, e.g. nvidia.com/gpu (default: none)")
-  build.add_argument("--accelerator-count", type=int, default=1)
+  build.add_argument("--accelerator-count", type=int, default=1,
+                     help="accelerators of the train step when a type is set (default: 1)")
   local = commands.add_parser("run-local", help="run a compiled spec on KFP's local runner")
   local.add_argument("--package", required=True, help="the compiled spec (pipeline.yaml)")
   local.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-  local.add_argument("--force-export", action="store_true")
+  local.add_argument("--force-export", action="store_true",
+                     help="export even if the evaluation does not bless the model")
   local.add_argument("--pipeline-root", default="kfp_local",
                      help="where the runner writes the artifacts (default: kfp_local)")
 

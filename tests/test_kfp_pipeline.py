@@ -9,11 +9,10 @@ import pytest
 import yaml
 from kfp import components
 
+from kerasvae import cli
 from kerasvae.steps import configs
 from kerasvae.steps import kfp_adapter
 from pipelines import kfp_pipeline
-from tests.pipeline_helpers import REPO
-from tests.pipeline_helpers import run_cli
 from tests.pipeline_helpers import subprocess_env
 
 BUNDLED = sorted(p.stem for p in configs.CONFIG_DIR.glob("*.yaml"))
@@ -161,6 +160,9 @@ def _close(a, b):
   return math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-9)
 
 
+# The subprocess runner ignores images and accelerators, and says so.
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner:UserWarning")
 def test_compiled_quickstart_runs_on_the_kfp_local_runner_like_the_cli(tmp_path, monkeypatch):
   # The same config and seed through the CLI, in parallel with the KFP run.
   cli_run = subprocess.Popen(
@@ -171,15 +173,16 @@ def test_compiled_quickstart_runs_on_the_kfp_local_runner_like_the_cli(tmp_path,
       text=True)
   try:
     package = tmp_path / "pipeline.yaml"
-    proc = run_cli(["pipeline", "compile", "--config", "quickstart", "--output", str(package),
-                    *(f"--set={s}" for s in QUICK)], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert cli.main(["pipeline", "compile", "--config", "quickstart", "--output", str(package),
+                     *(f"--set={s}" for s in QUICK)]) == 0
     # The runner starts each component as `python3 -m kfp.dsl.executor_main` in this
     # environment; a download attempt would fail on these settings.
     for key, value in subprocess_env(PIP_NO_INDEX="1", HTTPS_PROXY="http://127.0.0.1:9",
                                      HTTP_PROXY="http://127.0.0.1:9").items():
       monkeypatch.setenv(key, value)
-    run_dir = kfp_pipeline.run_local(package, tmp_path / "kfp_root")
+    assert cli.main(["pipeline", "run-local", "--package", str(package),
+                     "--pipeline-root", str(tmp_path / "kfp_root")]) == 0
+    [run_dir] = (tmp_path / "kfp_root").iterdir()
     cli_out, _ = cli_run.communicate(timeout=600)
   finally:
     cli_run.kill()
