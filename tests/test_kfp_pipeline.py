@@ -27,14 +27,16 @@ QUICK = ["ingest.data.dsprites.num_examples=1000", "train.epochs=1", "train.prog
 
 
 def _task_inputs(task):
-  """{input: producer} of a task spec: 'task.output', '<parent>.name' or a constant."""
+  """{input: producer} of a task spec: 'task.output' or '<parent>.name'."""
   out = {}
   for kind in ("artifacts", "parameters"):
     for name, spec in task.get("inputs", {}).get(kind, {}).items():
       if "taskOutputArtifact" in spec:
-        out[name] = f"{spec['taskOutputArtifact']['producerTask']}.{spec['taskOutputArtifact']['outputArtifactKey']}"
+        source = spec["taskOutputArtifact"]
+        out[name] = f"{source['producerTask']}.{source['outputArtifactKey']}"
       elif "taskOutputParameter" in spec:
-        out[name] = f"{spec['taskOutputParameter']['producerTask']}.{spec['taskOutputParameter']['outputParameterKey']}"
+        source = spec["taskOutputParameter"]
+        out[name] = f"{source['producerTask']}.{source['outputParameterKey']}"
       elif "componentInputArtifact" in spec:
         out[name] = f"<parent>.{spec['componentInputArtifact']}"
       elif "componentInputParameter" in spec:
@@ -76,7 +78,8 @@ def test_every_bundled_config_compiles_to_the_four_step_spec(tmp_path, name):
   assert _task_inputs(condition)["pipelinechannel--evaluate-evaluation"] == "evaluate.evaluation"
   branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
   assert list(branch) == ["export"]
-  assert _task_inputs(branch["export"])["evaluation"] == "<parent>.pipelinechannel--evaluate-evaluation"
+  assert _task_inputs(branch["export"])["evaluation"] == \
+      "<parent>.pipelinechannel--evaluate-evaluation"
   assert _task_inputs(branch["export"])["model"] == "<parent>.pipelinechannel--train-model"
   outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]
   assert outputs["parameters"]["Output"]["parameterType"] == "BOOLEAN"

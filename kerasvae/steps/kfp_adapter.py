@@ -192,11 +192,12 @@ def summary_html(metrics, blessing, evaluate_dir, exportable):
   first = [k for k in _HEADLINE_METRICS if k in values]
   rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{values[k]:.6g}</td></tr>"
                  for k in first + [k for k in values if k not in first])
-  checks = "".join(
-      f"<tr><td>{html.escape(str(c['metric']))}</td><td>{c['value']}</td>"
-      f"<td>{' and '.join(f'{op} {c[key]}' for key, op in (('lower_bound', '&ge;'), ('upper_bound', '&le;')) if key in c)}</td>"
-      f"<td>{'passed' if c['passed'] else 'FAILED'}</td></tr>"
-      for c in blessing["checks"])
+  checks = ""
+  for c in blessing["checks"]:
+    bounds = " and ".join(f"{op} {c[key]}" for key, op in (("lower_bound", "&ge;"),
+                                                          ("upper_bound", "&le;")) if key in c)
+    checks += (f"<tr><td>{html.escape(str(c['metric']))}</td><td>{c['value']}</td>"
+               f"<td>{bounds}</td><td>{'passed' if c['passed'] else 'FAILED'}</td></tr>")
   figures = ""
   for png in sorted(Path(evaluate_dir).glob("*.png")):
     data = base64.b64encode(png.read_bytes()).decode("ascii")
