@@ -5,6 +5,8 @@
   kerasvae ingest|train|evaluate|export --config FILE.yaml [--set key=value ...] [--force]
   kerasvae study NAME [--config FILE] [--quick]
   kerasvae config [--config FILE]               print the full, validated config
+  kerasvae pipeline compile --config NAME --output pipeline.yaml   the Kubeflow Pipelines spec
+  kerasvae pipeline run-local --package pipeline.yaml              run it on KFP's local runner
 """
 
 import argparse
@@ -40,11 +42,62 @@ def _parser():
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
   study.add_argument("--output", default=None, help="study directory (default: studies/<name>)")
+  _add_pipeline_parser(sub)
   return parser
+
+
+def _add_pipeline_parser(sub):
+  pipeline = sub.add_parser("pipeline", help="the pipeline on Kubeflow Pipelines (extra: kfp)")
+  commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
+  build = commands.add_parser("compile", help="write the KFP v2 pipeline spec (YAML)")
+  build.add_argument("--config", default=None,
+                     help="YAML file or bundled config name (default: quickstart)")
+  build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+  build.add_argument("--output", required=True, help="the spec file, e.g. pipeline.yaml")
+  build.add_argument("--image", default=None,
+                     help="container image of the components (default: kerasvae:0.1.0)")
+  build.add_argument("--accelerator-type", default="",
+                     help="the train step's accelerator, e.g. nvidia.com/gpu (default: none)")
+  build.add_argument("--accelerator-count", type=int, default=1,
+                     help="accelerators of the train step when a type is set (default: 1)")
+  local = commands.add_parser("run-local", help="run a compiled spec on KFP's local runner")
+  local.add_argument("--package", required=True, help="the compiled spec (pipeline.yaml)")
+  local.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+  local.add_argument("--force-export", action="store_true",
+                     help="export even if the evaluation does not bless the model")
+  local.add_argument("--pipeline-root", default="kfp_local",
+                     help="where the runner writes the artifacts (default: kfp_local)")
+
+
+def _pipeline(args):
+  """`kerasvae pipeline ...`: the only command that needs kfp, imported here and nowhere else."""
+  from pipelines import kfp_pipeline  # pylint: disable=import-outside-toplevel
+  if args.pipeline_command == "compile":
+    path = kfp_pipeline.compile_pipeline(
+        args.config, args.output, args.overrides, image=args.image or kfp_pipeline.DEFAULT_IMAGE,
+        accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count)
+    print(f"pipeline: wrote {path}")
+  else:
+    try:
+      run_dir = kfp_pipeline.run_local(args.package, args.pipeline_root, args.overrides,
+                                       force_export=args.force_export)
+    except RuntimeError as e:  # kfp.local: a task failed (its log is above)
+      print(f"kerasvae pipeline run-local: error: {e}", file=sys.stderr)
+      return 1
+    print(f"pipeline: artifacts in {run_dir}")
+  return 0
 
 
 def main(argv=None):
   args = _parser().parse_args(argv)
+  if args.command == "pipeline":
+    try:
+      import kfp  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+      print("kerasvae pipeline: error: needs the Kubeflow Pipelines SDK (kfp), which the core "
+            "package does not install. Install the extra: pip install 'kerasvae[kfp]'",
+            file=sys.stderr)
+      return 2
   import logging  # pylint: disable=import-outside-toplevel
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
   from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
@@ -58,6 +111,8 @@ def main(argv=None):
                                  quick=args.quick, output=args.output)
       print(f"study {args.name}: report at {report}")
       return 0
+    if args.command == "pipeline":
+      return _pipeline(args)
     from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
     config = configs.load_pipeline_config(args.config, args.overrides)
     if args.command == "config":

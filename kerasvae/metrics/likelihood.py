@@ -94,14 +94,18 @@ def latent_usage(latent_mean, latent_log_var=None, threshold=0.01):
   return out
 
 
-def iwae_metrics(model, images, num_samples=5000, batch_size=100, on_batch=None):
+def iwae_metrics(model, images, num_samples=5000, batch_size=100, seed=None, on_batch=None):
   """The mean IWAE estimate of log p(x) in nats with K = `num_samples` [1].
+
+  `seed` (an int) makes the estimate repeatable: batch i draws with the stateless
+  seed [seed, i]. None: a new draw each call.
 
   Args:
     model: a `VAE`.
     images: [N, H, W, C] float32.
     num_samples: K, importance samples per example.
     batch_size: examples per call of `model.iwae_log_likelihood`.
+    seed: None or an int, as above.
     on_batch: None, or `(examples_done) -> None` called after each batch (progress).
 
   Returns:
@@ -109,8 +113,9 @@ def iwae_metrics(model, images, num_samples=5000, batch_size=100, on_batch=None)
     standard error over examples), `iwae_samples` (K) and `iwae_examples` (N).
   """
   parts, done = [], 0
-  for x in _batches(images, batch_size):
-    parts.append(model.iwae_log_likelihood(x, num_samples=num_samples).numpy())
+  for i, x in enumerate(_batches(images, batch_size)):
+    seeded = {} if seed is None else {"seed": [seed, i]}
+    parts.append(model.iwae_log_likelihood(x, num_samples=num_samples, **seeded).numpy())
     done += len(x)
     if on_batch is not None:
       on_batch(done)

@@ -272,10 +272,13 @@ class VAE(LatentVariableModel):
                  kl_weight=beta)
     return terms
 
-  def _iwae_log_weights(self, x, mean, log_var, num_samples):
-    """log p(x, z_k) - log q(z_k|x) for `num_samples` draws per example: [S, B]."""
+  def _iwae_log_weights(self, x, mean, log_var, num_samples, seed):
+    """log p(x, z_k) - log q(z_k|x) for `num_samples` draws per example: [S, B].
+
+    `seed` is a [2] int32 stateless seed: the same seed draws the same z_k.
+    """
     batch = tf.shape(x)[0]
-    eps = tf.random.normal([num_samples, batch, self.latent_dim])
+    eps = tf.random.stateless_normal([num_samples, batch, self.latent_dim], seed=seed)
     z = mean + tf.exp(0.5 * log_var) * eps  # [S, B, D]
     log_q = distributions.diagonal_gaussian_log_prob(z, mean, log_var)  # [S, B]
     log_pz = self.prior.log_prob(z, encoder=self.posterior_params)  # [S, B]
@@ -284,7 +287,7 @@ class VAE(LatentVariableModel):
     log_px = -self.likelihood.negative_log_likelihood(x_rep, params)  # [S*B]
     return tf.reshape(log_px, [num_samples, batch]) + log_pz - log_q
 
-  def iwae_log_likelihood(self, x, num_samples=5000, chunk_size=None):
+  def iwae_log_likelihood(self, x, num_samples=5000, chunk_size=None, seed=None):
     """The importance-weighted estimate of log p(x) with K = `num_samples` [3].
 
     log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x). It is a
@@ -295,6 +298,8 @@ class VAE(LatentVariableModel):
       x: images [B, H, W, C].
       num_samples: K.
       chunk_size: samples per chunk; by default about 50,000 decoded images per chunk.
+      seed: an int or a [2] int32 stateless seed: the same seed (and chunk size) gives
+        the same estimate in any process. None: a new draw each call.
 
     Returns:
       [B] log-likelihood estimates in nats.
@@ -306,11 +311,19 @@ class VAE(LatentVariableModel):
     if self._iwae_chunk_fn is None:
       self._iwae_chunk_fn = tf.function(self._iwae_log_weights, reduce_retracing=True)
     mean, log_var = self.posterior_params(x)
+    if seed is None:
+      seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+    elif isinstance(seed, int):
+      seed = [seed, 0]
+    seed = tf.cast(seed, tf.int32)  # [2]
     total = tf.fill([batch], -np.inf)
     remaining = num_samples
+    chunk = 0
     while remaining > 0:
       n = min(chunk_size, remaining)
-      log_w = self._iwae_chunk_fn(x, mean, log_var, n)  # [n, B]
+      log_w = self._iwae_chunk_fn(x, mean, log_var, n,
+                                  tf.random.experimental.stateless_fold_in(seed, chunk))  # [n, B]
+      chunk += 1
       total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, 0)]), axis=0)
       remaining -= n
     return total - math.log(num_samples)

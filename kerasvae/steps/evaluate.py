@@ -195,7 +195,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     with progress.Progress(f"evaluate: IWAE bound with K={cfg.iwae_samples} on {n} examples",
                            total=n, unit_name="example") as bar:
       metrics.update(likelihood.iwae_metrics(model, images[:n], num_samples=cfg.iwae_samples,
-                                             on_batch=bar.update))
+                                             seed=cfg.seed, on_batch=bar.update))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
     metrics.update(disentanglement_metrics(model, truth, cfg))

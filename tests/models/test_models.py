@@ -77,6 +77,17 @@ def test_iwae_chunking_gives_the_same_bound():
   np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+def test_iwae_with_a_seed_is_repeatable():
+  vae, x, _ = _linear_gaussian_vae()
+  a = vae.iwae_log_likelihood(x, num_samples=20, chunk_size=7, seed=3).numpy()
+  np.testing.assert_array_equal(a, vae.iwae_log_likelihood(x, num_samples=20, chunk_size=7,
+                                                           seed=3).numpy())
+  assert not np.allclose(a, vae.iwae_log_likelihood(x, num_samples=20, chunk_size=7,
+                                                    seed=4).numpy())
+  assert not np.allclose(vae.iwae_log_likelihood(x, num_samples=20).numpy(),
+                         vae.iwae_log_likelihood(x, num_samples=20).numpy())
+
+
 def test_kl_weight_scales_exactly_the_kl_part():
   x = _images(8)
   plain = kerasvae.VAE((28, 28, 1), 4, kl_weight=1.0)

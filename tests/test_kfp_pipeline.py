@@ -1,0 +1,234 @@
+"""The pipeline on Kubeflow Pipelines: the compiled v2 spec, and a run on KFP's own local runner."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import yaml
+from kfp import components
+
+from kerasvae import cli
+from kerasvae.steps import configs
+from kerasvae.steps import kfp_adapter
+from pipelines import kfp_pipeline
+from tests.pipeline_helpers import subprocess_env
+
+BUNDLED = sorted(p.stem for p in configs.CONFIG_DIR.glob("*.yaml"))
+STEPS = ("ingest", "train", "evaluate", "export")
+CONDITION = "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true"
+# The quickstart cut to seconds: 1,000 images, one epoch, small evaluation samples; the
+# threshold is lowered so that one epoch's model is blessed and the export branch runs.
+QUICK = ["ingest.data.dsprites.num_examples=1000", "train.epochs=1", "train.progress=false",
+         "train.projector_examples=50", "evaluate.iwae_samples=10", "evaluate.iwae_examples=100",
+         "evaluate.disentanglement_train_points=100", "evaluate.disentanglement_eval_points=50",
+         "evaluate.thresholds.elbo.lower_bound=-100000"]
+
+
+def _task_inputs(task):
+  """{input: producer} of a task spec: 'task.output' or '<parent>.name'."""
+  out = {}
+  for kind in ("artifacts", "parameters"):
+    for name, spec in task.get("inputs", {}).get(kind, {}).items():
+      if "taskOutputArtifact" in spec:
+        source = spec["taskOutputArtifact"]
+        out[name] = f"{source['producerTask']}.{source['outputArtifactKey']}"
+      elif "taskOutputParameter" in spec:
+        source = spec["taskOutputParameter"]
+        out[name] = f"{source['producerTask']}.{source['outputParameterKey']}"
+      elif "componentInputArtifact" in spec:
+        out[name] = f"<parent>.{spec['componentInputArtifact']}"
+      elif "componentInputParameter" in spec:
+        out[name] = f"<parent>.{spec['componentInputParameter']}"
+  return out
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_config_compiles_to_the_four_step_spec(tmp_path, name):
+  path = kfp_pipeline.compile_pipeline(name, tmp_path / "pipeline.yaml")
+  spec = yaml.safe_load(path.read_text())
+  components.load_component_from_file(str(path))  # KFP itself reads it back
+
+  executors = spec["deploymentSpec"]["executors"]
+  assert sorted(executors) == sorted(f"exec-{s}" for s in STEPS)
+  for step in STEPS:
+    container = executors[f"exec-{step}"]["container"]
+    command = " ".join(container["command"] + container["args"])
+    assert "kfp.dsl.executor_main" in command and "kfp_adapter." + step in command
+    assert "pip install" not in command  # nothing is installed when a component starts
+  assert executors["exec-ingest"]["container"]["image"] == kfp_pipeline.DEFAULT_IMAGE
+  train = executors["exec-train"]["container"]
+  assert train["image"] == "{{$.inputs.parameters['pipelinechannel--train_image']}}"
+  assert train["resources"]["accelerator"] == {
+      "resourceType": "{{$.inputs.parameters['pipelinechannel--train_accelerator_type']}}",
+      "resourceCount": "{{$.inputs.parameters['pipelinechannel--train_accelerator_count']}}"}
+
+  # The DAG: ingest -> train -> evaluate -> (blessed or forced) export.
+  tasks = spec["root"]["dag"]["tasks"]
+  assert sorted(tasks) == ["condition-1", "evaluate", "ingest", "train"]
+  assert "dependentTasks" not in tasks["ingest"]
+  assert tasks["train"]["dependentTasks"] == ["ingest"]
+  assert sorted(tasks["evaluate"]["dependentTasks"]) == ["ingest", "train"]
+  assert _task_inputs(tasks["train"])["examples"] == "ingest.examples"
+  assert _task_inputs(tasks["evaluate"])["model"] == "train.model"
+  condition = tasks["condition-1"]
+  assert condition["triggerPolicy"]["condition"] == CONDITION
+  assert _task_inputs(condition)["pipelinechannel--evaluate-Output"] == "evaluate.Output"
+  assert _task_inputs(condition)["pipelinechannel--evaluate-evaluation"] == "evaluate.evaluation"
+  branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+  assert list(branch) == ["export"]
+  assert _task_inputs(branch["export"])["evaluation"] == \
+      "<parent>.pipelinechannel--evaluate-evaluation"
+  assert _task_inputs(branch["export"])["model"] == "<parent>.pipelinechannel--train-model"
+  outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]
+  assert outputs["parameters"]["Output"]["parameterType"] == "BOOLEAN"
+  assert {k: v["artifactType"]["schemaTitle"] for k, v in outputs["artifacts"].items()} == {
+      "metrics": "system.Metrics", "evaluation": "system.Artifact", "summary": "system.HTML"}
+  assert spec["components"]["comp-export"]["outputDefinitions"]["artifacts"]["saved_model"][
+      "artifactType"]["schemaTitle"] == "system.Model"
+
+  # The parameters, with the config file as the config's default (on one line).
+  params = spec["root"]["inputDefinitions"]["parameters"]
+  assert {k: v["parameterType"] for k, v in params.items()} == {
+      "config": "STRING", "overrides": "LIST", "force_export": "BOOLEAN",
+      "train_image": "STRING", "train_accelerator_type": "STRING",
+      "train_accelerator_count": "NUMBER_INTEGER"}
+  assert "\n" not in params["config"]["defaultValue"]
+  assert yaml.safe_load(params["config"]["defaultValue"]) == yaml.safe_load(
+      (configs.CONFIG_DIR / f"{name}.yaml").read_text())
+  assert params["overrides"]["defaultValue"] == []
+  assert params["force_export"]["defaultValue"] is False
+  assert params["train_accelerator_type"]["defaultValue"] == ""  # CPU only
+  # The config parameter is the same config `kerasvae run --config NAME` uses.
+  assert kfp_adapter.load_config(params["config"]["defaultValue"]) == \
+      configs.load_pipeline_config(name)
+
+
+def test_compile_sets_image_accelerators_and_overrides_and_checks_the_config(tmp_path):
+  path = kfp_pipeline.compile_pipeline(
+      "mnist_vae", tmp_path / "gpu.yaml", overrides=["train.epochs=3"],
+      image="registry.example.com/kerasvae:0.1.0", accelerator_type="nvidia.com/gpu",
+      accelerator_count=2)
+  spec = yaml.safe_load(path.read_text())
+  params = spec["root"]["inputDefinitions"]["parameters"]
+  assert params["overrides"]["defaultValue"] == ["train.epochs=3"]
+  assert params["train_image"]["defaultValue"] == "registry.example.com/kerasvae:0.1.0"
+  assert params["train_accelerator_type"]["defaultValue"] == "nvidia.com/gpu"
+  assert params["train_accelerator_count"]["defaultValue"] == 2
+  assert spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["image"] == \
+      "registry.example.com/kerasvae:0.1.0"
+  with pytest.raises(Exception, match="latent_dims"):
+    kfp_pipeline.compile_pipeline("quickstart", tmp_path / "bad.yaml",
+                                  overrides=["model.latent_dims=3"])
+  assert not (tmp_path / "bad.yaml").exists()
+
+
+def test_config_parameter_takes_yaml_text_or_a_bundled_name():
+  text = "{model: {latent_dim: 3}, train: {epochs: 2}}"
+  config = kfp_adapter.load_config(text, ["train.epochs=4"])
+  assert (config.model.latent_dim, config.train.epochs) == (3, 4)
+  assert kfp_adapter.load_config("mnist_vae") == configs.load_pipeline_config("mnist_vae")
+  with pytest.raises(Exception, match="latent_dims"):
+    kfp_adapter.load_config("model: {latent_dims: 3}")
+  with pytest.raises(Exception, match="bundled config name"):
+    kfp_adapter.load_config("no_such_config")
+
+
+def test_scalar_metrics_flattens_every_number():
+  assert kfp_adapter.scalar_metrics(
+      {"elbo": -90.5, "active_units": 3, "kl_per_dim": [0.5, 1.5], "activity": [2.0],
+       "mutual_information": [[1.0, 2.0]], "blessed": True, "name": "x"}) == {
+           "elbo": -90.5, "active_units": 3.0, "kl_per_dim/z0": 0.5, "kl_per_dim/z1": 1.5,
+           "activity/0": 2.0, "mutual_information/0/0": 1.0, "mutual_information/0/1": 2.0}
+
+
+def test_core_package_never_imports_kfp_and_pipeline_without_kfp_fails_at_once(tmp_path):
+  check = ("import sys, kerasvae; from kerasvae import cli; assert cli.main(['config']) == 0; "
+           "assert 'kfp' not in sys.modules, 'kfp was imported'")
+  proc = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=subprocess_env(),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  blocked = ("import sys; sys.modules['kfp'] = None; from kerasvae import cli; "
+             "code = cli.main(['pipeline', 'compile', '--output', 'p.yaml']); "
+             "assert 'tensorflow' not in sys.modules; sys.exit(code)")
+  proc = subprocess.run([sys.executable, "-c", blocked], cwd=tmp_path, env=subprocess_env(),
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr
+  assert "pip install 'kerasvae[kfp]'" in proc.stderr
+  assert not (tmp_path / "p.yaml").exists()
+
+
+def _close(a, b):
+  return math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-9)
+
+
+# The subprocess runner ignores images and accelerators, and says so.
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner:UserWarning")
+def test_compiled_quickstart_runs_on_the_kfp_local_runner_like_the_cli(tmp_path, monkeypatch):
+  # The same config and seed through the CLI, in parallel with the KFP run.
+  cli_run = subprocess.Popen(
+      [sys.executable, "-m", "kerasvae.cli", "run", "--config", "quickstart",
+       *(f"--set={s}" for s in QUICK + [f"run.runs_dir={tmp_path / 'runs'}",
+                                        f"export.base_dir={tmp_path / 'saved_models'}"])],
+      cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True)
+  try:
+    package = tmp_path / "pipeline.yaml"
+    assert cli.main(["pipeline", "compile", "--config", "quickstart", "--output", str(package),
+                     *(f"--set={s}" for s in QUICK)]) == 0
+    # The runner starts each component as `python3 -m kfp.dsl.executor_main` in this
+    # environment; a download attempt would fail on these settings.
+    for key, value in subprocess_env(PIP_NO_INDEX="1", HTTPS_PROXY="http://127.0.0.1:9",
+                                     HTTP_PROXY="http://127.0.0.1:9").items():
+      monkeypatch.setenv(key, value)
+    assert cli.main(["pipeline", "run-local", "--package", str(package),
+                     "--pipeline-root", str(tmp_path / "kfp_root")]) == 0
+    [run_dir] = (tmp_path / "kfp_root").iterdir()
+    cli_out, _ = cli_run.communicate(timeout=600)
+  finally:
+    cli_run.kill()
+  assert cli_run.returncode == 0, cli_out
+
+  def outputs(task):
+    return json.loads((run_dir / task / "executor_output.json").read_text())
+
+  examples = run_dir / "ingest" / "examples"
+  assert (examples / "metadata.json").is_file() and (examples / "schema.pbtxt").is_file()
+  model = run_dir / "train" / "model"
+  assert (model / "model" / "model.keras").is_file() and (model / "history.json").is_file()
+  assert not (model / "checkpoints").exists()
+  evaluate = outputs("evaluate")
+  assert evaluate["parameterValues"]["Output"] is True
+  evaluation = run_dir / "evaluate" / "evaluation"
+  for png in ("samples", "reconstructions", "traversals", "latents"):
+    assert (evaluation / f"{png}.png").stat().st_size > 1000
+  summary = (run_dir / "evaluate" / "summary").read_text()
+  assert "Evaluation: blessed" in summary and summary.count("data:image/png;base64,") >= 4
+
+  # Every scalar of metrics.json is a KFP metric, equal to the CLI run's within 1e-3.
+  logged = evaluate["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+  cli_metrics = json.loads(next((tmp_path / "runs").glob("quickstart-*/evaluate/metrics.json"))
+                           .read_text())
+  expected = kfp_adapter.scalar_metrics(cli_metrics)
+  assert {"elbo", "iwae_log_likelihood", "kl_per_dim/z0", "beta_vae_score", "mig"} <= set(expected)
+  assert set(logged) == set(expected)
+  differ = {k: (logged[k], v) for k, v in expected.items() if not _close(logged[k], v)}
+  assert not differ, differ
+  assert _close(json.loads((evaluation / "metrics.json").read_text())["elbo"], cli_metrics["elbo"])
+
+  # The SavedModel has the five serving signatures, in a process that never saw kerasvae.
+  saved_model = run_dir / "export" / "saved_model"
+  assert outputs("export")["artifacts"]["saved_model"]["artifacts"][0]["metadata"]["signatures"] \
+      == ["decode", "encode", "log_likelihood", "sample", "serving_default"]
+  load = ("import sys, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
+          "print(','.join(sorted(m.signatures))); "
+          "print(m.signatures['encode'](images=tf.zeros([2, 64, 64, 1]))['latent_mean'].shape); "
+          "assert not any(k.startswith('kerasvae') for k in sys.modules)")
+  proc = subprocess.run([sys.executable, "-c", load, str(saved_model)], cwd=tmp_path,
+                        env=subprocess_env(PYTHONPATH=""), capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.split() == ["decode,encode,log_likelihood,sample,serving_default",
+                                 "(2,", "6)"]
