@@ -21,9 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
-from google.protobuf import message_factory
 from google.protobuf import text_format
 
 import kerasvae
@@ -149,35 +146,11 @@ def test_temporary_directories_are_not_versions(tmp_path, monkeypatch):
   assert [p.name for p in (tmp_path / "ae").iterdir()] == ["1"]
 
 
-def model_server_config_class():
-  """ModelServerConfig's fields from tensorflow_serving/config/model_server_config.proto.
-
-  tensorflow-serving-api is not installed, so the messages are declared here
-  (same names, types and field numbers) to parse models.config strictly.
-  """
-  f = descriptor_pb2.FileDescriptorProto(name="kerasvae_test_model_server_config.proto",
-                                         package="tensorflow.serving", syntax="proto3")
-  string, repeated = descriptor_pb2.FieldDescriptorProto.TYPE_STRING, 3
-  model = f.message_type.add(name="ModelConfig")
-  for name, number in (("name", 1), ("base_path", 2), ("model_platform", 4)):
-    model.field.add(name=name, number=number, type=string, label=1)
-  config_list = f.message_type.add(name="ModelConfigList")
-  config_list.field.add(name="config", number=1, label=repeated,
-                        type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                        type_name=".tensorflow.serving.ModelConfig")
-  server = f.message_type.add(name="ModelServerConfig")
-  server.field.add(name="model_config_list", number=1, label=1,
-                   type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                   type_name=".tensorflow.serving.ModelConfigList")
-  pool = descriptor_pool.DescriptorPool()
-  pool.Add(f)
-  return message_factory.GetMessageClass(
-      pool.FindMessageTypeByName("tensorflow.serving.ModelServerConfig"))
-
-
 def test_models_config_lists_every_model_with_an_absolute_base_path(exported):
+  from tensorflow_serving.config import model_server_config_pb2
+
   config = text_format.Parse((exported.base / "models.config").read_text(),
-                             model_server_config_class()())
+                             model_server_config_pb2.ModelServerConfig())
   entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
   assert entries == [(name, str((exported.base / name).resolve()), "tensorflow")
                      for name in ("ae", "vae", "vamp")]
@@ -400,10 +373,14 @@ def test_log_likelihood_is_the_importance_weighted_bound(tf_only_run, exported, 
   w = np.exp(log_w - log_w.max(0))  # [K, B], rescaled per image
   se = np.sqrt((500 * (w ** 2).sum(0) / w.sum(0) ** 2 - 1.0) / 499)
   np.testing.assert_allclose(served["standard_error"], se, rtol=2e-3, atol=1e-5)
-  # Within Monte Carlo error of the model's own estimator (fresh, unseeded draws).
-  reference = model.iwae_log_likelihood(run.x5, num_samples=500).numpy()
-  assert np.all(np.abs(served["log_likelihood"] - reference)
-                < 6.0 * np.sqrt(2.0) * served["standard_error"] + 1e-2)
+  # Within Monte Carlo error of the model's own estimator (fresh, unseeded draws), the error
+  # measured as the spread of 8 of its runs: the delta-method standard error understates it
+  # when a few weights dominate, as they do for this untrained model.
+  references = np.stack([model.iwae_log_likelihood(run.x5, num_samples=500).numpy()
+                         for _ in range(8)])  # [8, 5]
+  spread = references.std(0, ddof=1)
+  assert np.all(np.abs(served["log_likelihood"] - references.mean(0))
+                < 5.0 * spread * np.sqrt(1.0 + 1.0 / 8) + 1e-2), (served, references)
 
 
 @pytest.mark.parametrize("name", ["vae", "vamp"])
@@ -448,8 +425,11 @@ def test_log_likelihood_memory_is_bounded_for_k_5000(tf_only_run):
   """64 images x 5,000 samples decoded at once would hold 1 GB of logits alone."""
   out = tf_only_run.read("vae", "ll_first_k5000")
   assert out["log_likelihood"].shape == (64,) and np.all(np.isfinite(out["log_likelihood"]))
-  assert np.all(out["standard_error"] < tf_only_run.read("vae", "ll_first_k100")["standard_error"])
-  assert tf_only_run.peak_rss_growth_mb("vae", "ll_first_k5000") < 400
+  k100 = tf_only_run.read("vae", "ll_first_k100")
+  # Smaller with 50x the samples (by less than 1/√50 here: a few weights dominate).
+  assert np.mean(out["standard_error"]) < 0.7 * np.mean(k100["standard_error"])
+  growth = tf_only_run.peak_rss_growth_mb("vae", "ll_first_k5000")
+  assert growth < 400, growth
 
 
 def test_standard_error_predicts_the_spread_over_seeds(exported):
