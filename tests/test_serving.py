@@ -2,9 +2,9 @@
 
 The exported signatures are run in a subprocess that imports only TensorFlow
 and compared with the in-process model and with independent numpy
-computations; the REST and gRPC requests documented in README.md are parsed
-from it and executed against the loaded SavedModel the way TF Serving
-converts them.
+computations; the REST and gRPC requests documented in README.md and the
+export's warm-up requests are parsed and executed the way TF Serving converts
+and runs them (`tests/tf_serving_emulator.py`: no server binary exists here).
 """
 
 import json
@@ -520,7 +520,9 @@ def servable(exported):
 def test_warmup_requests_replay_against_every_signature(exported, servable):
   from tensorflow_serving.apis import prediction_log_pb2
 
-  for name in ("vae", "ae"):
+  # Replayed in a session that restores the checkpoint, as TF Serving runs a SavedModel: every
+  # signature of every model must find its variables restored there.
+  for name in ("vae", "vamp", "ae"):
     path = exported.paths[name] / "assets.extra" / serving.WARMUP_FILE
     logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
             for record in tf.data.TFRecordDataset(str(path))]
