@@ -2,12 +2,11 @@
 
 The exported signatures are run in a subprocess that imports only TensorFlow
 and compared with the in-process model and with independent numpy
-computations; the REST and gRPC requests documented in README.md are parsed
-from it and executed against the loaded SavedModel the way TF Serving
-converts them.
+computations; the REST and gRPC requests documented in README.md and the
+export's warm-up requests are parsed and executed the way TF Serving converts
+and runs them (`tests/tf_serving_emulator.py`: no server binary exists here).
 """
 
-import collections
 import json
 import os
 import re
@@ -22,14 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
-from google.protobuf import message_factory
 from google.protobuf import text_format
 
 import kerasvae
 from kerasvae import artifacts
 from kerasvae import serving
+from tests import tf_serving_emulator
 
 REPO = Path(__file__).resolve().parents[1]
 H, W, C, D = 28, 28, 1, 2
@@ -149,35 +146,11 @@ def test_temporary_directories_are_not_versions(tmp_path, monkeypatch):
   assert [p.name for p in (tmp_path / "ae").iterdir()] == ["1"]
 
 
-def model_server_config_class():
-  """ModelServerConfig's fields from tensorflow_serving/config/model_server_config.proto.
-
-  tensorflow-serving-api is not installed, so the messages are declared here
-  (same names, types and field numbers) to parse models.config strictly.
-  """
-  f = descriptor_pb2.FileDescriptorProto(name="kerasvae_test_model_server_config.proto",
-                                         package="tensorflow.serving", syntax="proto3")
-  string, repeated = descriptor_pb2.FieldDescriptorProto.TYPE_STRING, 3
-  model = f.message_type.add(name="ModelConfig")
-  for name, number in (("name", 1), ("base_path", 2), ("model_platform", 4)):
-    model.field.add(name=name, number=number, type=string, label=1)
-  config_list = f.message_type.add(name="ModelConfigList")
-  config_list.field.add(name="config", number=1, label=repeated,
-                        type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                        type_name=".tensorflow.serving.ModelConfig")
-  server = f.message_type.add(name="ModelServerConfig")
-  server.field.add(name="model_config_list", number=1, label=1,
-                   type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                   type_name=".tensorflow.serving.ModelConfigList")
-  pool = descriptor_pool.DescriptorPool()
-  pool.Add(f)
-  return message_factory.GetMessageClass(
-      pool.FindMessageTypeByName("tensorflow.serving.ModelServerConfig"))
-
-
 def test_models_config_lists_every_model_with_an_absolute_base_path(exported):
+  from tensorflow_serving.config import model_server_config_pb2
+
   config = text_format.Parse((exported.base / "models.config").read_text(),
-                             model_server_config_class()())
+                             model_server_config_pb2.ModelServerConfig())
   entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
   assert entries == [(name, str((exported.base / name).resolve()), "tensorflow")
                      for name in ("ae", "vae", "vamp")]
@@ -205,26 +178,29 @@ def test_export_metadata(exported):
 # -- The signatures in a process that imports only TensorFlow ------------------------------------
 
 RUNNER = textwrap.dedent("""
-    import json, sys
+    import json, resource, sys
     import numpy as np
     import tensorflow as tf
     keras_after_import = {m for m in sys.modules if m.split(".")[0] in ("keras", "tf_keras")}
     jobs = json.load(open(sys.argv[1]))
-    loaded = {}
+    loaded, peak_rss_kb = {}, {}
     for job in jobs:
       if job["path"] not in loaded:
         loaded[job["path"]] = tf.saved_model.load(job["path"])
       fn = loaded[job["path"]].signatures[job["signature"]]
+      before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
       outputs = fn(**{k: tf.constant(np.load(v)) for k, v in job["inputs"].items()})
       for k, v in outputs.items():
         np.save(job["out"] + "." + k + ".npy", v.numpy())
+      peak_rss_kb[job["out"]] = [before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]
     keras_after_run = {m for m in sys.modules if m.split(".")[0] in ("keras", "tf_keras")}
     json.dump({"signatures": {p: sorted(m.signatures) for p, m in loaded.items()},
                "kerasvae": [m for m in sys.modules if m.split(".")[0] == "kerasvae"],
                "tensorflow_probability": [m for m in sys.modules
                                           if m.split(".")[0] == "tensorflow_probability"],
                "keras_imported_by_tensorflow": "keras" in keras_after_import,
-               "keras_added_by_load_and_run": sorted(keras_after_run - keras_after_import)},
+               "keras_added_by_load_and_run": sorted(keras_after_run - keras_after_import),
+               "peak_rss_kb": peak_rss_kb},
               open(sys.argv[2], "w"))
 """)
 
@@ -235,8 +211,15 @@ def tf_only_run(exported, tmp_path_factory):
   work = tmp_path_factory.mktemp("tf_only")
   x1, x5 = images(1, seed=1), images(5, seed=2)
   z = np.array([[0.0, 0.0], [1.5, -0.5], [-2.0, 3.0]], np.float32)
+  # One image scored alone, first in a batch of 64 and last in another batch of 64.
+  alone = images(1, seed=4)
+  first, last = images(64, seed=5), images(64, seed=6)
+  first[0], last[63] = alone[0], alone[0]
   arrays = {"x1": x1, "x5": x5, "z": z,
-            "n6": np.int32(6), "seed7": np.int32(7), "seed8": np.int32(8), "n0": np.int32(0)}
+            "n6": np.int32(6), "seed7": np.int32(7), "seed8": np.int32(8), "n0": np.int32(0),
+            "alone": alone, "first": first, "last": last,
+            "k1": np.int32(1), "k100": np.int32(100), "k500": np.int32(500),
+            "k5000": np.int32(5000)}
   for k, v in arrays.items():
     np.save(work / f"{k}.npy", v)
   jobs, outputs = [], {}
@@ -257,8 +240,12 @@ def tf_only_run(exported, tmp_path_factory):
     job(model, "sample", "sample8", num_samples="n6", seed="seed8")
     job(model, "sample", "sample_none", num_samples="n0", seed="seed7")
     if model != "ae":
-      job(model, "log_likelihood", "elbo_x5", images="x5")
-      job(model, "log_likelihood", "elbo_x5_again", images="x5")
+      job(model, "log_likelihood", "ll_x5_k500", images="x5", num_samples="k500")
+      job(model, "log_likelihood", "ll_x5_k500_again", images="x5", num_samples="k500")
+      job(model, "log_likelihood", "ll_x5_k1", images="x5", num_samples="k1")
+      for batch in ("alone", "first", "last"):
+        job(model, "log_likelihood", f"ll_{batch}_k100", images=batch, num_samples="k100")
+  job("vae", "log_likelihood", "ll_first_k5000", images="first", num_samples="k5000")
   (work / "jobs.json").write_text(json.dumps(jobs))
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
   result = subprocess.run([sys.executable, "-c", RUNNER, str(work / "jobs.json"),
@@ -271,7 +258,12 @@ def tf_only_run(exported, tmp_path_factory):
     return {Path(p).name[len(Path(prefix).name) + 1:-4]: np.load(p)
             for p in map(str, work.glob(Path(prefix).name + ".*.npy"))}
 
-  return types.SimpleNamespace(report=json.loads((work / "report.json").read_text()), read=read,
+  def peak_rss_growth_mb(model, key):
+    before, after = report["peak_rss_kb"][outputs[(model, key)]]
+    return (after - before) / 1024.0
+
+  report = json.loads((work / "report.json").read_text())
+  return types.SimpleNamespace(report=report, read=read, peak_rss_growth_mb=peak_rss_growth_mb,
                                **arrays)
 
 
@@ -338,33 +330,119 @@ def test_sample_is_seeded_and_matches_the_model(tf_only_run, exported, name):
   assert empty["images"].shape == (0, H, W, C) and empty["latents"].shape == (0, D)
 
 
-def test_log_likelihood_is_the_fixed_seed_elbo(tf_only_run, exported):
+def numpy_importance_weights(model, x, num_samples, encoded):
+  """Independent log w [K, B] and the draws' z_1 [B, D] from the signature's stateless draws.
+
+  numpy formulas for log q(z|x), log p(z) (N(0, I) or the VampPrior's mixture
+  of the encoder's Gaussians at the pseudo-inputs) and the Bernoulli log p(x|z)
+  of the decoder's logits, in float64.
+  """
+  eps = tf.random.stateless_normal([num_samples, 1, D], seed=[0, 0]).numpy().astype(np.float64)
+  mean = encoded["latent_mean"].astype(np.float64)  # [B, D]
+  log_var = encoded["latent_log_var"].astype(np.float64)  # [B, D]
+  z = mean + np.exp(0.5 * log_var) * eps  # [K, B, D]
+
+  def log_normal(v, m, lv):
+    return -0.5 * (np.log(2 * np.pi) + lv + (v - m) ** 2 / np.exp(lv)).sum(-1)
+
+  log_q = log_normal(z, mean, log_var)  # [K, B]
+  if model.prior.analytic_kl:
+    log_pz = log_normal(z, 0.0, 0.0)
+  else:
+    pseudo_mean, pseudo_log_var = (t.numpy().astype(np.float64) for t in model.posterior_params(
+        np.clip(model.prior.pseudo_inputs.numpy(), 0.0, 1.0)))  # [M, D] x2
+    components = log_normal(z[..., None, :], pseudo_mean, pseudo_log_var)  # [K, B, M]
+    log_pz = np.logaddexp.reduce(components, axis=-1) - np.log(len(pseudo_mean))
+  logits = model.decoder(z.reshape(-1, D).astype(np.float32)).numpy().astype(np.float64)
+  logits = logits.reshape((num_samples,) + x.shape)
+  log_px = -(np.logaddexp(0.0, logits) - x.astype(np.float64) * logits).sum(axis=(2, 3, 4))
+  return log_px + log_pz - log_q, z[0], log_q[0] - log_pz[0]
+
+
+@pytest.mark.parametrize("name", ["vae", "vamp"])
+def test_log_likelihood_is_the_importance_weighted_bound(tf_only_run, exported, name):
+  model, run = exported.models[name], tf_only_run
+  served, again = run.read(name, "ll_x5_k500"), run.read(name, "ll_x5_k500_again")
+  assert sorted(served) == sorted(serving.LOG_LIKELIHOOD_OUTPUTS)
+  for k in serving.LOG_LIKELIHOOD_OUTPUTS:
+    assert served[k].shape == (5,)
+    np.testing.assert_array_equal(served[k], again[k])
+  log_w, _, _ = numpy_importance_weights(model, run.x5, 500, run.read(name, "encode_x5"))
+  log_mean_w = np.logaddexp.reduce(log_w, axis=0) - np.log(500)
+  np.testing.assert_allclose(served["log_likelihood"], log_mean_w, rtol=1e-5, atol=2e-3)
+  w = np.exp(log_w - log_w.max(0))  # [K, B], rescaled per image
+  se = np.sqrt((500 * (w ** 2).sum(0) / w.sum(0) ** 2 - 1.0) / 499)
+  np.testing.assert_allclose(served["standard_error"], se, rtol=2e-3, atol=1e-5)
+  # Within Monte Carlo error of the model's own estimator (fresh, unseeded draws), the error
+  # measured as the spread of 8 of its runs: the delta-method standard error understates it
+  # when a few weights dominate, as they do for this untrained model.
+  tf.random.set_seed(18)  # the reference draws are fixed too, so the test cannot flake
+  references = np.stack([model.iwae_log_likelihood(run.x5, num_samples=500).numpy()
+                         for _ in range(8)])  # [8, 5]
+  spread = references.std(0, ddof=1)
+  assert np.all(np.abs(served["log_likelihood"] - references.mean(0))
+                < 6.0 * spread * np.sqrt(1.0 + 1.0 / 8) + 1e-2), (served, references)
+  assert np.all(spread > 0)  # eight different estimates
+
+
+@pytest.mark.parametrize("name", ["vae", "vamp"])
+def test_log_likelihood_does_not_depend_on_batch_position(tf_only_run, name):
   run = tf_only_run
-  for name in ("vae", "vamp"):
-    model = exported.models[name]
-    terms, again = run.read(name, "elbo_x5"), run.read(name, "elbo_x5_again")
-    for k in ("elbo", "reconstruction", "kl"):
-      assert terms[k].shape == (5,)
-      np.testing.assert_array_equal(terms[k], again[k])
-    expected = model.elbo(run.x5, seed=tf.constant([0, 0]))
-    for k in ("elbo", "reconstruction", "kl"):
-      np.testing.assert_allclose(terms[k], expected[k].numpy(), rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(terms["elbo"], -(terms["reconstruction"] + terms["kl"]), rtol=1e-6)
-  # Independent numpy ELBO for the N(0, I) prior: z = mean + std * eps(seed [0, 0]),
-  # Bernoulli cross-entropy of the decoded z and the analytic KL.
-  model, x = exported.models["vae"], run.x5.astype(np.float64)
-  encoded = run.read("vae", "encode_x5")
-  mean = encoded["latent_mean"].astype(np.float64)  # [5, D]
-  log_var = encoded["latent_log_var"].astype(np.float64)  # [5, D]
-  eps = tf.random.stateless_normal([5, D], seed=[0, 0]).numpy()
-  z = (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
-  logits = model.decoder(z).numpy().astype(np.float64)
-  reconstruction = (np.logaddexp(0.0, logits) - x * logits).sum(axis=(1, 2, 3))
-  kl = 0.5 * (np.exp(log_var) + mean ** 2 - 1.0 - log_var).sum(-1)
-  terms = run.read("vae", "elbo_x5")
-  np.testing.assert_allclose(terms["reconstruction"], reconstruction, rtol=1e-5)
-  np.testing.assert_allclose(terms["kl"], kl, rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(terms["elbo"], -(reconstruction + kl), rtol=1e-5)
+  alone, first, last = (run.read(name, f"ll_{b}_k100") for b in ("alone", "first", "last"))
+  for k in serving.LOG_LIKELIHOOD_OUTPUTS:
+    assert alone[k].shape == (1,) and first[k].shape == last[k].shape == (64,)
+    np.testing.assert_allclose(first[k][0], alone[k][0], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(last[k][63], alone[k][0], rtol=1e-5, atol=1e-3)
+  # Other images get other values: the equality is not a constant output.
+  assert np.ptp(first["log_likelihood"]) > 1.0
+
+
+@pytest.mark.parametrize("name", ["vae", "vamp"])
+def test_log_likelihood_with_one_sample_is_the_elbo(tf_only_run, exported, name):
+  model, run = exported.models[name], tf_only_run
+  k1, k500 = run.read(name, "ll_x5_k1"), run.read(name, "ll_x5_k500")
+  for k in ("elbo", "reconstruction", "kl"):  # the one-sample terms do not depend on K
+    np.testing.assert_array_equal(k1[k], k500[k])
+  np.testing.assert_allclose(k1["elbo"], -(k1["reconstruction"] + k1["kl"]), rtol=1e-6)
+  assert np.all(np.isnan(k1["standard_error"]))  # no spread to estimate from one sample
+  log_w, z_1, kl_estimate = numpy_importance_weights(model, run.x5, 1, run.read(name, "encode_x5"))
+  # K = 1: log w_1 = log p(x|z_1) - (log q(z_1|x) - log p(z_1)), the one-sample ELBO at z_1.
+  np.testing.assert_allclose(k1["log_likelihood"], log_w[0], rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(k1["log_likelihood"], -(k1["reconstruction"] + kl_estimate),
+                             rtol=1e-5, atol=1e-3)
+  encoded = run.read(name, "encode_x5")
+  mean, log_var = (encoded[k].astype(np.float64) for k in ("latent_mean", "latent_log_var"))
+  if name == "vae":  # the analytic KL to N(0, I)
+    np.testing.assert_allclose(k1["kl"], 0.5 * (np.exp(log_var) + mean ** 2 - 1.0 - log_var).sum(-1),
+                               rtol=1e-4, atol=1e-6)
+  else:  # a one-sample KL estimate: the ELBO is log w_1 itself
+    np.testing.assert_allclose(k1["elbo"], k1["log_likelihood"], rtol=1e-5, atol=1e-3)
+  logits = model.decoder(z_1.astype(np.float32)).numpy().astype(np.float64)
+  x = run.x5.astype(np.float64)
+  np.testing.assert_allclose(k1["reconstruction"],
+                             (np.logaddexp(0.0, logits) - x * logits).sum(axis=(1, 2, 3)), rtol=1e-5)
+
+
+def test_log_likelihood_memory_is_bounded_for_k_5000(tf_only_run):
+  """64 images x 5,000 samples decoded at once would hold 1 GB of logits alone."""
+  out = tf_only_run.read("vae", "ll_first_k5000")
+  assert out["log_likelihood"].shape == (64,) and np.all(np.isfinite(out["log_likelihood"]))
+  k100 = tf_only_run.read("vae", "ll_first_k100")
+  # Smaller with 50x the samples (by less than 1/√50 here: a few weights dominate).
+  assert np.mean(out["standard_error"]) < 0.7 * np.mean(k100["standard_error"])
+  growth = tf_only_run.peak_rss_growth_mb("vae", "ll_first_k5000")
+  assert growth < 400, growth
+
+
+def test_standard_error_predicts_the_spread_over_seeds(exported):
+  model, x = exported.models["vamp"], images(4, seed=9)
+  fn = tf.function(lambda x, seed: serving.importance_weighted_log_likelihood(
+      model, x, tf.constant(100), seed=seed), autograph=False)
+  runs = [fn(x, tf.constant([s, 1])) for s in range(40)]
+  values = np.stack([r["log_likelihood"].numpy() for r in runs])  # [40, 4]
+  predicted = np.sqrt(np.mean(np.stack([r["standard_error"].numpy() for r in runs]) ** 2, 0))
+  ratio = values.std(0, ddof=1) / predicted  # per image; the SD of 40 draws is within ~±25 %
+  assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
 
 
 def test_saved_model_cli_lists_every_signature_input_and_output(exported):
@@ -385,6 +463,7 @@ def test_saved_model_cli_lists_every_signature_input_and_output(exported):
   images, latents = ("DT_FLOAT", "(-1, 28, 28, 1)"), ("DT_FLOAT", "(-1, 2)")
   scalar = ("DT_INT32", "()")
   per_example = ("DT_FLOAT", "(-1)")
+  terms = {k: per_example for k in serving.LOG_LIKELIHOOD_OUTPUTS}
 
   def entries(kind, **tensors):
     return {(kind, tensor) + spec for tensor, spec in tensors.items()}
@@ -397,8 +476,8 @@ def test_saved_model_cli_lists_every_signature_input_and_output(exported):
       "decode": entries("inputs", latents=latents) | entries("outputs", images=images),
       "sample": entries("inputs", num_samples=scalar, seed=scalar) | entries(
           "outputs", images=images, latents=latents),
-      "log_likelihood": entries("inputs", images=images) | entries(
-          "outputs", elbo=per_example, reconstruction=per_example, kl=per_example),
+      "log_likelihood": entries("inputs", images=images, num_samples=scalar) | entries(
+          "outputs", **terms),
   }
   assert listed["ae"] == {
       "serving_default": entries("inputs", images=images) | entries(
@@ -432,40 +511,76 @@ def fenced_blocks(language):
   return re.findall(rf"```{language}\n(.*?)```", serving_section(), flags=re.S)
 
 
-def rest_predict(loaded, body):
-  """Runs a REST :predict body against a loaded SavedModel as TF Serving converts it.
-
-  Row format (`instances`): a list with one entry per example, a dict of named
-  inputs or (one-input signatures) a bare value; each input is the stack of
-  its entries. Columnar format (`inputs`): a dict of named inputs or (one
-  input) a bare value, each a whole tensor. Returns `{"predictions": ...}` or
-  `{"outputs": ...}`, with the output names omitted when there is only one.
-  """
-  assert set(body) <= {"signature_name", "instances", "inputs"}, body.keys()
-  fn = loaded.signatures[body.get("signature_name", "serving_default")]
-  specs = fn.structured_input_signature[1]  # {name: TensorSpec}
-  if "instances" in body:
-    rows = body["instances"]
-    if all(isinstance(r, dict) for r in rows):
-      values = {k: [r[k] for r in rows] for k in rows[0]}
-    else:
-      assert len(specs) == 1, "bare-value instances need a one-input signature"
-      values = {next(iter(specs)): rows}
-  else:
-    columns = body["inputs"]
-    values = columns if isinstance(columns, dict) else {next(iter(specs)): columns}
-  assert set(values) == set(specs), (sorted(values), sorted(specs))
-  outputs = fn(**{k: tf.constant(np.asarray(v), dtype=specs[k].dtype) for k, v in values.items()})
-  outputs = {k: v.numpy().tolist() for k, v in outputs.items()}
-  if "instances" in body:
-    if len(outputs) == 1:
-      return {"predictions": next(iter(outputs.values()))}
-    n = len(next(iter(outputs.values())))
-    return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(n)]}
-  return {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
+@pytest.fixture(scope="module")
+def servable(exported):
+  """The VAE export loaded as TF Serving loads it (a session on the "serve" MetaGraphDef)."""
+  return tf_serving_emulator.Servable(exported.paths["vae"])
 
 
-def test_readme_rest_requests_run_against_the_export(exported, tmp_path):
+def test_warmup_requests_replay_against_every_signature(exported, servable):
+  from tensorflow_serving.apis import prediction_log_pb2
+
+  # Replayed in a session that restores the checkpoint, as TF Serving runs a SavedModel: every
+  # signature of every model must find its variables restored there.
+  for name in ("vae", "vamp", "ae"):
+    path = exported.paths[name] / "assets.extra" / serving.WARMUP_FILE
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(str(path))]
+    contract = serving.read_export_metadata(exported.paths[name])["signatures"]
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log"] * len(contract)
+    requests = {log.predict_log.request.model_spec.signature_name: log.predict_log.request
+                for log in logs}
+    assert sorted(requests) == sorted(contract)
+    assert all(r.model_spec.name == name for r in requests.values())
+    target = servable if name == "vae" else tf_serving_emulator.Servable(exported.paths[name])
+    loaded = tf.saved_model.load(str(exported.paths[name]))
+    for signature, request in requests.items():
+      assert sorted(request.inputs) == sorted(contract[signature]["inputs"])
+      response = target.predict(request)  # as TF Serving replays it at load
+      assert sorted(response.outputs) == sorted(contract[signature]["outputs"])
+      direct = loaded.signatures[signature](
+          **{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+      for k, v in response.outputs.items():
+        value = tf.make_ndarray(v)
+        expected_rank = len(contract[signature]["outputs"][k]["shape"])
+        assert value.ndim == expected_rank and value.shape[0] >= 1
+        np.testing.assert_allclose(value, direct[k].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_log_likelihood_num_samples_defaults_over_grpc_and_is_checked(exported, servable):
+  from tensorflow.core.protobuf import saved_model_pb2
+  from tensorflow_serving.apis import predict_pb2
+
+  saved = saved_model_pb2.SavedModel.FromString(
+      (exported.paths["vae"] / "saved_model.pb").read_bytes())
+  defaults = saved.meta_graphs[0].signature_def["log_likelihood"].defaults
+  assert sorted(defaults) == ["num_samples"]
+  assert tf.make_ndarray(defaults["num_samples"]) == serving.DEFAULT_NUM_SAMPLES
+  x = images(3, seed=11)
+
+  def request(**inputs):
+    r = predict_pb2.PredictRequest()
+    r.model_spec.name, r.model_spec.signature_name = "vae", "log_likelihood"
+    for k, v in inputs.items():
+      r.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+    return predict_pb2.PredictRequest.FromString(r.SerializeToString())  # over the wire
+
+  omitted = servable.predict(request(images=x))
+  sent = servable.predict(request(images=x, num_samples=np.int32(serving.DEFAULT_NUM_SAMPLES)))
+  other = servable.predict(request(images=x, num_samples=np.int32(10)))
+  for k in serving.LOG_LIKELIHOOD_OUTPUTS:
+    np.testing.assert_array_equal(tf.make_ndarray(omitted.outputs[k]), tf.make_ndarray(sent.outputs[k]))
+  assert not np.array_equal(tf.make_ndarray(other.outputs["log_likelihood"]),
+                            tf.make_ndarray(sent.outputs["log_likelihood"]))
+  for bad in (0, serving.MAX_NUM_SAMPLES + 1):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Expected num_samples"):
+      servable.predict(request(images=x, num_samples=np.int32(bad)))
+  # REST cannot leave an input out (json_tensor.cc asks for every named input).
+  with pytest.raises(tf_serving_emulator.ServingError, match="Missing named input: num_samples"):
+    servable.rest_predict({"signature_name": "log_likelihood", "inputs": {"images": x.tolist()}})
+
+
+def test_readme_rest_requests_run_against_the_export(exported, servable, tmp_path):
   # The Python block that writes image request files, run as a user would, in an empty directory.
   writers = [b for b in fenced_blocks("python") if "json.dump" in b]
   assert len(writers) == 1
@@ -474,9 +589,9 @@ def test_readme_rest_requests_run_against_the_export(exported, tmp_path):
   assert result.returncode == 0, result.stderr
   commands = [c for b in fenced_blocks("bash") for c in b.replace("\\\n", " ").splitlines()
               if c.startswith("curl -d")]
-  assert len(commands) == 10
-  loaded = tf.saved_model.load(str(exported.paths["vae"]))
+  assert len(commands) == 9
   model = exported.models["vae"]
+  loaded = tf.saved_model.load(str(exported.paths["vae"]))
   readme_images = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
   seen = set()
   for command in commands:
@@ -484,8 +599,9 @@ def test_readme_rest_requests_run_against_the_export(exported, tmp_path):
     assert words[:2] == ["curl", "-d"] and len(words) == 4, command
     assert words[3] == "http://localhost:8501/v1/models/vae:predict"
     data = words[2]
-    body = json.loads((tmp_path / data[1:]).read_text() if data.startswith("@") else data)
-    response = rest_predict(loaded, body)
+    body = (tmp_path / data[1:]).read_text() if data.startswith("@") else data
+    response = servable.rest_predict(body)  # raises where TF Serving would answer 400
+    body = json.loads(body)
     signature, form = body["signature_name"], "rows" if "instances" in body else "columns"
     seen.add((signature, form))
     result = response["predictions" if form == "rows" else "outputs"]
@@ -496,43 +612,43 @@ def test_readme_rest_requests_run_against_the_export(exported, tmp_path):
       assert body["inputs"] == {"num_samples": 4, "seed": 42}
       np.testing.assert_allclose(np.array(result["images"]), model.sample(4, seed=42).numpy(),
                                  atol=1e-6)
+    elif signature == "log_likelihood":
+      k = body["inputs"]["num_samples"]
+      expected = loaded.signatures["log_likelihood"](images=tf.constant(readme_images),
+                                                     num_samples=tf.constant(k, tf.int32))
+      assert sorted(result) == sorted(serving.LOG_LIKELIHOOD_OUTPUTS)
+      for name in serving.LOG_LIKELIHOOD_OUTPUTS:
+        np.testing.assert_allclose(result[name], expected[name].numpy(), rtol=1e-5, atol=1e-4)
     else:
       if form == "rows":  # a list of per-image dicts → columns
         result = {k: [r[k] for r in result] for k in result[0]}
-      if signature == "log_likelihood":
-        expected = model.elbo(readme_images, seed=tf.constant([0, 0]))
-        np.testing.assert_allclose(result["elbo"], expected["elbo"].numpy(), rtol=1e-5)
-        assert sorted(result) == ["elbo", "kl", "reconstruction"]
-      else:
-        mean, log_var = model.posterior_params(readme_images)
-        np.testing.assert_allclose(result["latent_mean"], mean.numpy(), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(result["latent_log_var"], log_var.numpy(), rtol=1e-5, atol=1e-6)
-        if signature == "serving_default":
-          np.testing.assert_allclose(result["reconstruction"],
-                                     model.reconstruct(readme_images).numpy(), atol=1e-6)
-  assert seen == {(s, f) for s in ("decode", "serving_default", "encode", "log_likelihood")
-                  for f in ("rows", "columns")} | {("sample", "columns")}
-  # As documented, `sample` cannot take the row format: its inputs are scalars.
-  with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
-    rest_predict(loaded, {"signature_name": "sample",
-                          "instances": [{"num_samples": 4, "seed": 42}]})
+      mean, log_var = model.posterior_params(readme_images)
+      np.testing.assert_allclose(result["latent_mean"], mean.numpy(), rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(result["latent_log_var"], log_var.numpy(), rtol=1e-5, atol=1e-6)
+      if signature == "serving_default":
+        np.testing.assert_allclose(result["reconstruction"],
+                                   model.reconstruct(readme_images).numpy(), atol=1e-6)
+  assert seen == {(s, f) for s in ("decode", "serving_default", "encode") for f in ("rows", "columns")
+                  } | {("sample", "columns"), ("log_likelihood", "columns")}
+  # As documented, scalar inputs have no row form: `sample` and `log_likelihood` refuse it.
+  for body in ({"signature_name": "sample", "instances": [{"num_samples": 4, "seed": 42}]},
+               {"signature_name": "log_likelihood",
+                "instances": [{"images": image, "num_samples": 100}
+                              for image in readme_images.tolist()]},
+               {"signature_name": "log_likelihood", "instances": readme_images.tolist()}):
+    with pytest.raises((tf_serving_emulator.ServingError, ValueError, tf.errors.OpError)):
+      servable.rest_predict(body)
 
 
-def test_readme_grpc_example_builds_the_right_tensors(exported, monkeypatch):
-  """Runs the README's gRPC example with a stand-in server that executes the loaded SavedModel."""
-  from tensorflow.core.framework import tensor_pb2
-  from tensorflow.core.framework import types_pb2
+def test_readme_grpc_example_runs_with_the_real_protos(exported, servable, monkeypatch):
+  """Runs the README's gRPC example: real tensorflow-serving-api requests, serialised as on the
+  wire, answered by the loaded SavedModel in place of the server."""
+  from tensorflow_serving.apis import predict_pb2
+  from tensorflow_serving.apis import prediction_service_pb2_grpc
 
   blocks = [b for b in fenced_blocks("python") if "predict_pb2" in b]
   assert len(blocks) == 1
-  loaded = tf.saved_model.load(str(exported.paths["vae"]))
   requests = []
-
-  class PredictRequest:
-
-    def __init__(self):
-      self.model_spec = types.SimpleNamespace(name="", signature_name="")
-      self.inputs = collections.defaultdict(tensor_pb2.TensorProto)
 
   class PredictionServiceStub:
 
@@ -540,35 +656,35 @@ def test_readme_grpc_example_builds_the_right_tensors(exported, monkeypatch):
       assert channel == ("insecure", "localhost:8500")
 
     def Predict(self, request, timeout):  # pylint: disable=invalid-name
+      assert isinstance(request, predict_pb2.PredictRequest) and timeout > 0
+      request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
       requests.append(request)
       assert request.model_spec.name == "vae"
-      fn = loaded.signatures[request.model_spec.signature_name]
-      outputs = fn(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
-      return types.SimpleNamespace(outputs={k: tf.make_tensor_proto(v.numpy())
-                                            for k, v in outputs.items()})
+      response = servable.predict(request)
+      return type(response).FromString(response.SerializeToString())
 
-  apis = types.ModuleType("tensorflow_serving.apis")
-  apis.predict_pb2 = types.SimpleNamespace(PredictRequest=PredictRequest)
-  apis.prediction_service_pb2_grpc = types.SimpleNamespace(
-      PredictionServiceStub=PredictionServiceStub)
-  grpc = types.SimpleNamespace(insecure_channel=lambda target: ("insecure", target))
-  for module_name, module in (("tensorflow_serving", types.ModuleType("tensorflow_serving")),
-                              ("tensorflow_serving.apis", apis), ("grpc", grpc)):
-    monkeypatch.setitem(sys.modules, module_name, module)
+  monkeypatch.setattr(prediction_service_pb2_grpc, "PredictionServiceStub", PredictionServiceStub)
+  monkeypatch.setitem(sys.modules, "grpc", types.SimpleNamespace(
+      insecure_channel=lambda target: ("insecure", target)))
   namespace = {}
   exec(compile(blocks[0], "README.md (gRPC example)", "exec"), namespace)
 
-  encode, sample = requests
+  encode, sample, log_likelihood = requests
   assert encode.model_spec.signature_name == "encode"
-  assert encode.inputs["images"].dtype == types_pb2.DT_FLOAT
   assert [d.size for d in encode.inputs["images"].tensor_shape.dim] == [2, H, W, C]
   np.testing.assert_array_equal(tf.make_ndarray(encode.inputs["images"]), namespace["images"])
   assert sample.model_spec.signature_name == "sample"
   for name, value in (("num_samples", 4), ("seed", 42)):
     proto = sample.inputs[name]
-    assert proto.dtype == types_pb2.DT_INT32 and list(proto.tensor_shape.dim) == []
-    assert tf.make_ndarray(proto) == value and tf.make_ndarray(proto).shape == ()
+    assert proto.dtype == tf.int32.as_datatype_enum and list(proto.tensor_shape.dim) == []
+    assert tf.make_ndarray(proto) == value
+  assert log_likelihood.model_spec.signature_name == "log_likelihood"
+  assert sorted(log_likelihood.inputs) == ["images"]  # num_samples: the SignatureDef's default
   model = exported.models["vae"]
   np.testing.assert_allclose(namespace["latent_mean"],
                              model.encode_mean(namespace["images"]).numpy(), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(namespace["samples"], model.sample(4, seed=42).numpy(), atol=1e-6)
+  expected = serving.importance_weighted_log_likelihood(
+      model, namespace["images"], tf.constant(serving.DEFAULT_NUM_SAMPLES))
+  np.testing.assert_allclose(namespace["log_px"], expected["log_likelihood"].numpy(),
+                             rtol=1e-5, atol=1e-3)

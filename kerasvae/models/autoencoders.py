@@ -272,13 +272,20 @@ class VAE(LatentVariableModel):
                  kl_weight=beta)
     return terms
 
-  def _iwae_log_weights(self, x, mean, log_var, num_samples, seed):
-    """log p(x, z_k) - log q(z_k|x) for `num_samples` draws per example: [S, B].
+  def importance_log_weights(self, x, mean, log_var, eps):
+    """log w_k = log p(x, z_k) - log q(z_k|x) at z_k = mean + exp(log_var / 2) * eps_k [3].
 
-    `seed` is a [2] int32 stateless seed: the same seed draws the same z_k.
+    Args:
+      x: images [B, H, W, C].
+      mean, log_var: the posterior parameters of x, [B, D] each.
+      eps: standard normal draws [S, B, D], or [S, 1, D] to share each draw
+        across the batch (common random numbers: an example's weights then do
+        not depend on its position in the batch).
+
+    Returns:
+      [S, B] log importance weights.
     """
-    batch = tf.shape(x)[0]
-    eps = tf.random.stateless_normal([num_samples, batch, self.latent_dim], seed=seed)
+    num_samples, batch = tf.shape(eps)[0], tf.shape(x)[0]
     z = mean + tf.exp(0.5 * log_var) * eps  # [S, B, D]
     log_q = distributions.diagonal_gaussian_log_prob(z, mean, log_var)  # [S, B]
     log_pz = self.prior.log_prob(z, encoder=self.posterior_params)  # [S, B]
@@ -286,6 +293,13 @@ class VAE(LatentVariableModel):
     x_rep = tf.tile(x, [num_samples, 1, 1, 1])  # [S*B, H, W, C], sample-major like z
     log_px = -self.likelihood.negative_log_likelihood(x_rep, params)  # [S*B]
     return tf.reshape(log_px, [num_samples, batch]) + log_pz - log_q
+
+  def _iwae_log_weights(self, x, mean, log_var, num_samples, seed):
+    """`importance_log_weights` for `num_samples` draws per example from the [2] int32
+    stateless `seed` (the same seed draws the same z_k): [S, B]."""
+    eps = tf.random.stateless_normal([num_samples, tf.shape(x)[0], self.latent_dim],
+                                     seed=seed)  # [S, B, D]
+    return self.importance_log_weights(x, mean, log_var, eps)
 
   def iwae_log_likelihood(self, x, num_samples=5000, chunk_size=None, seed=None):
     """The importance-weighted estimate of log p(x) with K = `num_samples` [3].
