@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -21,9 +22,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasvae import artifacts
+
 logger = logging.getLogger(__name__)
 
 LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
+HISTORY_FILE = "history.json"  # in the checkpoint directory
 
 
 class TrainingError(RuntimeError):
@@ -209,8 +213,13 @@ class Trainer:
     state.update({f"optimizer_{i}": v for i, v in enumerate(optimizer.variables)})
     state.update(epoch=self.epoch, best_eval_elbo=self.best_eval_elbo,
                  evals_since_best=self.evals_since_best)
+    self._state = state
     self.checkpoint = tf.train.Checkpoint(**state)  # restores what `manager` wrote
     checkpoint_dir = os.path.join(work_dir, "checkpoints")
+    # The history of the epochs a checkpoint holds, written before it: a resumed training
+    # keeps the epochs before the resume (restore keeps those up to the restored epoch).
+    self.history_path = os.path.join(checkpoint_dir, HISTORY_FILE)
+    self.history = []
     if not self.chief:  # other workers must save too (collectives), but somewhere private
       checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
     # Workers of a multi-worker run save together (collectives): synchronously, and on the
@@ -276,14 +285,46 @@ class Trainer:
     return train_fn
 
   def restore(self):
-    """Restores the newest checkpoint, if any. Returns the epoch to start from."""
-    latest = self.manager.latest_checkpoint
-    if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+    """Restores the newest intact checkpoint, if any. Returns the epoch to start from.
+
+    A checkpoint that fails to restore (TensorFlow checks every tensor's CRC32C) is
+    skipped, saying so, for the next older one; when every checkpoint is damaged, a
+    TrainingError says how to start again. The epochs' history saved beside the
+    checkpoints is restored up to the restored epoch.
+    """
+    self.manager.wait()
+    directory = self.manager.manager.directory
+    damaged = []
+    for prefix in _checkpoint_prefixes(directory):
+      try:
+        # A fresh Checkpoint object per attempt: a failed restore leaves nothing pending.
+        tf.train.Checkpoint(**self._state).restore(prefix).assert_existing_objects_matched()
+      except (tf.errors.OpError, ValueError, AssertionError) as error:
+        damaged.append((prefix, error))
+        continue
+      epoch = int(self.epoch.numpy())
       if self.chief:
-        print(f"train: resuming from {latest} ({int(self.epoch.numpy())} epochs done)",
-              flush=True)
-    return int(self.epoch.numpy())
+        for bad, error in damaged:
+          print(f"train: the checkpoint {bad} is damaged ({_first_line(error)}); "
+                "falling back to the newest intact one", flush=True)
+        print(f"train: resuming from {prefix} ({epoch} epochs done)", flush=True)
+      self.history = [r for r in _read_history(self.history_path) if r["epoch"] <= epoch]
+      if self.chief and [r["epoch"] for r in self.history] != list(range(1, epoch + 1)):
+        logger.warning("The history beside %s lacks some of its %d epochs; history.json will "
+                       "hold only the epochs it has.", prefix, epoch)
+      return epoch
+    if damaged:
+      names = ", ".join(f"{bad} ({_first_line(error)})" for bad, error in damaged)
+      raise TrainingError(f"Every checkpoint in {directory} is damaged: {names}. Train again "
+                          "from scratch with `kerasvae train --force`.")
+    return 0
+
+  def save_checkpoint(self, epochs_done):
+    """Saves the history so far, then the checkpoint of `epochs_done` epochs."""
+    if self.chief:
+      os.makedirs(os.path.dirname(self.history_path), exist_ok=True)
+      artifacts.write_json(self.history_path, history_json(self.history))
+    self.manager.save(checkpoint_number=epochs_done)
 
   def _progress(self, epoch):
     if self.config.progress and self.chief and sys.stdout.isatty():
@@ -306,7 +347,7 @@ class Trainer:
     start_epoch = self.restore()
     if start_epoch == 0 and self.chief and self.epoch_end_fn is not None:
       self.epoch_end_fn(0, self.train_writer, self.eval_writer)
-    history = []
+    history = self.history
     self._last_checkpoint = time.monotonic()
     iterator = iter(self.dataset)
     for epoch in range(start_epoch, self.config.epochs):
@@ -321,11 +362,13 @@ class Trainer:
         chunk = self._train_fn(iterator, tf.constant(n)).numpy()
         chunk = {k: float(v) for k, v in zip(self._logged_terms, chunk)}
         if not math.isfinite(chunk["loss"]):
+          latest = self.manager.latest_checkpoint
+          kept = (f"the last good checkpoint is {latest}" if latest else
+                  "no checkpoint was saved before it, so nothing is kept")
           raise TrainingError(
               f"The training loss became {chunk['loss']} at epoch {epoch + 1}, step "
-              f"{int(self.optimizer.iterations.numpy())}. Training stopped; the last good "
-              f"checkpoint is {self.manager.latest_checkpoint}. Lower train.learning_rate or "
-              "check the data for NaN/inf values.")
+              f"{int(self.optimizer.iterations.numpy())}. Training stopped; {kept}. Lower "
+              "train.learning_rate or check the data for NaN/inf values.")
         for k, v in chunk.items():
           totals[k] = totals.get(k, 0.0) + v
         done += n
@@ -347,8 +390,9 @@ class Trainer:
         record.update({f"eval/{k}": v for k, v in evaluation.items()})
         stop = self._early_stopping(evaluation)
       self.epoch.assign(epoch + 1)
+      history.append(record)
       if self._checkpoint_due(epoch + 1) or stop or epoch + 1 == self.config.epochs:
-        self.manager.save(checkpoint_number=epoch + 1)
+        self.save_checkpoint(epoch + 1)
         self._last_checkpoint = time.monotonic()
       self._write_scalars(record)
       if self.chief and self.epoch_end_fn is not None:
@@ -359,7 +403,6 @@ class Trainer:
         print(f"epoch {epoch + 1}/{self.config.epochs}: {summary} "
               f"({record['seconds']:.1f}s, {record['examples_per_second']:.0f} ex/s)",
               flush=True)
-      history.append(record)
       if stop:
         logger.info("Early stopping after epoch %d", epoch + 1)
         break
@@ -424,6 +467,34 @@ class Trainer:
       with writer.as_default(step=step):
         for name, value in values.items():
           tf.summary.scalar(name, value)
+
+
+def _checkpoint_prefixes(directory):
+  """The checkpoints in `directory`, newest first, found by their index files (not by the
+  `checkpoint` state file, which names only the newest and may itself be damaged)."""
+  if not os.path.isdir(directory):
+    return []
+  numbers = []
+  for name in os.listdir(directory):
+    match = re.fullmatch(r"ckpt-([0-9]+)\.index", name)
+    if match:
+      numbers.append(int(match.group(1)))
+  return [os.path.join(directory, f"ckpt-{n}") for n in sorted(numbers, reverse=True)]
+
+
+def _first_line(error):
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
+
+
+def _read_history(path):
+  """The history saved beside the checkpoints, or [] when there is none or it is unreadable."""
+  try:
+    with open(path) as f:
+      history = json.load(f)
+  except (OSError, ValueError):
+    return []
+  return [r for r in history if isinstance(r, dict) and isinstance(r.get("epoch"), int)]
 
 
 def history_json(history):
