@@ -7,7 +7,14 @@ import subprocess
 import sys
 import time
 
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
 from kerasvae import cli
+from kerasvae import models
+from kerasvae import training
 from kerasvae.steps import common
 from kerasvae.steps import configs
 from tests.pipeline_helpers import REPO
@@ -50,3 +57,21 @@ def test_training_killed_at_a_late_epoch_resumes_with_a_complete_history(tmp_pat
   assert all("train/loss" in r for r in history)
   meta = json.loads((run_dir / "train" / "metadata.json").read_text())
   assert meta["epochs_run"] == EPOCHS and meta["final"]["epoch"] == EPOCHS
+
+
+def test_a_nan_before_any_checkpoint_says_nothing_is_kept(tmp_path):
+  config = configs.TrainConfig(epochs=3, batch_size=8, progress=False, jit_compile="false")
+  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  optimizer = keras.optimizers.Adam(1e-3)
+  optimizer.build(model.trainable_variables)
+  bad = np.full((16, 4, 4, 1), np.nan, "float32")
+  trainer = training.Trainer(
+      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
+      lambda _: tf.data.Dataset.from_tensor_slices({"image": bad}).batch(8).repeat(),
+      steps_per_epoch=2, jit_compile=False)
+  with pytest.raises(training.TrainingError) as error:
+    trainer.train()
+  message = str(error.value)
+  assert "The training loss became nan at epoch 1" in message
+  assert "no checkpoint was saved before it, so nothing is kept" in message
+  assert "None" not in message

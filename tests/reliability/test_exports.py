@@ -1,9 +1,12 @@
-"""Two processes exporting one model name at once: distinct versions, no model lost."""
+"""Exports: two processes exporting one model name at once, and a change of signatures."""
 
 import json
 import subprocess
 import sys
 
+import pytest
+
+import kerasvae
 from kerasvae import serving
 from tests.pipeline_helpers import REPO
 from tests.pipeline_helpers import subprocess_env
@@ -60,3 +63,26 @@ def test_concurrent_exports_of_one_model_name_get_distinct_versions(tmp_path):
       str(base / "shared" / str(v)) for v in versions)
   assert [p.name for p in (base / "shared").iterdir() if p.name.startswith(".")] == []
   assert str((base / "shared").resolve()) in (base / "models.config").read_text()
+
+
+def test_a_version_with_other_signatures_is_refused_unless_allowed(tmp_path):
+  base = tmp_path / "saved_models"
+  serving.export_model(kerasvae.VAE((4, 4, 1), 2, hidden_units=(8,)), base, "vae")
+  autoencoder = kerasvae.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  with pytest.raises(serving.SignatureMismatchError) as error:
+    serving.export_model(autoencoder, base, "vae")
+  message = str(error.value)
+  assert f"Expected the signatures of {base / 'vae' / '1'} (VAE: decode, encode, " \
+         "log_likelihood, sample, serving_default)" in message
+  assert "Received: Autoencoder with decode, encode, sample, serving_default (without " \
+         "log_likelihood; other inputs or outputs in encode, serving_default)" in message
+  assert "--set export.allow_signature_change=true" in message
+  assert serving.list_versions(base / "vae") == [1]
+  assert [p.name for p in (base / "vae").iterdir()] == ["1"]  # nothing half-written
+  # Another latent size changes the shapes: refused too.
+  with pytest.raises(serving.SignatureMismatchError, match=r"other inputs or outputs in decode"):
+    serving.export_model(kerasvae.VAE((4, 4, 1), 3, hidden_units=(8,)), base, "vae")
+  path = serving.export_model(autoencoder, base, "vae", allow_signature_change=True)
+  assert path.name == "2"
+  # The same signatures again need no permission.
+  assert serving.export_model(autoencoder, base, "vae").name == "3"
