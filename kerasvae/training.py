@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -294,6 +295,12 @@ class Trainer:
     """
     self.manager.wait()
     directory = self.manager.manager.directory
+    if os.path.isdir(directory):
+      # TensorFlow writes a checkpoint into `ckpt-N_temp/` and merges it at the end: one left
+      # by a killed write is stale (the run lock admits one writer, and ours is not started).
+      for name in os.listdir(directory):
+        if re.fullmatch(r"ckpt-[0-9]+_temp", name):
+          shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
     damaged = []
     for prefix in _checkpoint_prefixes(directory):
       try:

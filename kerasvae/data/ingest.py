@@ -242,6 +242,21 @@ def ingest(config, output_dir, force=False):
                             "Received: a directory without metadata.json. Remove it or pass "
                             "force=True.")
 
+  try:
+    return _write(config, source, output_dir, force, artifact_fingerprint, content_hash, started)
+  except FileExistsError:
+    # Another process (a run with the same data) finished this artifact while we wrote ours:
+    # its artifact is the same, so it is used.
+    if (not force and is_complete(output_dir)
+        and read_json(output_dir / METADATA_FILE).get("fingerprint") == artifact_fingerprint):
+      logger.info("Another process wrote the same Examples artifact %s first; using it.",
+                  output_dir)
+      return output_dir
+    raise
+
+
+def _write(config, source, output_dir, force, artifact_fingerprint, content_hash, started):
+  use_source_splits = config.split.method == "source"
   names = {"train": config.train_split_name, "eval": config.eval_split_name}
   with atomic_directory(output_dir, overwrite=force) as tmp:
     scale = 1.0 / 255.0 if config.scale_to_unit else 1.0
