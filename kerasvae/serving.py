@@ -406,5 +406,6 @@ def read_export_metadata(version_dir):
   return artifacts.read_json(Path(version_dir) / METADATA_DIR / METADATA_FILE)
 
 
-__all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_models_config", "list_versions", "model_folders",
+__all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_models_config",
+           "list_versions", "model_folders",
            "signature_contract", "serving_signatures", "read_export_metadata", "has_posterior"]

@@ -159,3 +159,24 @@ def test_export_killed_before_its_metadata_is_not_exported_again(finished_run, c
   assert sorted(p.name for p in (tmp_path / "saved_models" / "tiny").iterdir()) == versions
   meta = json.loads((run_dir / "export" / "metadata.json").read_text())
   assert meta["outputs"]["saved_model"].endswith(f"/tiny/{versions[-1]}")
+
+
+def test_an_autoencoder_under_a_vaes_model_name_is_refused(finished_run, capsys):
+  tmp_path, _, _ = finished_run
+  (tmp_path / "ae").mkdir()
+  config_path = tiny_config(tmp_path / "ae", model={"kind": "autoencoder"},
+                            evaluate={"disentanglement": False, "iwae_samples": 0},
+                            export={"base_dir": str(tmp_path / "saved_models"),
+                                    "model_name": "tiny"})
+  versions = sorted(p.name for p in (tmp_path / "saved_models" / "tiny").iterdir())
+  capsys.readouterr()
+  assert cli.main(["run", "--config", str(config_path)]) == 2
+  err = capsys.readouterr().err
+  assert "kerasvae run: error: Expected the signatures of" in err
+  assert "Received: Autoencoder with decode, encode, sample, serving_default (without " \
+         "log_likelihood" in err
+  assert "--set export.allow_signature_change=true" in err
+  assert sorted(p.name for p in (tmp_path / "saved_models" / "tiny").iterdir()) == versions
+  assert cli.main(["export", "--config", str(config_path),
+                   "--set", "export.allow_signature_change=true"]) == 0
+  assert len(list((tmp_path / "saved_models" / "tiny").iterdir())) == len(versions) + 1
