@@ -272,7 +272,7 @@ def atomic_directory(final_path, overwrite=False):
                               dir=final_path.parent))
   try:
     yield tmp
-    if final_path.exists():
+    if overwrite and final_path.exists():
       # Move the old one aside first: a rename onto a non-empty directory fails.
       trash = final_path.with_name(temporary_name(final_path.name))
       os.replace(final_path, trash)

@@ -106,3 +106,15 @@ def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
   finally:
     live.kill()
     live.wait()
+
+
+def test_an_artifact_that_appears_while_writing_is_never_replaced(tmp_path):
+  final = tmp_path / "examples"
+  with pytest.raises(FileExistsError, match="Refusing to replace the existing"):
+    with artifacts.atomic_directory(final) as tmp:
+      (tmp / "mine").write_text("mine")
+      # Another writer finished first. Its directory is empty here, which a plain rename
+      # onto it (Linux) would silently replace.
+      final.mkdir()
+  assert final.is_dir() and list(final.iterdir()) == []
+  assert [p.name for p in tmp_path.iterdir()] == ["examples"]  # our temporary is gone
