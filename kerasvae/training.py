@@ -217,12 +217,12 @@ class Trainer:
     self._state = state
     self.checkpoint = tf.train.Checkpoint(**state)  # restores what `manager` wrote
     checkpoint_dir = os.path.join(work_dir, "checkpoints")
+    if not self.chief:  # other workers must save too (collectives), but somewhere private
+      checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
     # The history of the epochs a checkpoint holds, written before it: a resumed training
     # keeps the epochs before the resume (restore keeps those up to the restored epoch).
     self.history_path = os.path.join(checkpoint_dir, HISTORY_FILE)
     self.history = []
-    if not self.chief:  # other workers must save too (collectives), but somewhere private
-      checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
     # Workers of a multi-worker run save together (collectives): synchronously, and on the
     # epoch interval alone, never on each one's clock.
     self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
