@@ -28,7 +28,7 @@ model.set_weights([np.full(w.shape, float(tag == "b"), w.dtype) for w in model.g
 
 def barrier(name):
   (sync / f"{name}-{tag}").touch()
-  deadline = time.time() + 120
+  deadline = time.time() + 240
   while not (sync / f"{name}-{other}").exists():
     assert time.time() < deadline, f"the other writer never reached {name}"
     time.sleep(0.005)
@@ -50,10 +50,15 @@ def test_concurrent_exports_of_one_model_name_get_distinct_versions(tmp_path):
       cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for tag, other in (("a", "b"), ("b", "a"))}
   written = {}
-  for tag, proc in procs.items():
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err[-3000:]
-    written[tag] = json.loads(out.strip().splitlines()[-1])
+  try:
+    for tag, proc in procs.items():
+      out, err = proc.communicate(timeout=300)
+      assert proc.returncode == 0, err[-3000:]
+      written[tag] = json.loads(out.strip().splitlines()[-1])
+  finally:
+    for proc in procs.values():
+      proc.kill()
+      proc.wait()
   versions = serving.list_versions(base / "shared")
   assert versions == list(range(1, 2 * ROUNDS + 1))  # every export kept, none replaced
   for tag, paths in written.items():

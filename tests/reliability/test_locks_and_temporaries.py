@@ -48,10 +48,15 @@ def test_the_run_lock_admits_one_process_at_a_time(tmp_path):
                             env=subprocess_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True) for _ in range(6)]
   results = []
-  for proc in procs:
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err[-2000:]
-    results.append([int(n) for n in out.split()])
+  try:
+    for proc in procs:
+      out, err = proc.communicate(timeout=60)
+      assert proc.returncode == 0, err[-2000:]
+      results.append([int(n) for n in out.split()])
+  finally:
+    for proc in procs:
+      proc.kill()
+      proc.wait()
   assert sum(held for held, _ in results) > 100  # the lock changed hands often
   assert [overlaps for _, overlaps in results] == [0] * 6
 
