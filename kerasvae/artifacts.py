@@ -3,6 +3,7 @@
 import contextlib
 import datetime
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -204,6 +205,7 @@ def read_json(path):
 _RENAME_NOREPLACE = 1
 
 
+@functools.lru_cache(maxsize=None)
 def _renameat2():
   try:
     import ctypes  # pylint: disable=import-outside-toplevel
