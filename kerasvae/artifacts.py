@@ -2,11 +2,15 @@
 
 import contextlib
 import datetime
+import errno
+import functools
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
+import socket
 import tempfile
 import uuid
 from pathlib import Path
@@ -14,6 +18,11 @@ from pathlib import Path
 import numpy as np
 
 METADATA_FILE = "metadata.json"
+# Temporary files and directories are named `.<name>.tmp-<host>-<pid>-<random>`: a later
+# writer removes those whose process is gone (`remove_stale_temporaries`) and never another
+# live process's.
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
+_TEMPORARY = re.compile(r"\..*\.tmp-([0-9a-f]{8})-([0-9]+)-[^/]*")
 
 
 def fingerprint(obj):
@@ -29,6 +38,107 @@ def file_digest(path, chunk_size=1 << 20):
     for chunk in iter(lambda: f.read(chunk_size), b""):
       digest.update(chunk)
   return digest.hexdigest()
+
+
+def digest_files(root, exclude=(METADATA_FILE,), only=None):
+  """Size and SHA-256 of every file under `root`, to record what a step wrote.
+
+  SHA-256 reads 1.4 GB/s on one core of the machine the steps were measured on (AMD EPYC):
+  a 10 MB artifact costs 7 ms.
+
+  Args:
+    root: a directory (or a single file, digested under its own name).
+    exclude: relative paths to leave out (the metadata file that records the digests).
+    only: relative paths to digest instead of every file, or None.
+
+  Returns:
+    `{relative path: {"size": bytes, "sha256": hex}}`, sorted by path.
+  """
+  root = Path(root)
+  if only is not None:
+    files = [root / rel for rel in only]
+  elif root.is_file():
+    files = [root]
+  else:
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+  out = {}
+  for path in files:
+    rel = path.name if path == root else path.relative_to(root).as_posix()
+    if rel in exclude or _TEMPORARY.fullmatch(path.name):
+      continue
+    out[rel] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+  return out
+
+
+def find_damage(root, digests):
+  """The first file under `root` that differs from its recorded digest, described; or None.
+
+  Sizes are compared first (no reading), then contents. Files not in `digests` are ignored.
+
+  Args:
+    root: the directory the digests were taken in (or the single file).
+    digests: what `digest_files` returned when the artifact was written.
+  """
+  root = Path(root)
+  paths = {rel: (root if root.is_file() else root / rel) for rel in digests}
+  for rel, expected in digests.items():
+    if not paths[rel].is_file():
+      return f"{rel} is missing"
+    size = paths[rel].stat().st_size
+    if size != expected["size"]:
+      return f"{rel} has {size} bytes where {expected['size']} were written"
+  for rel, expected in digests.items():
+    actual = file_digest(paths[rel])
+    if actual != expected["sha256"]:
+      return (f"{rel} has other bytes than were written (SHA-256 {actual[:12]}…, "
+              f"expected {expected['sha256'][:12]}…)")
+  return None
+
+
+def temporary_name(name):
+  """A hidden sibling name for writing `name`: `.<name>.tmp-<host>-<pid>-<random>`."""
+  return f".{name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _process_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # someone else's live process
+    return True
+  return True
+
+
+def remove_stale_temporaries(directory):
+  """Removes temporaries in `directory` left by killed writers of this host.
+
+  Only names made by `temporary_name` whose process no longer runs are removed: a live
+  writer's temporary (another process's, or this one's) is left alone, and so is one
+  written from another host, whose processes this one cannot see.
+
+  Returns:
+    The removed paths.
+  """
+  directory = Path(directory)
+  removed = []
+  try:
+    entries = list(directory.iterdir())
+  except FileNotFoundError:
+    return removed
+  for path in entries:
+    match = _TEMPORARY.fullmatch(path.name)
+    if not match or match.group(1) != _HOST:
+      continue
+    pid = int(match.group(2))
+    if pid == os.getpid() or _process_alive(pid):
+      continue
+    if path.is_dir() and not path.is_symlink():
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      path.unlink(missing_ok=True)
+    removed.append(path)
+  return removed
 
 
 def hash_fraction(keys, salt):
@@ -69,11 +179,16 @@ def package_versions():
 def write_json(path, obj):
   """Writes JSON through a temporary file and a rename, so readers never see half a file."""
   path = Path(path)
-  tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True, default=str)
-    f.write("\n")
-  os.replace(tmp, path)
+  remove_stale_temporaries(path.parent)
+  tmp = path.with_name(temporary_name(path.name))
+  try:
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True, default=str)
+      f.write("\n")
+    os.replace(tmp, path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
 
 
 def read_json(path):
@@ -85,6 +200,47 @@ def read_json(path):
     raise FileNotFoundError(f"Expected a JSON file at {path}, but it does not exist.") from None
   except json.JSONDecodeError as e:
     raise ValueError(f"Expected valid JSON in {path}. Received: {e}") from None
+
+
+_RENAME_NOREPLACE = 1
+
+
+@functools.lru_cache(maxsize=None)
+def _renameat2():
+  try:
+    import ctypes  # pylint: disable=import-outside-toplevel
+    libc = ctypes.CDLL(None, use_errno=True)
+    function = libc.renameat2
+  except (OSError, AttributeError):
+    return None
+  function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                       ctypes.c_uint]
+  return function
+
+
+def rename_no_replace(source, target):
+  """Renames `source` to `target`, failing with FileExistsError if `target` exists.
+
+  `os.rename` of a directory onto an existing empty directory succeeds on Linux, so a plain
+  rename can replace what another process just created. Linux's `renameat2(RENAME_NOREPLACE)`
+  makes the check and the rename one step; elsewhere the check comes just before the rename.
+  """
+  function = _renameat2()
+  if function is not None:
+    import ctypes  # pylint: disable=import-outside-toplevel
+    at_fdcwd = -100
+    if function(at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(target),
+                _RENAME_NOREPLACE) == 0:
+      return
+    error = ctypes.get_errno()
+    if error == errno.EEXIST:
+      raise FileExistsError(errno.EEXIST, f"Refusing to replace the existing {target}",
+                            str(target))
+    if error not in (errno.ENOSYS, errno.EINVAL):  # not supported by this kernel or filesystem
+      raise OSError(error, os.strerror(error), str(source))
+  if os.path.lexists(target):
+    raise FileExistsError(errno.EEXIST, f"Refusing to replace the existing {target}", str(target))
+  os.rename(source, target)
 
 
 def is_complete(path):
@@ -99,7 +255,7 @@ def atomic_directory(final_path, overwrite=False):
   On an exception the temporary directory is removed, so a failed or
   interrupted writer never leaves something at `final_path` that looks
   complete. The temporary directory is a sibling (same filesystem), so the
-  final rename is atomic.
+  final rename is atomic; those of killed writers are removed first.
 
   Args:
     final_path: where the finished directory should appear.
@@ -113,17 +269,19 @@ def atomic_directory(final_path, overwrite=False):
   final_path.parent.mkdir(parents=True, exist_ok=True)
   if final_path.exists() and not overwrite:
     raise FileExistsError(f"Refusing to overwrite the existing artifact {final_path}.")
-  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.tmp-", dir=final_path.parent))
+  remove_stale_temporaries(final_path.parent)
+  tmp = Path(tempfile.mkdtemp(prefix=temporary_name(final_path.name) + "-",
+                              dir=final_path.parent))
   try:
     yield tmp
-    if final_path.exists():
+    if overwrite and final_path.exists():
       # Move the old one aside first: a rename onto a non-empty directory fails.
-      trash = final_path.with_name(f".{final_path.name}.old-{uuid.uuid4().hex}")
+      trash = final_path.with_name(temporary_name(final_path.name))
       os.replace(final_path, trash)
       os.replace(tmp, final_path)
       shutil.rmtree(trash, ignore_errors=True)
     else:
-      os.replace(tmp, final_path)
+      rename_no_replace(tmp, final_path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

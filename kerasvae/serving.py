@@ -5,8 +5,10 @@
 (a text-format `ModelServerConfig` listing every model folder). A version
 directory appears complete or not at all: it is written into a temporary
 sibling whose name starts with a dot (so TF Serving, which only loads
-directories named by an integer, never sees it) and renamed at the end.
-An existing version is never overwritten.
+directories named by an integer, never sees it) and renamed at the end,
+under a lock that gives concurrent exports distinct versions. An existing
+version is never overwritten, and a version whose signatures differ from the
+previous version's is refused unless allowed.
 
 The exported signatures are traced through the model's own methods, so the
 SavedModel holds plain TensorFlow ops and the model's variables only: it
@@ -38,9 +40,12 @@ Example:
   >>> loaded.signatures["encode"](images=x)["latent_mean"]
 """
 
+import contextlib
+import fcntl
 import os
 import re
-import uuid
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -332,10 +337,11 @@ def list_versions(model_dir):
                 if p.is_dir() and _VERSION.fullmatch(p.name))
 
 
+class SignatureMismatchError(ValueError):
+  """A new version's signatures differ from the previous version's of the same model name."""
+
+
 def _check_version(version, model_dir):
-  if version is None:
-    versions = list_versions(model_dir)
-    return versions[-1] + 1 if versions else 1
   if isinstance(version, bool) or not isinstance(version, int) or version < 1:
     raise ValueError("Expected version to be an integer >= 1 or None. "
                      f"Received: version={version!r}")
@@ -346,7 +352,73 @@ def _check_version(version, model_dir):
   return version
 
 
-def export_model(model, base_dir="saved_models", model_name="vae", version=None, metadata=None):
+def _describe_contract(contract):
+  return ", ".join(sorted(contract))
+
+
+def _contract_difference(old, new):
+  """What changed from the `old` signature contract to the `new` one, in words."""
+  parts = []
+  missing, added = sorted(set(old) - set(new)), sorted(set(new) - set(old))
+  if missing:
+    parts.append(f"without {', '.join(missing)}")
+  if added:
+    parts.append(f"with the new {', '.join(added)}")
+  changed = sorted(name for name in set(old) & set(new) if old[name] != new[name])
+  if changed:
+    parts.append(f"other inputs or outputs in {', '.join(changed)}")
+  return "; ".join(parts)
+
+
+def check_signatures(model_dir, contract, model_class=None):
+  """Refuses a new version whose signatures differ from the newest existing version's.
+
+  Clients of a model name call its signatures by name; a version without one (an
+  autoencoder after a VAE: no `log_likelihood`) or with other inputs and outputs breaks
+  them when TF Serving switches to it. Versions exported without kerasvae's metadata are
+  not compared.
+
+  Raises:
+    SignatureMismatchError: naming both versions' models and signatures.
+  """
+  model_dir = Path(model_dir)
+  for previous in reversed(list_versions(model_dir)):
+    path = model_dir / str(previous) / METADATA_DIR / METADATA_FILE
+    if not path.is_file():
+      continue
+    try:
+      info = artifacts.read_json(path)
+    except ValueError:
+      continue
+    old = info.get("signatures")
+    if old is None or old == contract:
+      return
+    raise SignatureMismatchError(
+        f"Expected the signatures of {model_dir / str(previous)} ({info.get('model_class')}: "
+        f"{_describe_contract(old)}) for a new version of model {model_dir.name!r}. Received: "
+        f"{model_class or 'a model'} with {_describe_contract(contract)} "
+        f"({_contract_difference(old, contract)}); clients of {model_dir.name!r} would break. "
+        "Export it under another model name, or allow the change explicitly "
+        "(allow_signature_change=True; in the pipeline --set export.allow_signature_change=true).")
+  return
+
+
+@contextlib.contextmanager
+def _directory_lock(directory):
+  """Holds an exclusive kernel (flock) lock on `directory` itself (no lock file to leave
+  behind), released when its process ends, however it ends. Held on the model folder
+  while a version is chosen and renamed into place, so that concurrent exports get
+  distinct versions."""
+  fd = os.open(directory, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
+
+
+def export_model(model, base_dir="saved_models", model_name="vae", version=None, metadata=None,
+                 allow_signature_change=False):
   """Exports a model as `<base_dir>/<model_name>/<version>/` for TF Serving.
 
   The SavedModel has the signatures of `signature_contract(model)`, and
@@ -354,9 +426,11 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
   image shape, the signature contract, `metadata` and package versions, and
   `assets.extra/tf_serving_warmup_requests` (see `write_warmup_requests`).
   `<base_dir>/models.config` is rewritten to list every model under
-  `base_dir`. The version directory is written into a temporary sibling
-  named `.<version>.tmp-*` and renamed when complete, so neither TF Serving
-  nor a reader ever sees half a version; on failure nothing is left.
+  `base_dir`. The SavedModel is written into a hidden temporary sibling
+  (`.export.tmp-*`); then, holding a lock on the model folder, the version
+  is chosen and the directory renamed to it, so that neither TF Serving nor a
+  reader ever sees half a version, two concurrent exports get two versions,
+  and an existing version is never replaced. On failure nothing is left.
 
   Args:
     model: a `VAE`, `Autoencoder` or `NoisyAutoencoder`.
@@ -366,12 +440,15 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       An existing version is refused.
     metadata: a JSON-serialisable dict stored with the export (e.g. the
       training run and its metrics).
+    allow_signature_change: export even if the signatures differ from those of
+      the model name's newest version (see `check_signatures`).
 
   Returns:
     The `Path` of the new version directory.
 
   Raises:
     FileExistsError: if `version` already exists.
+    SignatureMismatchError: the signatures differ from the previous version's.
     ValueError: on a bad `model_name`, `version` or `metadata`.
   """
   if not isinstance(model_name, str) or not _MODEL_NAME.fullmatch(model_name):
@@ -386,32 +463,53 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
                        f"without {attribute!r}")
   base_dir = Path(base_dir)
   model_dir = base_dir / model_name
-  version = _check_version(version, model_dir)
-  version_dir = model_dir / str(version)
+  if version is not None:
+    _check_version(version, model_dir)
+  contract = signature_contract(model)
+  if not allow_signature_change:  # before the costly save; checked again under the lock
+    check_signatures(model_dir, contract, type(model).__name__)
 
   module, signatures = serving_signatures(model)
   info = {
       "model_name": model_name,
-      "version": version,
       "model_class": type(model).__name__,
       "model_config": model.get_config(),
       "latent_dim": int(model.latent_dim),
       "image_shape": [int(s) for s in model.image_shape],
-      "signatures": signature_contract(model),
+      "signatures": contract,
       "log_likelihood_seed": list(LOG_LIKELIHOOD_SEED) if has_posterior(model) else None,
       "log_likelihood_default_num_samples": DEFAULT_NUM_SAMPLES if has_posterior(model) else None,
       "metadata": metadata or {},
       "package_versions": artifacts.package_versions(),
       "created": artifacts.utc_now(),
   }
-  with artifacts.atomic_directory(version_dir) as tmp:
+  model_dir.mkdir(parents=True, exist_ok=True)
+  artifacts.remove_stale_temporaries(model_dir)
+  tmp = Path(tempfile.mkdtemp(prefix=artifacts.temporary_name("export") + "-", dir=model_dir))
+  try:
     # mkdtemp makes the directory private (0700); a server running as another user must read it.
     os.chmod(tmp, 0o755)
     tf.saved_model.save(module, str(tmp), signatures=signatures)
     (tmp / METADATA_DIR).mkdir()
     write_warmup_requests(tmp / METADATA_DIR / WARMUP_FILE, model, model_name)
-    artifacts.write_json(tmp / METADATA_DIR / METADATA_FILE, info)
-  write_models_config(base_dir)
+    with _directory_lock(model_dir):
+      if version is None:
+        versions = list_versions(model_dir)
+        number = versions[-1] + 1 if versions else 1
+      else:
+        number = _check_version(version, model_dir)
+      if not allow_signature_change:
+        check_signatures(model_dir, contract, type(model).__name__)
+      info["version"] = number
+      artifacts.write_json(tmp / METADATA_DIR / METADATA_FILE, info)
+      version_dir = model_dir / str(number)
+      # Under the lock no other kerasvae export renames into model_dir; the no-replace
+      # rename also keeps a version another program made in between.
+      artifacts.rename_no_replace(tmp, version_dir)
+      write_models_config(base_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
   return version_dir
 
 
@@ -441,6 +539,12 @@ def write_models_config(base_dir="saved_models"):
   """
   base_dir = Path(base_dir)
   base_dir.mkdir(parents=True, exist_ok=True)
+  # Locked: a listing made before another export's rename must not replace a later one's.
+  with _directory_lock(base_dir):
+    return _write_models_config(base_dir)
+
+
+def _write_models_config(base_dir):
   lines = ["model_config_list {"]
   for folder in model_folders(base_dir):
     lines += ["  config {",
@@ -450,7 +554,7 @@ def write_models_config(base_dir="saved_models"):
               "  }"]
   lines.append("}")
   path = base_dir / MODELS_CONFIG_FILE
-  tmp = base_dir / f".{MODELS_CONFIG_FILE}.{uuid.uuid4().hex}.tmp"
+  tmp = base_dir / artifacts.temporary_name(MODELS_CONFIG_FILE)
   try:
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)
@@ -465,7 +569,7 @@ def read_export_metadata(version_dir):
   return artifacts.read_json(Path(version_dir) / METADATA_DIR / METADATA_FILE)
 
 
-__all__ = ["export_model", "write_models_config", "list_versions", "model_folders",
-           "signature_contract", "serving_signatures", "read_export_metadata", "has_posterior",
-           "importance_weighted_log_likelihood", "write_warmup_requests", "prediction_log",
-           "warmup_inputs"]
+__all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_models_config",
+           "list_versions", "model_folders", "signature_contract", "serving_signatures",
+           "read_export_metadata", "has_posterior", "importance_weighted_log_likelihood",
+           "write_warmup_requests", "prediction_log", "warmup_inputs"]

@@ -14,6 +14,8 @@ import json
 import logging
 import math
 import os
+import re
+import shutil
 import signal
 import sys
 import threading
@@ -23,11 +25,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasvae import progress
+from kerasvae import artifacts, progress
 
 logger = logging.getLogger(__name__)
 
 LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
+HISTORY_FILE = "history.json"  # in the checkpoint directory
 
 
 class TrainingError(RuntimeError):
@@ -238,10 +241,15 @@ class Trainer:
     state.update({f"optimizer_{i}": v for i, v in enumerate(optimizer.variables)})
     state.update(epoch=self.epoch, best_eval_elbo=self.best_eval_elbo,
                  evals_since_best=self.evals_since_best)
+    self._state = state
     self.checkpoint = tf.train.Checkpoint(**state)  # restores what `manager` wrote
     checkpoint_dir = os.path.join(work_dir, "checkpoints")
     if not self.chief:  # other workers must save too (collectives), but somewhere private
       checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
+    # The history of the epochs a checkpoint holds, written before it: a resumed training
+    # keeps the epochs before the resume (restore keeps those up to the restored epoch).
+    self.history_path = os.path.join(checkpoint_dir, HISTORY_FILE)
+    self.history = []
     # Workers of a multi-worker run save together (collectives): synchronously, and on the
     # epoch interval alone, never on each one's clock.
     self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -306,14 +314,57 @@ class Trainer:
     return train_fn
 
   def restore(self):
-    """Restores the newest checkpoint, if any. Returns the epoch to start from."""
-    latest = self.manager.latest_checkpoint
-    if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+    """Restores the newest intact checkpoint, if any. Returns the epoch to start from.
+
+    A checkpoint that fails to restore (TensorFlow checks every tensor's CRC32C) is
+    skipped, saying so, for the next older one; when every checkpoint is damaged, a
+    TrainingError says how to start again. The epochs' history saved beside the
+    checkpoints is restored up to the restored epoch.
+    """
+    self.manager.wait()
+    directory = self.manager.manager.directory
+    if os.path.isdir(directory):
+      # TensorFlow writes a checkpoint into `ckpt-N_temp/` and merges it at the end: one left
+      # by a killed write is stale (the run lock admits one writer, and ours is not started).
+      for name in os.listdir(directory):
+        if re.fullmatch(r"ckpt-[0-9]+_temp", name):
+          shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    damaged = []
+    for prefix in _checkpoint_prefixes(directory):
+      try:
+        # A fresh Checkpoint object per attempt: a failed restore leaves nothing pending.
+        tf.train.Checkpoint(**self._state).restore(prefix).assert_existing_objects_matched()
+      except (tf.errors.OpError, ValueError, AssertionError) as error:
+        damaged.append((prefix, error))
+        continue
+      epoch = int(self.epoch.numpy())
       if self.chief:
-        print(f"train: resuming from {latest} ({int(self.epoch.numpy())} epochs done)",
-              flush=True)
-    return int(self.epoch.numpy())
+        for bad, error in damaged:
+          print(f"train: the checkpoint {bad} is damaged ({_first_line(error)}); "
+                "falling back to the newest intact one", flush=True)
+        print(f"train: resuming from {prefix} ({epoch} epochs done)", flush=True)
+      self.history = [r for r in _read_history(self.history_path) if r["epoch"] <= epoch]
+      if self.chief and [r["epoch"] for r in self.history] != list(range(1, epoch + 1)):
+        logger.warning("The history beside %s lacks some of its %d epochs; history.json will "
+                       "hold only the epochs it has.", prefix, epoch)
+      return epoch
+    if damaged:
+      names = ", ".join(f"{bad} ({_first_line(error)})" for bad, error in damaged)
+      raise TrainingError(f"Every checkpoint in {directory} is damaged: {names}. Train again "
+                          "from scratch with `kerasvae train --force`.")
+    return 0
+
+  def save_checkpoint(self, epochs_done, snapshot=False):
+    """Saves the history so far, then the checkpoint of `epochs_done` epochs: of the
+    variables' current values, or (`snapshot`) of the copy the last `manager.snapshot()` took."""
+    if self.chief:
+      os.makedirs(os.path.dirname(self.history_path), exist_ok=True)
+      artifacts.write_json(self.history_path,
+                           history_json([r for r in self.history if r["epoch"] <= epochs_done]))
+    if snapshot:
+      self.manager.write_snapshot(epochs_done)
+    else:
+      self.manager.save(checkpoint_number=epochs_done)
 
   def _progress(self, epoch):
     """Keras' bar over the epoch's steps on a terminal (not under CI); else None: one line
@@ -390,7 +441,7 @@ class Trainer:
           f"same command resumes from the last complete checkpoint in "
           f"{self.manager.manager.directory}", number)
     if epochs_done > self._saved_epoch and self._snapshot_epoch == epochs_done:
-      self.manager.write_snapshot(epochs_done)
+      self.save_checkpoint(epochs_done, snapshot=True)
       self._saved_epoch = epochs_done
     latest = self.manager.latest_checkpoint  # waits for the write
     if not latest:
@@ -409,7 +460,7 @@ class Trainer:
     self._saved_epoch, self._snapshot_epoch = start_epoch, None
     if start_epoch == 0 and self.chief and self.epoch_end_fn is not None:
       self.epoch_end_fn(0, self.train_writer, self.eval_writer)
-    history = []
+    history = self.history
     self._last_checkpoint = time.monotonic()
     iterator = iter(self.dataset)
     for epoch in range(start_epoch, self.config.epochs):
@@ -423,11 +474,13 @@ class Trainer:
         chunk = self._train_fn(iterator, tf.constant(n)).numpy()
         chunk = {k: float(v) for k, v in zip(self._logged_terms, chunk)}
         if not math.isfinite(chunk["loss"]):
+          latest = self.manager.latest_checkpoint
+          kept = (f"the last good checkpoint is {latest}" if latest else
+                  "no checkpoint was saved before it, so nothing is kept")
           raise TrainingError(
               f"The training loss became {chunk['loss']} at epoch {epoch + 1}, step "
-              f"{int(self.optimizer.iterations.numpy())}. Training stopped; the last good "
-              f"checkpoint is {self.manager.latest_checkpoint}. Lower train.learning_rate or "
-              "check the data for NaN/inf values.")
+              f"{int(self.optimizer.iterations.numpy())}. Training stopped; {kept}. Lower "
+              "train.learning_rate or check the data for NaN/inf values.")
         for k, v in chunk.items():
           totals[k] = totals.get(k, 0.0) + v
         done += n
@@ -450,8 +503,9 @@ class Trainer:
         record.update({f"eval/{k}": v for k, v in evaluation.items()})
         stop = self._early_stopping(evaluation)
       self.epoch.assign(epoch + 1)
+      history.append(record)
       if self._checkpoint_due(epoch + 1) or stop or epoch + 1 == self.config.epochs:
-        self.manager.save(checkpoint_number=epoch + 1)
+        self.save_checkpoint(epoch + 1)
         self._last_checkpoint = time.monotonic()
         self._saved_epoch = self._snapshot_epoch = epoch + 1
       elif self.manager.asynchronous:
@@ -467,7 +521,6 @@ class Trainer:
         print(f"epoch {epoch + 1}/{self.config.epochs}: {summary} "
               f"({record['seconds']:.1f}s, {record['examples_per_second']:.0f} ex/s)",
               flush=True)
-      history.append(record)
       if stop:
         logger.info("Early stopping after epoch %d", epoch + 1)
         break
@@ -532,6 +585,34 @@ class Trainer:
       with writer.as_default(step=step):
         for name, value in values.items():
           tf.summary.scalar(name, value)
+
+
+def _checkpoint_prefixes(directory):
+  """The checkpoints in `directory`, newest first, found by their index files (not by the
+  `checkpoint` state file, which names only the newest and may itself be damaged)."""
+  if not os.path.isdir(directory):
+    return []
+  numbers = []
+  for name in os.listdir(directory):
+    match = re.fullmatch(r"ckpt-([0-9]+)\.index", name)
+    if match:
+      numbers.append(int(match.group(1)))
+  return [os.path.join(directory, f"ckpt-{n}") for n in sorted(numbers, reverse=True)]
+
+
+def _first_line(error):
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
+
+
+def _read_history(path):
+  """The history saved beside the checkpoints, or [] when there is none or it is unreadable."""
+  try:
+    with open(path) as f:
+      history = json.load(f)
+  except (OSError, ValueError):
+    return []
+  return [r for r in history if isinstance(r, dict) and isinstance(r.get("epoch"), int)]
 
 
 def history_json(history):

@@ -1,6 +1,7 @@
 """The pipeline end to end: CLI, configs, artifacts, reuse, TensorBoard, blessing, export."""
 
 import json
+import os
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -231,10 +232,9 @@ def test_step_without_its_input_says_what_to_run(tmp_path, capsys):
 
 def test_run_lock_refuses_a_second_writer(tmp_path):
   with common.run_lock(tmp_path / "run"):
-    (tmp_path / "run" / ".lock").write_text("1")  # pid 1 is alive: another writer
-    with pytest.raises(common.StepError, match="Another kerasvae process"):
-      with common.run_lock(tmp_path / "run"):
+    with pytest.raises(common.StepError, match=rf"Another kerasvae process \(pid {os.getpid()}\)"):
+      with common.run_lock(tmp_path / "run"):  # a second open file: a second writer
         pass
-  (tmp_path / "run" / ".lock").write_text("999999999")  # a dead writer's stale lock
+  (tmp_path / "run" / ".lock").write_text("1")  # a lock file nobody holds is no lock
   with common.run_lock(tmp_path / "run"):
     pass

@@ -141,7 +141,7 @@ def test_temporary_directories_are_not_versions(tmp_path, monkeypatch):
 
   monkeypatch.setattr(tf.saved_model, "save", spying_save)
   serving.export_model(kerasvae.Autoencoder((4, 4, 1), 2, hidden_units=(8,)), tmp_path, "ae")
-  assert len(seen) == 1 and seen[0].startswith(".1.tmp-")
+  assert len(seen) == 1 and seen[0].startswith(".export.tmp-")
   assert not tf_serving_would_load(seen[0])
   assert [p.name for p in (tmp_path / "ae").iterdir()] == ["1"]
 

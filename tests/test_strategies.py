@@ -1,4 +1,5 @@
-"""Distribution and fault tolerance: MirroredStrategy, multi-worker, resume after a kill, NaN."""
+"""Distribution and fault tolerance: MirroredStrategy, multi-worker, checkpoints, NaN (a kill and
+resume: tests/reliability/test_resume.py)."""
 
 import json
 import os
@@ -7,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,7 +20,6 @@ from kerasvae import training
 from kerasvae.steps import common
 from kerasvae.steps import configs
 from tests.pipeline_helpers import REPO
-from tests.pipeline_helpers import run_cli
 from tests.pipeline_helpers import subprocess_env
 from tests.pipeline_helpers import tiny_config
 
@@ -109,40 +108,6 @@ def test_multi_worker_strategy_trains_one_epoch_with_two_local_workers(tmp_path)
   assert meta["strategy"] == "CollectiveAllReduceStrategy" and meta["replicas"] == 2
   assert meta["epochs_run"] == 1 and np.isfinite(meta["final"]["train/loss"])
   assert (run_dir / "train" / "model" / "model.keras").is_file()
-
-
-def test_killed_training_resumes_from_its_last_checkpoint(tmp_path):
-  config_path = tiny_config(tmp_path, train={"epochs": 12, "steps_per_epoch": 40,
-                                             "batch_size": 32, "progress": False,
-                                             "checkpoint_min_seconds": 0})
-  assert cli.main(["ingest", "--config", str(config_path)]) == 0
-  run_dir = common.run_directory(configs.load_pipeline_config(config_path))
-  checkpoints = run_dir / "train" / "checkpoints"
-  proc = subprocess.Popen([sys.executable, "-m", "kerasvae.cli", "train", "--config",
-                           str(config_path)], cwd=REPO, env=subprocess_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 240
-
-  def recorded():  # the newest checkpoint the manager has recorded as complete (0: none)
-    latest = tf.train.latest_checkpoint(str(checkpoints))
-    return int(latest.rsplit("-", 1)[1]) if latest else 0
-
-  while recorded() < 2:  # files of a checkpoint being written may exist before it is recorded
-    assert proc.poll() is None, "training ended before it could be killed"
-    assert time.time() < deadline
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert not (run_dir / "train" / "metadata.json").exists()
-  done = recorded()
-  assert 2 <= done < 12
-  result = run_cli(["train", "--config", str(config_path)], cwd=REPO)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert f"resuming from {checkpoints}/ckpt-{done} ({done} epochs done)" in result.stdout
-  history = json.loads((run_dir / "train" / "history.json").read_text())
-  assert [r["epoch"] for r in history] == list(range(done + 1, 13))  # no completed epoch lost
-  meta = json.loads((run_dir / "train" / "metadata.json").read_text())
-  assert meta["final"]["epoch"] == 12
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from kerasvae import progress
-from kerasvae.artifacts import (METADATA_FILE, atomic_directory, fingerprint, hash_fraction,
-                                is_complete, package_versions, read_json, utc_now, write_json)
+from kerasvae.artifacts import (METADATA_FILE, atomic_directory, digest_files, find_damage,
+                                fingerprint, hash_fraction, is_complete, package_versions,
+                                read_json, utc_now, write_json)
 from kerasvae.config import ConfigError, from_dict, to_dict
 from kerasvae.data.config import IngestConfig
 from kerasvae.data.sources import DataError, open_source
@@ -220,17 +221,43 @@ def ingest(config, output_dir, force=False):
   if output_dir.exists() and not force:
     if is_complete(output_dir):
       old = read_json(output_dir / METADATA_FILE)
-      if old.get("fingerprint") == artifact_fingerprint:
+      same = old.get("fingerprint") == artifact_fingerprint
+      damage = find_damage(output_dir, old.get("digests") or {}) if same else None
+      if same and damage is None:
         logger.info("Reusing the Examples artifact at %s (same config and source content, "
                     "fingerprint %s).", output_dir, artifact_fingerprint[:12])
         return output_dir
-      raise FileExistsError(
-          f"Expected {output_dir} to be empty or to hold this config's artifact. Received: an "
-          f"artifact of another config or source (fingerprint {str(old.get('fingerprint'))[:12]}"
-          f", this one {artifact_fingerprint[:12]}). Pass force=True or use another directory.")
-    raise FileExistsError(f"Expected {output_dir} not to exist or to hold a complete artifact. "
-                          "Received: a directory without metadata.json. Remove it or pass force=True.")
+      if same:
+        # Rewriting it from the source is safe: the same config gives the same artifact.
+        print(f"ingest: the Examples artifact {output_dir} is damaged ({damage}); "
+              "writing it again from the source", flush=True)
+        force = True
+      else:
+        raise FileExistsError(
+            f"Expected {output_dir} to be empty or to hold this config's artifact. Received: an "
+            f"artifact of another config or source (fingerprint "
+            f"{str(old.get('fingerprint'))[:12]}, this one {artifact_fingerprint[:12]}). "
+            "Pass force=True or use another directory.")
+    else:
+      raise FileExistsError(f"Expected {output_dir} not to exist or to hold a complete artifact. "
+                            "Received: a directory without metadata.json. Remove it or pass "
+                            "force=True.")
 
+  try:
+    return _write(config, source, output_dir, force, artifact_fingerprint, content_hash, started)
+  except FileExistsError:
+    # Another process (a run with the same data) finished this artifact while we wrote ours:
+    # its artifact is the same, so it is used.
+    if (not force and is_complete(output_dir)
+        and read_json(output_dir / METADATA_FILE).get("fingerprint") == artifact_fingerprint):
+      logger.info("Another process wrote the same Examples artifact %s first; using it.",
+                  output_dir)
+      return output_dir
+    raise
+
+
+def _write(config, source, output_dir, force, artifact_fingerprint, content_hash, started):
+  use_source_splits = config.split.method == "source"
   names = {"train": config.train_split_name, "eval": config.eval_split_name}
   with atomic_directory(output_dir, overwrite=force) as tmp:
     scale = 1.0 / 255.0 if config.scale_to_unit else 1.0
@@ -319,6 +346,9 @@ def ingest(config, output_dir, force=False):
         "preprocessing": {"scale_to_unit": config.scale_to_unit, "binarize": config.binarize,
                           "threshold": config.threshold},
         "statistics": statistics,
+        # Size and SHA-256 of every file, checked by ingest before reusing the artifact and by
+        # the steps that read it: a damaged shard gets a named error, not a parse error.
+        "digests": digest_files(tmp),
         "package_versions": package_versions(),
         "timing": {"finished": utc_now(), "seconds": round(seconds, 3),
                    "images_per_second": round(total / max(seconds, 1e-9), 1)},

@@ -1,6 +1,7 @@
 """What every step shares: run directories, step metadata, reuse, locking, building models."""
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -57,22 +58,37 @@ def step_metadata(step, fingerprint, config, inputs, outputs, started, **extra):
               finished=artifacts.utc_now(), **extra)
 
 
+class DamagedArtifactError(StepError):
+  """An artifact's files differ from the digests its step recorded when it wrote them."""
+
+
+def check_artifact(directory, digests, what, step, redo, note=None):
+  """Raises DamagedArtifactError if a file under `directory` differs from its recorded digest.
+
+  Args:
+    directory: the artifact (a directory, or a single file).
+    digests: the `digests` its step recorded (`artifacts.digest_files`); None (an artifact
+      written before digests were recorded) checks nothing.
+    what: the artifact's name in the message ("Examples artifact", "trained model").
+    step: the step that wrote it.
+    redo: the command that redoes that step.
+    note: a remark after the command, or None.
+  """
+  if not digests:
+    return
+  problem = artifacts.find_damage(directory, digests)
+  if problem is not None:
+    raise DamagedArtifactError(
+        f"The {what} {directory} is damaged: {problem}. Redo the {step} step with `{redo}`"
+        + (f" ({note})." if note else "."))
+
+
 def require_step(step_dir, step, command_hint):
   """The metadata of a finished upstream step, or a StepError saying how to produce it."""
   if not artifacts.is_complete(step_dir):
     raise StepError(f"Expected a finished {step} step in {step_dir}, but it has no "
                     f"{artifacts.METADATA_FILE}. Run `{command_hint}` first.")
   return artifacts.read_json(Path(step_dir) / artifacts.METADATA_FILE)
-
-
-def _pid_alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
 
 
 def is_secondary_worker():
@@ -91,6 +107,11 @@ def is_secondary_worker():
 def run_lock(run_dir):
   """Holds `<run_dir>/.lock` so that two processes never write into the same run at once.
 
+  The lock is a kernel lock (flock) on the file, not the file's existence: the kernel
+  releases it when its process ends, however it ends, so there is no stale lock to judge
+  by a pid, and no moment when a lock file exists without an owner. The file holds the
+  holder's pid for the message of a refused second writer.
+
   The workers of one multi-worker training are one run: only the chief locks.
   """
   run_dir = Path(run_dir)
@@ -99,27 +120,33 @@ def run_lock(run_dir):
     yield run_dir
     return
   lock = run_dir / ".lock"
-  for _ in range(2):
-    try:
-      fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-      break
-    except FileExistsError:
-      try:
-        pid = int(lock.read_text().strip() or 0)
-      except (OSError, ValueError):
-        pid = 0
-      if pid and _pid_alive(pid) and pid != os.getpid():
-        raise StepError(f"Another kerasvae process (pid {pid}) is writing into {run_dir}. "
-                        f"Wait for it, or remove {lock} if that process is gone.") from None
-      lock.unlink(missing_ok=True)  # stale: its process is gone
-  else:
-    raise StepError(f"Could not lock {run_dir}: remove {lock}.")
-  with os.fdopen(fd, "w") as f:
-    f.write(str(os.getpid()))
+  fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
   try:
+    while True:
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        try:
+          pid = lock.read_text().strip() or "unknown"
+        except OSError:
+          pid = "unknown"
+        raise StepError(f"Another kerasvae process (pid {pid}) is writing into {run_dir}. "
+                        "Wait for it to finish.") from None
+      # A lock file unlinked by its previous holder after we opened it locks nothing.
+      try:
+        same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+      except FileNotFoundError:
+        same = False
+      if same:
+        break
+      os.close(fd)
+      fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    # The pid is only for the message above; the kernel lock is what excludes. One write of a
+    # fixed width: a reader sees the old pid or the new one, never a mix or a truncated file.
+    os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
     yield run_dir
   finally:
-    lock.unlink(missing_ok=True)
+    os.close(fd)  # releases the lock; the file stays (removing it would race a new holder)
 
 
 def remove_tree(path):

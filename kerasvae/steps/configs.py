@@ -122,6 +122,8 @@ class ExportConfig:
   base_dir: str = field("saved_models", help="TF Serving model base directory.")
   model_name: str = field("vae", help="The model's folder name under base_dir.")
   require_blessing: bool = field(True, help="Refuse an unblessed model (override with --force).")
+  allow_signature_change: bool = field(
+      False, help="Export even if the signatures differ from the model name's previous version.")
 
 
 @dataclasses.dataclass

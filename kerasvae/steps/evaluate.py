@@ -173,12 +173,20 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   train_meta = common.require_step(train_dir, "train", "kerasvae train")
   fingerprint = evaluate_fingerprint(config, train_meta)
   if not force and common.reusable(evaluate_dir, fingerprint):
-    print(f"evaluate: reusing {evaluate_dir} (same model and config; --force re-evaluates)")
-    return evaluate_dir
+    damage = artifacts.find_damage(evaluate_dir, artifacts.read_json(
+        evaluate_dir / artifacts.METADATA_FILE).get("digests") or {})
+    if damage is None:
+      print(f"evaluate: reusing {evaluate_dir} (same model and config; --force re-evaluates)")
+      return evaluate_dir
+    # Evaluating again is safe: same model, same config, same seed.
+    print(f"evaluate: the evaluation {evaluate_dir} is damaged ({damage}); evaluating again",
+          flush=True)
   timer = common.Timer()
   cfg = config.evaluate
   model = train_step.load_model(train_dir)
   examples_meta = reader.read_metadata(examples_dir)
+  common.check_artifact(examples_dir, examples_meta.get("digests"), "Examples artifact",
+                        "ingest", "kerasvae ingest", "it rewrites a damaged Examples artifact")
   data = reader.load_split(examples_dir, "eval", limit=cfg.num_examples)
   images, labels = data["image"], data.get("label")
   if len(images) == 0:
@@ -211,7 +219,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         inputs={"examples": examples_dir, "model": Path(train_dir) / train_step.MODEL_FILE},
         outputs={"metrics": evaluate_dir / "metrics.json",
                  "blessing": evaluate_dir / "blessing.json"},
-        started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"]))
+        started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"],
+        digests=artifacts.digest_files(tmp)))
   _write_tensorboard(train_dir, train_meta, metrics, figures)
   summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
       "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",

@@ -2,7 +2,10 @@
 
 The SavedModel goes to `<export.base_dir>/<export.model_name>/<version>/`
 (see `kerasvae.serving`); the step directory records which version holds this
-run's model, so re-running the pipeline does not export the same model twice.
+run's model and the digest of its files, so re-running the pipeline does not
+export the same model twice. The version's own metadata records the step's
+fingerprint too: a kill between the version's rename and the step's
+`metadata.json` is recovered by finding that version, not by exporting again.
 """
 
 from pathlib import Path
@@ -30,11 +33,25 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
   fingerprint = artifacts.fingerprint({"train": train_meta["fingerprint"],
                                        "evaluate": evaluate_meta["fingerprint"],
                                        "export": config_lib.to_dict(config.export)})
+  model_dir = Path(config.export.base_dir) / config.export.model_name
   if not force and common.reusable(export_dir, fingerprint):
-    version_dir = Path(artifacts.read_json(export_dir / artifacts.METADATA_FILE)["outputs"]["saved_model"])
+    meta = artifacts.read_json(export_dir / artifacts.METADATA_FILE)
+    version_dir = Path(meta["outputs"]["saved_model"])
     if version_dir.is_dir():
+      common.check_artifact(version_dir, meta.get("digests"), "exported SavedModel", "export",
+                            "kerasvae export --force", "it writes a new version")
       print(f"export: reusing {version_dir} (this model is already exported; --force exports again)")
       return version_dir
+  if not force:
+    version_dir = _exported_version(model_dir, fingerprint)
+    if version_dir is not None:  # exported, then killed before metadata.json was written
+      print(f"export: reusing {version_dir} (this model was exported by an interrupted run; "
+            "--force exports again)")
+      _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir,
+                      common.Timer(), forced=False)
+      return version_dir
+  common.check_artifact(evaluate_dir, evaluate_meta.get("digests"), "evaluation", "evaluate",
+                        "kerasvae evaluate --force")
   blessing = artifacts.read_json(Path(evaluate_dir) / "blessing.json")
   if not blessing["blessed"] and config.export.require_blessing and not force:
     failed = [c for c in blessing["checks"] if not c["passed"]]
@@ -48,10 +65,35 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
   timer = common.Timer()
   model = train_step.load_model(train_dir)
   metrics = artifacts.read_json(Path(evaluate_dir) / "metrics.json")
-  version_dir = serving.export_model(
-      model, base_dir=config.export.base_dir, model_name=config.export.model_name,
-      metadata={"run_dir": str(Path(train_dir).parent), "blessed": blessing["blessed"],
-                "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
+  try:
+    version_dir = serving.export_model(
+        model, base_dir=config.export.base_dir, model_name=config.export.model_name,
+        metadata={"run_dir": str(Path(train_dir).parent), "blessed": blessing["blessed"],
+                  "export_fingerprint": fingerprint,
+                  "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
+        allow_signature_change=config.export.allow_signature_change)
+  except serving.SignatureMismatchError as error:
+    raise ExportRefused(str(error)) from None
+  _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir, timer,
+                  forced=bool(force and not blessing["blessed"]))
+  print(f"export: wrote {version_dir}")
+  return version_dir
+
+
+def _exported_version(model_dir, fingerprint):
+  """The version of `model_dir` exported with this fingerprint, or None."""
+  for version in reversed(serving.list_versions(model_dir)):
+    try:
+      info = serving.read_export_metadata(model_dir / str(version))
+    except (FileNotFoundError, ValueError):
+      continue
+    if (info.get("metadata") or {}).get("export_fingerprint") == fingerprint:
+      return model_dir / str(version)
+  return None
+
+
+def _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir, timer,
+                    forced):
   export_dir.mkdir(parents=True, exist_ok=True)
   artifacts.write_json(export_dir / artifacts.METADATA_FILE, common.step_metadata(
       "export", fingerprint, config.export,
@@ -59,6 +101,5 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
               Path(evaluate_dir) / "blessing.json"},
       outputs={"saved_model": version_dir.resolve(),
                "models_config": Path(config.export.base_dir).resolve() / "models.config"},
-      started=timer.started, seconds=timer.seconds, forced=bool(force and not blessing["blessed"])))
-  print(f"export: wrote {version_dir}")
-  return version_dir
+      started=timer.started, seconds=timer.seconds, forced=forced,
+      digests=artifacts.digest_files(version_dir)))

@@ -49,11 +49,22 @@ def use_jit(setting, architecture):
 
 
 def load_model(train_dir):
-  """The trained model of a finished train step."""
+  """The trained model of a finished train step, checked against the digest train recorded."""
   path = Path(train_dir) / MODEL_FILE
   if not path.is_file():
     raise common.StepError(f"Expected a trained model at {path}. Run `kerasvae train` first.")
-  return keras.saving.load_model(path)
+  meta_path = Path(train_dir) / artifacts.METADATA_FILE
+  digests = artifacts.read_json(meta_path).get("digests") if meta_path.is_file() else None
+  if digests and MODEL_FILE in digests:
+    common.check_artifact(train_dir, {MODEL_FILE: digests[MODEL_FILE]}, "trained model", "train",
+                          "kerasvae train --force")
+  try:
+    return keras.saving.load_model(path)
+  except Exception as error:  # pylint: disable=broad-except  # zipfile, h5py, Keras errors
+    raise common.DamagedArtifactError(
+        f"Could not load the trained model {path}: {type(error).__name__}: "
+        f"{str(error).splitlines()[0] if str(error) else ''}. Redo the train step with "
+        "`kerasvae train --force`.") from error
 
 
 def _write_hparams_and_projector(logs_dir, config, eval_data, model, num_projected):
@@ -117,9 +128,14 @@ def run(config, examples_dir, train_dir, force=False):
   examples_meta = reader.read_metadata(examples_dir)
   fingerprint = train_fingerprint(config, examples_meta)
   if not force and common.reusable(train_dir, fingerprint):
+    common.check_artifact(train_dir, artifacts.read_json(
+        train_dir / artifacts.METADATA_FILE).get("digests"), "trained model", "train",
+                          "kerasvae train --force")
     logger.info("Reusing the trained model in %s", train_dir)
     print(f"train: reusing {train_dir} (same inputs and config; --force retrains)")
     return train_dir
+  common.check_artifact(examples_dir, examples_meta.get("digests"), "Examples artifact",
+                        "ingest", "kerasvae ingest", "it rewrites a damaged Examples artifact")
   strategy = training.make_strategy(config.train.strategy)
   chief = training.is_chief(strategy)
   stale = (train_dir / artifacts.METADATA_FILE).is_file()  # finished, but from other inputs
@@ -214,7 +230,8 @@ def run(config, examples_dir, train_dir, force=False):
                                                   "logs": train_dir / "logs"},
       started=timer.started, seconds=timer.seconds, replicas=replicas,
       strategy=type(strategy).__name__, steps_per_epoch=steps_per_epoch,
-      epochs_run=len(history), final=final))
+      epochs_run=len(history), final=final,
+      digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json"))))
   if trainer.interrupted is not None:  # it came after the last epoch: the step is complete
     raise training.TrainingInterrupted(
         f"{signal.Signals(trainer.interrupted).name} after the last epoch: the train step "

@@ -1,0 +1,78 @@
+"""A training killed by SIGKILL late in its run resumes with every epoch recorded exactly once."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasvae import cli
+from kerasvae import models
+from kerasvae import training
+from kerasvae.steps import common
+from kerasvae.steps import configs
+from tests.pipeline_helpers import REPO
+from tests.pipeline_helpers import subprocess_env
+from tests.pipeline_helpers import tiny_config
+
+EPOCHS = 8
+
+
+def test_training_killed_at_a_late_epoch_resumes_with_a_complete_history(tmp_path, capsys):
+  config_path = tiny_config(tmp_path, train={"epochs": EPOCHS, "steps_per_epoch": 5,
+                                             "batch_size": 32, "checkpoint_min_seconds": 0,
+                                             "images_every_epochs": 100})
+  assert cli.main(["ingest", "--config", str(config_path)]) == 0
+  run_dir = common.run_directory(configs.load_pipeline_config(config_path))
+  proc = subprocess.Popen([sys.executable, "-m", "kerasvae.cli", "train", "--config",
+                           str(config_path)], cwd=REPO, env=subprocess_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  watchdog = threading.Timer(240, proc.kill)  # bounded in time: a hung process ends the loop
+  watchdog.start()
+  try:
+    for line in proc.stdout:  # the trainer prints (and flushes) a line after every epoch
+      if line.startswith(f"epoch {EPOCHS - 2}/{EPOCHS}:"):
+        proc.send_signal(signal.SIGKILL)
+        break
+    else:
+      raise AssertionError("training ended (or hung) before it could be killed")
+  finally:
+    watchdog.cancel()
+    proc.kill()
+    proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  assert not (run_dir / "train" / "metadata.json").exists()
+  capsys.readouterr()
+  assert cli.main(["train", "--config", str(config_path)]) == 0
+  resumed = re.search(r"resuming from \S+/ckpt-([0-9]+) \(([0-9]+) epochs done\)",
+                      capsys.readouterr().out)
+  assert resumed and int(resumed.group(2)) >= 2  # checkpoints were written
+  history = json.loads((run_dir / "train" / "history.json").read_text())
+  assert [r["epoch"] for r in history] == list(range(1, EPOCHS + 1))  # each epoch exactly once
+  assert all("train/loss" in r for r in history)
+  meta = json.loads((run_dir / "train" / "metadata.json").read_text())
+  assert meta["epochs_run"] == EPOCHS and meta["final"]["epoch"] == EPOCHS
+
+
+def test_a_nan_before_any_checkpoint_says_nothing_is_kept(tmp_path):
+  config = configs.TrainConfig(epochs=3, batch_size=8, progress=False, jit_compile="false")
+  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  optimizer = keras.optimizers.Adam(1e-3)
+  optimizer.build(model.trainable_variables)
+  bad = np.full((16, 4, 4, 1), np.nan, "float32")
+  trainer = training.Trainer(
+      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
+      lambda _: tf.data.Dataset.from_tensor_slices({"image": bad}).batch(8).repeat(),
+      steps_per_epoch=2, jit_compile=False)
+  with pytest.raises(training.TrainingError) as error:
+    trainer.train()
+  message = str(error.value)
+  assert "The training loss became nan at epoch 1" in message
+  assert "no checkpoint was saved before it, so nothing is kept" in message
+  assert "None" not in message
