@@ -43,14 +43,26 @@ def _parser():
   return parser
 
 
+def _user_errors():
+  """The exceptions reported as one line (no traceback) with exit status 2.
+
+  Imported lazily: `kerasvae.training` imports TensorFlow, and a TrainingError can only
+  have been raised if it was imported.
+  """
+  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
+  from kerasvae.data.sources import DataError  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
+  errors = (ConfigError, DataError, StepError, FileExistsError, FileNotFoundError)
+  training = sys.modules.get("kerasvae.training")
+  return errors + ((training.TrainingError,) if training is not None else ())
+
+
 def main(argv=None):
   args = _parser().parse_args(argv)
   import logging  # pylint: disable=import-outside-toplevel
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
-  from kerasvae.data.sources import DataError  # pylint: disable=import-outside-toplevel
-  from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
-  from kerasvae.training import TrainingError  # pylint: disable=import-outside-toplevel
+  from kerasvae import _backend  # pylint: disable=import-outside-toplevel
+  _backend.quiet_tensorflow_import()
   try:
     if args.command == "study":
       from kerasvae import studies  # pylint: disable=import-outside-toplevel
@@ -75,8 +87,7 @@ def main(argv=None):
       print(f"SavedModel: {out['saved_model']}")
     print(f"TensorBoard: tensorboard --logdir {Path(out['run_dir']).parent}")
     return 0
-  except (ConfigError, DataError, StepError, TrainingError, FileExistsError,
-          FileNotFoundError) as e:
+  except _user_errors() as e:  # evaluated only when an exception arrives here
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
