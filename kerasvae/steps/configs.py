@@ -103,7 +103,9 @@ class EvaluateConfig:
   seed: int = field(0, help="Seed of the evaluation's random draws.")
   thresholds: dict = field(default_factory=dict,
                            help="metric: {lower_bound: x} or {upper_bound: x}; all must hold "
-                           "for the model to be blessed.")
+                           "for the model to be blessed. Thresholds on what the model kind "
+                           "lacks (an autoencoder's elbo, kl, iwae_log_likelihood) are "
+                           "skipped, so one config fits a VAE and an autoencoder.")
 
   def validate(self):
     for metric, bound in self.thresholds.items():

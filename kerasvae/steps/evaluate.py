@@ -80,10 +80,30 @@ def sample_quality_metrics(model, examples_dir, eval_images, seed):
   return {k: v for k, v in result.items() if isinstance(v, (int, float))}
 
 
-def check_thresholds(metrics, thresholds):
-  """The blessing: each `{metric: {lower_bound, upper_bound}}` checked against the metrics."""
+# What only a VAE measures: an autoencoder has no posterior, so no ELBO, KL or IWAE bound.
+VAE_ONLY_METRICS = ("elbo", "kl", "iwae_log_likelihood", "iwae_log_likelihood_stderr")
+
+
+def check_thresholds(metrics, thresholds, not_applicable=()):
+  """The blessing: each `{metric: {lower_bound, upper_bound}}` checked against the metrics.
+
+  Args:
+    metrics: the evaluate step's metrics.
+    thresholds: `evaluate.thresholds`.
+    not_applicable: metrics the model kind never has (`VAE_ONLY_METRICS` for an
+      autoencoder): their thresholds are recorded as skipped, so one config can
+      bless a VAE on its ELBO and an autoencoder on its reconstruction. Any
+      other missing metric fails its check.
+
+  Returns:
+    `{"blessed": bool, "checks": [...]}`; a skipped check has `"skipped": reason`.
+  """
   checks = []
   for metric, bound in sorted(thresholds.items()):
+    if metric in not_applicable:
+      checks.append({"metric": metric, "value": None, **bound, "passed": True,
+                     "skipped": f"this model kind has no {metric}"})
+      continue
     value = metrics.get(metric)
     ok = isinstance(value, (int, float))
     if ok and "lower_bound" in bound:
@@ -156,7 +176,9 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     metrics.update(disentanglement_metrics(model, truth, cfg))
   if cfg.sample_quality and labels is not None:
     metrics.update(sample_quality_metrics(model, examples_dir, images, cfg.seed))
-  blessing = check_thresholds(metrics, cfg.thresholds)
+  is_vae = hasattr(model, "iwae_log_likelihood")
+  blessing = check_thresholds(metrics, cfg.thresholds,
+                              not_applicable=() if is_vae else VAE_ONLY_METRICS)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
     figures = write_figures(model, images, labels, tmp, seed=cfg.seed)
     writer = tf.summary.create_file_writer(str(tmp / "logs"))
@@ -181,5 +203,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
       "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
       "factor_vae_score", "mig") if k in metrics)
-  print(f"evaluate: {summary}; blessed: {blessing['blessed']}")
+  skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
+  print(f"evaluate: {summary}; blessed: {blessing['blessed']}"
+        + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))
   return evaluate_dir
