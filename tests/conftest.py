@@ -9,7 +9,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_DIR = Path(os.environ.get("KERASVAE_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+MNIST_DIR = Path(os.environ.get("KERASVAE_MNIST_DIR")
+                 or Path(os.environ.get("KERASVAE_DATA_DIR") or REPO.parent / "shared" / "data")
+                 / "mnist")
 
 
 @pytest.fixture(scope="session")

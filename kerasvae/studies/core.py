@@ -122,16 +122,6 @@ def _dotted(mapping, where):
   return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
 
 
-def _resolve_data_paths(data):
-  """Relative idx paths that do not exist from here are read relative to the repository root."""
-  idx = data.get("ingest", {}).get("data", {}).get("idx", {})
-  for key, value in list(idx.items()):
-    if isinstance(value, str) and value and not Path(value).is_absolute():
-      if not Path(value).exists() and (REPO / value).exists():
-        idx[key] = str((REPO / value).resolve())
-  return data
-
-
 def load_study_config(path, overrides=(), quick=False, output=None):
   """Reads a study YAML into (title, settings, [(trial name, trial overrides, PipelineConfig)]).
 
@@ -155,9 +145,12 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     raise ConfigError(f"trials: expected a non-empty list of override mappings{source}. "
                       f"Received: {trials_raw!r}")
   data = {"study": raw.get("study") or {}, **(raw.get("base") or {})}
+  step_configs.resolve_file_data_paths(data, path)
   if quick:
     data = config_lib.apply_overrides(data, _dotted(raw.get("quick"), "quick"))
   data = config_lib.apply_overrides(data, overrides)
+  if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
+    step_configs.resolve_data_paths(data["ingest"], Path.cwd())
   settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=source)
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:
@@ -171,8 +164,8 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     name = str(entry.pop("name", None) or ", ".join(f"{k.split('.')[-1]}={v}"
                                                    for k, v in entry.items()))
     trial_data = config_lib.apply_overrides(data, _dotted(entry, f"trials[{i}]"))
+    step_configs.resolve_file_data_paths(trial_data, path)  # a trial's own paths: the file's
     trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
-    trial_data = _resolve_data_paths(trial_data)
     config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
                                   where=f"trials[{i}] ({name})", source=source)
     trials.append(Trial(name=name, overrides=entry, config=config))
