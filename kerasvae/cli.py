@@ -40,6 +40,8 @@ def _parser():
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
   study.add_argument("--output", default=None, help="study directory (default: studies/<name>)")
+  study.add_argument("--force", action="store_true",
+                     help="redo every trial's steps and the classifier even if finished")
   return parser
 
 
@@ -67,7 +69,7 @@ def main(argv=None):
     if args.command == "study":
       from kerasvae import studies  # pylint: disable=import-outside-toplevel
       report = studies.run_study(args.name, config=args.config, overrides=args.overrides,
-                                 quick=args.quick, output=args.output)
+                                 quick=args.quick, output=args.output, force=args.force)
       print(f"study {args.name}: report at {report}")
       return 0
     from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel

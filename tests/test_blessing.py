@@ -80,3 +80,12 @@ def test_a_collapsed_vae_is_refused_by_the_quickstart_thresholds(tmp_path, capsy
   err = capsys.readouterr().err
   assert "not blessed" in err and "active_units=0 (expected >= 1)" in err
   assert not (tmp_path / "saved_models" / "tiny").exists()
+
+
+def test_traversals_show_the_latents_with_the_most_kl_first():
+  dims, annotations = evaluate.informative_dims(
+      {"kl_per_dim": [0.0, 3.5, 0.01, 7.25, 0.0, 1.0], "activity": [1] * 6}, 6, limit=3)
+  assert dims == [3, 1, 5] and annotations == ["KL 7.25", "KL 3.50", "KL 1.00"]
+  dims, annotations = evaluate.informative_dims({"activity": [0.5, 2.0, 0.1]}, 3)
+  assert dims == [1, 0, 2] and annotations[0] == "var 2.00"  # an autoencoder: code variance
+  assert evaluate.informative_dims({}, 12) == (list(range(10)), None)

@@ -114,8 +114,31 @@ def check_thresholds(metrics, thresholds, not_applicable=()):
   return {"blessed": all(c["passed"] for c in checks), "checks": checks}
 
 
-def write_figures(model, images, labels, out_dir, seed=0):
-  """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard."""
+def informative_dims(metrics, latent_dim, limit=10):
+  """The latents worth a traversal row, most informative first, with a label for each.
+
+  A VAE's are ranked by their KL to the prior (`kl_per_dim`: an unused latent has
+  KL ≈ 0 and its row would not change), an autoencoder's by the variance of its
+  codes (`activity`); at most `limit` of them.
+
+  Returns:
+    `(dims, annotations)`.
+  """
+  if metrics.get("kl_per_dim") is not None:
+    scores, name = metrics["kl_per_dim"], "KL"
+  elif metrics.get("activity") is not None:
+    scores, name = metrics["activity"], "var"
+  else:
+    return list(range(min(latent_dim, limit))), None
+  order = [int(d) for d in np.argsort(-np.asarray(scores, np.float64), kind="stable")[:limit]]
+  return order, [f"{name} {scores[d]:.2f}" for d in order]
+
+
+def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
+  """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard.
+
+  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents.
+  """
   decode = lambda z: model.decode_mean(tf.constant(z, tf.float32)).numpy()  # noqa: E731
   out_dir = Path(out_dir)
   figures = {}
@@ -124,8 +147,13 @@ def write_figures(model, images, labels, out_dir, seed=0):
   originals = images[:10]
   figures["reconstructions"] = viz.reconstruction_figure(
       originals, model.reconstruct(tf.constant(originals)).numpy(), out_dir / "reconstructions.png")
+  dims, annotations = informative_dims(metrics or {}, model.latent_dim)
+  ranked = "" if annotations is None else (
+      f", the {len(dims)} with the largest {annotations[0].split()[0]}"
+      + (f" of {model.latent_dim}" if len(dims) < model.latent_dim else "") + " first")
   figures["traversals"] = viz.traversal_figure(
-      decode, model.latent_dim, out_dir / "traversals.png", dims=list(range(min(model.latent_dim, 10))))
+      decode, model.latent_dim, out_dir / "traversals.png", dims=dims, annotations=annotations,
+      title=f"Latent traversals: each row sweeps one latent{ranked}; the others at 0")
   if model.latent_dim == 2:
     figures["manifold"] = viz.manifold_figure(decode, out_dir / "manifold.png")
   codes = model.encode_mean(tf.constant(images[:2000])).numpy()
@@ -180,7 +208,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   blessing = check_thresholds(metrics, cfg.thresholds,
                               not_applicable=() if is_vae else VAE_ONLY_METRICS)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
-    figures = write_figures(model, images, labels, tmp, seed=cfg.seed)
+    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics)
     writer = tf.summary.create_file_writer(str(tmp / "logs"))
     with writer.as_default(step=0):
       for key, value in metrics.items():

@@ -65,7 +65,7 @@ STUDIES = {
 }
 
 
-def run_study(name, config=None, overrides=(), quick=False, output=None):
+def run_study(name, config=None, overrides=(), quick=False, output=None, force=False):
   """Runs every trial of a study and writes its report.
 
   Trials that already finished (same config) are reused, so an interrupted
@@ -80,6 +80,8 @@ def run_study(name, config=None, overrides=(), quick=False, output=None):
     quick: the tiny version (the `quick:` block of the YAML) the tests run.
     output: the study directory; default `studies/<name>` (`studies/<name>-quick`
       with `quick`).
+    force: redo every trial's steps (ingest, train, evaluate) and the study's
+      classifier even when finished ones with the same config exist.
 
   Returns:
     The path of `report.md`.
@@ -99,9 +101,9 @@ def run_study(name, config=None, overrides=(), quick=False, output=None):
   output.mkdir(parents=True, exist_ok=True)
   t0 = time.time()
   context = core.StudyContext(name=name, output=output, settings=settings, quick=quick,
-                              base=trials[0].config)
-  for trial in trials:
-    examples = core.run_trial(trial)
+                              base=trials[0].config, force=force)
+  for i, trial in enumerate(trials):
+    examples = core.run_trial(trial, force=force, force_ingest=force and i == 0)
     if context.examples_dir is not None and examples != context.examples_dir:
       raise ConfigError(f"Expected every trial of a study to share one ingest config. Received: "
                         f"trial {trial.name!r} reads {examples}, the first {context.examples_dir}")

@@ -81,6 +81,7 @@ class StudyContext:
   base: object  # the PipelineConfig of the first trial without its trial overrides
   examples_dir: Path = None
   classifier: object = None
+  force: bool = False  # --force: retrain the classifier too
   figures: list = dataclasses.field(default_factory=list)  # (caption, relative path)
 
   @property
@@ -175,11 +176,19 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   return raw.get("title") or path.stem, raw.get("description") or "", settings, trials
 
 
-def run_trial(trial):
-  """Runs ingest → train → evaluate for one trial; fills its metrics and timings."""
+def run_trial(trial, force=False, force_ingest=False):
+  """Runs ingest → train → evaluate for one trial; fills its metrics and timings.
+
+  A finished trial's steps are reused unless `force` (train and evaluate) and
+  `force_ingest` (the Examples artifact all trials share: redone once per study).
+  """
   from pipelines import pipeline  # pylint: disable=import-outside-toplevel
   print(f"study: trial {trial.name}")
-  out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
+  if force:
+    pipeline.run_pipeline(trial.config, steps=("ingest",), force=force_ingest)
+    out = pipeline.run_pipeline(trial.config, steps=("train", "evaluate"), force=True)
+  else:
+    out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
   trial.run_dir = Path(out["run_dir"])
   train_meta = artifacts.read_json(trial.run_dir / "train" / artifacts.METADATA_FILE)
   eval_meta = artifacts.read_json(trial.run_dir / "evaluate" / artifacts.METADATA_FILE)
@@ -224,8 +233,8 @@ def study_classifier(context):
   s = context.settings
   wanted = {"examples": str(context.examples_dir), "classifier_examples": s.classifier_examples,
             "classifier_epochs": s.classifier_epochs, "seed": s.seed}
-  if path.is_file() and meta_path.is_file() and artifacts.read_json(meta_path).get(
-      "config") == wanted:
+  if not context.force and path.is_file() and meta_path.is_file() and artifacts.read_json(
+      meta_path).get("config") == wanted:
     return sample_quality.load_feature_classifier(path)
   # Grey intensities: generated images are the decoder's means, which are grey too.
   train = reader.load_split(context.examples_dir, "train", limit=s.classifier_examples,
