@@ -19,5 +19,6 @@ def mnist_dir():
   """The shared official MNIST test split (IDX gzip); skips when this clone has no ../shared."""
   if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
     pytest.skip(f"shared MNIST files not found at {MNIST_DIR} "
-                "(set KERASVAE_MNIST_DIR to a folder with t10k-images-idx3-ubyte.gz)")
+                "(set KERASVAE_DATA_DIR to a folder with mnist/t10k-images-idx3-ubyte.gz, or "
+                "KERASVAE_MNIST_DIR to the mnist folder itself)")
   return MNIST_DIR
