@@ -94,16 +94,21 @@ def latent_usage(latent_mean, latent_log_var=None, threshold=0.01):
   return out
 
 
-def iwae_metrics(model, images, num_samples=5000, batch_size=100):
+def iwae_metrics(model, images, num_samples=5000, batch_size=100, seed=None):
   """The mean IWAE estimate of log p(x) in nats with K = `num_samples` [1].
+
+  With an integer `seed` the estimate is reproducible (batch i draws with the
+  stateless seed [seed, i]); None draws fresh noise.
 
   Returns:
     A dict: `iwae_log_likelihood` (mean), `iwae_log_likelihood_stderr` (its
     standard error over examples), `iwae_samples` (K) and `iwae_examples` (N).
   """
   values = np.concatenate([
-      model.iwae_log_likelihood(x, num_samples=num_samples).numpy()
-      for x in _batches(images, batch_size)])
+      model.iwae_log_likelihood(
+          x, num_samples=num_samples,
+          **({} if seed is None else {"seed": tf.constant([seed, i], tf.int32)})).numpy()
+      for i, x in enumerate(_batches(images, batch_size))])
   return {"iwae_log_likelihood": float(values.mean()),
           "iwae_log_likelihood_stderr": float(values.std(ddof=1) / np.sqrt(len(values)))
           if len(values) > 1 else 0.0,

@@ -197,7 +197,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   if cfg.iwae_samples > 0 and hasattr(model, "iwae_log_likelihood"):
     n = cfg.iwae_examples or len(images)
     print(f"evaluate: IWAE bound with K={cfg.iwae_samples} on {min(n, len(images))} examples")
-    metrics.update(likelihood.iwae_metrics(model, images[:n], num_samples=cfg.iwae_samples))
+    metrics.update(likelihood.iwae_metrics(model, images[:n], num_samples=cfg.iwae_samples,
+                                           seed=cfg.seed))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
     print("evaluate: disentanglement scores (β-VAE, FactorVAE, MIG)")

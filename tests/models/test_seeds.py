@@ -42,3 +42,11 @@ def test_iwae_takes_a_seed_and_is_reproducible_with_it(vae, images):
 def test_a_seed_that_is_not_an_integer_is_rejected_by_name(vae, images, seed):
   with pytest.raises(ValueError, match=r"Expected seed to be an integer.*Received: seed="):
     vae.elbo(images, seed=seed)
+
+
+def test_iwae_metrics_with_a_seed_are_reproducible(vae, images):
+  from kerasvae.metrics import likelihood  # pylint: disable=import-outside-toplevel
+  first, again, other = (likelihood.iwae_metrics(vae, images, num_samples=20, batch_size=3,
+                                                 seed=s) for s in (0, 0, 1))
+  assert first == again and first["iwae_examples"] == 4
+  assert first["iwae_log_likelihood"] != other["iwae_log_likelihood"]
