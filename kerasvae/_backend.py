@@ -53,8 +53,10 @@ def ensure_tensorflow_backend():
 class _FirstImportHook(importlib.abc.MetaPathFinder):
   """Runs `wrapper(exec_module, module)` in place of `exec_module(module)` when `name` is first imported.
 
-  A one-shot finder at the head of `sys.meta_path`: it removes itself, lets the
-  other finders find the module, and wraps that loader's `exec_module`.
+  A finder at the head of `sys.meta_path`: it lets the other finders find the
+  module and wraps that loader's `exec_module`; it leaves `sys.meta_path` when
+  the module is executed, so a mere `importlib.util.find_spec(name)` does not
+  use it up.
   """
 
   def __init__(self, name, wrapper):
@@ -65,20 +67,25 @@ class _FirstImportHook(importlib.abc.MetaPathFinder):
     if fullname != self.name:
       return None
     remove_hook(self)
-    spec = importlib.util.find_spec(fullname)
+    try:
+      spec = importlib.util.find_spec(fullname)
+    finally:
+      sys.meta_path.insert(0, self)
     if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
       return spec
     exec_module = spec.loader.exec_module
-    wrapper = self.wrapper
-    spec.loader.exec_module = lambda module: wrapper(exec_module, module)
+
+    def wrapped(module):
+      remove_hook(self)
+      self.wrapper(exec_module, module)
+
+    spec.loader.exec_module = wrapped
     return spec
 
 
 def remove_hook(hook):
-  try:
+  while hook in sys.meta_path:
     sys.meta_path.remove(hook)
-  except ValueError:
-    pass
 
 
 def on_first_import(name, wrapper):
