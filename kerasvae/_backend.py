@@ -1,10 +1,30 @@
-"""Makes sure Keras runs on TensorFlow before anything imports it."""
+"""Makes sure Keras runs on TensorFlow, and keeps TensorFlow's import out of the way until needed.
 
+Nothing here imports TensorFlow or Keras: `import kerasvae` and the commands that
+only read configs (`kerasvae config`, `--help`, a config error) stay fast.
+"""
+
+import importlib.abc
+import importlib.util
 import os
+import re
 import sys
+import tempfile
+
+# Read before the default below is set: a level the user chose is theirs to see.
+USER_SET_TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 
 # TensorFlow's C++ start-up chatter (CUDA probes on CPU machines) drowns the CLI's own output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Lines TensorFlow 2.21's shared libraries print while they load, before absl logging is
+# initialised, so that TF_CPP_MIN_LOG_LEVEL does not silence them (checked: levels 1-3).
+_LOAD_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|port\.cc:\d+\] oneDNN custom operations"
+    r"|cudart_stub\.cc|cuda_(?:dnn|fft|blas|plugin)\.cc|Unable to register cu(?:DNN|FFT|BLAS)"
+    r"|cpu_feature_guard\.cc|^To enable the following instructions: .*rebuild TensorFlow")
+
+_NO_DRIVER_NOISE = re.compile(r"cuda_platform\.cc:\d+\] failed call to cuInit")
 
 
 def ensure_tensorflow_backend():
@@ -28,3 +48,107 @@ def ensure_tensorflow_backend():
           "kerasvae needs the TensorFlow backend of Keras 3, but Keras was "
           f"already imported with backend={active!r}. Import kerasvae first "
           "or set KERAS_BACKEND=tensorflow.")
+
+
+class _FirstImportHook(importlib.abc.MetaPathFinder):
+  """Runs `wrapper(exec_module, module)` in place of `exec_module(module)` when `name` is first imported.
+
+  A finder at the head of `sys.meta_path`: it lets the other finders find the
+  module and wraps that loader's `exec_module`; it leaves `sys.meta_path` when
+  the module is executed, so a mere `importlib.util.find_spec(name)` does not
+  use it up.
+  """
+
+  def __init__(self, name, wrapper):
+    self.name = name
+    self.wrapper = wrapper
+
+  def find_spec(self, fullname, path=None, target=None):  # pylint: disable=unused-argument
+    if fullname != self.name:
+      return None
+    remove_hook(self)
+    try:
+      spec = importlib.util.find_spec(fullname)
+    finally:
+      sys.meta_path.insert(0, self)
+    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+      return spec
+    exec_module = spec.loader.exec_module
+
+    def wrapped(module):
+      remove_hook(self)
+      self.wrapper(exec_module, module)
+
+    spec.loader.exec_module = wrapped
+    return spec
+
+
+def remove_hook(hook):
+  while hook in sys.meta_path:
+    sys.meta_path.remove(hook)
+
+
+def on_first_import(name, wrapper):
+  """Arranges for `wrapper(exec_module, module)` to run the first import of top-level module `name`.
+
+  Returns:
+    The hook, or None when `name` is already imported (nothing to wrap).
+  """
+  if name in sys.modules:
+    return None
+  for hook in sys.meta_path:
+    if isinstance(hook, _FirstImportHook) and hook.name == name and hook.wrapper == wrapper:
+      return hook
+  hook = _FirstImportHook(name, wrapper)
+  sys.meta_path.insert(0, hook)
+  return hook
+
+
+def _exec_without_load_noise(exec_module, module):
+  """Executes TensorFlow's `__init__` with fd 2 captured, then writes back all but the load noise.
+
+  The noise comes from C++ static initialisers writing straight to file descriptor 2,
+  so only an OS-level redirection catches it; everything else printed meanwhile
+  (Python warnings, real errors) is written to stderr afterwards, in order.
+  """
+  try:
+    sys.stderr.flush()
+    saved = os.dup(2)
+  except (OSError, AttributeError, ValueError):
+    exec_module(module)
+    return
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      exec_module(module)
+      # Listing devices initialises the CUDA platform now, whose failed cuInit on a machine
+      # without a driver would otherwise print an error line at the first op.
+      module.config.list_physical_devices("GPU")
+    finally:
+      try:
+        sys.stderr.flush()
+      except (OSError, ValueError):
+        pass
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      text = captured.read().decode("utf-8", errors="replace")
+      # cuInit's failure is noise only where the loader found no CUDA driver at all.
+      no_driver = "Could not find cuda drivers" in text
+      kept = "".join(line for line in text.splitlines(keepends=True)
+                     if not (_LOAD_NOISE.search(line)
+                             or (no_driver and _NO_DRIVER_NOISE.search(line))))
+      if kept:
+        sys.stderr.write(kept)
+        sys.stderr.flush()
+
+
+def quiet_tensorflow_import():
+  """Drops TensorFlow's GPU-probe and CPU-feature lines from its first import in this process.
+
+  Left alone when the user set `TF_CPP_MIN_LOG_LEVEL` (they want TensorFlow's logs) or
+  TensorFlow is already imported. The command line calls this; importing kerasvae does not.
+  """
+  if USER_SET_TF_LOG_LEVEL:
+    return None
+  return on_first_import("tensorflow", _exec_without_load_noise)

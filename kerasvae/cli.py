@@ -42,6 +42,8 @@ def _parser():
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
   study.add_argument("--output", default=None, help="study directory (default: studies/<name>)")
+  study.add_argument("--force", action="store_true",
+                     help="redo every trial's steps and the classifier even if finished")
   _add_pipeline_parser(sub)
   return parser
 
@@ -88,6 +90,20 @@ def _pipeline(args):
   return 0
 
 
+def _user_errors():
+  """The exceptions reported as one line (no traceback) with exit status 2.
+
+  Imported lazily: `kerasvae.training` imports TensorFlow, and a TrainingError can only
+  have been raised if it was imported.
+  """
+  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
+  from kerasvae.data.sources import DataError  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
+  errors = (ConfigError, DataError, StepError, FileExistsError, FileNotFoundError)
+  training = sys.modules.get("kerasvae.training")
+  return errors + ((training.TrainingError,) if training is not None else ())
+
+
 def main(argv=None):
   args = _parser().parse_args(argv)
   if args.command == "pipeline":
@@ -100,15 +116,13 @@ def main(argv=None):
       return 2
   import logging  # pylint: disable=import-outside-toplevel
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
-  from kerasvae.data.sources import DataError  # pylint: disable=import-outside-toplevel
-  from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
-  from kerasvae.training import TrainingError  # pylint: disable=import-outside-toplevel
+  from kerasvae import _backend  # pylint: disable=import-outside-toplevel
+  _backend.quiet_tensorflow_import()
   try:
     if args.command == "study":
       from kerasvae import studies  # pylint: disable=import-outside-toplevel
       report = studies.run_study(args.name, config=args.config, overrides=args.overrides,
-                                 quick=args.quick, output=args.output)
+                                 quick=args.quick, output=args.output, force=args.force)
       print(f"study {args.name}: report at {report}")
       return 0
     if args.command == "pipeline":
@@ -130,8 +144,7 @@ def main(argv=None):
       print(f"SavedModel: {out['saved_model']}")
     print(f"TensorBoard: tensorboard --logdir {Path(out['run_dir']).parent}")
     return 0
-  except (ConfigError, DataError, StepError, TrainingError, FileExistsError,
-          FileNotFoundError) as e:
+  except _user_errors() as e:  # evaluated only when an exception arrives here
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt as e:  # training's TrainingInterrupted says what it saved

@@ -262,6 +262,31 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
     names = {"standard Gaussian": "standard Gaussian N(0, I)", "mixture": "Gaussian mixture",
              "VampPrior": "VampPrior"}
     assert "orders the priors " + " > ".join(names[k] for k in order) in text
+    # The quick study states the K it used (5) and explains only the columns it has.
+    assert "K = 5 samples per digit" in text and "K = 5000" not in text
+    assert "*FD*" in text and "*class entropy*" not in text and "*grey pixels*" not in text
+
+
+def test_study_force_redoes_every_trial_and_the_shared_ingest_once(tmp_path, monkeypatch):
+  from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+  calls = []
+  monkeypatch.setattr(pipeline, "run_pipeline", lambda config, steps, force=False, run_dir=None:
+                      calls.append((config.run.name, tuple(steps), force))
+                      or {"run_dir": tmp_path, "examples": tmp_path})
+  monkeypatch.setattr(core.artifacts, "read_json", lambda path: {})
+  _, _, _, trials = core.load_study_config(core.resolve_study_config_path("beta"),
+                                           output=tmp_path)
+  for i, trial in enumerate(trials[:2]):
+    core.run_trial(trial, force=True, force_ingest=i == 0)
+  core.run_trial(trials[2])
+  assert [c[1:] for c in calls] == [
+      (("ingest",), True), (("train", "evaluate"), True),
+      (("ingest",), False), (("train", "evaluate"), True),
+      (("ingest", "train", "evaluate"), False)]
+  received = {}
+  monkeypatch.setattr(studies, "run_study", lambda name, **kwargs: received.update(kwargs) or "r")
+  assert cli.main(["study", "beta", "--force", "--quick"]) == 0
+  assert received["force"] is True and received["quick"] is True
 
 
 def test_unknown_study_lists_the_names():
@@ -338,3 +363,11 @@ def test_trend_and_format():
   assert report.fmt(-0.004, 2) == "-0.00" and report.fmt(3) == "3"
   assert report.fmt([1.0, 2.5], 1) == "1.0 2.5"
   assert report.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_sample_quality_text_explains_only_the_table_columns():
+  text = mnist.sample_quality_text(mnist.SAMPLE_COLUMNS[:2]).format(n=200)
+  assert "*FD*" in text and "*confidence*" in text and "200 random latent points" in text
+  assert "*class entropy*" not in text and "*grey pixels*" not in text
+  full = mnist.SAMPLE_QUALITY_TEXT
+  assert all(f"*{name}*" in full for name in ("FD", "confidence", "class entropy", "grey pixels"))

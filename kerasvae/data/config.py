@@ -10,19 +10,75 @@ Example YAML:
   data:
     source: idx
     idx:
-      images: ../shared/data/mnist/t10k-images-idx3-ubyte.gz
-      labels: ../shared/data/mnist/t10k-labels-idx1-ubyte.gz
+      images: mnist/t10k-images-idx3-ubyte.gz
+      labels: mnist/t10k-labels-idx1-ubyte.gz
   split: {method: hash, eval_fraction: 0.1}
   binarize: dynamic
+
+Relative data paths are read from a base that does not depend on the current
+directory (`resolve_data_paths`): a YAML file's own folder, or for the bundled
+configs the data directory `$KERASVAE_DATA_DIR` (by default `../shared/data`
+beside the repository root).
 """
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Optional
 
 from kerasvae.config import ConfigError, field
 
 SOURCES = ("idx", "npz", "image_folder", "tfds", "dsprites")
 DSPRITES_SHAPES = ("square", "ellipse", "heart")
+
+
+# The fields of each source that name a file or folder to read.
+PATH_FIELDS = {
+    "idx": ("images", "labels", "eval_images", "eval_labels"),
+    "npz": ("path", "labels_path"),
+    "image_folder": ("root",),
+    "tfds": ("data_dir",),
+}
+DATA_DIR_ENV = "KERASVAE_DATA_DIR"
+
+
+def bundled_data_dir():
+  """The base of the bundled configs' relative data paths.
+
+  `$KERASVAE_DATA_DIR` when set, else `../shared/data` beside the repository root
+  (where the MNIST configs find `mnist/t10k-images-idx3-ubyte.gz`).
+  """
+  env = os.environ.get(DATA_DIR_ENV)
+  if env:
+    return Path(env).expanduser().absolute()
+  return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def resolve_data_paths(ingest, base):
+  """Makes the relative data paths of a plain-data `ingest:` block absolute against `base`.
+
+  Args:
+    ingest: the `ingest` mapping as read from YAML (modified in place).
+    base: the folder relative paths are read from: the YAML file's folder,
+      `bundled_data_dir()` for a bundled config, the current directory for
+      `--set` values.
+
+  Returns:
+    `ingest`. Absolute and `~` paths, and values that are not strings, are left as they are.
+  """
+  data = ingest.get("data") if isinstance(ingest, dict) else None
+  if not isinstance(data, dict):
+    return ingest
+  for source, fields in PATH_FIELDS.items():
+    block = data.get(source)
+    if not isinstance(block, dict):
+      continue
+    for name in fields:
+      value = block.get(name)
+      if isinstance(value, str) and value and not value.startswith("~") \
+          and not Path(value).is_absolute():
+        block[name] = os.path.normpath(Path(base).absolute() / value)
+  return ingest
 
 
 @dataclasses.dataclass

@@ -34,6 +34,23 @@ def images_of(data):
   return data
 
 
+def stateless_seed(seed):
+  """A seed for `tf.random.stateless_*`: an integer n becomes [n, 0]; a [2] tensor or None is kept.
+
+  Every `seed=` argument of the models takes either, so `sample(16, seed=7)` and
+  `elbo(x, seed=7)` are reproducible the same way.
+  """
+  if seed is None or tf.is_tensor(seed):
+    return seed
+  if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+    return tf.constant([int(seed), 0], dtype=tf.int32)
+  seed = np.asarray(seed)
+  if seed.shape == (2,) and np.issubdtype(seed.dtype, np.integer):
+    return tf.constant(seed, dtype=tf.int32)
+  raise ValueError("Expected seed to be an integer, a pair of integers or a [2] integer tensor. "
+                   f"Received: seed={seed!r}")
+
+
 def _check_number(value, name, low=0.0):
   if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or value < low:
     raise ValueError(f"Expected {name} to be a number >= {low}. Received: {name}={value}")
@@ -119,9 +136,7 @@ class LatentVariableModel(keras.Model):
     Returns:
       [num_samples, H, W, C] images.
     """
-    if seed is not None and not tf.is_tensor(seed):
-      seed = tf.constant([int(seed), 0], dtype=tf.int32)
-    return self.decode_mean(self.sample_latents(num_samples, seed=seed))
+    return self.decode_mean(self.sample_latents(num_samples, seed=stateless_seed(seed)))
 
   def loss_terms(self, x, training=False, step=None):
     """Per-example terms of the training objective.
@@ -253,14 +268,20 @@ class VAE(LatentVariableModel):
   def elbo_terms(self, x, training=False, seed=None):
     """One-sample ELBO terms per example: reconstruction, KL, ELBO = -(rec + KL). [B] each."""
     mean, log_var = self.posterior_params(x, training=training)  # [B, D] x2
-    z = distributions.reparameterized_sample(mean, log_var, seed=seed)  # [B, D]
+    z = distributions.reparameterized_sample(mean, log_var, seed=stateless_seed(seed))  # [B, D]
     reconstruction = self.likelihood.negative_log_likelihood(x, self.decode(z, training=training))
     kl = self.prior.kl(mean, log_var, z, encoder=self.posterior_params)  # [B]
     return {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
             "mean": mean, "log_var": log_var}
 
   def elbo(self, x, seed=None):
-    """The per-example ELBO (nats) with its parts: {"elbo", "reconstruction", "kl"}, [B] each."""
+    """The per-example ELBO (nats) with its parts: {"elbo", "reconstruction", "kl"}, [B] each.
+
+    Args:
+      x: images [B, H, W, C].
+      seed: an integer or a [2] integer tensor: the same seed draws the same z
+        (stateless sampling). None draws fresh noise.
+    """
     terms = self.elbo_terms(x, seed=seed)
     return {k: terms[k] for k in ("elbo", "reconstruction", "kl")}
 
@@ -294,11 +315,12 @@ class VAE(LatentVariableModel):
     log_px = -self.likelihood.negative_log_likelihood(x_rep, params)  # [S*B]
     return tf.reshape(log_px, [num_samples, batch]) + log_pz - log_q
 
-  def _iwae_log_weights(self, x, mean, log_var, num_samples, seed):
-    """`importance_log_weights` for `num_samples` draws per example from the [2] int32
-    stateless `seed` (the same seed draws the same z_k): [S, B]."""
-    eps = tf.random.stateless_normal([num_samples, tf.shape(x)[0], self.latent_dim],
-                                     seed=seed)  # [S, B, D]
+  def _iwae_log_weights(self, x, mean, log_var, num_samples, seed=None):
+    """`importance_log_weights` for `num_samples` draws per example: [S, B]. With a [2] int32
+    stateless `seed` the same seed draws the same z_k; None draws fresh noise."""
+    shape = [num_samples, tf.shape(x)[0], self.latent_dim]
+    eps = (tf.random.normal(shape) if seed is None
+           else tf.random.stateless_normal(shape, seed=seed))  # [S, B, D]
     return self.importance_log_weights(x, mean, log_var, eps)
 
   def iwae_log_likelihood(self, x, num_samples=5000, chunk_size=None, seed=None):
@@ -312,8 +334,8 @@ class VAE(LatentVariableModel):
       x: images [B, H, W, C].
       num_samples: K.
       chunk_size: samples per chunk; by default about 50,000 decoded images per chunk.
-      seed: an int or a [2] int32 stateless seed: the same seed (and chunk size) gives
-        the same estimate in any process. None: a new draw each call.
+      seed: an integer or a [2] integer tensor: the same seed (and chunk size) gives
+        the same estimate. None draws fresh noise.
 
     Returns:
       [B] log-likelihood estimates in nats.
@@ -325,18 +347,15 @@ class VAE(LatentVariableModel):
     if self._iwae_chunk_fn is None:
       self._iwae_chunk_fn = tf.function(self._iwae_log_weights, reduce_retracing=True)
     mean, log_var = self.posterior_params(x)
-    if seed is None:
-      seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
-    elif isinstance(seed, int):
-      seed = [seed, 0]
-    seed = tf.cast(seed, tf.int32)  # [2]
+    seed = stateless_seed(seed)
     total = tf.fill([batch], -np.inf)
     remaining = num_samples
     chunk = 0
     while remaining > 0:
       n = min(chunk_size, remaining)
-      log_w = self._iwae_chunk_fn(x, mean, log_var, n,
-                                  tf.random.experimental.stateless_fold_in(seed, chunk))  # [n, B]
+      chunk_seed = (None if seed is None
+                    else tf.random.experimental.stateless_fold_in(seed, chunk))
+      log_w = self._iwae_chunk_fn(x, mean, log_var, n, chunk_seed)  # [n, B]
       chunk += 1
       total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, 0)]), axis=0)
       remaining -= n

@@ -13,6 +13,8 @@ from kerasvae import config as config_lib
 from kerasvae.config import ConfigError
 from kerasvae.config import field
 from kerasvae.data.config import IngestConfig
+from kerasvae.data.config import bundled_data_dir
+from kerasvae.data.config import resolve_data_paths
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "configs"
 
@@ -104,7 +106,9 @@ class EvaluateConfig:
   seed: int = field(0, help="Seed of the evaluation's random draws.")
   thresholds: dict = field(default_factory=dict,
                            help="metric: {lower_bound: x} or {upper_bound: x}; all must hold "
-                           "for the model to be blessed.")
+                           "for the model to be blessed. Thresholds on what the model kind "
+                           "lacks (an autoencoder's elbo, kl, iwae_log_likelihood) are "
+                           "skipped, so one config fits a VAE and an autoencoder.")
 
   def validate(self):
     for metric, bound in self.thresholds.items():
@@ -170,10 +174,31 @@ def load_pipeline_config(path=None, overrides=(), base=None):
   """
   path = resolve_config_path(path or "quickstart")
   data = config_lib.load_yaml(path)
+  resolve_file_data_paths(data, path)
   if base:
     data = _deep_merge(base, data)
   data = config_lib.apply_overrides(data, overrides)
+  if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
+    resolve_data_paths(data["ingest"], Path.cwd())
   return config_lib.from_dict(PipelineConfig, data, where="config", source=f" (in {path})")
+
+
+def is_bundled(path):
+  """True for a config shipped in `pipelines/configs/` (or its `studies/`)."""
+  return Path(path).resolve().is_relative_to(CONFIG_DIR)
+
+
+def resolve_file_data_paths(data, path):
+  """Makes the relative data paths of the YAML `path`'s mapping `data` absolute, in place.
+
+  A bundled config's paths are relative to the data directory (`$KERASVAE_DATA_DIR`, by
+  default `../shared/data` beside the repository), a user's YAML's to its own folder: never
+  to the current directory, so a config works from anywhere.
+  """
+  if isinstance(data.get("ingest"), dict):
+    base = bundled_data_dir() if is_bundled(path) else Path(path).absolute().parent
+    resolve_data_paths(data["ingest"], base)
+  return data
 
 
 def _deep_merge(base, top):

@@ -106,10 +106,30 @@ def sample_quality_metrics(model, examples_dir, eval_images, seed):
   return {k: v for k, v in result.items() if isinstance(v, (int, float))}
 
 
-def check_thresholds(metrics, thresholds):
-  """The blessing: each `{metric: {lower_bound, upper_bound}}` checked against the metrics."""
+# What only a VAE measures: an autoencoder has no posterior, so no ELBO, KL or IWAE bound.
+VAE_ONLY_METRICS = ("elbo", "kl", "iwae_log_likelihood", "iwae_log_likelihood_stderr")
+
+
+def check_thresholds(metrics, thresholds, not_applicable=()):
+  """The blessing: each `{metric: {lower_bound, upper_bound}}` checked against the metrics.
+
+  Args:
+    metrics: the evaluate step's metrics.
+    thresholds: `evaluate.thresholds`.
+    not_applicable: metrics the model kind never has (`VAE_ONLY_METRICS` for an
+      autoencoder): their thresholds are recorded as skipped, so one config can
+      bless a VAE on its ELBO and an autoencoder on its reconstruction. Any
+      other missing metric fails its check.
+
+  Returns:
+    `{"blessed": bool, "checks": [...]}`; a skipped check has `"skipped": reason`.
+  """
   checks = []
   for metric, bound in sorted(thresholds.items()):
+    if metric in not_applicable:
+      checks.append({"metric": metric, "value": None, **bound, "passed": True,
+                     "skipped": f"this model kind has no {metric}"})
+      continue
     value = metrics.get(metric)
     ok = isinstance(value, (int, float))
     if ok and "lower_bound" in bound:
@@ -120,8 +140,31 @@ def check_thresholds(metrics, thresholds):
   return {"blessed": all(c["passed"] for c in checks), "checks": checks}
 
 
-def write_figures(model, images, labels, out_dir, seed=0):
-  """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard."""
+def informative_dims(metrics, latent_dim, limit=10):
+  """The latents worth a traversal row, most informative first, with a label for each.
+
+  A VAE's are ranked by their KL to the prior (`kl_per_dim`: an unused latent has
+  KL ≈ 0 and its row would not change), an autoencoder's by the variance of its
+  codes (`activity`); at most `limit` of them.
+
+  Returns:
+    `(dims, annotations)`.
+  """
+  if metrics.get("kl_per_dim") is not None:
+    scores, name = metrics["kl_per_dim"], "KL"
+  elif metrics.get("activity") is not None:
+    scores, name = metrics["activity"], "var"
+  else:
+    return list(range(min(latent_dim, limit))), None
+  order = [int(d) for d in np.argsort(-np.asarray(scores, np.float64), kind="stable")[:limit]]
+  return order, [f"{name} {scores[d]:.2f}" for d in order]
+
+
+def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
+  """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard.
+
+  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents.
+  """
   decode = lambda z: model.decode_mean(tf.constant(z, tf.float32)).numpy()  # noqa: E731
   out_dir = Path(out_dir)
   figures = {}
@@ -130,8 +173,13 @@ def write_figures(model, images, labels, out_dir, seed=0):
   originals = images[:10]
   figures["reconstructions"] = viz.reconstruction_figure(
       originals, model.reconstruct(tf.constant(originals)).numpy(), out_dir / "reconstructions.png")
+  dims, annotations = informative_dims(metrics or {}, model.latent_dim)
+  ranked = "" if annotations is None else (
+      f", the {len(dims)} with the largest {annotations[0].split()[0]}"
+      + (f" of {model.latent_dim}" if len(dims) < model.latent_dim else "") + " first")
   figures["traversals"] = viz.traversal_figure(
-      decode, model.latent_dim, out_dir / "traversals.png", dims=list(range(min(model.latent_dim, 10))))
+      decode, model.latent_dim, out_dir / "traversals.png", dims=dims, annotations=annotations,
+      title=f"Latent traversals: each row sweeps one latent{ranked}; the others at 0")
   if model.latent_dim == 2:
     figures["manifold"] = viz.manifold_figure(decode, out_dir / "manifold.png")
   codes = model.encode_mean(tf.constant(images[:2000])).numpy()
@@ -209,9 +257,11 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     metrics.update(disentanglement_metrics(model, truth, cfg))
   if cfg.sample_quality and labels is not None:
     metrics.update(sample_quality_metrics(model, examples_dir, images, cfg.seed))
-  blessing = check_thresholds(metrics, cfg.thresholds)
+  is_vae = hasattr(model, "iwae_log_likelihood")
+  blessing = check_thresholds(metrics, cfg.thresholds,
+                              not_applicable=() if is_vae else VAE_ONLY_METRICS)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
-    figures = write_figures(model, images, labels, tmp, seed=cfg.seed)
+    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics)
     artifacts.write_json(tmp / "metrics.json", metrics)
     artifacts.write_json(tmp / "blessing.json", blessing)
     artifacts.write_json(tmp / artifacts.METADATA_FILE, common.step_metadata(
@@ -225,5 +275,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
       "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
       "factor_vae_score", "mig") if k in metrics)
-  print(f"evaluate: {summary}; blessed: {blessing['blessed']}")
+  skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
+  print(f"evaluate: {summary}; blessed: {blessing['blessed']}"
+        + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))
   return evaluate_dir

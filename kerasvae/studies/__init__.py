@@ -66,7 +66,7 @@ STUDIES = {
 }
 
 
-def run_study(name, config=None, overrides=(), quick=False, output=None):
+def run_study(name, config=None, overrides=(), quick=False, output=None, force=False):
   """Runs every trial of a study and writes its report.
 
   Trials that already finished (same config) are reused, so an interrupted
@@ -81,6 +81,8 @@ def run_study(name, config=None, overrides=(), quick=False, output=None):
     quick: the tiny version (the `quick:` block of the YAML) the tests run.
     output: the study directory; default `studies/<name>` (`studies/<name>-quick`
       with `quick`).
+    force: redo every trial's steps (ingest, train, evaluate) and the study's
+      classifier even when finished ones with the same config exist.
 
   Returns:
     The path of `report.md`.
@@ -100,7 +102,7 @@ def run_study(name, config=None, overrides=(), quick=False, output=None):
   output.mkdir(parents=True, exist_ok=True)
   t0 = time.time()
   context = core.StudyContext(name=name, output=output, settings=settings, quick=quick,
-                              base=trials[0].config)
+                              base=trials[0].config, force=force)
   run_times = []  # wall seconds of the trials this invocation trained (not reused)
   for i, trial in enumerate(trials):
     elapsed = time.time() - t0
@@ -108,7 +110,8 @@ def run_study(name, config=None, overrides=(), quick=False, output=None):
     eta = f", about {progress.format_seconds(left)} left" if run_times else ""
     started = time.time()
     examples = core.run_trial(trial, f"study: trial {i + 1}/{len(trials)} {trial.name} "
-                                     f"({progress.format_seconds(elapsed)} elapsed{eta})")
+                                     f"({progress.format_seconds(elapsed)} elapsed{eta})",
+                              force=force, force_ingest=force and i == 0)
     seconds = time.time() - started
     if seconds > 0.5 * (trial.train_seconds + trial.evaluate_seconds):  # not a reused trial
       run_times.append(seconds)

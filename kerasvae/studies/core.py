@@ -81,6 +81,7 @@ class StudyContext:
   base: object  # the PipelineConfig of the first trial without its trial overrides
   examples_dir: Path = None
   classifier: object = None
+  force: bool = False  # --force: retrain the classifier too
   figures: list = dataclasses.field(default_factory=list)  # (caption, relative path)
 
   @property
@@ -122,16 +123,6 @@ def _dotted(mapping, where):
   return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
 
 
-def _resolve_data_paths(data):
-  """Relative idx paths that do not exist from here are read relative to the repository root."""
-  idx = data.get("ingest", {}).get("data", {}).get("idx", {})
-  for key, value in list(idx.items()):
-    if isinstance(value, str) and value and not Path(value).is_absolute():
-      if not Path(value).exists() and (REPO / value).exists():
-        idx[key] = str((REPO / value).resolve())
-  return data
-
-
 def load_study_config(path, overrides=(), quick=False, output=None):
   """Reads a study YAML into (title, settings, [(trial name, trial overrides, PipelineConfig)]).
 
@@ -155,9 +146,12 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     raise ConfigError(f"trials: expected a non-empty list of override mappings{source}. "
                       f"Received: {trials_raw!r}")
   data = {"study": raw.get("study") or {}, **(raw.get("base") or {})}
+  step_configs.resolve_file_data_paths(data, path)
   if quick:
     data = config_lib.apply_overrides(data, _dotted(raw.get("quick"), "quick"))
   data = config_lib.apply_overrides(data, overrides)
+  if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
+    step_configs.resolve_data_paths(data["ingest"], Path.cwd())
   settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=source)
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:
@@ -171,8 +165,8 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     name = str(entry.pop("name", None) or ", ".join(f"{k.split('.')[-1]}={v}"
                                                    for k, v in entry.items()))
     trial_data = config_lib.apply_overrides(data, _dotted(entry, f"trials[{i}]"))
+    step_configs.resolve_file_data_paths(trial_data, path)  # a trial's own paths: the file's
     trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
-    trial_data = _resolve_data_paths(trial_data)
     config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
                                   where=f"trials[{i}] ({name})", source=source)
     trials.append(Trial(name=name, overrides=entry, config=config))
@@ -182,14 +176,20 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   return raw.get("title") or path.stem, raw.get("description") or "", settings, trials
 
 
-def run_trial(trial, label=None):
+def run_trial(trial, label=None, force=False, force_ingest=False):
   """Runs ingest → train → evaluate for one trial; fills its metrics and timings.
 
-  `label` is the line printed first (default `study: trial <name>`).
+  `label` is the line printed first (default `study: trial <name>`). A finished trial's
+  steps are reused unless `force` (train and evaluate) and `force_ingest` (the Examples
+  artifact all trials share: redone once per study).
   """
   from pipelines import pipeline  # pylint: disable=import-outside-toplevel
   print(label or f"study: trial {trial.name}", flush=True)
-  out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
+  if force:
+    pipeline.run_pipeline(trial.config, steps=("ingest",), force=force_ingest)
+    out = pipeline.run_pipeline(trial.config, steps=("train", "evaluate"), force=True)
+  else:
+    out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
   trial.run_dir = Path(out["run_dir"])
   train_meta = artifacts.read_json(trial.run_dir / "train" / artifacts.METADATA_FILE)
   eval_meta = artifacts.read_json(trial.run_dir / "evaluate" / artifacts.METADATA_FILE)
@@ -234,8 +234,8 @@ def study_classifier(context):
   s = context.settings
   wanted = {"examples": str(context.examples_dir), "classifier_examples": s.classifier_examples,
             "classifier_epochs": s.classifier_epochs, "seed": s.seed}
-  if path.is_file() and meta_path.is_file() and artifacts.read_json(meta_path).get(
-      "config") == wanted:
+  if not context.force and path.is_file() and meta_path.is_file() and artifacts.read_json(
+      meta_path).get("config") == wanted:
     return sample_quality.load_feature_classifier(path)
   # Grey intensities: generated images are the decoder's means, which are grey too.
   train = reader.load_split(context.examples_dir, "train", limit=s.classifier_examples,

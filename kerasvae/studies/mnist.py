@@ -21,18 +21,37 @@ SAMPLE_COLUMNS = (("frechet_distance", "FD ↓", 1), ("classifier_confidence", "
 ELBO_COLUMNS = (("elbo", "ELBO", 2), ("reconstruction", "reconstruction", 2), ("kl", "KL", 2),
                 ("iwae_log_likelihood", "IWAE log p(x)", 2), ("active_units", "active units", 0))
 
-SAMPLE_QUALITY_TEXT = (
-    "**Sample quality.** *FD* is a Fréchet distance between generated and held-out digits in "
-    "the 64-dimensional feature space of a small convolutional classifier trained once for this "
-    "study on the training digits (an FID analogue for MNIST; lower is closer to real data; it "
-    "penalises both blur and a lack of variety). *confidence* is that classifier's mean top "
-    "probability on generated images (do they look like some digit?). *class entropy* is the "
-    "entropy of the histogram of predicted digits over the samples: 3.32 bits when the ten "
-    "digits are equally frequent, lower when some digits are missing (diversity). *grey pixels* "
-    "is the fraction of pixels strictly between 0.2 and 0.8 (blur: a sharp digit is mostly "
-    "black and white). Samples are the decoder's mean images of {n} random latent points; the "
-    "row *real digits* scores {n} real training digits the same way, the floor each number can "
-    "reach.")
+_SAMPLE_COLUMN_TEXT = {
+    "frechet_distance":
+        "*FD* is a Fréchet distance between generated and held-out digits in the "
+        "64-dimensional feature space of a small convolutional classifier trained once for "
+        "this study on the training digits (an FID analogue for MNIST; lower is closer to real "
+        "data; it penalises both blur and a lack of variety).",
+    "classifier_confidence":
+        "*confidence* is that classifier's mean top probability on generated images (do they "
+        "look like some digit?).",
+    "class_entropy_bits":
+        "*class entropy* is the entropy of the histogram of predicted digits over the samples: "
+        "3.32 bits when the ten digits are equally frequent, lower when some digits are "
+        "missing (diversity).",
+    "grey_fraction":
+        "*grey pixels* is the fraction of pixels strictly between 0.2 and 0.8 (blur: a sharp "
+        "digit is mostly black and white).",
+}
+
+
+def sample_quality_text(columns=SAMPLE_COLUMNS):
+  """The paragraph explaining the sample-quality `columns` of a table, and only those.
+
+  A `str.format` template with `{n}`, the number of samples.
+  """
+  return ("**Sample quality.** " + " ".join(_SAMPLE_COLUMN_TEXT[key] for key, _, _ in columns)
+          + " Samples are the decoder's mean images of {n} random latent points; the row *real "
+          "digits* scores {n} real training digits the same way, the floor each number can "
+          "reach.")
+
+
+SAMPLE_QUALITY_TEXT = sample_quality_text()
 
 
 def _decode_fn(model):
@@ -600,7 +619,8 @@ def analyse_priors(context, trials):
       "over digits); ELBO, reconstruction and KL are one-sample nats per digit.",
   ]
   if s.sample_quality:
-    text.append(SAMPLE_QUALITY_TEXT.format(n=s.num_samples) + _classifier_note(context))
+    text.append(sample_quality_text(SAMPLE_COLUMNS[:2]).format(n=s.num_samples)
+                + _classifier_note(context))
   text += [
       "## What the numbers say", "\n\n".join(findings),
       "The VampPrior paper trains on 50,000 (or 60,000) MNIST digits for hundreds of epochs; "

@@ -66,6 +66,47 @@ def test_mixture_prior_log_prob_equals_handwritten_logsumexp():
   assert not prior.analytic_kl
 
 
+def _direct_mixture_log_prob(z, means, log_vars, log_weights):
+  """The [..., C, D] broadcast in float64: what mixture_log_prob computes by matmuls."""
+  z = np.asarray(z, np.float64)[..., None, :]
+  per_component = -0.5 * np.sum(math.log(2 * math.pi) + log_vars
+                                + (z - means) ** 2 * np.exp(-log_vars), axis=-1)
+  return scipy.special.logsumexp(per_component + log_weights, axis=-1)
+
+
+# float32 inputs are rounded before the computation (about 3e-6 nats here); a quadratic form
+# summed in float32 would be off by up to 5e-4 nats on these points.
+@pytest.mark.parametrize("dtype,atol", [("float64", 1e-10), ("float32", 2e-5)])
+def test_mixture_log_prob_by_matmuls_equals_the_direct_computation(dtype, atol):
+  # IWAE shapes: [S, B, D] samples, C components with variances from 1e-3 to 7 and means
+  # away from the origin, where the expanded square cancels most.
+  rng = np.random.default_rng(7)
+  samples, batch, depth, components = 6, 5, 8, 50
+  means = rng.normal(scale=2.0, size=(components, depth))
+  log_vars = rng.uniform(math.log(1e-3), 2.0, size=(components, depth))
+  log_weights = scipy.special.log_softmax(rng.normal(size=components))
+  near = means[rng.integers(components, size=(samples, batch))]  # some z close to a component
+  z = near + rng.normal(scale=0.05, size=(samples, batch, depth))
+  z[:3] = rng.normal(scale=2.0, size=(3, batch, depth))
+  expected = _direct_mixture_log_prob(z, means, log_vars, log_weights)  # [S, B]
+  cast = lambda a: tf.constant(a, dtype)  # noqa: E731
+  got = priors.mixture_log_prob(cast(z), cast(means), cast(log_vars), cast(log_weights)).numpy()
+  assert got.shape == (samples, batch) and got.dtype == np.dtype(dtype)
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=atol)
+
+
+def test_mixture_priors_log_prob_on_iwae_shaped_samples():
+  rng = np.random.default_rng(8)
+  gmm = priors.GaussianMixturePrior(latent_dim=4, num_components=6, seed=0)
+  gmm.raw_scales.assign(rng.normal(size=(6, 4)).astype("float32"))
+  scales = np.log1p(np.exp(gmm.raw_scales.numpy().astype("float64"))) + 1e-6
+  z = rng.normal(size=(3, 2, 4)).astype("float32")
+  expected = _direct_mixture_log_prob(z, gmm.means.numpy(), 2 * np.log(scales),
+                                      scipy.special.log_softmax(gmm.logits.numpy()))
+  np.testing.assert_allclose(gmm.log_prob(z), expected, rtol=1e-5)
+  np.testing.assert_allclose(gmm.log_prob(z), gmm.distribution().log_prob(z), rtol=1e-5)
+
+
 def test_vamp_prior_with_one_pseudo_input_is_that_posterior():
   prior = priors.VampPrior(latent_dim=2, data_shape=(2, 2, 1), num_components=1, seed=0)
   prior.pseudo_inputs.assign(np.full((1, 2, 2, 1), 0.3, "float32"))

@@ -1,0 +1,91 @@
+"""Blessing thresholds: every bundled config has ones that fit its model kinds; an autoencoder
+passes on reconstruction, a collapsed VAE is refused."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kerasvae import cli
+from kerasvae.steps import configs
+from kerasvae.steps import evaluate
+from kerasvae.studies import core
+from tests.pipeline_helpers import REPO
+from tests.pipeline_helpers import tiny_config
+
+PIPELINE_CONFIGS = sorted((REPO / "pipelines" / "configs").glob("*.yaml"))
+STUDY_CONFIGS = sorted((REPO / "pipelines" / "configs" / "studies").glob("*.yaml"))
+
+
+def _trial_configs(path):
+  if path.parent.name == "studies":
+    _, _, _, trials = core.load_study_config(path, overrides=(), quick=False,
+                                             output=Path("/nonexistent"))
+    return [trial.config for trial in trials]
+  return [configs.load_pipeline_config(path)]
+
+
+@pytest.mark.parametrize("path", PIPELINE_CONFIGS + STUDY_CONFIGS, ids=lambda p: p.stem)
+def test_every_bundled_config_has_thresholds_that_fit_its_model_kinds(path):
+  for config in _trial_configs(path):
+    thresholds = config.evaluate.thresholds
+    assert thresholds.get("active_units", {}).get("lower_bound", 0) >= 1, path
+    assert "upper_bound" in thresholds.get("reconstruction", {}), path  # what an AE is judged on
+    if config.model.kind == "vae":
+      assert "lower_bound" in thresholds.get("elbo", {}), path
+    # A collapsed model: no active unit, the mean image for every input (dSprites -280,
+    # MNIST -212 nats): refused whatever its kind.
+    collapsed = {"active_units": 0, "elbo": -212.0, "kl": 0.0, "reconstruction": 212.0}
+    not_applicable = () if config.model.kind == "vae" else evaluate.VAE_ONLY_METRICS
+    assert not evaluate.check_thresholds(collapsed, thresholds, not_applicable)["blessed"]
+
+
+def test_thresholds_on_what_the_model_kind_lacks_are_skipped_and_nothing_else():
+  thresholds = {"elbo": {"lower_bound": -150.0}, "reconstruction": {"upper_bound": 150.0}}
+  autoencoder = evaluate.check_thresholds({"reconstruction": 90.0}, thresholds,
+                                          evaluate.VAE_ONLY_METRICS)
+  assert autoencoder["blessed"]
+  assert [c["metric"] for c in autoencoder["checks"] if "skipped" in c] == ["elbo"]
+  # The same metrics from a VAE (nothing is "not applicable"): the missing ELBO fails.
+  assert not evaluate.check_thresholds({"reconstruction": 90.0}, thresholds)["blessed"]
+  # A misspelt metric is never skipped.
+  assert not evaluate.check_thresholds({"reconstruction": 90.0}, {"reconstruction_": {
+      "upper_bound": 1e9}}, evaluate.VAE_ONLY_METRICS)["blessed"]
+
+
+QUICKSTART_THRESHOLDS = yaml.safe_load(
+    (REPO / "pipelines" / "configs" / "quickstart.yaml").read_text())["evaluate"]["thresholds"]
+
+
+def _run(tmp_path, model):
+  config = tiny_config(tmp_path, model={"latent_dim": 4, "hidden_units": [64], **model},
+                       train={"epochs": 60, "batch_size": 32, "learning_rate": 0.003,
+                              "progress": False, "images_every_epochs": 60,
+                              "eval_every_epochs": 60},
+                       evaluate={"thresholds": QUICKSTART_THRESHOLDS, "iwae_samples": 0,
+                                 "disentanglement": False})
+  return cli.main(["run", "--config", str(config)])
+
+
+def test_an_autoencoder_passes_the_quickstart_thresholds_and_is_exported(tmp_path, capsys):
+  assert _run(tmp_path, {"kind": "autoencoder"}) == 0
+  out = capsys.readouterr().out
+  assert "blessed: True (not applicable to this model: elbo)" in out
+  assert (tmp_path / "saved_models" / "tiny" / "1" / "saved_model.pb").is_file()
+
+
+def test_a_collapsed_vae_is_refused_by_the_quickstart_thresholds(tmp_path, capsys):
+  # β = 1000 drives every posterior onto the prior: no active unit, the mean image decoded.
+  assert _run(tmp_path, {"kind": "vae", "kl_weight": 1000.0}) == 2
+  err = capsys.readouterr().err
+  assert "not blessed" in err and "active_units=0 (expected >= 1)" in err
+  assert not (tmp_path / "saved_models" / "tiny").exists()
+
+
+def test_traversals_show_the_latents_with_the_most_kl_first():
+  dims, annotations = evaluate.informative_dims(
+      {"kl_per_dim": [0.0, 3.5, 0.01, 7.25, 0.0, 1.0], "activity": [1] * 6}, 6, limit=3)
+  assert dims == [3, 1, 5] and annotations == ["KL 7.25", "KL 3.50", "KL 1.00"]
+  dims, annotations = evaluate.informative_dims({"activity": [0.5, 2.0, 0.1]}, 3)
+  assert dims == [1, 0, 2] and annotations[0] == "var 2.00"  # an autoencoder: code variance
+  assert evaluate.informative_dims({}, 12) == (list(range(10)), None)
