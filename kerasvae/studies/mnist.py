@@ -323,6 +323,11 @@ def _noise_reading(trial):
                                      else "in total")
 
 
+def _is_per_dimension(trial):
+  m = trial.config.model
+  return m.kind == "noisy_autoencoder" and m.noise_scale == "per_dimension"
+
+
 def _trial_label(trial):
   """'autoencoder', 'VAE' or 'noisy AE (0.05·R per dimension)' / '(... in total)'."""
   if trial.config.model.kind != "noisy_autoencoder":
@@ -435,7 +440,8 @@ def _reading_finding(trial, noise, scores, ae, ae_rec, vae, vae_rec, d):
 def _sweep_finding(points, vae_fd, vae_rec):
   """Where code noise starts to help random samples and where it spoils reconstructions.
 
-  `points` are (total_fraction, label, metrics) sorted by noise, the first the plain AE.
+  `points` are (total_fraction, label, metrics, code_noise, trial) sorted by noise, the first
+  the plain AE.
   """
   levels = [p[0] for p in points]
   names = ["none" if x == 0 else f"{x:g}·R" for x in levels]
@@ -484,7 +490,7 @@ def _sweep_figure(context, points, vae_fd, vae_rec, reference):
   ae = points[0][2]
   colors = {"uniform_box": "tab:blue", "gaussian": "tab:orange"}
   what = {"uniform_box": "box samples", "gaussian": "fitted-Gaussian samples"}
-  per_dim = [p for p in noisy if "per dimension" in p[1]]
+  per_dim = [p for p in noisy if _is_per_dimension(p[4])]
   panels = []
   if context.settings.sample_quality:
     lines, references = [], []
@@ -499,7 +505,7 @@ def _sweep_figure(context, points, vae_fd, vae_rec, reference):
                        "label": "real digits"})
     for p in per_dim:
       lines.append({"x": [p[0]] * 2, "y": [p[2][f"{s}/frechet_distance"] for s in colors],
-                    "label": f"{p[1]} (= {p[0]:g}·R in total)", "marker": "s",
+                    "label": f"{_noise_reading(p[4])} (= {p[0]:g}·R in total)", "marker": "s",
                     "linestyle": "none", "color": "tab:red"})
     panels.append({"title": "Random samples", "x_label": "total code noise variance / R",
                    "y_label": "Fréchet distance (lower is closer to data)", "log_x": True,
@@ -509,7 +515,7 @@ def _sweep_figure(context, points, vae_fd, vae_rec, reference):
   for p in per_dim:
     lines.append({"x": [p[0]], "y": [p[2]["reconstruction"]], "marker": "s",
                   "linestyle": "none", "color": "tab:red",
-                  "label": f"{p[1]} (= {p[0]:g}·R in total)"})
+                  "label": f"{_noise_reading(p[4])} (= {p[0]:g}·R in total)"})
   references = [{"y": ae["reconstruction"], "color": "tab:blue", "label": "no noise"}]
   if vae_rec is not None:
     references.append({"y": vae_rec, "color": "tab:green", "label": "VAE"})
@@ -668,7 +674,7 @@ def analyse_ae_vs_vae(context, trials):
         findings.append(_reading_finding(
             t, noise[t.name], {k: by[(_trial_label(t), k)] for k, _ in AE_SAMPLERS}, ae_scores,
             ae_rec, vae, vae_rec, latent_dim))
-  points = sorted(((noise[t.name]["total_fraction"], _trial_label(t), t.metrics, noise[t.name])
+  points = sorted(((noise[t.name]["total_fraction"], _trial_label(t), t.metrics, noise[t.name], t)
                    for t in trials if noise[t.name] is not None), key=lambda p: p[0])
   sweep = len(points) >= 3 and points[0][0] == 0
   if sweep and s.sample_quality:
@@ -721,16 +727,16 @@ def analyse_ae_vs_vae(context, trials):
     finite = lambda v, digits: fmt(v, digits) if np.isfinite(v) else "∞"  # noqa: E731
     sweep_rows = [[f"{x:g}", f"{n['per_dimension_fraction']:.3g}",
                    finite(n["snr_per_dimension"], 2), finite(n["max_bits"], 1), name]
-                  + _cells(m, sweep_columns) for x, name, m, n in points]
+                  + _cells(m, sweep_columns) for x, name, m, n, _ in points]
     text += [
         "## Noise level",
         "Every autoencoder of the study by the total variance of its code noise (a fraction of "
         "R; 0 is the plain autoencoder), with what that leaves the code: the noise variance "
         "per latent, the mean signal-to-noise ratio per latent and the most bits a Gaussian "
         "channel with that noise carries per code. "
-        + ("The per-dimension trial sits at "
-           f"{latent_dim}×0.05 = {latent_dim * 0.05:g}·R in total."
-           if any("per dimension" in p[1] for p in points) else ""),
+        + " ".join(f"The trial with {_noise_reading(t)} sits at {latent_dim}×"
+                   f"{t.config.model.noise_factor:g} = {x:g}·R in total."
+                   for x, _, _, _, t in points if _is_per_dimension(t)),
         report.table(["noise total / R", "per latent / R", "SNR per latent", "max bits",
                       "trial"] + [c[1] for c in sweep_columns], sweep_rows),
     ]
