@@ -333,6 +333,20 @@ def test_every_bundled_study_config_validates(path, tmp_path):
     assert len(trials) >= 2 and len({t.config.run.name for t in trials}) == len(trials)
 
 
+def test_full_only_trials_are_left_out_of_quick(tmp_path):
+  path = core.STUDY_CONFIG_DIR / "ae-vs-vae.yaml"
+  quick = core.load_study_config(path, quick=True, output=tmp_path)[3]
+  full = core.load_study_config(path, output=tmp_path)[3]
+  assert [t.name for t in quick] == TRIALS["ae-vs-vae"]
+  assert [t.name for t in full][:4] == TRIALS["ae-vs-vae"]
+  sweep = [(t.config.model.noise_factor, t.config.model.noise_scale) for t in full if t.full_only]
+  assert sweep == [(f, "total") for f in (0.01, 0.02, 0.1, 0.2, 1.0)]
+  bad = tmp_path / "bad.yaml"
+  bad.write_text("base: {}\ntrials: [{name: a, full_only: 'yes'}]\n")
+  with pytest.raises(ConfigError, match=r"trials\[0\].full_only: expected true or false"):
+    core.load_study_config(bad, output=tmp_path)
+
+
 def test_study_config_rejects_unknown_keys(tmp_path):
   bad = tmp_path / "bad.yaml"
   bad.write_text("base: {}\ntrials: [{model.latent_dims: 2}]\n")

@@ -476,8 +476,10 @@ def _sweep_finding(points, vae_fd, vae_rec):
        f"Reconstructions stay within {100 * NOTABLE_CHANGE:.0f}% of the noiseless {rec[0]:.1f} "
        "nats at every level tried")
   if vae_rec is not None:
+    where = ("every noise level tried" if len(over_vae) == len(points) - 1 else
+             ", ".join(names[i] for i in over_vae))
     s += (f"; the noisy autoencoder reconstructs worse than the VAE ({vae_rec:.1f} nats), whose "
-          f"code is noisy too, at {', '.join(names[i] for i in over_vae)}" if over_vae else
+          f"code is noisy too, at {where}" if over_vae else
           f"; none reconstructs worse than the VAE ({vae_rec:.1f} nats)")
   sentences.append(s + ".")
   return text + " " + " ".join(sentences)
