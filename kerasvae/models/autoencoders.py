@@ -434,11 +434,12 @@ class NoisyAutoencoder(Autoencoder):
   like: noise energy over code energy is noise_factor whatever D is, and the
   mean signal-to-noise ratio per dimension, (R / D) / σ², is 1 / noise_factor
   (20 for 0.05). Read per dimension it is 1 / (noise_factor · D): 2 for 0.05
-  with D = 10 and 0.4 with D = 50, noise as strong as or stronger than the code, not the
-  small perturbation the question "add noise of variance 0.05·R" has in mind.
-  Hence the default "total". With white noise of variance σ² and code energy R,
+  with D = 10 and 0.4 with D = 50 (noise of half, or 2.5 times, a latent's mean
+  square), not the small perturbation "add noise of variance 0.05·R" has in
+  mind. Hence the default "total". With white noise of variance σ² and code energy R,
   the decoder can receive at most D/2 · log2(1 + R / (D σ²)) bits per code:
   22.0 bits for "total" and 7.9 bits for "per_dimension" at 0.05 with D = 10.
+  `kerasvae study ae-vs-vae` trains both readings and sweeps noise_factor.
 
   R is not back-propagated (stop-gradient), and as the noise scales with R the
   encoder cannot improve the signal-to-noise ratio by growing its codes. The

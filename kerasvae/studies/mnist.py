@@ -465,6 +465,10 @@ def _sweep_finding(points, vae_fd, vae_rec):
     else:
       s = (f"No noise level brings {what} samples more than {100 * NOTABLE_CHANGE:.0f}% closer "
            f"to the data than without noise (FD {fd[0]:.1f})")
+    hurt = [i for i in range(1, len(points)) if _change(fd[i], fd[0]) == "farther"]
+    if hurt:
+      s += (f"; they first fall more than {100 * NOTABLE_CHANGE:.0f}% behind at "
+            f"{names[hurt[0]]} (FD {fd[hurt[0]]:.1f})")
     s += f"; their best FD, {fd[best]:.1f}, is at {names[best]}"
     if vae_fd is not None:
       s += (f", {'better than' if fd[best] < vae_fd else 'behind'} the VAE's {vae_fd:.1f}")
@@ -735,7 +739,8 @@ def analyse_ae_vs_vae(context, trials):
         "Every autoencoder of the study by the total variance of its code noise (a fraction of "
         "R; 0 is the plain autoencoder), with what that leaves the code: the noise variance "
         "per latent, the mean signal-to-noise ratio per latent and the most bits a Gaussian "
-        "channel with that noise carries per code. "
+        "channel with that noise carries per code. Each level is one training seed, and the "
+        f"text below calls differences under {100 * NOTABLE_CHANGE:.0f}% 'about the same'. "
         + " ".join(f"The trial with {_noise_reading(t)} sits at {latent_dim}×"
                    f"{t.config.model.noise_factor:g} = {x:g}·R in total."
                    for x, _, _, _, t in points if _is_per_dimension(t)),
