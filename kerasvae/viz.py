@@ -874,3 +874,58 @@ def latent_scatter_figure(z, labels, path, title=None, max_classes=20):
   image = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()  # [H, W, 3]
   save_png(image, path)
   return image
+
+
+def line_plot_figure(panels, path, title=None):
+  """Saves curves side by side, e.g. a score against a hyperparameter for several models.
+
+  Args:
+    panels: list of dicts, one subplot each, with `x_label`, `y_label`, `lines`
+      (a list of dicts with `x`, `y`, `label` and optional `marker`, `color`),
+      optional `references` (dicts with `y`, `label`, optional `color`, drawn as
+      dashed horizontal lines), optional `log_x` and `title`.
+    path: the PNG to write.
+    title: optional title above all panels.
+
+  Returns:
+    The uint8 RGB image written.
+  """
+  panels = list(panels)
+  if not panels:
+    raise ValueError("Expected at least one panel. Received: panels=[]")
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+  fig = Figure(figsize=(5.5 * len(panels), 4.6), dpi=100)
+  canvas = FigureCanvasAgg(fig)
+  for i, panel in enumerate(panels):
+    ax = fig.add_subplot(1, len(panels), i + 1)
+    for line in panel.get("lines", ()):
+      x, y = np.asarray(line["x"], np.float64), np.asarray(line["y"], np.float64)
+      if x.shape != y.shape:
+        raise ValueError(f"Expected x and y of one shape. Received: panels[{i}] line "
+                         f"{line.get('label')!r} with x.shape={x.shape}, y.shape={y.shape}")
+      ax.plot(x, y, marker=line.get("marker", "o"), color=line.get("color"),
+              linestyle=line.get("linestyle", "-"), label=line.get("label"))
+    for ref in panel.get("references", ()):
+      ax.axhline(ref["y"], linestyle="--", linewidth=1, color=ref.get("color", "grey"),
+                 label=ref.get("label"))
+    if panel.get("log_x"):
+      # Ticks at the plotted x values, written as numbers: log-axis minor labels collide.
+      from matplotlib import ticker  # pylint: disable=import-outside-toplevel
+      ax.set_xscale("log")
+      ticks = sorted({float(v) for line in panel.get("lines", ()) for v in line["x"]})
+      ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+      ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel(panel.get("x_label", ""))
+    ax.set_ylabel(panel.get("y_label", ""))
+    if panel.get("title"):
+      ax.set_title(panel["title"])
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  canvas.draw()
+  image = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()  # [H, W, 3]
+  save_png(image, path)
+  return image

@@ -202,6 +202,8 @@ def test_unknown_config_key_is_rejected_with_the_valid_keys(tmp_path, capsys):
 @pytest.mark.parametrize("override,message", [
     ("model.latent_dim=0", "config.model.latent_dim: expected a value in [1, 4096]"),
     ("model.prior=laplace", "config.model.prior: expected one of"),
+    ("model.noise_scale=per_dim", "config.model.noise_scale: expected one of ['total', "
+     "'per_dimension']. Received: 'per_dim'"),
     ("train.epochs=two", "config.train.epochs: expected an integer"),
     ("evaluate.thresholds={elbo: 3}", "thresholds.elbo"),
     ("ingest.data.source=hdf5", "config.ingest.data.source: expected one of"),

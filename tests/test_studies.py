@@ -35,7 +35,8 @@ TABLE_KEYS = {
                         "kl_per_dim", "active_units"),
 }
 TRIALS = {"latent-dim": ["2", "10", "25", "50"], "beta": ["β=1", "β=5", "β=10", "β=40"],
-          "ae-vs-vae": ["autoencoder", "noisy autoencoder", "VAE"],
+          "ae-vs-vae": ["autoencoder", "noisy AE, 0.05·R per dimension",
+                        "noisy AE, 0.05·R in total", "VAE"],
           "priors": ["standard Gaussian", "mixture", "VampPrior"],
           "disentanglement": ["β=1", "β=4", "β=8", "β=16"]}
 
@@ -92,8 +93,8 @@ def check_study(name, output, report_path, sample_quality):
   header, rows = _results_table(text)
   first_cells = [r[0] for r in rows]
   if name == "ae-vs-vae":
-    assert first_cells[:5] == ["autoencoder", "autoencoder", "noisy autoencoder",
-                               "noisy autoencoder", "VAE"]
+    assert first_cells[:7] == ["autoencoder"] * 2 + ["noisy AE (0.05·R per dimension)"] * 2 + [
+        "noisy AE (0.05·R in total)"] * 2 + ["VAE"]
   else:
     labels = [t["name"] for t in trials]
     if name in ("beta", "disentanglement"):
@@ -104,7 +105,7 @@ def check_study(name, output, report_path, sample_quality):
     else:
       assert first_cells[:len(trials)] == labels
   assert len(rows) == len(trials) + (1 if sample_quality else 0) + (
-      2 if name == "ae-vs-vae" else 0)
+      3 if name == "ae-vs-vae" else 0)  # two samplers for each autoencoder
   if sample_quality:
     assert rows[-1][0] == "real digits"
   # results.json holds every number the table shows, and the table shows those numbers.
@@ -129,7 +130,7 @@ def check_study(name, output, report_path, sample_quality):
     column = header.index("FD ↓")
     expected = [f"{t['metrics'][f'{s}/frechet_distance']:.1f}" for t in trials
                 for s in (("prior",) if t["name"] == "VAE" else ("uniform_box", "gaussian"))]
-    assert [r[column] for r in rows[:5]] == expected
+    assert [r[column] for r in rows[:7]] == expected
   if name == "disentanglement":
     column = header.index("β-VAE score")
     for row, trial in zip(rows, trials):
@@ -156,6 +157,38 @@ def check_study(name, output, report_path, sample_quality):
                _scalar_tags(run_dir / "train" / "logs" / "validation"))
   assert "Quick mode" in text and "## What the numbers say" in text
   return text, results
+
+
+def check_ae_vs_vae_noise(text, results):
+  """Both readings of 'variance 0.05·R' are trained and answered from their own numbers."""
+  metrics = {t["name"]: t["metrics"] for t in results["trials"]}
+  per_dim, total = metrics["noisy AE, 0.05·R per dimension"], metrics["noisy AE, 0.05·R in total"]
+  # 10 latents: per dimension the noise totals 10 x 0.05·R (SNR 2 per latent), in total 0.05·R.
+  assert per_dim["code_noise/total_fraction"] == pytest.approx(0.5)
+  assert per_dim["code_noise/snr_per_dimension"] == pytest.approx(2.0)
+  assert total["code_noise/per_dimension_fraction"] == pytest.approx(0.005)
+  assert total["code_noise/max_bits"] == pytest.approx(5 * math.log2(21))
+  ae = metrics["autoencoder"]
+  for reading, m in (("0.05·R per dimension", per_dim), ("0.05·R in total", total)):
+    paragraph = text.split(f"**Code noise {reading}.**", 1)[1].split("\n\n", 1)[0]
+    change = {s: m[f"{s}/frechet_distance"] / ae[f"{s}/frechet_distance"]
+              for s in ("uniform_box", "gaussian")}
+    if all(c < 1 - mnist.NOTABLE_CHANGE for c in change.values()):
+      assert "Yes**" in paragraph
+    elif all(c > 1 + mnist.NOTABLE_CHANGE for c in change.values()):
+      assert "No**" in paragraph
+    elif all(abs(c - 1) <= mnist.NOTABLE_CHANGE for c in change.values()):
+      assert "Hardly**" in paragraph
+    else:
+      assert "It depends on the sampler**" in paragraph
+    assert f"FD {m['uniform_box/frechet_distance']:.1f} from the box" in paragraph
+    assert f"reconstructs held-out digits at {m['reconstruction']:.1f} nats" in paragraph
+  # The noise-level table: the plain AE at 0, the total reading at 0.05·R, per dimension at 0.5·R.
+  section = text.split("## Noise level", 1)[1].split("## What the numbers say", 1)[0]
+  levels = [line.split("|")[1].strip() for line in section.splitlines()
+            if line.startswith("|") and not line.startswith("|---")][1:]
+  assert levels == ["0", "0.05", "0.5"]
+  assert "noise_sweep_ae_vs_vae.png" in text
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +288,8 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
   assert results["split_counts"] == {"train": 9000, "eval": 1000}
   # The sample-quality classifier is trained once per study and saved in the study dir.
   assert (output / core.CLASSIFIER_FILE).is_file()
+  if name == "ae-vs-vae":
+    check_ae_vs_vae_noise(text, results)
   if name == "priors":
     # The stated ordering is the one in the table.
     iwae = {t["name"]: t["metrics"]["iwae_log_likelihood"] for t in results["trials"]}
@@ -321,6 +356,20 @@ def test_every_bundled_study_config_validates(path, tmp_path):
   for quick in (False, True):
     trials = core.load_study_config(path, quick=quick, output=tmp_path)[3]
     assert len(trials) >= 2 and len({t.config.run.name for t in trials}) == len(trials)
+
+
+def test_full_only_trials_are_left_out_of_quick(tmp_path):
+  path = core.STUDY_CONFIG_DIR / "ae-vs-vae.yaml"
+  quick = core.load_study_config(path, quick=True, output=tmp_path)[3]
+  full = core.load_study_config(path, output=tmp_path)[3]
+  assert [t.name for t in quick] == TRIALS["ae-vs-vae"]
+  assert [t.name for t in full][:4] == TRIALS["ae-vs-vae"]
+  sweep = [(t.config.model.noise_factor, t.config.model.noise_scale) for t in full if t.full_only]
+  assert sweep == [(f, "total") for f in (0.01, 0.02, 0.1, 0.2, 1.0)]
+  bad = tmp_path / "bad.yaml"
+  bad.write_text("base: {}\ntrials: [{name: a, full_only: 'yes'}]\n")
+  with pytest.raises(ConfigError, match=r"trials\[0\].full_only: expected true or false"):
+    core.load_study_config(bad, output=tmp_path)
 
 
 def test_study_config_rejects_unknown_keys(tmp_path):

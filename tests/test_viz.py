@@ -395,3 +395,24 @@ def test_reconstruction_and_sample_figures(tmp_path):
   samples = viz.sample_figure(originals[:10], tmp_path / "s.png", ncols=5, scale=1)
   np.testing.assert_array_equal(samples, viz.image_grid(originals[:10], ncols=5))
   assert sorted(os.listdir(tmp_path)) == ["r.png", "s.png"]
+
+
+def test_line_plot_figure_draws_lines_and_references(tmp_path):
+  panels = [{"x_label": "noise", "y_label": "FD", "log_x": True,
+             "lines": [{"x": [0.01, 0.1, 1.0], "y": [20.0, 70.0, 230.0], "label": "box",
+                        "color": "#ff0000"}],
+             "references": [{"y": 35.0, "label": "VAE", "color": "#00ff00"}]},
+            {"x_label": "noise", "y_label": "nats",
+             "lines": [{"x": [1, 2], "y": [90.0, 200.0], "label": "rec", "color": "#0000ff"}]}]
+  image = viz.line_plot_figure(panels, tmp_path / "p.png", title="t")
+  assert image.shape == (460, 1100, 3) and image.dtype == np.uint8
+  for colour in ([255, 0, 0], [0, 255, 0], [0, 0, 255]):
+    assert np.all(image == colour, axis=-1).sum() > 50, colour
+  with Image.open(tmp_path / "p.png") as png:
+    assert png.size == (1100, 460)
+  with pytest.raises(ValueError, match=r"line 'bad' with x.shape=\(2,\), y.shape=\(3,\)"):
+    viz.line_plot_figure([{"lines": [{"x": [1, 2], "y": [1, 2, 3], "label": "bad"}]}],
+                         tmp_path / "bad.png")
+  with pytest.raises(ValueError, match="Received: panels=\\[\\]"):
+    viz.line_plot_figure([], tmp_path / "bad.png")
+  assert not (tmp_path / "bad.png").exists()

@@ -176,7 +176,8 @@ def build_model(model_config, image_shape, steps_per_epoch=1):
   if c.kind == "autoencoder":
     return models.Autoencoder(reconstruction_loss=c.reconstruction_loss, **common)
   return models.NoisyAutoencoder(reconstruction_loss=c.reconstruction_loss,
-                                 noise_factor=c.noise_factor, **common)
+                                 noise_factor=c.noise_factor, noise_scale=c.noise_scale,
+                                 **common)
 
 
 class Timer:

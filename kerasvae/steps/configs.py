@@ -42,7 +42,11 @@ class ModelConfig:
   kl_warmup_epochs: float = field(0.0, range=(0.0, None),
                                   help="Epochs of linear KL warm-up from 0 to kl_weight.")
   reconstruction_loss: str = field("bce", choices=("bce", "mse"), help="Autoencoder loss.")
-  noise_factor: float = field(0.05, range=(0.0, None), help="Noisy AE: code noise 0.05·R.")
+  noise_factor: float = field(0.05, range=(0.0, None),
+                              help="Noisy AE: the code noise's variance is noise_factor·R.")
+  noise_scale: str = field("total", choices=("total", "per_dimension"),
+                           help="Noisy AE: noise_factor·R is the noise's total variance "
+                           "(summed over the latents) or the variance of every latent.")
 
 
 @dataclasses.dataclass

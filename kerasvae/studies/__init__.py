@@ -55,7 +55,9 @@ STUDIES = {
         "reconstructions and its samples?", _mnist("beta")),
     "ae-vs-vae": Study(
         "ae-vs-vae", "Do random latent points of an autoencoder decode to data or to noise, "
-        "and how does a VAE differ?", _mnist("ae_vs_vae")),
+        "does Gaussian code noise of variance 0.05·R during training (read as the total or as "
+        "every latent's variance) make them decode to data, and how does a VAE differ?",
+        _mnist("ae_vs_vae")),
     "priors": Study(
         "priors", "Does a learned prior (Gaussian mixture, VampPrior) give a better "
         "log-likelihood than the standard Gaussian with the same network and budget?",

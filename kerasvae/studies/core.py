@@ -7,6 +7,7 @@ A study config (`pipelines/configs/studies/<name>.yaml`) is
   base: {a whole pipeline config, shared by every trial}
   trials:                      # one pipeline run each
     - {name: "2", model.latent_dim: 2}       # dotted overrides of `base`
+    - {name: "50", model.latent_dim: 50, full_only: true}   # not run with --quick
   quick: {dotted overrides of base and study for the tiny test version}
 
 A trial's config is `base`, then `quick` (with --quick), then the command
@@ -63,9 +64,11 @@ class Trial:
   evaluate_seconds: float = 0.0
   epochs_run: int = 0
   steps_per_epoch: int = 0
+  full_only: bool = False  # a trial the --quick version leaves out
 
   def to_json(self):
     return {"name": self.name, "overrides": self.overrides, "run_dir": str(self.run_dir),
+            "full_only": self.full_only,
             "train_seconds": self.train_seconds, "evaluate_seconds": self.evaluate_seconds,
             "epochs_run": self.epochs_run, "steps_per_epoch": self.steps_per_epoch,
             "metrics": self.metrics}
@@ -162,14 +165,20 @@ def load_study_config(path, overrides=(), quick=False, output=None):
       raise ConfigError(f"trials[{i}]: expected a mapping of dotted overrides{source}. "
                         f"Received: {entry!r}")
     entry = dict(entry)
+    full_only = entry.pop("full_only", False)
+    if not isinstance(full_only, bool):
+      raise ConfigError(f"trials[{i}].full_only: expected true or false{source}. "
+                        f"Received: {full_only!r}")
     name = str(entry.pop("name", None) or ", ".join(f"{k.split('.')[-1]}={v}"
                                                    for k, v in entry.items()))
+    if quick and full_only:
+      continue
     trial_data = config_lib.apply_overrides(data, _dotted(entry, f"trials[{i}]"))
     step_configs.resolve_file_data_paths(trial_data, path)  # a trial's own paths: the file's
     trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
     config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
                                   where=f"trials[{i}] ({name})", source=source)
-    trials.append(Trial(name=name, overrides=entry, config=config))
+    trials.append(Trial(name=name, overrides=entry, config=config, full_only=full_only))
   names = [t.name for t in trials]
   if len(set(names)) != len(names):
     raise ConfigError(f"trials: expected distinct trial names{source}. Received: {names}")

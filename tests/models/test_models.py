@@ -110,14 +110,30 @@ def test_kl_warmup_schedule():
   assert float(kerasvae.VAE((28, 28, 1), 2, kl_weight=4.0).kl_weight_at(0)) == 4.0
 
 
-def test_noisy_autoencoder_noise_has_variance_of_five_percent_of_r():
-  ae = kerasvae.NoisyAutoencoder((28, 28, 1), 3)
-  code = tf.constant(np.random.default_rng(0).normal(size=(20000, 3)) * [1.0, 2.0, 3.0],
-                     tf.float32)
-  radius_sq = np.mean(np.sum(code.numpy() ** 2, -1))
-  noise = (ae.code_for_decoder(code, training=True) - code).numpy()
-  np.testing.assert_allclose(noise.var(0), 0.05 * radius_sq, rtol=0.05)
+@pytest.mark.parametrize("noise_scale,per_coordinate",
+                         [("total", 0.05 / 4), ("per_dimension", 0.05)])
+def test_noisy_autoencoder_adds_noise_of_the_stated_variance(noise_scale, per_coordinate):
+  ae = kerasvae.NoisyAutoencoder((28, 28, 1), 4, noise_factor=0.05, noise_scale=noise_scale)
+  rng = np.random.default_rng(0)
+  # Codes away from the origin and of unequal scales: R is their mean squared norm, not a variance.
+  code = rng.normal(size=(40000, 4)) * [1.0, 2.0, 3.0, 0.5] + [1.0, 0.0, -2.0, 0.0]
+  radius_sq = np.mean(np.sum(code ** 2, -1))  # R, in float64
+  code = tf.constant(code, tf.float32)
+  noise = (ae.code_for_decoder(code, training=True) - code).numpy().astype(np.float64)
+  np.testing.assert_allclose(noise.mean(0), 0.0, atol=0.02 * np.sqrt(radius_sq))
+  # Every coordinate gets the same variance; their sum is 0.05·R ("total") or 4 x 0.05·R.
+  np.testing.assert_allclose(noise.var(0), per_coordinate * radius_sq, rtol=0.04)
+  np.testing.assert_allclose(noise.var(0).sum(), 4 * per_coordinate * radius_sq, rtol=0.02)
   np.testing.assert_array_equal(ae.code_for_decoder(code, training=False), code)
+
+
+def test_noisy_autoencoder_default_reading_and_config():
+  ae = kerasvae.NoisyAutoencoder((28, 28, 1), 10)
+  assert (ae.noise_factor, ae.noise_scale) == (0.05, "total")
+  ae = kerasvae.NoisyAutoencoder((28, 28, 1), 10, noise_factor=0.2, noise_scale="per_dimension")
+  rebuilt = kerasvae.NoisyAutoencoder.from_config(ae.get_config())
+  assert (rebuilt.noise_factor, rebuilt.noise_scale) == (0.2, "per_dimension")
+  assert rebuilt.get_config() == ae.get_config()
 
 
 def test_autoencoder_samplers_fit_the_codes():
@@ -219,6 +235,9 @@ def test_autoencoder_bad_arguments():
     kerasvae.Autoencoder((28, 28, 1), 2, reconstruction_loss="l1")
   with pytest.raises(ValueError, match="noise_factor"):
     kerasvae.NoisyAutoencoder((28, 28, 1), 2, noise_factor=-0.1)
+  with pytest.raises(ValueError, match=r"Expected noise_scale to be one of \['total', "
+                     r"'per_dimension'\]. Received: noise_scale='per_dim'"):
+    kerasvae.NoisyAutoencoder((28, 28, 1), 2, noise_scale="per_dim")
 
 
 @pytest.mark.parametrize("shape,architecture,filters", [
