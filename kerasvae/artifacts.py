@@ -7,13 +7,16 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 METADATA_FILE = "metadata.json"
+
+
+class ArtifactError(ValueError):
+  """An artifact file is unreadable or damaged. The message names the file and what to redo."""
 
 
 def fingerprint(obj):
@@ -76,20 +79,91 @@ def write_json(path, obj):
   os.replace(tmp, path)
 
 
-def read_json(path):
+def read_json(path, redo=None):
+  """Reads a JSON object (a dict) that kerasvae wrote.
+
+  Args:
+    path: the file.
+    redo: the command that rewrites it (`kerasvae train --force`), named in the error.
+
+  Raises:
+    FileNotFoundError: the file does not exist.
+    ArtifactError: it is unreadable, not JSON, or not a JSON object.
+  """
   path = Path(path)
+  hint = f" Redo the step that wrote it: `{redo}`." if redo else (
+      " Redo the step that wrote it with --force.")
   try:
-    with open(path) as f:
-      return json.load(f)
+    with open(path, encoding="utf-8") as f:
+      obj = json.load(f)
   except FileNotFoundError:
     raise FileNotFoundError(f"Expected a JSON file at {path}, but it does not exist.") from None
-  except json.JSONDecodeError as e:
-    raise ValueError(f"Expected valid JSON in {path}. Received: {e}") from None
+  except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+    raise ArtifactError(f"{path}: expected a readable JSON file as kerasvae writes it. "
+                        f"Received: {type(e).__name__}: {e}.{hint}") from None
+  if not isinstance(obj, dict):
+    raise ArtifactError(f"{path}: expected a JSON object. Received: {type(obj).__name__}.{hint}")
+  return obj
 
 
 def is_complete(path):
   """An artifact directory is complete when its metadata file exists (written last)."""
   return (Path(path) / METADATA_FILE).is_file()
+
+
+def make_temp_directory(parent, prefix):
+  """`tempfile.mkdtemp` with the umask's mode (mkdtemp's 0700 would stay on the renamed artifact)."""
+  while True:
+    path = Path(parent) / f"{prefix}{uuid.uuid4().hex[:12]}"
+    try:
+      path.mkdir()
+      return path
+    except FileExistsError:
+      continue
+
+
+def open_new_file(parent, prefix, suffix=""):
+  """A new file opened for binary writing with the umask's mode (mkstemp's is 0600).
+
+  Returns:
+    `(file object, Path)`.
+  """
+  while True:
+    path = Path(parent) / f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
+    try:
+      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+      return os.fdopen(fd, "wb"), path
+    except FileExistsError:
+      continue
+
+
+@contextlib.contextmanager
+def remove_empty_on_failure(*paths):
+  """Removes the folders a failed command created for `paths` (when they hold nothing).
+
+  For each path, the topmost ancestor that does not exist yet is noted; on an
+  exception, every empty folder under it (and it, if then empty) is removed, so a
+  bad input leaves no empty `runs/<name>-<hash>/` or `runs/` behind. Folders with
+  files in them (checkpoints of an interrupted training) are kept.
+  """
+  roots = []
+  for path in paths:
+    path = Path(path).absolute()
+    root = None
+    for candidate in [path, *path.parents]:
+      if candidate.exists():
+        break
+      root = candidate
+    if root is not None:
+      roots.append(root)
+  try:
+    yield
+  except BaseException:
+    for root in roots:
+      for folder, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):
+          os.rmdir(folder)  # only an empty folder can go
+    raise
 
 
 @contextlib.contextmanager
@@ -113,7 +187,7 @@ def atomic_directory(final_path, overwrite=False):
   final_path.parent.mkdir(parents=True, exist_ok=True)
   if final_path.exists() and not overwrite:
     raise FileExistsError(f"Refusing to overwrite the existing artifact {final_path}.")
-  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.tmp-", dir=final_path.parent))
+  tmp = make_temp_directory(final_path.parent, prefix=f".{final_path.name}.tmp-")
   try:
     yield tmp
     if final_path.exists():

@@ -47,6 +47,7 @@ def main(argv=None):
   args = _parser().parse_args(argv)
   import logging  # pylint: disable=import-outside-toplevel
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+  from kerasvae.artifacts import ArtifactError  # pylint: disable=import-outside-toplevel
   from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
   from kerasvae.data.sources import DataError  # pylint: disable=import-outside-toplevel
   from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
@@ -75,8 +76,8 @@ def main(argv=None):
       print(f"SavedModel: {out['saved_model']}")
     print(f"TensorBoard: tensorboard --logdir {Path(out['run_dir']).parent}")
     return 0
-  except (ConfigError, DataError, StepError, TrainingError, FileExistsError,
-          FileNotFoundError) as e:
+  except (ConfigError, DataError, StepError, TrainingError, ArtifactError, FileExistsError,
+          FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:

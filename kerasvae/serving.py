@@ -40,6 +40,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from kerasvae import artifacts
+from kerasvae import config as config_lib
 
 MODELS_CONFIG_FILE = "models.config"
 METADATA_DIR = "assets.extra"
@@ -49,7 +50,7 @@ METADATA_FILE = "kerasvae.json"
 LOG_LIKELIHOOD_SEED = (0, 0)
 
 _VERSION = re.compile(r"[0-9]+")
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_MODEL_NAME = config_lib.MODEL_NAME_PATTERN  # the rule the export config checks at load
 
 
 def has_posterior(model):

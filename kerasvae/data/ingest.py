@@ -218,7 +218,7 @@ def ingest(config, output_dir, force=False):
 
   if output_dir.exists() and not force:
     if is_complete(output_dir):
-      old = read_json(output_dir / METADATA_FILE)
+      old = read_json(output_dir / METADATA_FILE, redo="kerasvae ingest --force")
       if old.get("fingerprint") == artifact_fingerprint:
         logger.info("Reusing the Examples artifact at %s (same config and source content, "
                     "fingerprint %s).", output_dir, artifact_fingerprint[:12])

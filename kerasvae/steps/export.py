@@ -31,7 +31,8 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
                                        "evaluate": evaluate_meta["fingerprint"],
                                        "export": config_lib.to_dict(config.export)})
   if not force and common.reusable(export_dir, fingerprint):
-    version_dir = Path(artifacts.read_json(export_dir / artifacts.METADATA_FILE)["outputs"]["saved_model"])
+    version_dir = Path(artifacts.read_json(export_dir / artifacts.METADATA_FILE,
+                                           redo="kerasvae export --force")["outputs"]["saved_model"])
     if version_dir.is_dir():
       print(f"export: reusing {version_dir} (this model is already exported; --force exports again)")
       return version_dir

@@ -158,7 +158,9 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   if quick:
     data = config_lib.apply_overrides(data, _dotted(raw.get("quick"), "quick"))
   data = config_lib.apply_overrides(data, overrides)
-  settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=source)
+  blame = config_lib.ConfigSource(path, overrides)  # names the --set item of a bad value
+  settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=blame,
+                                  key="study")
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:
     data.setdefault("train", {})["progress"] = False
@@ -174,7 +176,7 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
     trial_data = _resolve_data_paths(trial_data)
     config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
-                                  where=f"trials[{i}] ({name})", source=source)
+                                  where=f"trials[{i}] ({name})", source=blame)
     trials.append(Trial(name=name, overrides=entry, config=config))
   names = [t.name for t in trials]
   if len(set(names)) != len(names):
