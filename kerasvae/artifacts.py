@@ -138,13 +138,15 @@ def open_new_file(parent, prefix, suffix=""):
 
 
 @contextlib.contextmanager
-def remove_empty_on_failure(*paths):
+def remove_empty_on_failure(*paths, lock_name=".lock"):
   """Removes the folders a failed command created for `paths` (when they hold nothing).
 
   For each path, the topmost ancestor that does not exist yet is noted; on an
   exception, every empty folder under it (and it, if then empty) is removed, so a
   bad input leaves no empty `runs/<name>-<hash>/` or `runs/` behind. Folders with
-  files in them (checkpoints of an interrupted training) are kept.
+  files in them (checkpoints of an interrupted training) are kept. A lock file
+  `lock_name` alone does not count as content: it is removed while holding its
+  flock, so no process that holds or takes the lock loses it.
   """
   roots = []
   for path in paths:
@@ -160,10 +162,28 @@ def remove_empty_on_failure(*paths):
     yield
   except BaseException:
     for root in roots:
-      for folder, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+      for folder, _, files in sorted(os.walk(root), key=lambda w: -len(w[0])):
+        if files == [lock_name]:
+          _remove_free_lock(Path(folder) / lock_name)
         with contextlib.suppress(OSError):
           os.rmdir(folder)  # only an empty folder can go
     raise
+
+
+def _remove_free_lock(path):
+  """Unlinks a lock file if no process holds its flock (taken while unlinking)."""
+  import fcntl  # pylint: disable=import-outside-toplevel
+  try:
+    fd = os.open(path, os.O_RDWR)
+  except OSError:
+    return
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    path.unlink()
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
 
 
 @contextlib.contextmanager

@@ -241,6 +241,11 @@ def from_dict(cls, data, where="config", source="", key=""):
     try:
       validate()
     except ConfigError as e:
+      # "name: expected ..." about one field is blamed on that field's file or --set item.
+      name, sep, rest = str(e).partition(": ")
+      if sep and name.split(".")[0] in fields and " " not in name:
+        sub_key = f"{key}.{name}" if key else name
+        raise ConfigError(f"{where}.{name}: {rest}{_suffix(source, sub_key)}") from None
       raise ConfigError(f"{where}: {e}{_suffix(source, key)}") from None
   return obj
 

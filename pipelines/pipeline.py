@@ -33,7 +33,9 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
   Returns:
     A dict of the artifacts: run_dir, examples, train, evaluate, saved_model.
   """
-  run_dir = run_dir or common.run_directory(config)
+  run_dir = Path(run_dir or common.run_directory(config))
+  if run_dir.exists() and not run_dir.is_dir():
+    raise common.StepError(f"Expected a run directory at {run_dir}. Received: a file there.")
   dirs = step_dirs(run_dir)
   out = {"run_dir": run_dir}
   made = [run_dir, common.examples_directory(config)]  # folders a failed command must not leave

@@ -44,7 +44,8 @@ class DataError(ValueError):
 def _require_file(path, field):
   path = Path(path).expanduser()
   if not path.is_file():
-    what = "a directory" if path.is_dir() else "nothing"
+    what = ("a directory" if path.is_dir() else "something that is not a regular file"
+            if path.exists() else "nothing")
     raise FileNotFoundError(
         f"{field}: expected a file at {path}. Received: {what} there.")
   return path

@@ -222,6 +222,12 @@ def test_study_output_is_a_file(tmp_path, monkeypatch, capsys):
                      capsys, r"--output: expected a directory for the study\. Received: a file at taken")
 
 
+def test_run_dir_is_a_file(tmp_path, monkeypatch, capsys):
+  (tmp_path / "taken").write_text("x")
+  assert_named_error(["ingest", "--run-dir", "taken"], tmp_path, monkeypatch, capsys,
+                     r"Expected a run directory at taken\. Received: a file there\.")
+
+
 def test_yaml_numbers_like_1e_minus_4_are_numbers(tmp_path, monkeypatch, capsys):
   """PyYAML alone reads `1e-4` as a string; in kerasvae it is a float, in files and in --set."""
   write_config(tmp_path / "c.yaml", train={"learning_rate": "PLACEHOLDER"})
@@ -507,3 +513,30 @@ def test_idx_gzip_bomb_is_refused_at_small_memory(tmp_path):
   assert "refused: " in proc.stdout and "inflates past its header" in proc.stdout
   extra_kib = int(proc.stdout.split("extra_kib")[1])
   assert extra_kib < 32 * 1024, proc.stdout
+
+
+def test_pruning_keeps_files_and_held_locks(tmp_path):
+  """Only folders the failed block created go, and only when empty; a lock file alone goes
+  unless another process holds its flock (a run lock may stay on disk between holders)."""
+  import fcntl  # pylint: disable=import-outside-toplevel
+  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
+  (tmp_path / "runs").mkdir()
+  with pytest.raises(KeyError):
+    with artifacts.remove_empty_on_failure(tmp_path / "runs" / "a" / "b", tmp_path / "new" / "x"):
+      (tmp_path / "runs" / "a" / "b" / "c").mkdir(parents=True)
+      (tmp_path / "runs" / "a" / "b" / ".lock").write_text("123\n")
+      (tmp_path / "new" / "x" / "ckpt").mkdir(parents=True)
+      (tmp_path / "new" / "x" / "ckpt" / "weights").write_text("w")
+      raise KeyError("failed")
+  assert tree(tmp_path) == {"runs", "new", "new/x", "new/x/ckpt", "new/x/ckpt/weights"}
+  holder = os.open(tmp_path / "held.lock", os.O_CREAT | os.O_RDWR)
+  fcntl.flock(holder, fcntl.LOCK_EX)
+  try:
+    with pytest.raises(KeyError):
+      with artifacts.remove_empty_on_failure(tmp_path / "runs" / "held"):
+        (tmp_path / "runs" / "held").mkdir()
+        os.link(tmp_path / "held.lock", tmp_path / "runs" / "held" / ".lock")
+        raise KeyError("failed")
+    assert (tmp_path / "runs" / "held" / ".lock").exists()
+  finally:
+    os.close(holder)
