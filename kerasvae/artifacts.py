@@ -11,7 +11,6 @@ import platform
 import re
 import shutil
 import socket
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,6 +22,10 @@ METADATA_FILE = "metadata.json"
 # live process's.
 _HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
 _TEMPORARY = re.compile(r"\..*\.tmp-([0-9a-f]{8})-([0-9]+)-[^/]*")
+
+
+class ArtifactError(ValueError):
+  """An artifact file is unreadable or damaged. The message names the file and what to redo."""
 
 
 def fingerprint(obj):
@@ -191,15 +194,31 @@ def write_json(path, obj):
     raise
 
 
-def read_json(path):
+def read_json(path, redo=None):
+  """Reads a JSON object (a dict) that kerasvae wrote.
+
+  Args:
+    path: the file.
+    redo: the command that rewrites it (`kerasvae train --force`), named in the error.
+
+  Raises:
+    FileNotFoundError: the file does not exist.
+    ArtifactError: it is unreadable, not JSON, or not a JSON object.
+  """
   path = Path(path)
+  hint = f" Redo the step that wrote it: `{redo}`." if redo else (
+      " Redo the step that wrote it with --force.")
   try:
-    with open(path) as f:
-      return json.load(f)
+    with open(path, encoding="utf-8") as f:
+      obj = json.load(f)
   except FileNotFoundError:
     raise FileNotFoundError(f"Expected a JSON file at {path}, but it does not exist.") from None
-  except json.JSONDecodeError as e:
-    raise ValueError(f"Expected valid JSON in {path}. Received: {e}") from None
+  except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+    raise ArtifactError(f"{path}: expected a readable JSON file as kerasvae writes it. "
+                        f"Received: {type(e).__name__}: {e}.{hint}") from None
+  if not isinstance(obj, dict):
+    raise ArtifactError(f"{path}: expected a JSON object. Received: {type(obj).__name__}.{hint}")
+  return obj
 
 
 _RENAME_NOREPLACE = 1
@@ -248,6 +267,81 @@ def is_complete(path):
   return (Path(path) / METADATA_FILE).is_file()
 
 
+def make_temp_directory(parent, prefix):
+  """`tempfile.mkdtemp` with the umask's mode (mkdtemp's 0700 would stay on the renamed artifact)."""
+  while True:
+    path = Path(parent) / f"{prefix}{uuid.uuid4().hex[:12]}"
+    try:
+      path.mkdir()
+      return path
+    except FileExistsError:
+      continue
+
+
+def open_new_file(parent, prefix, suffix=""):
+  """A new file opened for binary writing with the umask's mode (mkstemp's is 0600).
+
+  Returns:
+    `(file object, Path)`.
+  """
+  while True:
+    path = Path(parent) / f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
+    try:
+      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+      return os.fdopen(fd, "wb"), path
+    except FileExistsError:
+      continue
+
+
+@contextlib.contextmanager
+def remove_empty_on_failure(*paths, lock_name=".lock"):
+  """Removes the folders a failed command created for `paths` (when they hold nothing).
+
+  For each path, the topmost ancestor that does not exist yet is noted; on an
+  exception, every empty folder under it (and it, if then empty) is removed, so a
+  bad input leaves no empty `runs/<name>-<hash>/` or `runs/` behind. Folders with
+  files in them (checkpoints of an interrupted training) are kept. A lock file
+  `lock_name` alone does not count as content: it is removed while holding its
+  flock, so no process that holds or takes the lock loses it.
+  """
+  roots = []
+  for path in paths:
+    path = Path(path).absolute()
+    root = None
+    for candidate in [path, *path.parents]:
+      if candidate.exists():
+        break
+      root = candidate
+    if root is not None:
+      roots.append(root)
+  try:
+    yield
+  except BaseException:
+    for root in roots:
+      for folder, _, files in sorted(os.walk(root), key=lambda w: -len(w[0])):
+        if files == [lock_name]:
+          _remove_free_lock(Path(folder) / lock_name)
+        with contextlib.suppress(OSError):
+          os.rmdir(folder)  # only an empty folder can go
+    raise
+
+
+def _remove_free_lock(path):
+  """Unlinks a lock file if no process holds its flock (taken while unlinking)."""
+  import fcntl  # pylint: disable=import-outside-toplevel
+  try:
+    fd = os.open(path, os.O_RDWR)
+  except OSError:
+    return
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    path.unlink()
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_directory(final_path, overwrite=False):
   """Yields a temporary directory that is renamed to `final_path` on success.
@@ -270,8 +364,7 @@ def atomic_directory(final_path, overwrite=False):
   if final_path.exists() and not overwrite:
     raise FileExistsError(f"Refusing to overwrite the existing artifact {final_path}.")
   remove_stale_temporaries(final_path.parent)
-  tmp = Path(tempfile.mkdtemp(prefix=temporary_name(final_path.name) + "-",
-                              dir=final_path.parent))
+  tmp = make_temp_directory(final_path.parent, prefix=temporary_name(final_path.name) + "-")
   try:
     yield tmp
     if overwrite and final_path.exists():

@@ -96,10 +96,12 @@ def _user_errors():
   Imported lazily: `kerasvae.training` imports TensorFlow, and a TrainingError can only
   have been raised if it was imported.
   """
+  from kerasvae.artifacts import ArtifactError  # pylint: disable=import-outside-toplevel
   from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
   from kerasvae.data.sources import DataError  # pylint: disable=import-outside-toplevel
   from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
-  errors = (ConfigError, DataError, StepError, FileExistsError, FileNotFoundError)
+  errors = (ConfigError, DataError, StepError, ArtifactError, FileExistsError, FileNotFoundError,
+            NotADirectoryError, IsADirectoryError, PermissionError)
   training = sys.modules.get("kerasvae.training")
   return errors + ((training.TrainingError,) if training is not None else ())
 

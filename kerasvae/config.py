@@ -7,6 +7,9 @@ was expected and what was received, and the file the value came from.
 """
 
 import dataclasses
+import math
+import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -16,6 +19,82 @@ import yaml
 
 class ConfigError(ValueError):
   """A config value or key is invalid. The message names the field."""
+
+
+class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+  """PyYAML's safe loader reading numbers as YAML 1.2 does: `1e-4` is a float, not a string.
+
+  PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent
+  (`1.0e-4`); users write `1e-4`.
+  """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(stream):
+  """Parses YAML text or a file object safely, with YAML 1.2 numbers."""
+  return yaml.load(stream, Loader=_Loader)  # nosec: a SafeLoader subclass
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 120
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 8
+
+
+def show(value):
+  """A bounded repr for error messages: a hostile value (a YAML alias bomb) stays short."""
+  return _REPR.repr(value)
+
+
+# Names that become folders: one path component (no '/', no '..', not hidden), at most 200
+# characters. Run names may hold '=' and '+' (study trials are named `latent_dim=2`); model
+# names are what TF Serving's models.config and its REST URLs accept unquoted.
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,199}")
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+
+def check_name(value, what, pattern=RUN_NAME_PATTERN):
+  """Raises ConfigError unless `value` is a safe single folder name matching `pattern`."""
+  if not isinstance(value, str) or not pattern.fullmatch(value):
+    symbols = "'_', '.', '=', '+' or '-'" if "=" in pattern.pattern else "'_', '.' or '-'"
+    raise ConfigError(f"{what}: expected a folder name of at most 200 letters, digits, {symbols}, "
+                      "starting with a letter or digit (one path component: no '/'). "
+                      f"Received: {what}={show(value)}")
+
+
+class ConfigSource:
+  """Where a config's values came from, for error messages: a file and `--set` items.
+
+  Args:
+    file: the YAML file (or None).
+    overrides: the `key.sub=value` items applied over it.
+  """
+
+  def __init__(self, file=None, overrides=()):
+    self.file = file
+    self.overrides = [(item.split("=", 1)[0].strip(), item) for item in overrides or ()
+                      if "=" in item]
+
+  def suffix(self, key=""):
+    """` (from --set k=v)` when `key` (dotted, relative to the root) was set on the command
+    line, else ` (in FILE)`, naming the `--set` items under a block that was partly set."""
+    for name, item in reversed(self.overrides):
+      if key == name or key.startswith(name + "."):
+        return f" (from --set {item})"
+    inner = [item for name, item in self.overrides if key and name.startswith(key + ".")]
+    where = f"in {self.file}" if self.file else ""
+    if inner:
+      where = f"{where} with " if where else "from "
+      where += ", ".join(f"--set {item}" for item in inner)
+    return f" ({where})" if where else ""
+
+
+def _suffix(source, key):
+  return source.suffix(key) if isinstance(source, ConfigSource) else source
 
 
 def field(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING,
@@ -39,9 +118,14 @@ def _type_name(tp):
   return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _convert(value, tp, where, source):
-  """Converts plain YAML data to `tp`, or raises ConfigError naming `where`."""
+def _convert(value, tp, where, source, key=""):
+  """Converts plain YAML data to `tp`, or raises ConfigError naming `where`.
+
+  `source` is a suffix naming the file, or a `ConfigSource` asked about `key`
+  (the dotted path below the root block).
+  """
   origin = typing.get_origin(tp)
+  suffix = _suffix(source, key)
   args = typing.get_args(tp)
   if origin in (typing.Union, types.UnionType):
     if value is None and type(None) in args:
@@ -51,68 +135,77 @@ def _convert(value, tp, where, source):
       if arg is type(None):
         continue
       try:
-        return _convert(value, arg, where, source)
+        return _convert(value, arg, where, source, key)
       except ConfigError as e:
         errors.append(str(e))
     raise ConfigError(errors[0] if len(errors) == 1 else
-                      f"{where}: expected {_type_name(tp)}. Received: {value!r}{source}")
+                      f"{where}: expected {_type_name(tp)}. Received: {show(value)}{suffix}")
   if dataclasses.is_dataclass(tp):
-    return from_dict(tp, value, where=where, source=source)
+    return from_dict(tp, value, where=where, source=source, key=key)
   if origin in (list, tuple):
     if not isinstance(value, (list, tuple)):
-      raise ConfigError(f"{where}: expected a list. Received: {value!r}{source}")
+      raise ConfigError(f"{where}: expected a list. Received: {show(value)}{suffix}")
     item_type = args[0] if args else typing.Any
-    items = [_convert(v, item_type, f"{where}[{i}]", source) for i, v in enumerate(value)]
+    items = [_convert(v, item_type, f"{where}[{i}]", source, key) for i, v in enumerate(value)]
     return tuple(items) if origin is tuple else items
   if origin is dict:
     if not isinstance(value, dict):
-      raise ConfigError(f"{where}: expected a mapping. Received: {value!r}{source}")
+      raise ConfigError(f"{where}: expected a mapping. Received: {show(value)}{suffix}")
     return dict(value)
   if tp is typing.Any:
     return value
   if tp is bool:
     if isinstance(value, bool):
       return value
-    raise ConfigError(f"{where}: expected true or false. Received: {value!r}{source}")
+    raise ConfigError(f"{where}: expected true or false. Received: {show(value)}{suffix}")
   if tp is int:
     if isinstance(value, int) and not isinstance(value, bool):
       return value
-    raise ConfigError(f"{where}: expected an integer. Received: {value!r}{source}")
+    raise ConfigError(f"{where}: expected an integer. Received: {show(value)}{suffix}")
   if tp is float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-      return float(value)
-    raise ConfigError(f"{where}: expected a number. Received: {value!r}{source}")
+      try:
+        number = float(value)
+      except OverflowError:
+        number = math.inf
+      if math.isfinite(number):
+        return number
+      raise ConfigError(f"{where}: expected a finite number. Received: {show(value)}{suffix}")
+    raise ConfigError(f"{where}: expected a number. Received: {show(value)}{suffix}")
   if tp is str:
     if isinstance(value, str):
       return value
-    raise ConfigError(f"{where}: expected a string. Received: {value!r}{source}")
+    raise ConfigError(f"{where}: expected a string. Received: {show(value)}{suffix}")
   return value
 
 
 def _check_field(f, value, where, source):
   choices = f.metadata.get("choices")
   if choices is not None and value is not None and value not in choices:
-    raise ConfigError(f"{where}: expected one of {list(choices)}. Received: {value!r}{source}")
+    raise ConfigError(f"{where}: expected one of {list(choices)}. Received: {show(value)}{source}")
   bounds = f.metadata.get("range")
   if bounds is not None and value is not None:
     low, high = bounds
     values = value if isinstance(value, (list, tuple)) else [value]
     for v in values:
-      if (low is not None and v < low) or (high is not None and v > high):
+      if (isinstance(v, float) and not math.isfinite(v)) or (
+          low is not None and v < low) or (high is not None and v > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         raise ConfigError(
-            f"{where}: expected a value in [{lo}, {hi}]. Received: {value!r}{source}")
+            f"{where}: expected a value in [{lo}, {hi}]. Received: {show(value)}{source}")
 
 
-def from_dict(cls, data, where="config", source=""):
+def from_dict(cls, data, where="config", source="", key=""):
   """Builds dataclass `cls` from a mapping, rejecting unknown keys by name.
 
   Args:
     cls: the dataclass type.
     data: a mapping (or None for all defaults).
     where: the dotted path of this block, for error messages.
-    source: a suffix naming the file (" (in config.yaml)"), for error messages.
+    source: a suffix naming the file (" (in config.yaml)"), or a `ConfigSource`
+      that also knows which values came from `--set`, for error messages.
+    key: the dotted path of this block below the root (for `source`).
 
   Returns:
     An instance of `cls`; its `validate()` method, if any, has been called.
@@ -125,18 +218,22 @@ def from_dict(cls, data, where="config", source=""):
   if dataclasses.is_dataclass(data):
     data = to_dict(data)
   if not isinstance(data, dict):
-    raise ConfigError(f"{where}: expected a mapping of keys to values. Received: {data!r}{source}")
+    raise ConfigError(f"{where}: expected a mapping of keys to values. "
+                      f"Received: {show(data)}{_suffix(source, key)}")
   hints = typing.get_type_hints(cls)
   fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-  unknown = sorted(set(data) - set(fields))
+  unknown = sorted(set(data) - set(fields), key=str)
   if unknown:
+    sub_key = f"{key}.{unknown[0]}" if key else str(unknown[0])
     raise ConfigError(
-        f"{where}: unknown key {unknown[0]!r}{source}. Valid keys: {', '.join(sorted(fields))}.")
+        f"{where}: unknown key {show(unknown[0])}{_suffix(source, sub_key)}. "
+        f"Valid keys: {', '.join(sorted(fields))}.")
   kwargs = {}
   for name, value in data.items():
     sub = f"{where}.{name}"
-    converted = _convert(value, hints[name], sub, source)
-    _check_field(fields[name], converted, sub, source)
+    sub_key = f"{key}.{name}" if key else name
+    converted = _convert(value, hints[name], sub, source, sub_key)
+    _check_field(fields[name], converted, sub, _suffix(source, sub_key))
     kwargs[name] = converted
   obj = cls(**kwargs)
   validate = getattr(obj, "validate", None)
@@ -144,7 +241,12 @@ def from_dict(cls, data, where="config", source=""):
     try:
       validate()
     except ConfigError as e:
-      raise ConfigError(f"{where}: {e}{source}") from None
+      # "name: expected ..." about one field is blamed on that field's file or --set item.
+      name, sep, rest = str(e).partition(": ")
+      if sep and name.split(".")[0] in fields and " " not in name:
+        sub_key = f"{key}.{name}" if key else name
+        raise ConfigError(f"{where}.{name}: {rest}{_suffix(source, sub_key)}") from None
+      raise ConfigError(f"{where}: {e}{_suffix(source, key)}") from None
   return obj
 
 
@@ -165,12 +267,16 @@ def load_yaml(path):
   """Reads a YAML mapping from `path` with errors that name the file."""
   path = Path(path)
   if not path.is_file():
-    raise ConfigError(f"Expected a YAML config file at {path}, but it does not exist.")
+    what = "a directory" if path.is_dir() else "nothing"
+    raise ConfigError(f"Expected a YAML config file at {path}. Received: {what} there.")
   try:
-    with open(path) as f:
-      data = yaml.safe_load(f)
+    with open(path, encoding="utf-8") as f:
+      data = parse_yaml(f)
   except yaml.YAMLError as e:
-    raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raise ConfigError(f"{path}: expected valid YAML. Received: {e}") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise ConfigError(f"Expected a readable UTF-8 YAML config file at {path}. "
+                      f"Received: {e}") from None
   if data is None:
     return {}
   if not isinstance(data, dict):
@@ -186,13 +292,22 @@ def apply_overrides(data, overrides):
     if "=" not in item:
       raise ConfigError(f"Expected an override of the form key.sub=value. Received: {item!r}")
     key, text = item.split("=", 1)
-    value = yaml.safe_load(text) if text.strip() else ""
+    try:
+      value = parse_yaml(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+      problem = " ".join(str(getattr(e, "problem", "") or e).split())
+      raise ConfigError(f"--set {item}: expected a YAML value after '=' (quote a string that "
+                        f"starts with a YAML symbol). Received: {text!r} ({problem})") from None
     node = data
     parts = key.strip().split(".")
+    if not all(parts):
+      raise ConfigError(f"--set {item}: expected a dotted key such as model.latent_dim. "
+                        f"Received: key={key!r}")
     for part in parts[:-1]:
       child = node.setdefault(part, {})
       if not isinstance(child, dict):
-        raise ConfigError(f"Cannot set {key!r}: {part!r} is not a block. Received: {child!r}")
+        raise ConfigError(f"--set {item}: expected {part!r} to be a block of keys. "
+                          f"Received: {part}={show(child)}")
       node = child
     node[parts[-1]] = value
   return data

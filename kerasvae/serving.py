@@ -52,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasvae import artifacts
+from kerasvae import config as config_lib
 
 MODELS_CONFIG_FILE = "models.config"
 METADATA_DIR = "assets.extra"
@@ -71,7 +72,7 @@ CHUNK_PIXELS = 2 ** 22
 LOG_LIKELIHOOD_OUTPUTS = ("log_likelihood", "standard_error", "elbo", "reconstruction", "kl")
 
 _VERSION = re.compile(r"[0-9]+")
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_MODEL_NAME = config_lib.MODEL_NAME_PATTERN  # the rule the export config checks at load
 
 
 def has_posterior(model):

@@ -30,11 +30,12 @@ import functools
 import math
 import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from kerasvae import artifacts
 
 # The smallest width, in pixels, of the tiled area of a saved figure when `scale=None`.
 MIN_FIGURE_WIDTH = 600
@@ -240,9 +241,9 @@ def save_png(array, path):
   image = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+  f, tmp = artifacts.open_new_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
-    with os.fdopen(fd, "wb") as f:
+    with f:
       image.save(f, format="PNG")
       f.flush()
       os.fsync(f.fileno())

@@ -5,6 +5,9 @@ wrote (`examples`, `model`, `blessing`) and the step code is in
 `kerasvae.steps`. Every step's output is a sub-directory of the run directory.
 """
 
+from pathlib import Path
+
+from kerasvae import artifacts
 from kerasvae.steps import common
 from kerasvae.steps import evaluate
 from kerasvae.steps import export
@@ -30,10 +33,15 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
   Returns:
     A dict of the artifacts: run_dir, examples, train, evaluate, saved_model.
   """
-  run_dir = run_dir or common.run_directory(config)
+  run_dir = Path(run_dir or common.run_directory(config))
+  if run_dir.exists() and not run_dir.is_dir():
+    raise common.StepError(f"Expected a run directory at {run_dir}. Received: a file there.")
   dirs = step_dirs(run_dir)
   out = {"run_dir": run_dir}
-  with common.run_lock(run_dir):
+  made = [run_dir, common.examples_directory(config)]  # folders a failed command must not leave
+  if "export" in steps:
+    made.append(Path(config.export.base_dir) / config.export.model_name)
+  with artifacts.remove_empty_on_failure(*made), common.run_lock(run_dir):
     if "ingest" in steps:
       out["examples"] = ingest.run(config, dirs["ingest"], force=force)
     else:

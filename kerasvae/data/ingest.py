@@ -220,7 +220,7 @@ def ingest(config, output_dir, force=False):
 
   if output_dir.exists() and not force:
     if is_complete(output_dir):
-      old = read_json(output_dir / METADATA_FILE)
+      old = read_json(output_dir / METADATA_FILE, redo="kerasvae ingest --force")
       same = old.get("fingerprint") == artifact_fingerprint
       damage = find_damage(output_dir, old.get("digests") or {}) if same else None
       if same and damage is None:

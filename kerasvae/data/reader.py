@@ -59,7 +59,7 @@ def read_metadata(artifact_dir):
     raise ValueError(f"Expected a complete Examples artifact at {path} (with {METADATA_FILE}, "
                      "written last by ingest). Received: a directory without it; an "
                      "interrupted ingest? Run ingest again.")
-  metadata = read_json(path / METADATA_FILE)
+  metadata = read_json(path / METADATA_FILE, redo="kerasvae ingest --force")
   if metadata.get("artifact_type") != "Examples":
     raise ValueError(f"Expected artifact_type='Examples' in {path / METADATA_FILE}. "
                      f"Received: artifact_type={metadata.get('artifact_type')!r}")

@@ -18,8 +18,10 @@ Sources are registered by the names users write in configs (`SOURCES`).
 
 import gzip
 import logging
+import math
 import struct
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -42,7 +44,8 @@ class DataError(ValueError):
 def _require_file(path, field):
   path = Path(path).expanduser()
   if not path.is_file():
-    what = "a directory" if path.is_dir() else "nothing"
+    what = ("a directory" if path.is_dir() else "something that is not a regular file"
+            if path.exists() else "nothing")
     raise FileNotFoundError(
         f"{field}: expected a file at {path}. Received: {what} there.")
   return path
@@ -108,8 +111,26 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
                0x0D: np.float32, 0x0E: np.float64}
 
 
+_READ_BLOCK = 1 << 20
+
+
+def _read_exactly(stream, size):
+  """Reads `size` bytes in blocks: memory grows with the data present, not with a header's claim."""
+  data = bytearray()
+  while len(data) < size:
+    block = stream.read(min(_READ_BLOCK, size - len(data)))
+    if not block:
+      break
+    data += block
+  return data
+
+
 def read_idx(path):
   """Reads an IDX file (MNIST format), gzip-compressed or raw.
+
+  The data is streamed: a gzip file is inflated only as far as the header's
+  dimensions declare, and one byte more means the file is refused, so a small
+  gzip file that inflates to gigabytes costs no memory.
 
   Args:
     path: the file.
@@ -118,33 +139,51 @@ def read_idx(path):
     The array, with the dimensions of the header.
 
   Raises:
-    DataError: naming the file, for a bad magic number or truncated data.
+    DataError: naming the file, for a bad magic number, truncated or padded data.
   """
   path = Path(path)
   with open(path, "rb") as f:
-    raw = f.read()
-  if raw[:2] == b"\x1f\x8b":
+    compressed = f.read(2) == b"\x1f\x8b"
+    f.seek(0)
+    stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
     try:
-      raw = gzip.decompress(raw)
+      return _read_idx_stream(stream, path, None if compressed else path.stat().st_size)
     except (EOFError, OSError, zlib.error) as e:
+      if not compressed:
+        raise
       raise DataError(f"{path}: expected a complete gzip stream. Received: a truncated or "
                       f"corrupt one ({e})") from None
-  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or not 1 <= raw[3] <= 4:
-    magic = raw[:4].hex() if len(raw) >= 4 else raw.hex()
+
+
+def _read_idx_stream(stream, path, file_size):
+  magic = _read_exactly(stream, 4)
+  if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES or not (
+      1 <= magic[3] <= 4):
     raise DataError(f"{path}: expected an IDX magic number 0x0000TTDD (TT a data type among "
                     f"{', '.join(hex(t) for t in _IDX_DTYPES)}, DD = 1..4 dimensions, e.g. "
-                    f"0x00000803 for MNIST images). Received: magic=0x{magic}")
-  ndim = raw[3]
+                    f"0x00000803 for MNIST images). Received: magic=0x{bytes(magic).hex()}")
+  ndim = magic[3]
   header = 4 + 4 * ndim
-  if len(raw) < header:
-    raise DataError(f"{path}: expected a {header}-byte IDX header. Received: {len(raw)} bytes")
-  dims = struct.unpack(f">{ndim}I", raw[4:header])
-  dtype = np.dtype(_IDX_DTYPES[raw[2]]).newbyteorder(">")
-  expected = int(np.prod(dims)) * dtype.itemsize
-  if len(raw) - header != expected:
+  dims_bytes = _read_exactly(stream, 4 * ndim)
+  if len(dims_bytes) < 4 * ndim:
+    raise DataError(f"{path}: expected a {header}-byte IDX header. "
+                    f"Received: {4 + len(dims_bytes)} bytes")
+  dims = struct.unpack(f">{ndim}I", dims_bytes)
+  dtype = np.dtype(_IDX_DTYPES[magic[2]]).newbyteorder(">")
+  expected = math.prod(dims) * dtype.itemsize
+  if file_size is not None and file_size - header != expected:  # raw: known before reading
     raise DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}. "
-                    f"Received: {len(raw) - header} bytes (truncated or padded file)")
-  return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+                    f"Received: {file_size - header} bytes (truncated or padded file)")
+  data = _read_exactly(stream, expected)
+  if len(data) < expected:
+    raise DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}. "
+                    f"Received: {len(data)} bytes (truncated file)")
+  if stream.read(1):
+    raise DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}, as its "
+                    "header declares. Received: more (a padded file, or one that inflates past "
+                    "its header; not read further)")
+  array = np.frombuffer(data, dtype=dtype).reshape(dims)
+  return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 class IdxSource(Source):
@@ -194,6 +233,45 @@ class IdxSource(Source):
 
 # ---------------------------------------------------------------- NPZ / NPY
 
+_NPY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _check_npy_size(stream, size, where):
+  """Refuses a .npy whose header does not declare exactly its `size` bytes, before any data is
+  read or allocated (numpy allocates what the header declares)."""
+  version = np.lib.format.read_magic(stream)
+  read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                 else np.lib.format.read_array_header_2_0)
+  shape, _, dtype = read_header(stream)
+  if dtype.hasobject:
+    raise DataError(f"{where}: expected an array of numbers. Received: dtype={dtype} (pickled "
+                    "Python objects, which kerasvae does not load)")
+  expected = stream.tell() + math.prod(shape) * dtype.itemsize
+  if size != expected:
+    raise DataError(f"{where}: expected {expected} bytes for an array of shape {list(shape)} and "
+                    f"dtype {dtype}, as its header declares. Received: {size} bytes (a "
+                    f"{'truncated' if size < expected else 'padded'} array; not read)")
+
+
+def _load_npy(path, where):
+  """`np.load` of a .npy file after checking its size against its header."""
+  try:
+    with open(path, "rb") as f:
+      _check_npy_size(f, Path(path).stat().st_size, where)
+    return np.load(path, allow_pickle=False)
+  except _NPY_ERRORS as e:
+    if isinstance(e, DataError):
+      raise
+    raise DataError(f"{where}: expected a readable .npy array without pickled objects. "
+                    f"Received: {e}") from None
+
+
+def _check_npz_member(archive, key, where):
+  """Checks the size of `key`'s array in an open .npz (a zip) against its header."""
+  info = archive.getinfo(f"{key}.npy")
+  with archive.open(info) as f:
+    _check_npy_size(f, info.file_size, f"{where}[{key!r}]")
+
 class NpzSource(Source):
   """Arrays in a .npz or .npy; also the original dSprites archive layout."""
   name = "npz"
@@ -217,39 +295,59 @@ class NpzSource(Source):
     c = self.config
     where = str(self.path)
     arrays = {}
-    try:
-      if self.path.suffix == ".npy":
-        arrays["images"] = np.load(self.path, allow_pickle=False)
-      else:
-        with np.load(self.path, allow_pickle=False) as npz:
-          keys = set(npz.files)
-          if {"imgs", "latents_values", "latents_classes"} <= keys and c.images_key not in keys:
-            # The original DeepMind dSprites archive: binary images, 6 factors.
-            arrays["images"] = npz["imgs"]
-            arrays["factors"] = npz["latents_values"].astype(np.float32)
-            arrays["factor_classes"] = npz["latents_classes"].astype(np.int64)
-            arrays["labels"] = arrays["factor_classes"][:, 1].copy()
-            self.factor_names = list(c.factor_names or dsprites_lib.FACTOR_NAMES)
-            self.label_names = list(dsprites_lib.SHAPE_NAMES)
-            self.pixel_max = c.pixel_max or 1
-            return arrays
-          if c.images_key not in keys:
-            raise DataError(f"{where}: expected an array named npz.images_key={c.images_key!r}. "
-                            f"Received: keys {sorted(keys)}")
-          arrays["images"] = npz[c.images_key]
-          for field, name in (("labels", c.labels_key), ("factors", c.factors_key),
-                              ("factor_classes", c.factor_classes_key)):
-            if name and name in keys:
-              arrays[field] = npz[name]
-    except (ValueError, OSError) as e:
-      if isinstance(e, DataError):
-        raise
-      raise DataError(f"{where}: expected a readable NumPy file without pickled objects. "
-                      f"Received: {e}") from None
+    if self.path.suffix == ".npy":
+      arrays["images"] = _load_npy(self.path, where)
+    else:
+      try:
+        arrays = self._load_npz(where)
+      except _NPY_ERRORS as e:
+        if isinstance(e, DataError):
+          raise
+        raise DataError(f"{where}: expected a complete .npz archive (a zip of .npy arrays) "
+                        f"without pickled objects. Received: {type(e).__name__}: {e}") from None
+      if self.factor_names is not None:  # the DeepMind dSprites layout
+        return arrays
     if self.labels_path is not None:
-      arrays["labels"] = np.load(self.labels_path, allow_pickle=False)
+      arrays["labels"] = _load_npy(self.labels_path, str(self.labels_path))
     images = arrays["images"]
     self.pixel_max = c.pixel_max or (255 if np.issubdtype(images.dtype, np.integer) else 1)
+    return arrays
+
+  def _load_npz(self, where):
+    c = self.config
+    arrays = {}
+    if not zipfile.is_zipfile(self.path):
+      raise DataError(f"{where}: expected a complete .npz archive (a zip of .npy arrays). "
+                      "Received: a file without a zip directory at its end (truncated, or not "
+                      "a .npz)")
+    with np.load(self.path, allow_pickle=False) as npz:
+      keys = set(npz.files)
+      members = {n[:-len(".npy")] for n in npz.zip.namelist() if n.endswith(".npy")}
+      dsprites_layout = ({"imgs", "latents_values", "latents_classes"} <= keys
+                         and c.images_key not in keys)
+      if dsprites_layout:
+        wanted = {"images": "imgs", "factors": "latents_values", "factor_classes": "latents_classes"}
+      elif c.images_key not in keys:
+        raise DataError(f"{where}: expected an array named npz.images_key={c.images_key!r}. "
+                        f"Received: keys {sorted(keys)}")
+      else:
+        wanted = {field: name for field, name in (
+            ("images", c.images_key), ("labels", c.labels_key), ("factors", c.factors_key),
+            ("factor_classes", c.factor_classes_key)) if name and name in keys}
+      for field, name in wanted.items():
+        if name not in members:
+          raise DataError(f"{where}: expected {name!r} to be a .npy array in the archive. "
+                          f"Received: a member {name!r} of another kind")
+        _check_npz_member(npz.zip, name, where)
+        arrays[field] = npz[name]
+    if dsprites_layout:
+      # The original DeepMind dSprites archive: binary images, 6 factors.
+      arrays["factors"] = arrays["factors"].astype(np.float32)
+      arrays["factor_classes"] = arrays["factor_classes"].astype(np.int64)
+      arrays["labels"] = arrays["factor_classes"][:, 1].copy()
+      self.factor_names = list(c.factor_names or dsprites_lib.FACTOR_NAMES)
+      self.label_names = list(dsprites_lib.SHAPE_NAMES)
+      self.pixel_max = c.pixel_max or 1
     return arrays
 
   def chunks(self, use_source_splits=False):
@@ -343,16 +441,23 @@ class ImageFolderSource(Source):
         self._bad(path, f"a file with extension {path.suffix!r}")
         continue
       try:
-        with Image.open(path) as img:
-          img.load()
-          if channels is None:
-            channels = 1 if img.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-          img = img.convert("L" if channels == 1 else "RGB")
-          if size is not None and img.size != (size[1], size[0]):
-            img = img.resize((size[1], size[0]), Image.BILINEAR)
-          pixels = np.asarray(img, dtype=np.uint8)
-      except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        self._bad(path, f"an unreadable image ({e})")
+        # A decompression bomb (an image whose header declares more than Image.MAX_IMAGE_PIXELS)
+        # is refused before its pixels are decoded: the warning is made an error.
+        with warnings.catch_warnings():
+          warnings.simplefilter("error", Image.DecompressionBombWarning)
+          with Image.open(path) as img:
+            img.load()
+            if channels is None:
+              channels = 1 if img.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+            img = img.convert("L" if channels == 1 else "RGB")
+            if size is not None and img.size != (size[1], size[0]):
+              img = img.resize((size[1], size[0]), Image.BILINEAR)
+            pixels = np.asarray(img, dtype=np.uint8)
+      except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        self._bad(path, f"a decompression bomb ({e})")
+        continue
+      except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        self._bad(path, f"an unreadable image ({type(e).__name__}: {e})")
         continue
       pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)
       if first is None:

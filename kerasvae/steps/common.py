@@ -46,7 +46,12 @@ def reusable(step_dir, fingerprint):
   path = Path(step_dir) / artifacts.METADATA_FILE
   if not path.is_file():
     return False
-  return artifacts.read_json(path).get("fingerprint") == fingerprint
+  return artifacts.read_json(path, redo=redo_command(step_dir)).get("fingerprint") == fingerprint
+
+
+def redo_command(step_dir):
+  """The command that rewrites a step directory's artifacts: `kerasvae <step> --force`."""
+  return f"kerasvae {Path(step_dir).name} --force"
 
 
 def step_metadata(step, fingerprint, config, inputs, outputs, started, **extra):
@@ -88,7 +93,7 @@ def require_step(step_dir, step, command_hint):
   if not artifacts.is_complete(step_dir):
     raise StepError(f"Expected a finished {step} step in {step_dir}, but it has no "
                     f"{artifacts.METADATA_FILE}. Run `{command_hint}` first.")
-  return artifacts.read_json(Path(step_dir) / artifacts.METADATA_FILE)
+  return artifacts.read_json(Path(step_dir) / artifacts.METADATA_FILE, redo=redo_command(step_dir))
 
 
 def is_secondary_worker():

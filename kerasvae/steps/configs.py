@@ -6,6 +6,7 @@ A pipeline config is one YAML file with the blocks `ingest`, `model`,
 """
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -120,8 +121,10 @@ class EvaluateConfig:
         raise ConfigError(f"thresholds.{metric}: expected a mapping with lower_bound and/or "
                           f"upper_bound. Received: {bound!r}")
       for key, value in bound.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-          raise ConfigError(f"thresholds.{metric}.{key}: expected a number. Received: {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value):
+          raise ConfigError(f"thresholds.{metric}.{key}: expected a finite number. "
+                            f"Received: {config_lib.show(value)}")
 
 
 @dataclasses.dataclass
@@ -133,12 +136,28 @@ class ExportConfig:
   allow_signature_change: bool = field(
       False, help="Export even if the signatures differ from the model name's previous version.")
 
+  def validate(self):
+    config_lib.check_name(self.model_name, "model_name", config_lib.MODEL_NAME_PATTERN)
+    _check_directory(self.base_dir, "base_dir")
+
 
 @dataclasses.dataclass
 class RunConfig:
   """Where runs live and what they are called."""
   name: str = field("run", help="Pipeline name; the run directory is <runs_dir>/<name>-<hash>.")
   runs_dir: str = field("runs", help="Root of all runs (point TensorBoard here).")
+
+  def validate(self):
+    # The name becomes a folder under runs_dir: `../../x` or `/x` would write anywhere.
+    config_lib.check_name(self.name, "name")
+    _check_directory(self.runs_dir, "runs_dir")
+
+
+def _check_directory(value, what):
+  path = Path(value).expanduser()
+  if not value.strip() or (path.exists() and not path.is_dir()):
+    received = "an empty path" if not value.strip() else f"a file at {path}"
+    raise ConfigError(f"{what}: expected a directory path. Received: {received}")
 
 
 @dataclasses.dataclass
@@ -150,6 +169,13 @@ class PipelineConfig:
   train: TrainConfig = field(default_factory=TrainConfig)
   evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
   export: ExportConfig = field(default_factory=ExportConfig)
+
+  def validate(self):
+    split = self.ingest.split
+    if split.method == "hash" and split.eval_fraction <= 0:
+      raise ConfigError("ingest.split.eval_fraction: expected a fraction above 0: training "
+                        "watches and evaluate scores the eval split. Received: eval_fraction="
+                        f"{split.eval_fraction}")
 
 
 def resolve_config_path(name_or_path):
@@ -184,7 +210,7 @@ def load_pipeline_config(path=None, overrides=(), base=None):
   data = config_lib.apply_overrides(data, overrides)
   if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
     resolve_data_paths(data["ingest"], Path.cwd())
-  return config_lib.from_dict(PipelineConfig, data, where="config", source=f" (in {path})")
+  return config_lib.from_dict(PipelineConfig, data, where="config", source=config_lib.ConfigSource(path, overrides))
 
 
 def is_bundled(path):

@@ -35,7 +35,8 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
                                        "export": config_lib.to_dict(config.export)})
   model_dir = Path(config.export.base_dir) / config.export.model_name
   if not force and common.reusable(export_dir, fingerprint):
-    meta = artifacts.read_json(export_dir / artifacts.METADATA_FILE)
+    meta = artifacts.read_json(export_dir / artifacts.METADATA_FILE,
+                              redo="kerasvae export --force")
     version_dir = Path(meta["outputs"]["saved_model"])
     if version_dir.is_dir():
       common.check_artifact(version_dir, meta.get("digests"), "exported SavedModel", "export",

@@ -10,6 +10,7 @@ from pathlib import Path
 from kerasvae import artifacts
 from kerasvae.data.ingest import ingest as ingest_examples
 from kerasvae.data import reader
+from kerasvae.data.sources import DataError
 from kerasvae.steps import common
 
 
@@ -18,9 +19,20 @@ def run(config, ingest_dir, force=False):
   ingest_dir = Path(ingest_dir)
   examples_dir = common.examples_directory(config)
   timer = common.Timer()
+  existed = artifacts.is_complete(examples_dir)
   ingest_examples(config.ingest, examples_dir, force=force)
   examples_meta = reader.read_metadata(examples_dir)
   counts = {name: split["num_examples"] for name, split in examples_meta["splits"].items()}
+  eval_name = config.ingest.eval_split_name
+  if not counts.get(eval_name):
+    split = config.ingest.split
+    setting = (f"eval_start={split.eval_start}" if split.method == "index" else
+               f"eval_fraction={split.eval_fraction}" if split.method == "hash" else "method=source")
+    if not existed or force:  # written by this command for nothing: leave nothing behind
+      common.remove_tree(examples_dir)
+    raise DataError(f"ingest.split: expected at least one example in the eval split "
+                    f"{eval_name!r} (training watches it, evaluate scores it). Received: 0 of "
+                    f"{sum(counts.values())} examples with {setting}")
   ingest_dir.mkdir(parents=True, exist_ok=True)
   artifacts.write_json(ingest_dir / artifacts.METADATA_FILE, common.step_metadata(
       "ingest", examples_meta["fingerprint"], config.ingest, inputs={"source": config.ingest.data.source},
@@ -37,8 +49,9 @@ def examples_of(config, ingest_dir):
   with another model config finds the data `kerasvae ingest` wrote.
   """
   if artifacts.is_complete(ingest_dir):
-    return Path(artifacts.read_json(Path(ingest_dir) / artifacts.METADATA_FILE)
-                ["outputs"]["examples"])
+    meta = artifacts.read_json(Path(ingest_dir) / artifacts.METADATA_FILE,
+                               redo="kerasvae ingest --force")
+    return Path(meta.get("outputs", {}).get("examples") or common.examples_directory(config))
   shared = common.examples_directory(config)
   if artifacts.is_complete(shared):
     return shared

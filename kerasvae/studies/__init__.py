@@ -98,10 +98,22 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
     raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
   study = STUDIES[name]
   output = Path(output) if output else Path("studies") / (f"{name}-quick" if quick else name)
+  if output.exists() and not output.is_dir():
+    raise ConfigError(f"--output: expected a directory for the study. Received: a file at {output}")
   path = core.resolve_study_config_path(name, config)
   title, description, settings, trials = core.load_study_config(
       path, overrides=overrides, quick=quick, output=output)
-  output.mkdir(parents=True, exist_ok=True)
+  with artifacts.remove_empty_on_failure(output):
+    output.mkdir(parents=True, exist_ok=True)
+    return _run_trials_and_report(study, name, output, path, title, description, settings,
+                                  trials, overrides, quick, force)
+
+
+def _run_trials_and_report(study, name, output, path, title, description, settings, trials,
+                           overrides, quick, force):
+  """The body of `run_study` once its config is valid: trials, analysis, report."""
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   t0 = time.time()
   context = core.StudyContext(name=name, output=output, settings=settings, quick=quick,
                               base=trials[0].config, force=force)

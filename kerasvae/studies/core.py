@@ -155,7 +155,9 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   data = config_lib.apply_overrides(data, overrides)
   if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
     step_configs.resolve_data_paths(data["ingest"], Path.cwd())
-  settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=source)
+  blame = config_lib.ConfigSource(path, overrides)  # names the --set item of a bad value
+  settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=blame,
+                                  key="study")
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:
     data.setdefault("train", {})["progress"] = False
@@ -177,7 +179,7 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     step_configs.resolve_file_data_paths(trial_data, path)  # a trial's own paths: the file's
     trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
     config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
-                                  where=f"trials[{i}] ({name})", source=source)
+                                  where=f"trials[{i}] ({name})", source=blame)
     trials.append(Trial(name=name, overrides=entry, config=config, full_only=full_only))
   names = [t.name for t in trials]
   if len(set(names)) != len(names):
