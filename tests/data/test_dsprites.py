@@ -285,6 +285,23 @@ def test_dsprites_source_subset_round_trip(tmp_path):
   assert not (tmp_path / "too_many").exists()
 
 
+def test_a_new_renderer_version_is_never_served_an_old_ingest(tmp_path, monkeypatch):
+  from kerasvae.data import dsprites as dsprites_lib  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps.configs import PipelineConfig  # pylint: disable=import-outside-toplevel
+  data = {"source": "dsprites", "dsprites": {"num_examples": 20, "seed": 1}}
+  cfg = from_dict(IngestConfig, {"data": data})
+  pipeline = from_dict(PipelineConfig, {"ingest": {"data": data},
+                                        "run": {"runs_dir": str(tmp_path / "runs")}})
+  monkeypatch.setattr(dsprites_lib, "RENDERER_VERSION", 1)
+  old = ingest(cfg, tmp_path / "ds")
+  old_dir = common.examples_directory(pipeline)
+  monkeypatch.setattr(dsprites_lib, "RENDERER_VERSION", 2)
+  with pytest.raises(FileExistsError, match="another config or source"):
+    ingest(cfg, old)  # the same config, but rendered by another version: not reused
+  assert common.examples_directory(pipeline) != old_dir  # runs ingest afresh elsewhere
+
+
 def test_metrics_sample_the_restricted_grid_the_model_trained_on(tmp_path):
   from kerasvae.steps.evaluate import ground_truth_data  # pylint: disable=import-outside-toplevel
   cfg = from_dict(IngestConfig, {"data": {"source": "dsprites", "dsprites": {
