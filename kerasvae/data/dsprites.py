@@ -48,7 +48,8 @@ IMAGE_SIZE = 64
 FACTOR_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (1, 3, 6, 40, 32, 32)
 SHAPE_NAMES = ("square", "ellipse", "heart")
-# Bump when the rendering changes: ingest fingerprints include it.
+# Bump when the rendering changes: ingest fingerprints and the shared Examples
+# directory names (`kerasvae.steps.common.examples_directory`) include it.
 # 1: uncalibrated geometry (square side 10.24 px); 2: calibrated on the real frames.
 RENDERER_VERSION = 2
 # Mean intersection-over-union with the real frames of the same factor classes,
