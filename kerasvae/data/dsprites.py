@@ -2,24 +2,39 @@
 
 dSprites [1] is every combination of 6 factors rendered as a 64x64 binary
 image: colour (white, 1 value), shape (square, ellipse, heart), scale (6
-values in [0.5, 1]), orientation (40 values in [0, 2π)), posX and posY (32
+values in [0.5, 1]), orientation (40 values in [0, 2π]), posX and posY (32
 values each in [0, 1]). The full grid holds 737,280 images in the original
 order, the last factor varying fastest.
 
-Geometry (image coordinates: x to the right, y downwards, pixel (r, c) covers
-[c, c+1) x [r, r+1), so its centre is (c + 0.5, r + 0.5)):
+Geometry, calibrated on the 202 labelled real frames of DeepMind's
+`dsprites.gif` (mean IoU with them in `REAL_FRAME_IOU`). Image coordinates:
+x to the right, y downwards, pixel (r, c) covers [c, c+1) x [r, r+1), so its
+centre is (c + 0.5, r + 0.5).
 
-- A pixel is on when its centre lies inside the shape (a point-in-shape test
-  on pixel centres, vectorised over a small window around each shape).
-- Each shape is centred at its position by its area centroid; scale and
-  rotation apply about that centre. Orientation turns the shape
-  anticlockwise as displayed.
-- At scale 1 the square's side is 0.16 * 64 = 10.24 pixels; the ellipse has
-  semi-axes 0.7 and 0.35 times that side; the heart (two lobes on top, a point
-  at the bottom at orientation 0) reaches 0.95 of the square's half-diagonal.
-- posX, posY in [0, 1] map linearly to centres in [m, 64 - m] with
-  m = (half-diagonal of the square at scale 1) + 1 pixel, so every shape
-  stays inside the frame at every position, scale and rotation.
+- The sprite's reference point is at (16 + 32 posX, 16 + 32 posY): posX,
+  posY in [0, 1] span the middle half of the frame, posY = 0 at the top.
+  Scale and rotation apply about that point; orientation turns the shape
+  anticlockwise as displayed, by `linspace(0, 2π, 40)` as in the archive's
+  metadata, so class 39 draws the same pixels as class 0.
+- At scale 1 and orientation 0: the square's side is 20 pixels; the ellipse
+  has semi-axes 13.15 (horizontal) and 7.65 pixels; the heart has two lobes
+  of radius 5.45 pixels centred 4.75 pixels either side of the vertical axis
+  and 4.1 pixels above the reference point, joined to a point 9.5 pixels
+  below it by the tangents from that point (so its bounding box is centred on
+  the reference point, and its area centroid about 1.9 pixels above it).
+  All lengths scale with `scale`.
+- Pixels are binary, without anti-aliasing: a pixel is on when its centre
+  lies inside the shape shrunk by `_EDGE_INSET` = 0.4 pixels (fitted on the
+  real frames: an axis-aligned square keeps exactly 20 x 20 pixels and a
+  rotated one loses about 8 % of its area, as there). Mean intensity over the
+  full grid: 0.0415 (the archive's: about 0.043).
+
+This is a stand-in for the real archive, not a copy of it: where a user has
+DeepMind's `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`, the `npz` source
+reads it (its `imgs`, `latents_classes` and `latents_values`) and is preferred.
+Known residual differences: the real heart's outline is not exactly two arcs
+and two lines (IoU about 0.96 per frame), and at scale 0.5 the real heart is
+a few pixels larger than this one.
 
 [1]: Matthey, Higgins, Hassabis & Lerchner, dSprites: Disentanglement
      testing Sprites dataset, 2017. https://github.com/deepmind/dsprites-dataset
@@ -33,40 +48,53 @@ IMAGE_SIZE = 64
 FACTOR_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (1, 3, 6, 40, 32, 32)
 SHAPE_NAMES = ("square", "ellipse", "heart")
-# Bump when the rendering changes: ingest fingerprints include it.
-RENDERER_VERSION = 1
+# Bump when the rendering changes: ingest fingerprints and the shared Examples
+# directory names (`kerasvae.steps.common.examples_directory`) include it.
+# 1: uncalibrated geometry (square side 10.24 px); 2: calibrated on the real frames.
+RENDERER_VERSION = 2
+# Mean intersection-over-union with the real frames of the same factor classes,
+# measured by tests/data/test_dsprites.py::test_renders_match_the_real_frames.
+REAL_FRAME_IOU = {"square": 0.999, "ellipse": 0.991, "heart": 0.963, "all": 0.978}
 
-_SQUARE_SIDE = 0.16 * IMAGE_SIZE  # pixels at scale 1
-_HALF_SIDE = _SQUARE_SIDE / 2
-_MAX_RADIUS = _HALF_SIDE * math.sqrt(2)  # the square's corners, the farthest point of any shape
-_ELLIPSE_AXES = (0.7 * _SQUARE_SIDE, 0.35 * _SQUARE_SIDE)
-_HEART_RADIUS = 0.95 * _MAX_RADIUS
-_MARGIN = _MAX_RADIUS + 1.0
+_POSITION_START = 16.0  # pixels: the reference point at position 0
+_POSITION_SPAN = 32.0  # pixels from position 0 to position 1
+_EDGE_INSET = 0.4  # pixels a pixel centre must lie inside the outline
+_SQUARE_HALF_SIDE = 10.0  # pixels at scale 1
+_ELLIPSE_SEMI_AXES = (13.15, 7.65)  # pixels at scale 1: horizontal, vertical
+_HEART_LOBE_OFFSET = 4.75  # lobe centres' distance from the vertical axis
+_HEART_LOBE_HEIGHT = 4.1  # lobe centres above the reference point
+_HEART_LOBE_RADIUS = 5.45
+_HEART_TIP_DEPTH = 9.5  # the point below the reference point
+_MAX_RADIUS = _SQUARE_HALF_SIDE * math.sqrt(2)  # the square's corners, the farthest point of any shape
 _WINDOW = int(math.ceil(2 * _MAX_RADIUS)) + 3  # pixels of the window rendered around each shape
 
 
-def _heart_inside(x, y):
-  """The classic heart curve (x² + y² - 1)³ - x² y³ <= 0, y upwards."""
-  r = x * x + y * y - 1.0
-  return r * r * r - x * x * y * y * y <= 0.0
+def _heart_inside(u, v, scale, inset):
+  """Whether points lie inside the heart shrunk by `inset`.
 
-
-def _heart_frame():
-  """Centroid offset and scale that centre the heart and set its radius.
+  Args:
+    u, v: coordinates in pixels relative to the reference point in the
+      heart's own frame (v upwards, the point at the bottom).
+    scale: the sprite's scale (broadcasts with u, v).
+    inset: pixels the outline is moved inwards.
 
   Returns:
-    (cy, k): the heart's area centroid height in curve units, and pixels per
-    curve unit so its farthest point from the centroid is `_HEART_RADIUS`.
+    bool array: the union of the two lobe discs and of the region the two
+    tangents from the point to the lobes enclose below the lobe centres.
   """
-  t = np.linspace(-1.5, 1.5, 1501)
-  x, y = np.meshgrid(t, t)  # [1501, 1501]
-  inside = _heart_inside(x, y)
-  cy = float(y[inside].mean())  # symmetric in x, so the centroid has x = 0
-  radius = float(np.sqrt(x[inside] ** 2 + (y[inside] - cy) ** 2).max())
-  return cy, _HEART_RADIUS / radius
-
-
-_HEART_CY, _HEART_K = _heart_frame()
+  c = _HEART_LOBE_OFFSET * scale
+  r = _HEART_LOBE_RADIUS * scale
+  h = (_HEART_LOBE_HEIGHT + _HEART_TIP_DEPTH) * scale  # the point below the lobe centres
+  x = np.abs(u)
+  y = _HEART_LOBE_HEIGHT * scale - v  # downwards from the lobe centres
+  lobe = (x - c) ** 2 + y * y <= (r - inset) ** 2
+  # Half-angle of the point: the tangent from the point touches the lobe at depth r sin(alpha).
+  alpha = math.atan2(_HEART_LOBE_OFFSET, _HEART_LOBE_HEIGHT + _HEART_TIP_DEPTH) + math.asin(
+      _HEART_LOBE_RADIUS / math.hypot(_HEART_LOBE_OFFSET, _HEART_LOBE_HEIGHT + _HEART_TIP_DEPTH))
+  touch = r * math.sin(alpha)
+  below_tangent = (y >= touch) & (x <= (h - y) * math.tan(alpha) - inset / math.cos(alpha))
+  between_lobes = (y >= 0) & (y < touch) & (x <= c)
+  return lobe | below_tangent | between_lobes
 
 
 def allowed_classes(shapes=None, scales=None, orientations=None, pos_x=None, pos_y=None):
@@ -103,7 +131,7 @@ class DSprites:
         np.array([1.0]),
         np.array([1.0, 2.0, 3.0]),  # the original archive's shape values
         np.linspace(0.5, 1.0, 6),
-        np.arange(40) * (2 * np.pi / 40),
+        np.linspace(0.0, 2 * np.pi, 40),  # class 39 is class 0 again, as in the archive
         np.linspace(0.0, 1.0, 32),
         np.linspace(0.0, 1.0, 32),
     )
@@ -217,9 +245,8 @@ class DSprites:
   def _render_chunk(self, classes):
     n = classes.shape[0]
     out = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)  # [n, 64, 64]
-    span = IMAGE_SIZE - 2 * _MARGIN
-    cx = _MARGIN + self._values[4][classes[:, 4]] * span  # [n] centre, pixels
-    cy = _MARGIN + self._values[5][classes[:, 5]] * span  # [n]
+    cx = _POSITION_START + self._values[4][classes[:, 4]] * _POSITION_SPAN  # [n] reference point, pixels
+    cy = _POSITION_START + self._values[5][classes[:, 5]] * _POSITION_SPAN  # [n], downwards
     ox = np.clip(np.floor(cx - _MAX_RADIUS).astype(np.int64) - 1, 0, IMAGE_SIZE - _WINDOW)  # [n]
     oy = np.clip(np.floor(cy - _MAX_RADIUS).astype(np.int64) - 1, 0, IMAGE_SIZE - _WINDOW)  # [n]
     grid = np.arange(_WINDOW) + 0.5  # [W]
@@ -232,15 +259,17 @@ class DSprites:
       dx = (ox[sel, None] + grid - cx[sel, None])[:, None, :]  # [s, 1, W]
       dy = -(oy[sel, None] + grid - cy[sel, None])[:, :, None]  # [s, W, 1], upwards
       cos, sin = np.cos(theta), np.sin(theta)
-      # Inverse rotation and scaling into the shape's own frame.
-      u = (cos * dx + sin * dy) / scale  # [s, W, W]
-      v = (cos * dy - sin * dx) / scale  # [s, W, W]
+      # Inverse rotation into the shape's own frame (pixels, v upwards).
+      u = cos * dx + sin * dy  # [s, W, W]
+      v = cos * dy - sin * dx  # [s, W, W]
       if shape == 0:
-        mask = np.maximum(np.abs(u), np.abs(v)) <= _HALF_SIDE
+        mask = np.maximum(np.abs(u), np.abs(v)) <= _SQUARE_HALF_SIDE * scale - _EDGE_INSET
       elif shape == 1:
-        mask = (u / _ELLIPSE_AXES[0]) ** 2 + (v / _ELLIPSE_AXES[1]) ** 2 <= 1.0
+        a = _ELLIPSE_SEMI_AXES[0] * scale - _EDGE_INSET
+        b = _ELLIPSE_SEMI_AXES[1] * scale - _EDGE_INSET
+        mask = (u / a) ** 2 + (v / b) ** 2 <= 1.0
       else:
-        mask = _heart_inside(u / _HEART_K, v / _HEART_K + _HEART_CY)
+        mask = _heart_inside(u, v, scale, _EDGE_INSET)
       rows = oy[sel, None, None] + np.arange(_WINDOW)[None, :, None]  # [s, W, 1]
       cols = ox[sel, None, None] + np.arange(_WINDOW)[None, None, :]  # [s, 1, W]
       out[sel[:, None, None], rows, cols] = mask

@@ -245,19 +245,35 @@ def test_float_npy_round_trip_and_static_binarize(tmp_path, out):
 
 
 def test_dsprites_npz_layout(tmp_path, out):
+  # DeepMind's dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, in miniature: a compressed npz with
+  # uint8 imgs [N, 64, 64] in {0, 1}, int64 latents_classes and float64 latents_values [N, 6], and
+  # `metadata`, a pickled dict the reader must not need (it loads with allow_pickle=False).
   from kerasvae.data.dsprites import DSprites
   data = DSprites()
   classes = data.classes_of(np.arange(0, 737280, 9973))
-  path = tmp_path / "dsprites_ndarray.npz"
-  np.savez(path, imgs=data.render(classes)[..., 0], latents_values=data.factor_values(classes),
-           latents_classes=classes)
+  path = tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+  metadata = {"date": "April 2017", "version": 1, "title": "dSprites dataset",
+              "latents_names": data.factor_names,
+              "latents_sizes": np.array(data.factor_sizes),
+              "latents_possible_values": {name: data.factor_values_of(name)
+                                          for name in data.factor_names}}
+  np.savez_compressed(path, metadata=metadata, imgs=data.render(classes)[..., 0],
+                      latents_classes=classes, latents_values=data.factor_values(classes))
+  with np.load(path, allow_pickle=False) as archive:
+    assert archive["imgs"].dtype == np.uint8 and archive["imgs"].shape == (len(classes), 64, 64)
+    assert archive["latents_values"].dtype == np.float64
+    with pytest.raises(ValueError, match="allow_pickle"):
+      archive["metadata"]  # pylint: disable=pointless-statement
   ingest(helpers.config({"source": "npz", "npz": {"path": str(path)}},
                         split={"eval_fraction": 0.0}), out)
   loaded = load_split(out, "train")
   np.testing.assert_array_equal(loaded["image"], data.render(classes).astype(np.float32))
   np.testing.assert_array_equal(loaded["factor_classes"], classes)
+  np.testing.assert_allclose(loaded["factors"], data.factor_values(classes), rtol=1e-6)
   np.testing.assert_array_equal(loaded["label"], classes[:, 1])
-  assert read_metadata(out)["factor_names"] == list(data.factor_names)
+  metadata = read_metadata(out)
+  assert metadata["factor_names"] == list(data.factor_names)
+  assert metadata["label_names"] == ["square", "ellipse", "heart"]
 
 
 def test_reuse_and_refuse(npz_path, out, caplog):
