@@ -33,7 +33,7 @@ def test_every_bundled_config_has_thresholds_that_fit_its_model_kinds(path):
     assert "upper_bound" in thresholds.get("reconstruction", {}), path  # what an AE is judged on
     if config.model.kind == "vae":
       assert "lower_bound" in thresholds.get("elbo", {}), path
-    # A collapsed model: no active unit, the mean image for every input (dSprites -280,
+    # A collapsed model: no active unit, the mean image for every input (calibrated dSprites -560,
     # MNIST -212 nats): refused whatever its kind.
     collapsed = {"active_units": 0, "elbo": -212.0, "kl": 0.0, "reconstruction": 212.0}
     not_applicable = () if config.model.kind == "vae" else evaluate.VAE_ONLY_METRICS
