@@ -39,6 +39,7 @@ through /proc/self/clear_refs before the phase).
 import argparse
 import contextlib
 import io
+import json
 import os
 import platform
 import tempfile
@@ -177,7 +178,6 @@ def project_rate(examples_dir, model, batch_size, epochs, work_dir, learning_rat
   `train` overrides TrainConfig fields (steps_per_execution, jit_compile, ...).
   """
   from kerasvae import config as config_lib  # pylint: disable=import-outside-toplevel
-  from kerasvae.artifacts import read_json  # pylint: disable=import-outside-toplevel
   from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
   from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
   config = config_lib.from_dict(configs.PipelineConfig, {
@@ -187,7 +187,7 @@ def project_rate(examples_dir, model, batch_size, epochs, work_dir, learning_rat
   train_dir = Path(tempfile.mkdtemp(prefix="train-", dir=work_dir))
   with contextlib.redirect_stdout(io.StringIO()):  # one line per epoch
     train_step.run(config, examples_dir, train_dir)
-  history = read_json(train_dir / "history.json")
+  history = json.loads((train_dir / "history.json").read_text())  # a list: one record per epoch
   steady = history[1:]
   step_rate = max(r["examples_per_second"] for r in steady)
   examples = (history[0]["examples_per_second"] * history[0]["seconds"])  # per epoch

@@ -29,6 +29,8 @@ import yaml
 from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae.config import ConfigError
+from kerasvae.data.config import bundled_data_dir
+from kerasvae.data.config import resolve_data_paths
 from kerasvae.steps import configs
 
 # Training checkpoints only serve to resume a killed training in the same directory; a KFP
@@ -57,7 +59,14 @@ def load_config(config, overrides=()):
     raise ConfigError(f"The pipeline's config parameter is not valid YAML: {e}") from None
   if not isinstance(data, dict):
     return configs.load_pipeline_config(text or None, list(overrides))
+  # Relative data paths of the YAML text resolve as a bundled config's do, against the data
+  # directory ($KERASVAE_DATA_DIR in the component's image); those of --set values against
+  # the working directory, as on the command line.
+  if isinstance(data.get("ingest"), dict):
+    resolve_data_paths(data["ingest"], bundled_data_dir())
   data = config_lib.apply_overrides(data, list(overrides))
+  if isinstance(data.get("ingest"), dict):
+    resolve_data_paths(data["ingest"], Path.cwd())
   return config_lib.from_dict(configs.PipelineConfig, data, where="config",
                               source=" (in the pipeline's config parameter)")
 
