@@ -31,7 +31,9 @@ binarised) and then for the convolutional β-VAE on 64x64 dSprites, at batch
       package): the same conv network, loss and Adam in PyTorch, eager, with
       activations and weights channels-last (NHWC, what oneDNN prefers on CPU)
       and in PyTorch's default NCHW layout; each in a fresh process without
-      TensorFlow (in one process the two runtimes' threads fight over the cores).
+      TensorFlow (in one process the two runtimes' threads fight over the cores),
+      and channels-last once more with OMP_WAIT_POLICY=PASSIVE (on a loaded
+      machine OpenMP's spinning default loses several times its speed).
   reader: the tf.data reader of (1) alone, no model.
 
 `--no-mlp --compare-only --conv-batch-sizes 64 128` is the conv comparison alone:
@@ -409,8 +411,9 @@ def torch_conv_rate(images, model, batch_size, epochs, learning_rate=1e-3, chann
   return best
 
 
-def torch_conv_rate_subprocess(images, model, batch_size, epochs, work_dir, channels_last=True):
-  """`torch_conv_rate` in a fresh process that never imports TensorFlow.
+def torch_conv_rate_subprocess(images, model, batch_size, epochs, work_dir, channels_last=True,
+                               env=None):
+  """`torch_conv_rate` in a fresh process that never imports TensorFlow; `env` adds variables.
 
   In the process that runs TensorFlow, PyTorch's OpenMP threads and TensorFlow's thread pools
   fight over the 2 cores: the same step measured 13 examples/s there against ~500 alone.
@@ -429,7 +432,7 @@ def torch_conv_rate_subprocess(images, model, batch_size, epochs, work_dir, chan
   arguments = {"path": str(path), "model": model, "batch_size": batch_size, "epochs": epochs,
                "channels_last": channels_last}
   repo = str(Path(__file__).resolve().parents[1])
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+  env = dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join(
       [repo] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
   result = subprocess.run([sys.executable, "-c", code, json.dumps(arguments)], env=env,
                           capture_output=True, text=True, check=False)
@@ -481,9 +484,15 @@ def run_section(name, examples_dir, model, batch_sizes, args, work_dir, steps_pe
           rate = bare_rate(images, model, batch_size, epochs, jit_compile=False)
         results.setdefault((batch_size, "bare, no XLA"), []).append(rate)
       if torch_rows:
-        for label, channels_last in (("torch channels-last", True), ("torch default", False)):
+        # OpenMP's default wait policy spins between parallel regions: on a loaded machine the
+        # spinning thread takes the core its partner needs (64 against 287 examples/s, batch 64,
+        # load 8 on 2 cores). PASSIVE sleeps instead, as TensorFlow's pools do after a short spin.
+        torch_variants = (
+            ("torch channels-last", True, None), ("torch default", False, None),
+            ("torch channels-last, OMP passive", True, {"OMP_WAIT_POLICY": "PASSIVE"}))
+        for label, channels_last, torch_env in torch_variants[:1 if args.quick else None]:
           rate = torch_conv_rate_subprocess(images, model, batch_size, epochs, work_dir,
-                                            channels_last=channels_last)
+                                            channels_last=channels_last, env=torch_env)
           results.setdefault((batch_size, label), []).append(rate)
       if not args.compare_only:
         with peak_memory(memory, (batch_size, "keras")):
@@ -530,11 +539,12 @@ def print_table(name, best, memory, batch_sizes, steps_per_execution):
         mem = memory.get((b, variant.replace(" (step)", "")), float("nan"))
         print(f"{b:>6} {variant:<46} {value:>10,.0f} {mem:>9,.0f}")
     bare = max(best.get((batch_size, "bare"), 0.0), best.get((batch_size, "bare, no XLA"), 0.0))
-    torch_rate = best.get((batch_size, "torch channels-last"))
-    if torch_rate:
-      project = best.get((batch_size, f"project spe={steps_per_execution} train only (step)"), 0.0)
-      print(f"{batch_size:>6} against PyTorch channels-last: bare/torch {bare / torch_rate:.2f}, "
-            f"project train only (step)/torch {project / torch_rate:.2f}")
+    project = best.get((batch_size, f"project spe={steps_per_execution} train only (step)"), 0.0)
+    for label in ("torch channels-last", "torch channels-last, OMP passive"):
+      torch_rate = best.get((batch_size, label))
+      if torch_rate:
+        print(f"{batch_size:>6} against {label}: bare/torch {bare / torch_rate:.2f}, "
+              f"project train only (step)/torch {project / torch_rate:.2f}")
     keras_rate = best.get((batch_size, "keras"))
     if not keras_rate:
       continue
