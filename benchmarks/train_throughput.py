@@ -2,7 +2,7 @@
 
 Usage:
   python -m benchmarks.train_throughput [--mnist-dir ../shared/data/mnist] [--rounds 3]
-      [--epochs 6] [--no-conv] [--quick]
+      [--epochs 6] [--no-conv] [--no-mlp] [--conv-batch-sizes 64 128] [--compare-only] [--quick]
 
 For the classic MLP VAE on MNIST (784-400-20-400-784, ReLU, Bernoulli decoder,
 Adam 1e-3; the first 9,000 digits of the shared t10k file, dynamically
@@ -27,7 +27,17 @@ binarised) and then for the convolutional β-VAE on 64x64 dSprites, at batch
   (3) keras: the keras.io VAE idiom (a `Sampling` layer, a subclassed model
       with a custom `train_step` and `tf.GradientTape`, `model.fit` on a NumPy
       array, `compile()` defaults) with the same network.
+  (4) torch (dSprites only, when `torch` is importable; never a dependency of the
+      package): the same conv network, loss and Adam in PyTorch, eager, with
+      activations and weights channels-last (NHWC, what oneDNN prefers on CPU)
+      and in PyTorch's default NCHW layout; each in a fresh process without
+      TensorFlow (in one process the two runtimes' threads fight over the cores),
+      and channels-last once more with OMP_WAIT_POLICY=PASSIVE (on a loaded
+      machine OpenMP's spinning default loses several times its speed).
   reader: the tf.data reader of (1) alone, no model.
+
+`--no-mlp --compare-only --conv-batch-sizes 64 128` is the conv comparison alone:
+the bare step without XLA, the two PyTorch rows and (1) train only, interleaved.
 
 The first epoch of every measurement is a warm-up (tracing, XLA compilation,
 the reader's cache) and is not counted. The CPU is shared, so the variants are
@@ -324,6 +334,113 @@ def keras_io_rate(images, model, batch_size, epochs, learning_rate=1e-3):
   return max(len(images) / s for s in times.seconds[1:])  # fit also trains the partial batch
 
 
+# -- (4) PyTorch, for the convolutional network ----------------------------
+
+def torch_available():
+  """Whether PyTorch is importable (an optional peer for the conv rows, never a dependency)."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  return importlib.util.find_spec("torch") is not None
+
+
+def torch_conv_rate(images, model, batch_size, epochs, learning_rate=1e-3, channels_last=True):
+  """Examples/s of the same conv beta-VAE step in PyTorch (eager, the usual idiom), on CPU tensors.
+
+  The network is the project's conv encoder/decoder (`networks.make_encoder/make_decoder`,
+  disentanglement_lib's): 4x4 stride-2 convolutions with padding 1 (TensorFlow's "same" for
+  even sizes), a dense layer, the transposed convolutions back; the same loss (Bernoulli
+  reconstruction through `binary_cross_entropy_with_logits`, the analytic KL times kl_weight)
+  and Adam. `channels_last` stores activations and weights in NHWC (`torch.channels_last`),
+  the layout oneDNN convolutions prefer on CPU; otherwise PyTorch's default NCHW.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import torch  # pylint: disable=import-outside-toplevel
+  from torch import nn  # pylint: disable=import-outside-toplevel
+  height, width, channels = images.shape[1:]
+  filters, dense_units, latent_dim = list(model["filters"]), model["dense_units"], model["latent_dim"]
+  kl_weight = float(model.get("kl_weight", 1.0))
+  factor = 2 ** len(filters)
+  small = (height // factor, width // factor)
+  encoder_layers, previous = [], channels
+  for f in filters:
+    encoder_layers += [nn.Conv2d(previous, f, 4, stride=2, padding=1), nn.ReLU()]
+    previous = f
+  encoder = nn.Sequential(*encoder_layers, nn.Flatten(),
+                          nn.Linear(previous * small[0] * small[1], dense_units), nn.ReLU(),
+                          nn.Linear(dense_units, 2 * latent_dim))
+  decoder_layers = [nn.Linear(latent_dim, dense_units), nn.ReLU(),
+                    nn.Linear(dense_units, filters[-1] * small[0] * small[1]), nn.ReLU(),
+                    nn.Unflatten(1, (filters[-1], small[0], small[1]))]
+  previous = filters[-1]
+  for f in reversed(filters[:-1]):
+    decoder_layers += [nn.ConvTranspose2d(previous, f, 4, stride=2, padding=1), nn.ReLU()]
+    previous = f
+  decoder_layers.append(nn.ConvTranspose2d(previous, channels, 4, stride=2, padding=1))
+  decoder = nn.Sequential(*decoder_layers)
+  memory_format = torch.channels_last if channels_last else torch.contiguous_format
+  encoder, decoder = encoder.to(memory_format=memory_format), decoder.to(memory_format=memory_format)
+  optimizer = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()),
+                               lr=learning_rate)
+
+  def step(x):  # x [B, C, H, W] in {0, 1}
+    optimizer.zero_grad(set_to_none=True)
+    mean, log_var = encoder(x).chunk(2, dim=-1)  # [B, D] x2
+    z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)  # [B, D]
+    logits = decoder(z)  # [B, C, H, W]
+    reconstruction = nn.functional.binary_cross_entropy_with_logits(
+        logits, x, reduction="none").sum(dim=(1, 2, 3))
+    kl = 0.5 * (log_var.exp() + mean.square() - 1.0 - log_var).sum(dim=-1)
+    loss = (reconstruction + kl_weight * kl).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+  steps = len(images) // batch_size
+  nchw = np.ascontiguousarray(np.transpose(np.asarray(images, np.float32), (0, 3, 1, 2)))
+  batches = [torch.from_numpy(nchw[i * batch_size:(i + 1) * batch_size]).to(
+      memory_format=memory_format) for i in range(steps)]
+  best = 0.0
+  for epoch in range(epochs):
+    start = time.perf_counter()
+    for x in batches:
+      loss = step(x)
+    value = float(loss)  # eager: the step is done when it returns
+    if epoch:  # epoch 0 warms up oneDNN's primitive cache
+      best = max(best, steps * batch_size / (time.perf_counter() - start))
+  if not np.isfinite(value):
+    raise RuntimeError(f"The PyTorch step's loss is {value}")
+  return best
+
+
+def torch_conv_rate_subprocess(images, model, batch_size, epochs, work_dir, channels_last=True,
+                               env=None):
+  """`torch_conv_rate` in a fresh process that never imports TensorFlow; `env` adds variables.
+
+  In the process that runs TensorFlow, PyTorch's OpenMP threads and TensorFlow's thread pools
+  fight over the 2 cores: the same step measured 13 examples/s there against ~500 alone.
+  """
+  import json  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  path = Path(work_dir) / "torch-images.npy"
+  if not path.exists():
+    np.save(path, np.asarray(images, np.float32))
+  code = ("import json, sys, numpy as np; from benchmarks.train_throughput import torch_conv_rate; "
+          "a = json.loads(sys.argv[1]); "
+          "print(torch_conv_rate(np.load(a['path']), a['model'], a['batch_size'], a['epochs'], "
+          "channels_last=a['channels_last']))")
+  arguments = {"path": str(path), "model": model, "batch_size": batch_size, "epochs": epochs,
+               "channels_last": channels_last}
+  repo = str(Path(__file__).resolve().parents[1])
+  env = dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join(
+      [repo] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+  result = subprocess.run([sys.executable, "-c", code, json.dumps(arguments)], env=env,
+                          capture_output=True, text=True, check=False)
+  if result.returncode:
+    raise RuntimeError(f"The PyTorch step failed (exit {result.returncode}):\n{result.stderr}")
+  return float(result.stdout.strip().splitlines()[-1])
+
+
 # -- The sections -----------------------------------------------------------
 
 def train_images(examples_dir, limit=None):
@@ -337,8 +454,12 @@ NEVER = 10**6  # an every-N-epochs interval that never comes within a measuremen
 
 def run_section(name, examples_dir, model, batch_sizes, args, work_dir, steps_per_epoch=None,
                 images_limit=None, bare_without_xla=False, extra_project=None,
-                full_epoch_examples=None):
+                full_epoch_examples=None, torch_rows=False):
   """Interleaved rounds of reader, bare, keras and project; returns {(batch, variant): value}.
+
+  `torch_rows`: also the same step in PyTorch, channels-last and default layout (conv only).
+  `args.compare_only` keeps the step comparison: the bare step without XLA, PyTorch and the
+  project's train-only row.
 
   `extra_project`: (label, examples_dir) of one more project variant at the last
   steps_per_execution (another artifact of the same images). `full_epoch_examples`: one more
@@ -351,33 +472,48 @@ def run_section(name, examples_dir, model, batch_sizes, args, work_dir, steps_pe
     spe = steps_per_epoch and max(1, steps_per_epoch(batch_size))
     epochs = args.epochs
     for r in range(args.rounds):
-      with peak_memory(memory, (batch_size, "reader")):
-        rate = reader_rate(examples_dir, batch_size, args.reader_seconds)
-      results.setdefault((batch_size, "reader"), []).append(rate)
-      with peak_memory(memory, (batch_size, "bare")):
-        rate = bare_rate(images, model, batch_size, epochs)
-      results.setdefault((batch_size, "bare"), []).append(rate)
+      if not args.compare_only:
+        with peak_memory(memory, (batch_size, "reader")):
+          rate = reader_rate(examples_dir, batch_size, args.reader_seconds)
+        results.setdefault((batch_size, "reader"), []).append(rate)
+        with peak_memory(memory, (batch_size, "bare")):
+          rate = bare_rate(images, model, batch_size, epochs)
+        results.setdefault((batch_size, "bare"), []).append(rate)
       if bare_without_xla:
         with peak_memory(memory, (batch_size, "bare, no XLA")):
           rate = bare_rate(images, model, batch_size, epochs, jit_compile=False)
         results.setdefault((batch_size, "bare, no XLA"), []).append(rate)
-      with peak_memory(memory, (batch_size, "keras")):
-        rate = keras_io_rate(images, model, batch_size, epochs)
-      results.setdefault((batch_size, "keras"), []).append(rate)
-      variants = [(f"project spe={n}", {"steps_per_execution": n})
-                  for n in args.steps_per_execution]
+      if torch_rows:
+        # OpenMP's default wait policy spins between parallel regions: on a loaded machine the
+        # spinning thread takes the core its partner needs (64 against 287 examples/s, batch 64,
+        # load 8 on 2 cores). PASSIVE sleeps instead, as TensorFlow's pools do after a short spin.
+        torch_variants = (
+            ("torch channels-last", True, None), ("torch default", False, None),
+            ("torch channels-last, OMP passive", True, {"OMP_WAIT_POLICY": "PASSIVE"}))
+        for label, channels_last, torch_env in torch_variants[:1 if args.quick else None]:
+          rate = torch_conv_rate_subprocess(images, model, batch_size, epochs, work_dir,
+                                            channels_last=channels_last, env=torch_env)
+          results.setdefault((batch_size, label), []).append(rate)
+      if not args.compare_only:
+        with peak_memory(memory, (batch_size, "keras")):
+          rate = keras_io_rate(images, model, batch_size, epochs)
+        results.setdefault((batch_size, "keras"), []).append(rate)
       n = args.steps_per_execution[-1]  # the extra rows run at the last value
+      variants = [] if args.compare_only else [
+          (f"project spe={m}", {"steps_per_execution": m}) for m in args.steps_per_execution]
       variants.append((f"project spe={n} train only", {
           "steps_per_execution": n, "eval_every_epochs": NEVER,
           "checkpoint_every_epochs": NEVER, "images_every_epochs": NEVER}))
-      if extra_project:
+      if args.compare_only:
+        variants = variants[-1:]
+      if extra_project and not args.compare_only:
         variants.append((f"project spe={n} {extra_project[0]}",
                          {"steps_per_execution": n, "examples_dir": extra_project[1]}))
-      if full_epoch_examples:  # the per-epoch work over an epoch of the full dataset's length
+      if full_epoch_examples and not args.compare_only:  # per-epoch work over a full-length epoch
         variants.append((f"project spe={n} {full_epoch_examples}-example epochs", {
             "steps_per_execution": n,
             "steps_per_epoch": max(1, full_epoch_examples // batch_size)}))
-      if args.project_without_xla:
+      if args.project_without_xla and not args.compare_only:
         variants.append((f"project spe={n} no XLA",
                          {"steps_per_execution": n, "jit_compile": "false"}))
       for key, overrides in variants:
@@ -394,7 +530,7 @@ def run_section(name, examples_dir, model, batch_sizes, args, work_dir, steps_pe
   return {k: max(v) for k, v in results.items()}, memory
 
 
-def print_table(name, best, memory, batch_sizes):
+def print_table(name, best, memory, batch_sizes, steps_per_execution):
   print(f"\n{name} (examples/s, best of the rounds; memory = the phase's peak RSS)")
   print(f"{'batch':>6} {'variant':<46} {'ex/s':>10} {'peak MB':>9}")
   for batch_size in batch_sizes:
@@ -403,7 +539,15 @@ def print_table(name, best, memory, batch_sizes):
         mem = memory.get((b, variant.replace(" (step)", "")), float("nan"))
         print(f"{b:>6} {variant:<46} {value:>10,.0f} {mem:>9,.0f}")
     bare = max(best.get((batch_size, "bare"), 0.0), best.get((batch_size, "bare, no XLA"), 0.0))
-    keras_rate = best[(batch_size, "keras")]
+    project = best.get((batch_size, f"project spe={steps_per_execution} train only (step)"), 0.0)
+    for label in ("torch channels-last", "torch channels-last, OMP passive"):
+      torch_rate = best.get((batch_size, label))
+      if torch_rate:
+        print(f"{batch_size:>6} against {label}: bare/torch {bare / torch_rate:.2f}, "
+              f"project train only (step)/torch {project / torch_rate:.2f}")
+    keras_rate = best.get((batch_size, "keras"))
+    if not keras_rate:
+      continue
     for (b, variant), epoch in best.items():
       if b != batch_size or not variant.startswith("project") or variant.endswith("(step)"):
         continue
@@ -429,6 +573,13 @@ def main(argv=None):
                       help="Conv epochs are cut to about this many examples (2 CPU cores).")
   parser.add_argument("--no-conv", action="store_true", help="Skip the dSprites section.")
   parser.add_argument("--no-mlp", action="store_true", help="Skip the MNIST section.")
+  parser.add_argument("--conv-batch-sizes", type=int, nargs="+", default=None,
+                      help="Batch sizes of the dSprites section (default: --batch-sizes).")
+  parser.add_argument("--no-torch", action="store_true",
+                      help="Skip the PyTorch rows of the dSprites section (run when torch imports).")
+  parser.add_argument("--compare-only", action="store_true",
+                      help="Only the step comparison: bare step (conv: without XLA), PyTorch, "
+                           "and the project's train-only row.")
   parser.add_argument("--quick", action="store_true", help="A seconds-long smoke run.")
   parser.add_argument("--output", default=None, help="Work directory (default: a temp dir).")
   args = parser.parse_args(argv)
@@ -452,17 +603,19 @@ def main(argv=None):
                                images_limit=300 * 128 if args.quick else None,
                                extra_project=("dynamic binarisation", dynamic),
                                full_epoch_examples=None if args.quick else MNIST_FULL_TRAIN)
-    print_table("MNIST MLP VAE 784-400-20-400-784", best, memory, args.batch_sizes)
+    print_table("MNIST MLP VAE 784-400-20-400-784", best, memory, args.batch_sizes,
+                args.steps_per_execution[-1])
     results["mnist"] = best, memory
   if not args.no_conv:
     dsprites = ingest_dsprites(args.dsprites_examples, work_dir / "dsprites")
     per_epoch = args.conv_examples_per_epoch
     best, memory = run_section(
-        "dSprites conv", dsprites, DSPRITES_MODEL, args.batch_sizes, args, work_dir,
+        "dSprites conv", dsprites, DSPRITES_MODEL, args.conv_batch_sizes or args.batch_sizes,
+        args, work_dir,
         steps_per_epoch=lambda b: per_epoch // b, images_limit=per_epoch,
-        bare_without_xla=True)
+        bare_without_xla=True, torch_rows=not args.no_torch and torch_available())
     print_table(f"dSprites conv β-VAE 64x64 (epochs of ~{per_epoch} examples)", best, memory,
-                args.batch_sizes)
+                args.conv_batch_sizes or args.batch_sizes, args.steps_per_execution[-1])
     results["dsprites"] = best, memory
   print(f"\nfinished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load_average()}")
   return results

@@ -20,3 +20,6 @@ def test_train_throughput_quick_runs_every_variant(tmp_path, capsys):
     assert all(mb > 100 for mb in memory.values())  # a TF process's resident set
   out = capsys.readouterr().out
   assert "project spe=10 train only: (1)/(2) epoch" in out
+  if train_throughput.torch_available():  # the PyTorch peer of the conv step, in its own process
+    assert (128, "torch channels-last") in results["dsprites"][0]
+    assert "128 against torch channels-last: bare/torch" in out
