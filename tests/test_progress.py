@@ -4,18 +4,16 @@ import contextlib
 import io
 import re
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasvae import models
 from kerasvae import progress
-from kerasvae import training
 from kerasvae.metrics import ground_truth
 from kerasvae.metrics import likelihood
 from kerasvae.steps import configs
 from kerasvae.steps import evaluate
+from tests.pipeline_helpers import tiny_trainer
 
 
 class FakeTerminal(io.StringIO):
@@ -66,16 +64,9 @@ def test_progress_draws_a_bar_with_an_eta_only_on_a_terminal_outside_ci(stdout):
 def test_training_epochs_show_a_bar_on_a_terminal_and_one_line_per_epoch_otherwise(
     stdout, tmp_path):
   kind, stream = stdout
-  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
   config = configs.TrainConfig(epochs=2, batch_size=8, progress=True, jit_compile="false",
                                steps_per_execution=1)
-  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
-  optimizer = keras.optimizers.Adam(1e-3)
-  optimizer.build(model.trainable_variables)
-  trainer = training.Trainer(
-      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
-      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
-      steps_per_epoch=2, jit_compile=False)
+  trainer = tiny_trainer(tmp_path, config)
   with contextlib.redirect_stdout(stream):
     trainer.train()
   text = stream.getvalue()

@@ -22,6 +22,7 @@ from kerasvae.steps import configs
 from tests.pipeline_helpers import REPO
 from tests.pipeline_helpers import subprocess_env
 from tests.pipeline_helpers import tiny_config
+from tests.pipeline_helpers import tiny_trainer
 
 MIRRORED_SCRIPT = r"""
 import json, sys
@@ -137,18 +138,11 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_epoch_end_fn_sees_the_initial_model_once_and_every_epoch(tmp_path):
-  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
   seen = []
 
   def trainer(epochs):
     config = configs.TrainConfig(epochs=epochs, batch_size=8, progress=False)
-    model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
-    optimizer = keras.optimizers.Adam(1e-3)
-    optimizer.build(model.trainable_variables)
-    return training.Trainer(
-        model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
-        lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
-        steps_per_epoch=2, epoch_end_fn=lambda epoch, *_: seen.append(epoch))
+    return tiny_trainer(tmp_path, config, epoch_end_fn=lambda epoch, *_: seen.append(epoch))
 
   trainer(2).train()
   assert seen == [0, 1, 2]
@@ -158,17 +152,10 @@ def test_epoch_end_fn_sees_the_initial_model_once_and_every_epoch(tmp_path):
 
 @pytest.mark.parametrize("min_seconds, saved", [(0, [2, 4, 5]), (3600, [5])])
 def test_checkpoints_follow_the_epoch_interval_and_the_time_floor(tmp_path, min_seconds, saved):
-  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
   config = configs.TrainConfig(epochs=5, batch_size=8, progress=False, jit_compile="false",
                                checkpoint_every_epochs=2, checkpoint_min_seconds=min_seconds,
                                keep_checkpoints=10)
-  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
-  optimizer = keras.optimizers.Adam(1e-3)
-  optimizer.build(model.trainable_variables)
-  trainer = training.Trainer(
-      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
-      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
-      steps_per_epoch=2, jit_compile=False)
+  trainer = tiny_trainer(tmp_path, config)
   trainer.train()
   numbers = [int(p.rsplit("-", 1)[1]) for p in trainer.manager.manager.checkpoints]
   assert numbers == saved  # the last epoch is always saved
@@ -275,20 +262,13 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_the_rerun_resumes_there(tmp_pa
 
 
 def _signal_trainer(tmp_path, signals_at_epoch_end):
-  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
   config = configs.TrainConfig(epochs=5, batch_size=8, progress=False, jit_compile="false")
 
   def epoch_end_fn(epoch, *_):
     for number in signals_at_epoch_end.get(epoch, ()):
       os.kill(os.getpid(), number)
 
-  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
-  optimizer = keras.optimizers.Adam(1e-3)
-  optimizer.build(model.trainable_variables)
-  return training.Trainer(
-      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
-      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
-      steps_per_epoch=2, jit_compile=False, epoch_end_fn=epoch_end_fn)
+  return tiny_trainer(tmp_path, config, epoch_end_fn=epoch_end_fn)
 
 
 def test_a_signal_saves_the_finished_epoch_and_a_second_stops_at_once(tmp_path):

@@ -93,7 +93,6 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
     ConfigError: for an unknown study name or an invalid study config.
   """
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
-  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   if name not in STUDIES:
     raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
   study = STUDIES[name]

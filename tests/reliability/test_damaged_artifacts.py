@@ -1,19 +1,15 @@
 """Damaged artifacts are named, never reused silently: each step checks the digests it recorded."""
 
 import json
-import shutil
 
-import keras
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from kerasvae import cli
-from kerasvae import models
 from kerasvae import training
 from kerasvae.steps import common
 from kerasvae.steps import configs
 from tests.pipeline_helpers import tiny_config
+from tests.pipeline_helpers import tiny_trainer
 
 
 @pytest.fixture(scope="module")
@@ -113,26 +109,19 @@ def test_a_damaged_evaluation_is_redone_and_a_damaged_export_named(finished_run,
     restore()
 
 
-def tiny_trainer(work_dir, epochs):
+def _trainer(work_dir, epochs):
   config = configs.TrainConfig(epochs=epochs, batch_size=8, progress=False, jit_compile="false",
                                checkpoint_min_seconds=0, keep_checkpoints=5)
-  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
-  optimizer = keras.optimizers.Adam(1e-3)
-  optimizer.build(model.trainable_variables)
-  data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
-  return training.Trainer(
-      model, optimizer, tf.distribute.get_strategy(), config, str(work_dir),
-      lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),
-      steps_per_epoch=2, jit_compile=False)
+  return tiny_trainer(work_dir, config)
 
 
 @pytest.mark.parametrize("damaged_file", ["data-00000-of-00001", "index"])
 def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capsys, damaged_file):
-  tiny_trainer(tmp_path, 3).train()
+  _trainer(tmp_path, 3).train()
   checkpoints = tmp_path / "checkpoints"
   flip_byte(checkpoints / f"ckpt-3.{damaged_file}")
   capsys.readouterr()
-  history = tiny_trainer(tmp_path, 4).train()
+  history = _trainer(tmp_path, 4).train()
   out = capsys.readouterr().out
   assert f"train: the checkpoint {checkpoints}/ckpt-3 is damaged (" in out
   assert f"resuming from {checkpoints}/ckpt-2 (2 epochs done)" in out
@@ -140,13 +129,13 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capsys, dam
 
 
 def test_every_checkpoint_damaged_is_a_named_error(tmp_path):
-  tiny_trainer(tmp_path, 2).train()
+  _trainer(tmp_path, 2).train()
   for number in (1, 2):
     flip_byte(tmp_path / "checkpoints" / f"ckpt-{number}.data-00000-of-00001")
   with pytest.raises(training.TrainingError,
                      match=r"Every checkpoint in .*checkpoints is damaged: .*ckpt-2 .*ckpt-1 .*"
                            r"`kerasvae train --force`"):
-    tiny_trainer(tmp_path, 3).train()
+    _trainer(tmp_path, 3).train()
 
 
 def test_export_killed_before_its_metadata_is_not_exported_again(finished_run, capsys):

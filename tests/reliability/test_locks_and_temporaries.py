@@ -1,11 +1,8 @@
 """The run lock under contention, temporaries of killed writers, and the NaN stop's message."""
 
-import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 

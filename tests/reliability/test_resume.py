@@ -7,19 +7,17 @@ import subprocess
 import sys
 import threading
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from kerasvae import cli
-from kerasvae import models
 from kerasvae import training
 from kerasvae.steps import common
 from kerasvae.steps import configs
 from tests.pipeline_helpers import REPO
 from tests.pipeline_helpers import subprocess_env
 from tests.pipeline_helpers import tiny_config
+from tests.pipeline_helpers import tiny_trainer
 
 EPOCHS = 8
 
@@ -62,14 +60,7 @@ def test_training_killed_at_a_late_epoch_resumes_with_a_complete_history(tmp_pat
 
 def test_a_nan_before_any_checkpoint_says_nothing_is_kept(tmp_path):
   config = configs.TrainConfig(epochs=3, batch_size=8, progress=False, jit_compile="false")
-  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
-  optimizer = keras.optimizers.Adam(1e-3)
-  optimizer.build(model.trainable_variables)
-  bad = np.full((16, 4, 4, 1), np.nan, "float32")
-  trainer = training.Trainer(
-      model, optimizer, tf.distribute.get_strategy(), config, str(tmp_path),
-      lambda _: tf.data.Dataset.from_tensor_slices({"image": bad}).batch(8).repeat(),
-      steps_per_epoch=2, jit_compile=False)
+  trainer = tiny_trainer(tmp_path, config, data=np.full((16, 4, 4, 1), np.nan, "float32"))
   with pytest.raises(training.TrainingError) as error:
     trainer.train()
   message = str(error.value)
