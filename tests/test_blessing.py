@@ -4,11 +4,13 @@ passes on reconstruction, a collapsed VAE is refused."""
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 import yaml
 
 from kerasvae import cli
 from kerasvae.steps import configs
 from kerasvae.steps import evaluate
+from kerasvae.steps import train as train_step
 from kerasvae.studies import core
 from tests.pipeline_helpers import REPO
 from tests.pipeline_helpers import tiny_config
@@ -89,3 +91,27 @@ def test_traversals_show_the_latents_with_the_most_kl_first():
   dims, annotations = evaluate.informative_dims({"activity": [0.5, 2.0, 0.1]}, 3)
   assert dims == [1, 0, 2] and annotations[0] == "var 2.00"  # an autoencoder: code variance
   assert evaluate.informative_dims({}, 12) == (list(range(10)), None)
+
+
+class _FixedCodes:
+  """A stand-in autoencoder whose codes vary across the batch along latents 2 (most) and 7."""
+  latent_dim = 12
+
+  def encode_mean(self, x):
+    t = tf.range(tf.cast(tf.shape(x)[0], tf.float32))[:, None]  # [N, 1]
+    return t * tf.one_hot(2, 12) + 0.5 * t * tf.one_hot(7, 12)  # [N, 12]
+
+
+class _FixedPosterior(_FixedCodes):
+  """A stand-in VAE: latent 11's posterior far from the prior (KL 4.5), latent 5's a little (0.5)."""
+
+  def posterior_params(self, x):
+    mean = tf.zeros([tf.shape(x)[0], 1]) + tf.constant([0.0] * 5 + [1.0] + [0.0] * 5 + [3.0])
+    return mean, tf.zeros_like(mean)  # [N, 12] each
+
+
+def test_training_traversals_show_the_most_informative_latents_first():
+  images = tf.zeros([8, 4, 4, 1])
+  assert train_step.traversal_dims(_FixedPosterior(), images).numpy().tolist() == [
+      11, 5, 0, 1, 2, 3, 4, 6, 7, 8]  # then the unused ones, lower index first
+  assert train_step.traversal_dims(_FixedCodes(), images, limit=3).numpy().tolist() == [2, 7, 0]
