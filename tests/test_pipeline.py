@@ -240,3 +240,13 @@ def test_run_lock_refuses_a_second_writer(tmp_path):
   (tmp_path / "run" / ".lock").write_text("1")  # a lock file nobody holds is no lock
   with common.run_lock(tmp_path / "run"):
     pass
+
+
+def test_a_forced_retrain_is_evaluated_again_not_reused(tmp_path, capsys):
+  config = tiny_config(tmp_path, evaluate={"iwae_samples": 0, "disentanglement": False})
+  assert cli.main(["run", "--config", str(config)]) == 0
+  assert cli.main(["train", "--config", str(config), "--force"]) == 0
+  capsys.readouterr()
+  assert cli.main(["evaluate", "--config", str(config)]) == 0
+  out = capsys.readouterr().out
+  assert "evaluate: reusing" not in out and "blessed" in out

@@ -207,8 +207,11 @@ def _write_tensorboard(train_dir, train_meta, metrics, figures):
 
 
 def evaluate_fingerprint(config, train_meta):
+  """The evaluate config, the train config and the trained model's bytes: a model retrained
+  with `kerasvae train --force` (same config, new weights) is evaluated again."""
+  model_digest = (train_meta.get("digests") or {}).get(train_step.MODEL_FILE)
   return artifacts.fingerprint({"evaluate": config_lib.to_dict(config.evaluate),
-                                "train": train_meta["fingerprint"]})
+                                "train": train_meta["fingerprint"], "model": model_digest})
 
 
 def run(config, examples_dir, train_dir, evaluate_dir, force=False):
