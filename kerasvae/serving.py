@@ -384,12 +384,9 @@ def check_signatures(model_dir, contract, model_class=None):
   """
   model_dir = Path(model_dir)
   for previous in reversed(list_versions(model_dir)):
-    path = model_dir / str(previous) / METADATA_DIR / METADATA_FILE
-    if not path.is_file():
-      continue
     try:
-      info = artifacts.read_json(path)
-    except ValueError:
+      info = read_export_metadata(model_dir / str(previous))
+    except (FileNotFoundError, ValueError):  # not exported by kerasvae, or unreadable
       continue
     old = info.get("signatures")
     if old is None or old == contract:

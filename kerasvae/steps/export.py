@@ -86,7 +86,7 @@ def _exported_version(model_dir, fingerprint):
   for version in reversed(serving.list_versions(model_dir)):
     try:
       info = serving.read_export_metadata(model_dir / str(version))
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError):  # not exported by kerasvae, or unreadable
       continue
     if (info.get("metadata") or {}).get("export_fingerprint") == fingerprint:
       return model_dir / str(version)
