@@ -278,17 +278,22 @@ def make_temp_directory(parent, prefix):
       continue
 
 
-def open_new_file(parent, prefix, suffix=""):
-  """A new file opened for binary writing with the umask's mode (mkstemp's is 0600).
+def open_temporary(path, suffix=""):
+  """A new temporary sibling of `path`, opened for binary writing with the umask's mode.
+
+  Its name is `temporary_name(path.name) + suffix`, so `remove_stale_temporaries`
+  removes it if the writer is killed before renaming it over `path`; its mode is
+  the umask's (mkstemp's would be 0600).
 
   Returns:
     `(file object, Path)`.
   """
+  path = Path(path)
   while True:
-    path = Path(parent) / f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
+    tmp = path.parent / (temporary_name(path.name) + suffix)
     try:
-      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-      return os.fdopen(fd, "wb"), path
+      fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+      return os.fdopen(fd, "wb"), tmp
     except FileExistsError:
       continue
 

@@ -45,7 +45,6 @@ import fcntl
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -483,10 +482,9 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
   }
   model_dir.mkdir(parents=True, exist_ok=True)
   artifacts.remove_stale_temporaries(model_dir)
-  tmp = Path(tempfile.mkdtemp(prefix=artifacts.temporary_name("export") + "-", dir=model_dir))
+  tmp = model_dir / artifacts.temporary_name("export")
+  tmp.mkdir()  # the umask's mode (mkdtemp's 0700 would hide it from a server of another user)
   try:
-    # mkdtemp makes the directory private (0700); a server running as another user must read it.
-    os.chmod(tmp, 0o755)
     tf.saved_model.save(module, str(tmp), signatures=signatures)
     (tmp / METADATA_DIR).mkdir()
     write_warmup_requests(tmp / METADATA_DIR / WARMUP_FILE, model, model_name)

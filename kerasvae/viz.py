@@ -222,7 +222,8 @@ def save_png(array, path):
 
   The bytes go to a temporary file in the same folder that is renamed over
   `path` only once complete, so readers see the old file or the new one,
-  never half of one; on any error the temporary file is removed.
+  never half of one; on any error the temporary file is removed, and one
+  left by a killed writer is removed by the next write into that folder.
 
   Args:
     array: uint8 `[H, W]`, `[H, W, 1]`, `[H, W, 3]` (or `[H, W, 4]` RGBA).
@@ -241,7 +242,8 @@ def save_png(array, path):
   image = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  f, tmp = artifacts.open_new_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  artifacts.remove_stale_temporaries(path.parent)
+  f, tmp = artifacts.open_temporary(path)
   try:
     with f:
       image.save(f, format="PNG")

@@ -23,7 +23,6 @@ current Python environment.
 """
 
 import os
-import tempfile
 from pathlib import Path
 from typing import List
 
@@ -114,6 +113,7 @@ def compile_pipeline(config, output, overrides=(), image=DEFAULT_IMAGE, accelera
     image: the container image of every component (and the `train_image` default).
     accelerator_type, accelerator_count: the train step's accelerator defaults.
   """
+  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
   from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
   from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
   if not isinstance(accelerator_count, int) or accelerator_count < 0:
@@ -123,10 +123,11 @@ def compile_pipeline(config, output, overrides=(), image=DEFAULT_IMAGE, accelera
   pipeline = build_pipeline(config_text, overrides, image, accelerator_type, accelerator_count)
   output = Path(output)
   output.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.yaml", dir=output.parent)
-  os.close(fd)
+  artifacts.remove_stale_temporaries(output.parent)
+  # KFP picks the format by the name's ending; the compiler's own open() gives the umask's mode.
+  tmp = output.parent / (artifacts.temporary_name(output.name) + ".yaml")
   try:
-    compiler.Compiler().compile(pipeline, tmp)
+    compiler.Compiler().compile(pipeline, str(tmp))
     os.replace(tmp, output)
   finally:
     if os.path.exists(tmp):

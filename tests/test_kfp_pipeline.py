@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 from kfp import components
 
+from kerasvae import artifacts
 from kerasvae import cli
 from kerasvae.steps import configs
 from kerasvae.steps import kfp_adapter
@@ -123,6 +125,23 @@ def test_compile_sets_image_accelerators_and_overrides_and_checks_the_config(tmp
     kfp_pipeline.compile_pipeline("quickstart", tmp_path / "bad.yaml",
                                   overrides=["model.latent_dims=3"])
   assert not (tmp_path / "bad.yaml").exists()
+
+
+def test_compiled_spec_gets_the_umask_mode_and_killed_compiles_leave_nothing(tmp_path):
+  """The spec is readable by all under umask 022 (mkstemp's would be 0600); a temporary left
+  by a killed compile (a dead process's name) goes at the next compile into that folder."""
+  proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  stale = tmp_path / artifacts.temporary_name("pipeline.yaml").replace(
+      f"-{os.getpid()}-", f"-{int(proc.stdout)}-")
+  stale.write_text("half a spec")
+  old = os.umask(0o022)
+  try:
+    path = kfp_pipeline.compile_pipeline("quickstart", tmp_path / "pipeline.yaml")
+  finally:
+    os.umask(old)
+  assert path.stat().st_mode & 0o777 == 0o644
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.yaml"]
 
 
 def test_config_parameter_takes_yaml_text_or_a_bundled_name():

@@ -83,9 +83,21 @@ def test_versions_count_up_and_an_existing_version_is_refused(tmp_path):
   assert (paths[1] / "saved_model.pb").read_bytes() == saved_bytes
   assert serving.export_model(ae, base, "ae", version=7).name == "7"
   assert serving.export_model(ae, base, "ae").name == "8"  # 1 + the largest, not the count
-  # Readable by a server running as another user, unlike mkdtemp's 0700.
-  assert paths[0].stat().st_mode & 0o777 == 0o755
-  assert sorted(p.name for p in (base / "ae").iterdir()) == ["1", "2", "3", "7", "8", "notes"]
+  # The umask's mode: readable by a server running as another user, unlike mkdtemp's 0700.
+  assert paths[0].stat().st_mode & 0o777 == 0o777 & ~_umask()
+  old = os.umask(0o027)
+  try:
+    assert serving.export_model(ae, base, "ae").stat().st_mode & 0o777 == 0o750
+  finally:
+    os.umask(old)
+  assert sorted(p.name for p in (base / "ae").iterdir()) == ["1", "2", "3", "7", "8", "9",
+                                                              "notes"]
+
+
+def _umask():
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 @pytest.mark.parametrize("kwargs, match", [

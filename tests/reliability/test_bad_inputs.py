@@ -476,6 +476,15 @@ def test_artifacts_get_the_umask_mode_not_private_ones(tmp_path, monkeypatch, ca
     os.umask(0o077)  # a private umask is respected too
     viz.save_png(np.zeros((4, 4), np.uint8), tmp_path / "private.png")
     assert (tmp_path / "private.png").stat().st_mode & 0o777 == 0o600
+    # A PNG write killed before its rename leaves a temporary the next write there removes.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / "evaluate" / artifacts.temporary_name("samples.png").replace(
+        f"-{os.getpid()}-", f"-{dead}-")
+    stale.write_bytes(b"\x89PNG half")
+    viz.save_png(np.zeros((4, 4), np.uint8), tmp_path / "evaluate" / "traversals.png")
+    assert sorted(p.name for p in (tmp_path / "evaluate").iterdir()) == [
+        "samples.png", "traversals.png"]
   finally:
     os.umask(old)
 
