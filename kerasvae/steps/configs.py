@@ -93,6 +93,18 @@ class TrainConfig:
                          "epoch under CI or without a terminal).")
 
 
+# The numbers the evaluate step can write to metrics.json, which thresholds may name. Which of
+# them a run has depends on the model kind and the data: `elbo`, `kl` and the IWAE bound need a
+# posterior, the disentanglement scores ground-truth factors, sample quality labels.
+THRESHOLD_METRICS = (
+    "num_examples", "elbo", "reconstruction", "kl", "active_units",
+    "iwae_log_likelihood", "iwae_log_likelihood_stderr", "iwae_samples", "iwae_examples",
+    "beta_vae_score", "beta_vae_train_accuracy", "factor_vae_score",
+    "factor_vae_train_accuracy", "num_active_dims", "mig", "num_factors",
+    "frechet_distance", "classifier_confidence", "reference_classifier_confidence",
+    "num_generated", "num_reference")
+
+
 @dataclasses.dataclass
 class EvaluateConfig:
   """What to measure and which thresholds bless the model for export."""
@@ -117,6 +129,9 @@ class EvaluateConfig:
 
   def validate(self):
     for metric, bound in self.thresholds.items():
+      if metric not in THRESHOLD_METRICS:
+        raise ConfigError(f"thresholds.{metric}: not a metric the evaluate step writes. "
+                          f"Expected one of: {', '.join(THRESHOLD_METRICS)}")
       if not isinstance(bound, dict) or not bound or set(bound) - {"lower_bound", "upper_bound"}:
         raise ConfigError(f"thresholds.{metric}: expected a mapping with lower_bound and/or "
                           f"upper_bound. Received: {bound!r}")

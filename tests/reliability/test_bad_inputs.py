@@ -123,6 +123,9 @@ CONFIG_CASES = [
     ("nan-threshold", ["run", "--set", "evaluate.thresholds.elbo.lower_bound=.nan"],
      r"thresholds\.elbo\.lower_bound: expected a finite number\. Received: nan .*"
      r"--set evaluate\.thresholds\.elbo\.lower_bound=\.nan"),
+    ("misspelt-threshold-metric", ["run", "--set", "evaluate.thresholds.elbow.lower_bound=-1"],
+     r"thresholds\.elbow: not a metric the evaluate step writes\. Expected one of: "
+     r"num_examples, elbo, reconstruction, .*"),
     ("zero-eval-fraction", ["run", "--set", "ingest.split.eval_fraction=0"],
      r"ingest\.split\.eval_fraction: expected a fraction above 0.*Received: eval_fraction=0\.0"),
     ("set-not-yaml", ["train", "--set", "train.learning_rate=[1e-3"],
