@@ -30,6 +30,7 @@ from kerasvae import artifacts, progress
 logger = logging.getLogger(__name__)
 
 LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
+CHECKPOINT_DIR = "checkpoints"  # in the train step's directory
 HISTORY_FILE = "history.json"  # in the checkpoint directory
 
 
@@ -243,7 +244,7 @@ class Trainer:
                  evals_since_best=self.evals_since_best)
     self._state = state
     self.checkpoint = tf.train.Checkpoint(**state)  # restores what `manager` wrote
-    checkpoint_dir = os.path.join(work_dir, "checkpoints")
+    checkpoint_dir = os.path.join(work_dir, CHECKPOINT_DIR)
     if not self.chief:  # other workers must save too (collectives), but somewhere private
       checkpoint_dir = os.path.join(work_dir, f".worker-{strategy.cluster_resolver.task_id}")
     # The history of the epochs a checkpoint holds, written before it: a resumed training
@@ -585,6 +586,11 @@ class Trainer:
       with writer.as_default(step=step):
         for name, value in values.items():
           tf.summary.scalar(name, value)
+
+
+def has_checkpoint(work_dir):
+  """Whether a training in `work_dir` (a Trainer's) has saved a checkpoint to resume from."""
+  return bool(_checkpoint_prefixes(os.path.join(work_dir, CHECKPOINT_DIR)))
 
 
 def _checkpoint_prefixes(directory):

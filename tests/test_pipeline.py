@@ -249,6 +249,8 @@ def test_a_forced_retrain_is_evaluated_again_not_reused(tmp_path, capsys):
   config = tiny_config(tmp_path, evaluate={"iwae_samples": 0, "disentanglement": False})
   assert cli.main(["run", "--config", str(config)]) == 0
   assert cli.main(["train", "--config", str(config), "--force"]) == 0
+  run_dir = common.run_directory(configs.load_pipeline_config(config))
+  assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]  # the old model is gone
   capsys.readouterr()
   assert cli.main(["evaluate", "--config", str(config)]) == 0
   out = capsys.readouterr().out

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasvae.artifacts import METADATA_FILE, is_complete, read_json
+from kerasvae.artifacts import METADATA_FILE, ArtifactError, is_complete, read_json
 
 DEFAULT_SHUFFLE_BUFFER = 16384
 IN_MEMORY_BYTES = 1 << 30  # decoded training splits up to this size are shuffled by index
@@ -214,7 +214,7 @@ def make_dataset(artifact_dir, split, batch_size, *, shuffle=True, seed=None, re
   examples = None
   if (cache and shuffle and shuffle_buffer is None
       and num_examples * _example_bytes(metadata) <= IN_MEMORY_BYTES):
-    examples = _in_memory(ds)
+    examples = _in_memory(ds, artifact_dir)
   if examples is not None:
     ds = _permuted_batches(examples, per_pipeline_batch, seed, repeat, drop_remainder, ordered)
   else:
@@ -246,12 +246,28 @@ def _example_bytes(metadata):
   return pixels + 8 + 12 * len(metadata["factor_names"] or ())
 
 
-def _in_memory(blocks):
+def _read_all(dataset, artifact_dir):
+  """Every element of a dataset over the artifact's record files, as a list.
+
+  An artifact written before ingest recorded digests cannot be checked up front, so a
+  damaged record file shows only here: it is named with the step to redo, not left as
+  TensorFlow's DataLossError.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  try:
+    return list(dataset)
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+    detail = (e.message or str(e)).strip().splitlines()[0]
+    raise ArtifactError(f"The Examples artifact {artifact_dir} cannot be read: {detail}. Redo "
+                        "the ingest step with `kerasvae ingest --force`.") from None
+
+
+def _in_memory(blocks, artifact_dir):
   """Concatenates a dataset of decoded blocks into {feature: [N, ...] tensor} on the CPU; None
   when it is empty."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   with tf.device("/cpu:0"):
-    parts = list(blocks)
+    parts = _read_all(blocks, artifact_dir)
     if not parts:
       return None
     return {k: tf.concat([p[k] for p in parts], 0) for k in parts[0]}
@@ -313,7 +329,7 @@ def load_split(artifact_dir, split, limit=None, *, binarize_seed=0):
     ds = ds.take(limit)
   decode, finish = _decode_fn(metadata), finish_fn(metadata)
   ds = ds.batch(4096).map(lambda s: finish(decode(s)), num_parallel_calls=tf.data.AUTOTUNE)
-  parts = list(ds.as_numpy_iterator())
+  parts = _read_all(ds.as_numpy_iterator(), artifact_dir)
   if parts:
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
   else:

@@ -157,8 +157,30 @@ def run(config, examples_dir, train_dir, force=False):
   strategy = training.make_strategy(config.train.strategy)
   chief = training.is_chief(strategy)
   stale = (train_dir / artifacts.METADATA_FILE).is_file()  # finished, but from other inputs
-  if chief and (force or stale):
-    common.remove_tree(train_dir)
+  previous = None  # the model being replaced, kept aside until the new one has trained
+  if chief and (force or stale) and train_dir.exists():
+    artifacts.remove_stale_temporaries(train_dir.parent)
+    previous = train_dir.with_name(artifacts.temporary_name(train_dir.name))
+    os.rename(train_dir, previous)
+  try:
+    _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy, chief)
+  except BaseException:
+    if previous is not None:
+      if training.has_checkpoint(train_dir):
+        common.remove_tree(previous)  # the new training got under way: resume that one
+      else:  # nothing new was trained: the previous model stays
+        common.remove_tree(train_dir)
+        os.rename(previous, train_dir)
+        print(f"train: nothing was trained; the previous model in {train_dir} is kept",
+              flush=True)
+    raise
+  if previous is not None:
+    common.remove_tree(previous)
+  return train_dir
+
+
+def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy, chief):
+  """`run`'s training into `train_dir` (empty, or an unfinished training to resume)."""
   train_dir.mkdir(parents=True, exist_ok=True)
   timer = common.Timer()
   cfg = config.train

@@ -71,6 +71,34 @@ def test_a_damaged_shard_is_named_by_train_and_rewritten_by_ingest(finished_run,
   assert common.artifacts.find_damage(shard.parent.parent, meta["digests"]) is None
 
 
+def test_a_damaged_shard_without_recorded_digests_is_named_when_read(finished_run, capsys):
+  """An Examples artifact written before ingest recorded digests cannot be checked up front:
+  the damaged record file is named when read, with the step to redo (not a DataLossError)."""
+  _, config_path, run_dir = finished_run
+  shard = examples_of(run_dir)
+  meta_path = shard.parent.parent / "metadata.json"
+  meta_text = meta_path.read_text()
+  meta_path.write_text(json.dumps({k: v for k, v in json.loads(meta_text).items()
+                                   if k != "digests"}))
+  restore = flip_byte(shard)
+  try:
+    capsys.readouterr()
+    assert cli.main(["train", "--config", str(config_path), "--force"]) == 2
+    out, err = capsys.readouterr()
+    assert f"The Examples artifact {shard.parent.parent} cannot be read: " in err
+    assert "Redo the ingest step with `kerasvae ingest --force`." in err
+    assert "Traceback" not in err
+    # --force failed before an epoch: the model it was to replace is back, nothing aside.
+    assert f"train: nothing was trained; the previous model in {run_dir / 'train'} is kept" in out
+    assert (run_dir / "train" / "model" / "model.keras").is_file()
+    assert common.reusable(run_dir / "train", json.loads(
+        (run_dir / "train" / "metadata.json").read_text())["fingerprint"])
+    assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]
+  finally:
+    restore()
+    meta_path.write_text(meta_text)
+
+
 def test_a_damaged_model_is_named_with_the_step_to_redo(finished_run, capsys):
   _, config_path, run_dir = finished_run
   restore = flip_byte(run_dir / "train" / "model" / "model.keras")
