@@ -420,3 +420,17 @@ def test_sample_quality_text_explains_only_the_table_columns():
   assert "*class entropy*" not in text and "*grey pixels*" not in text
   full = mnist.SAMPLE_QUALITY_TEXT
   assert all(f"*{name}*" in full for name in ("FD", "confidence", "class entropy", "grey pixels"))
+
+
+def test_budget_names_every_training_seed():
+  def trial(name, seed):
+    t = core.Trial(name=name, overrides={}, train_seconds=60.0, evaluate_seconds=6.0,
+                   epochs_run=2, steps_per_epoch=10)
+    t.config = core.load_study_config(core.resolve_study_config_path("disentanglement-small"),
+                                      quick=True, output=Path("/nonexistent"))[3][0].config
+    t.config.train.seed = seed
+    return t
+  one = report.budget_section([trial("a", 0), trial("b", 0)], 150.0, quick=False)
+  assert ", seed 0). From scratch, the trials' training and evaluation take 2.2 minutes" in one
+  seeded = report.budget_section([trial("a", 0), trial("b", 1), trial("c", 2)], 150.0, False)
+  assert ", seeds 0, 1 and 2). From scratch" in seeded

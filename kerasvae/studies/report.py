@@ -116,7 +116,7 @@ def budget_section(trials, wall_clock_seconds, quick):
                f"{t.learning_rate:g}"
                + (f", early stopping after {t.early_stopping_patience} evaluations without a "
                   "better held-out ELBO" if t.early_stopping_patience else "")
-               + f", seed {t.seed}). From scratch, the trials' training and evaluation take "
+               + f", {_seeds(trials)}). From scratch, the trials' training and evaluation take "
                f"{sum(tr.train_seconds + tr.evaluate_seconds for tr in trials) / 60:.1f} minutes "
                "in all (the table, measured on this machine: 2 CPU cores); this invocation took "
                f"{wall_clock_seconds / 60:.1f} minutes of wall-clock, since trials finished by an "
@@ -125,6 +125,14 @@ def budget_section(trials, wall_clock_seconds, quick):
            fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
   lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
   return "\n".join(lines)
+
+
+def _seeds(trials):
+  """'seed 0', or 'seeds 0, 1 and 2' when the trials differ in their training seed."""
+  seeds = sorted({tr.config.train.seed for tr in trials})
+  if len(seeds) == 1:
+    return f"seed {seeds[0]}"
+  return f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}"
 
 
 def tensorboard_section(context):
