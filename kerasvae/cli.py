@@ -3,7 +3,7 @@
   kerasvae run                                  the quickstart pipeline on built-in dSprites
   kerasvae run --config mnist_vae --set model.latent_dim=2
   kerasvae ingest|train|evaluate|export --config FILE.yaml [--set key=value ...] [--force]
-  kerasvae study NAME [--config FILE] [--quick]
+  kerasvae study NAME [--config FILE] [--quick] [--report-only]
   kerasvae config [--config FILE]               print the full, validated config
   kerasvae pipeline compile --config NAME --output pipeline.yaml   the Kubeflow Pipelines spec
   kerasvae pipeline run-local --package pipeline.yaml              run it on KFP's local runner
@@ -44,6 +44,8 @@ def _parser():
   study.add_argument("--output", default=None, help="study directory (default: studies/<name>)")
   study.add_argument("--force", action="store_true",
                      help="redo every trial's steps and the classifier even if finished")
+  study.add_argument("--report-only", action="store_true",
+                     help="train nothing: report on the trials that have finished")
   _add_pipeline_parser(sub)
   return parser
 
@@ -124,7 +126,8 @@ def main(argv=None):
     if args.command == "study":
       from kerasvae import studies  # pylint: disable=import-outside-toplevel
       report = studies.run_study(args.name, config=args.config, overrides=args.overrides,
-                                 quick=args.quick, output=args.output, force=args.force)
+                                 quick=args.quick, output=args.output, force=args.force,
+                                 report_only=args.report_only)
       print(f"study {args.name}: report at {report}")
       return 0
     if args.command == "pipeline":

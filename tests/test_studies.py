@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from kerasvae import cli
 from kerasvae import studies
@@ -208,6 +209,35 @@ def test_disentanglement_quick(study_dir):
   studies.run_study("disentanglement", quick=True, output=output)
   assert mtimes == [(Path(t["run_dir"]) / "train" / "metadata.json").stat().st_mtime
                     for t in results["trials"]]
+  assert "*Reproduce:* `kerasvae study disentanglement --quick`" in Path(path).read_text()
+
+
+def test_report_only_trains_nothing_and_names_the_pending_trials(study_dir):
+  """A study with one more trial than the finished quick study: --report-only reports on the
+  finished ones, names the new one as pending and trains nothing."""
+  output = study_dir / "disentanglement"
+  if not (output / "results.json").is_file():
+    studies.run_study("disentanglement", quick=True, output=output)
+  raw = yaml.safe_load((core.STUDY_CONFIG_DIR / "disentanglement.yaml").read_text())
+  raw["trials"].append({"name": "β=2", "model.kl_weight": 2.0})
+  config = study_dir / "with-pending.yaml"
+  config.write_text(yaml.safe_dump(raw, allow_unicode=True))
+  runs = sorted(p.name for p in (output / "runs").iterdir())
+  path = studies.run_study("disentanglement", config=str(config), quick=True, output=output,
+                           report_only=True)
+  assert sorted(p.name for p in (output / "runs").iterdir()) == runs  # no new run folder
+  text = Path(path).read_text()
+  assert ("**Pending.** This report covers the 4 trials that had finished (`--report-only`); "
+          "1 more had not and are left out: **β=2**.") in text
+  assert f"*Reproduce:* `kerasvae study disentanglement --config {config} --quick`" in text
+  results = json.loads((output / "results.json").read_text())
+  assert [t["name"] for t in results["trials"]] == ["β=1", "β=4", "β=8", "β=16"]
+  assert results["pending"] == ["β=2"]
+  with pytest.raises(ConfigError, match="at most one of --force and --report-only"):
+    studies.run_study("disentanglement", quick=True, output=output, force=True, report_only=True)
+  with pytest.raises(Exception, match="No trial of the study in .* has finished yet"):
+    studies.run_study("disentanglement", quick=True, output=study_dir / "empty",
+                      report_only=True)
 
 
 def test_disentanglement_small_reports_seeds(study_dir):
@@ -228,6 +258,9 @@ def test_disentanglement_small_reports_seeds(study_dir):
     assert f"| {beta} | 3 | " in summary
     assert f"{np.mean(mig):.3f} ± {np.std(mig, ddof=1):.3f}" in summary
   assert "over 3 and 3 seeds" in text
+  assert "*Reproduce:* `kerasvae study disentanglement --config disentanglement-small --quick`" \
+      in text
+  assert ", seeds 0, 1 and 2). From scratch" in text
   figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
   assert sorted(Path(f).name for f in figures) == sorted(
       f"traversals_beta_{b}_seed_{s}.png" for b in (1, 4) for s in (0, 1, 2))

@@ -68,7 +68,8 @@ STUDIES = {
 }
 
 
-def run_study(name, config=None, overrides=(), quick=False, output=None, force=False):
+def run_study(name, config=None, overrides=(), quick=False, output=None, force=False,
+              report_only=False):
   """Runs every trial of a study and writes its report.
 
   Trials that already finished (same config) are reused, so an interrupted
@@ -85,6 +86,9 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
       with `quick`).
     force: redo every trial's steps (ingest, train, evaluate) and the study's
       classifier even when finished ones with the same config exist.
+    report_only: train nothing: write the report from the trials that have
+      finished (say, while a long study still runs in another process); it names
+      the trials still pending.
 
   Returns:
     The path of `report.md`.
@@ -93,6 +97,8 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
     ConfigError: for an unknown study name or an invalid study config.
   """
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  if force and report_only:
+    raise ConfigError("Expected at most one of --force and --report-only. Received: both")
   if name not in STUDIES:
     raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
   study = STUDIES[name]
@@ -105,15 +111,25 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
   with artifacts.remove_empty_on_failure(output):
     output.mkdir(parents=True, exist_ok=True)
     return _run_trials_and_report(study, name, output, path, title, description, settings,
-                                  trials, overrides, quick, force)
+                                  trials, overrides, quick, force, report_only)
 
 
 def _run_trials_and_report(study, name, output, path, title, description, settings, trials,
-                           overrides, quick, force):
+                           overrides, quick, force, report_only=False):
   """The body of `run_study` once its config is valid: trials, analysis, report."""
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
   t0 = time.time()
+  pending = []
+  if report_only:
+    pending = [t for t in trials if not core.trial_finished(t)]
+    trials = [t for t in trials if t not in pending]
+    if not trials:
+      raise StepError(f"No trial of the study in {output} has finished yet: nothing to report. "
+                      "Run it without --report-only to train its trials.")
+    for trial in pending:
+      print(f"study: trial {trial.name} has not finished: left out of the report", flush=True)
   context = core.StudyContext(name=name, output=output, settings=settings, quick=quick,
                               base=trials[0].config, force=force)
   run_times = []  # wall seconds of the trials this invocation trained (not reused)
@@ -151,8 +167,9 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
                   + "`)" for t in trials) + ".",
       report.budget_section(trials, wall_clock, quick),
       report.tensorboard_section(context),
-      f"*Reproduce:* `kerasvae study {name}" + (" --quick" if quick else "")
-      + "".join(f" --set {o}" for o in overrides) + "`",
+      _pending_note(pending, len(trials)),
+      f"*Reproduce:* `kerasvae study {name}" + _config_flag(name, path)
+      + (" --quick" if quick else "") + "".join(f" --set {o}" for o in overrides) + "`",
   ]
   text = "\n\n".join(block for block in intro + body if block) + "\n"
   artifacts.write_json(output / "results.json", {
@@ -160,9 +177,30 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
       "overrides": list(overrides), "wall_clock_seconds": wall_clock,
       "split_counts": counts, "examples": str(context.examples_dir),
       "figures": [{"caption": c, "path": p} for c, p in context.figures],
-      "trials": [t.to_json() for t in trials]})
+      "trials": [t.to_json() for t in trials], "pending": [t.name for t in pending]})
   report_path = output / "report.md"
-  tmp = report_path.with_suffix(".md.tmp")
-  tmp.write_text(text)
-  tmp.replace(report_path)
+  tmp = output / artifacts.temporary_name(report_path.name)
+  try:
+    tmp.write_text(text)
+    tmp.replace(report_path)
+  finally:
+    tmp.unlink(missing_ok=True)
   return report_path
+
+
+def _config_flag(name, path):
+  """` --config <it>` unless `path` is the study's default YAML (a bundled one by its name)."""
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  path = Path(path)
+  if path.parent.resolve() == core.STUDY_CONFIG_DIR.resolve():
+    return "" if path.stem == name else f" --config {path.stem}"
+  return f" --config {path}"
+
+
+def _pending_note(pending, num_finished):
+  if not pending:
+    return ""
+  return (f"**Pending.** This report covers the {num_finished} trials that had finished "
+          f"(`--report-only`); {len(pending)} more had not and are left out: "
+          + ", ".join(f"**{t.name}**" for t in pending) + ". The same command without "
+          "`--report-only` trains them and writes the whole report.")

@@ -213,6 +213,28 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
   return out["examples"]
 
 
+def trial_finished(trial):
+  """Whether the trial's model is trained and evaluated for its current config (nothing to run).
+
+  Reads only the steps' metadata; a damaged or stale step counts as not finished.
+  """
+  from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import evaluate  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import train  # pylint: disable=import-outside-toplevel
+  run_dir = common.run_directory(trial.config)
+  try:
+    ingest_meta = artifacts.read_json(run_dir / "ingest" / artifacts.METADATA_FILE)
+    examples_meta = reader.read_metadata(ingest_meta["outputs"]["examples"])
+    train_meta = artifacts.read_json(run_dir / "train" / artifacts.METADATA_FILE)
+    if train_meta.get("fingerprint") != train.train_fingerprint(trial.config, examples_meta):
+      return False
+    return common.reusable(run_dir / "evaluate",
+                           evaluate.evaluate_fingerprint(trial.config, train_meta))
+  except (OSError, KeyError, TypeError, ValueError):  # missing or damaged (ArtifactError)
+    return False
+
+
 def load_trial_model(trial):
   from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
   return train_step.load_model(trial.run_dir / "train")
