@@ -179,19 +179,23 @@ def package_versions():
   return versions
 
 
-def write_json(path, obj):
-  """Writes JSON through a temporary file and a rename, so readers never see half a file."""
+def write_text(path, text):
+  """Writes text through a temporary file and a rename, so readers never see half a file."""
   path = Path(path)
   remove_stale_temporaries(path.parent)
   tmp = path.with_name(temporary_name(path.name))
   try:
     with open(tmp, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True, default=str)
-      f.write("\n")
+      f.write(text)
     os.replace(tmp, path)
   except BaseException:
     tmp.unlink(missing_ok=True)
     raise
+
+
+def write_json(path, obj):
+  """Writes JSON through a temporary file and a rename, so readers never see half a file."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path, redo=None):

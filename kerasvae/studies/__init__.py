@@ -179,12 +179,7 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
       "figures": [{"caption": c, "path": p} for c, p in context.figures],
       "trials": [t.to_json() for t in trials], "pending": [t.name for t in pending]})
   report_path = output / "report.md"
-  tmp = output / artifacts.temporary_name(report_path.name)
-  try:
-    tmp.write_text(text)
-    tmp.replace(report_path)
-  finally:
-    tmp.unlink(missing_ok=True)
+  artifacts.write_text(report_path, text)
   return report_path
 
 
