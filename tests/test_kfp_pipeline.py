@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,9 +14,11 @@ from kfp import components
 from kerasvae import artifacts
 from kerasvae import cli
 from kerasvae.steps import configs
+from kerasvae.steps import export as export_step
 from kerasvae.steps import kfp_adapter
 from pipelines import kfp_pipeline
 from tests.pipeline_helpers import subprocess_env
+from tests.pipeline_helpers import tiny_config
 
 BUNDLED = sorted(p.stem for p in configs.CONFIG_DIR.glob("*.yaml"))
 STEPS = ("ingest", "train", "evaluate", "export")
@@ -252,3 +255,46 @@ def test_compiled_quickstart_runs_on_the_kfp_local_runner_like_the_cli(tmp_path,
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.split() == ["decode,encode,log_likelihood,sample,serving_default",
                                  "(2,", "6)"]
+
+
+class _Artifact:
+  """What the adapter uses of a KFP artifact object: `path`, `metadata`, `log_metric`."""
+
+  def __init__(self, path):
+    self.path, self.metadata, self.logged = str(path), {}, {}
+
+  def log_metric(self, name, value):
+    self.logged[name] = value
+
+
+def test_unblessed_model_is_not_exportable_unless_forced_and_export_refuses_it(tmp_path):
+  # The branch the local-runner test never takes: evaluate returns False, so the pipeline's
+  # condition skips export; an export forced at run time marks the SavedModel as forced.
+  config = tiny_config(tmp_path, evaluate={"thresholds": {"elbo": {"lower_bound": 0.0}},
+                                           "disentanglement": False, "iwae_samples": 0},
+                       train={"epochs": 1, "batch_size": 64}).read_text()
+  examples, model = _Artifact(tmp_path / "examples"), _Artifact(tmp_path / "model")
+  kfp_adapter.ingest(config, [], examples)
+  kfp_adapter.train(config, [], examples, model)
+
+  def evaluate(force_export, name, overrides=()):
+    outputs = [_Artifact(tmp_path / name / o) for o in ("metrics", "evaluation", "summary")]
+    return kfp_adapter.evaluate(config, list(overrides), force_export, examples, model,
+                                *outputs), *outputs
+
+  exportable, metrics, evaluation, summary = evaluate(False, "evaluate")
+  assert exportable is False
+  assert evaluation.metadata == {"blessed": False, "exportable": False}
+  assert metrics.logged["elbo"] < 0.0  # the failed check, logged as a metric all the same
+  page = Path(summary.path).read_text()
+  assert "Evaluation: NOT blessed; the model will not be exported" in page and "FAILED" in page
+  assert evaluate(True, "forced")[0] is True
+  assert evaluate(False, "unrequired", ["export.require_blessing=false"])[0] is True
+
+  with pytest.raises(export_step.ExportRefused, match="not blessed"):
+    kfp_adapter.export(config, [], False, model, evaluation, _Artifact(tmp_path / "refused"))
+  assert not (tmp_path / "refused").exists()
+  saved_model = _Artifact(tmp_path / "saved_model")
+  kfp_adapter.export(config, [], True, model, evaluation, saved_model)
+  assert (Path(saved_model.path) / "saved_model.pb").is_file()
+  assert saved_model.metadata["blessed"] is False and saved_model.metadata["forced"] is True
