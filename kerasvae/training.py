@@ -456,7 +456,13 @@ class Trainer:
         f"{saved + 1}", number)
 
   def _train(self):
+    started_run = time.time()
     start_epoch = self.restore()
+    # Wall-clock of the training so far, over every run that resumed it: a record's "elapsed"
+    # includes its epoch's evaluation and the checkpoints before it (older histories have
+    # only the epochs' own "seconds").
+    elapsed_before = (self.history[-1].get("elapsed", sum(r["seconds"] for r in self.history))
+                      if self.history else 0.0)
     # The epochs in the newest checkpoint, and in the copy a signal would save.
     self._saved_epoch, self._snapshot_epoch = start_epoch, None
     if start_epoch == 0 and self.chief and self.epoch_end_fn is not None:
@@ -504,6 +510,7 @@ class Trainer:
         record.update({f"eval/{k}": v for k, v in evaluation.items()})
         stop = self._early_stopping(evaluation)
       self.epoch.assign(epoch + 1)
+      record["elapsed"] = elapsed_before + time.time() - started_run
       history.append(record)
       if self._checkpoint_due(epoch + 1) or stop or epoch + 1 == self.config.epochs:
         self.save_checkpoint(epoch + 1)

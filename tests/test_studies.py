@@ -467,3 +467,16 @@ def test_budget_names_every_training_seed():
   assert ", seed 0). From scratch, the trials' training and evaluation take 2.2 minutes" in one
   seeded = report.budget_section([trial("a", 0), trial("b", 1), trial("c", 2)], 150.0, False)
   assert ", seeds 0, 1 and 2). From scratch" in seeded
+
+
+def test_training_seconds_of_a_resumed_training_written_before_the_train_step_recorded_it(
+    tmp_path):
+  # A train step that records it is read as is.
+  assert core.training_seconds(tmp_path, {"seconds": 10.0, "training_seconds": 250.0}) == 250.0
+  # An older one: the last run saw 2 of 3 epochs; the history's epochs add up to more.
+  (tmp_path / "history.json").write_text(json.dumps(
+      [{"epoch": 1, "seconds": 100.0}, {"epoch": 2, "seconds": 90.0}, {"epoch": 3, "seconds": 80.0}]))
+  assert core.training_seconds(tmp_path, {"seconds": 185.0}) == 270.0
+  # Not resumed: the run's own wall-clock (epochs plus evaluations) is the larger.
+  assert core.training_seconds(tmp_path, {"seconds": 300.0}) == 300.0
+  assert core.training_seconds(tmp_path / "none", {"seconds": 300.0}) == 300.0

@@ -269,6 +269,8 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
       inputs={"examples": examples_dir}, outputs={"model": model_path,
                                                   "logs": train_dir / "logs"},
       started=timer.started, seconds=timer.seconds, replicas=replicas,
+      # The training loop's wall-clock over every run that resumed it ("seconds" is this run).
+      training_seconds=history[-1]["elapsed"] if history else 0.0,
       strategy=type(strategy).__name__, steps_per_epoch=steps_per_epoch,
       epochs_run=len(history), final=final,
       digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json"))))

@@ -204,13 +204,28 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
   trial.run_dir = Path(out["run_dir"])
   train_meta = artifacts.read_json(trial.run_dir / "train" / artifacts.METADATA_FILE)
   eval_meta = artifacts.read_json(trial.run_dir / "evaluate" / artifacts.METADATA_FILE)
-  trial.train_seconds = float(train_meta.get("seconds", 0.0))
+  trial.train_seconds = training_seconds(trial.run_dir / "train", train_meta)
   trial.evaluate_seconds = float(eval_meta.get("seconds", 0.0))
   trial.epochs_run = int(train_meta.get("epochs_run", 0))
   trial.steps_per_epoch = int(train_meta.get("steps_per_epoch", 0))
   trial.metrics = artifacts.read_json(trial.run_dir / "evaluate" / "metrics.json")
   trial.metrics.pop("activity", None)
   return out["examples"]
+
+
+def training_seconds(train_dir, train_meta):
+  """The wall-clock a trial's model took to train, over every run that resumed its training.
+
+  The train step records it as `training_seconds`; for a step written before it did, the
+  larger of the last run's `seconds` and the sum of the epochs' own times in `history.json`
+  (a resumed training's last run saw only its own epochs).
+  """
+  if "training_seconds" in train_meta:
+    return float(train_meta["training_seconds"])
+  history_path = Path(train_dir) / "history.json"
+  history = json.loads(history_path.read_text()) if history_path.is_file() else []
+  return max(float(train_meta.get("seconds", 0.0)),
+             sum(float(r.get("seconds", 0.0)) for r in history))
 
 
 def trial_finished(trial):

@@ -56,6 +56,15 @@ def test_training_killed_at_a_late_epoch_resumes_with_a_complete_history(tmp_pat
   assert all("train/loss" in r for r in history)
   meta = json.loads((run_dir / "train" / "metadata.json").read_text())
   assert meta["epochs_run"] == EPOCHS and meta["final"]["epoch"] == EPOCHS
+  # The training's wall-clock counts the killed run's epochs too: "elapsed" runs on across the
+  # resume, each epoch adding at least its own time, and only what came after the resumed
+  # epoch fits in the last run's "seconds".
+  elapsed, seconds = [r["elapsed"] for r in history], [r["seconds"] for r in history]
+  assert all(b - a >= s for a, b, s in zip(elapsed, elapsed[1:], seconds[1:]))
+  assert elapsed[0] >= seconds[0]
+  done = int(resumed.group(2))
+  assert elapsed[-1] - elapsed[done - 1] <= meta["seconds"] < elapsed[-1]
+  assert meta["training_seconds"] == elapsed[-1]
 
 
 def test_a_nan_before_any_checkpoint_says_nothing_is_kept(tmp_path):
