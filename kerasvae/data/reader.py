@@ -28,6 +28,7 @@ are still reproducible from `seed`.
 [1]: Tomczak & Welling, VAE with a VampPrior, AISTATS 2018 (dynamic MNIST).
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -246,20 +247,34 @@ def _example_bytes(metadata):
   return pixels + 8 + 12 * len(metadata["factor_names"] or ())
 
 
-def _read_all(dataset, artifact_dir):
-  """Every element of a dataset over the artifact's record files, as a list.
+def unreadable(artifact_dir, error):
+  """The `ArtifactError` for a TensorFlow read error of the artifact's record files.
 
   An artifact written before ingest recorded digests cannot be checked up front, so a
-  damaged record file shows only here: it is named with the step to redo, not left as
-  TensorFlow's DataLossError.
+  damaged record file shows only when it is read (here, or in a training that streams
+  it): it is named with the step to redo, not left as TensorFlow's DataLossError.
   """
+  return ArtifactError(f"The Examples artifact {artifact_dir} cannot be read: "
+                       f"{_cause(error)}. Redo the ingest step with `kerasvae ingest --force`.")
+
+
+def _cause(error):
+  """The line of a TensorFlow error that says what went wrong ("corrupted record at 546843"),
+  without the node names and the Python stack a graph execution error carries."""
+  lines = [re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]( name: ?)?|\[\[.*?\]\]", "", line).strip()
+           for line in (getattr(error, "message", None) or str(error)).splitlines()]
+  lines = [line for line in lines if line and not line.startswith(
+      ("File ", "Graph execution error", "Detected at node"))]
+  return lines[-1] if lines else type(error).__name__
+
+
+def _read_all(dataset, artifact_dir):
+  """Every element of a dataset over the artifact's record files, as a list."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
     return list(dataset)
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-    detail = (e.message or str(e)).strip().splitlines()[0]
-    raise ArtifactError(f"The Examples artifact {artifact_dir} cannot be read: {detail}. Redo "
-                        "the ingest step with `kerasvae ingest --force`.") from None
+    raise unreadable(artifact_dir, e) from None
 
 
 def _in_memory(blocks, artifact_dir):

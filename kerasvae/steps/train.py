@@ -248,7 +248,10 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
                              jit_compile=use_jit(cfg.jit_compile, config.model.architecture),
                              preprocess_fn=reader.finish_fn(examples_meta) if defer_finish
                              else None)
-  history = trainer.train()
+  try:
+    history = trainer.train()
+  except tf.errors.DataLossError as e:  # a damaged record file of a split too large to
+    raise reader.unreadable(examples_dir, e) from None  # read up front (no digests)
   if hasattr(model, "fit_latent_sampler"):
     # An autoencoder generates from a Gaussian fitted to its training codes.
     train_images = reader.load_split(examples_dir, "train", limit=10000)["image"]
