@@ -415,6 +415,15 @@ def test_study_config_rejects_unknown_keys(tmp_path):
     core.load_study_config(bad, output=tmp_path)
 
 
+def test_disentanglement_study_without_its_scores_is_refused_before_anything_runs(tmp_path):
+  output = tmp_path / "study"
+  with pytest.raises(ConfigError, match=r"Expected evaluate.disentanglement=true in every trial. "
+                     r"Received: false in 'β=1', 'β=4', 'β=8', 'β=16' \(to time"):
+    studies.run_study("disentanglement", quick=True, output=output,
+                      overrides=["evaluate.disentanglement=false"])
+  assert not output.exists()
+
+
 def test_class_entropy_bits():
   uniform = np.eye(10)[np.arange(1000) % 10]  # [1000, 10] one-hot, each class 100 times
   assert core.class_entropy_bits(uniform) == pytest.approx(math.log2(10))

@@ -31,6 +31,7 @@ class Study:
   name: str
   question: str
   analyse: Callable  # (StudyContext, [Trial]) -> [markdown blocks]
+  check: Callable = lambda trials: None  # ([Trial]) -> None; ConfigError for a config it cannot use
 
 
 def _mnist(name):
@@ -43,6 +44,15 @@ def _mnist(name):
 def _disentanglement(context, trials):
   from kerasvae.studies import disentanglement  # pylint: disable=import-outside-toplevel
   return disentanglement.analyse_disentanglement(context, trials)
+
+
+def _needs_disentanglement_scores(trials):
+  off = [t.name for t in trials if not t.config.evaluate.disentanglement]
+  if off:
+    raise ConfigError("The disentanglement study compares its models' disentanglement scores. "
+                      "Expected evaluate.disentanglement=true in every trial. Received: false in "
+                      + ", ".join(repr(n) for n in off)
+                      + " (to time the training alone, run `kerasvae train`)")
 
 
 STUDIES = {
@@ -64,7 +74,8 @@ STUDIES = {
         _mnist("priors")),
     "disentanglement": Study(
         "disentanglement", "Does a larger β give a more disentangled code on dSprites, as the "
-        "β-VAE paper reports, and at what cost?", _disentanglement),
+        "β-VAE paper reports, and at what cost?", _disentanglement,
+        check=_needs_disentanglement_scores),
 }
 
 
@@ -108,6 +119,7 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
   path = core.resolve_study_config_path(name, config)
   title, description, settings, trials = core.load_study_config(
       path, overrides=overrides, quick=quick, output=output)
+  study.check(trials)
   with artifacts.remove_empty_on_failure(output):
     output.mkdir(parents=True, exist_ok=True)
     return _run_trials_and_report(study, name, output, path, title, description, settings,
