@@ -507,7 +507,7 @@ class Trainer:
       if self.evaluate_fn is not None and ((epoch + 1) % self.config.eval_every_epochs == 0
                                            or epoch + 1 == self.config.epochs):
         evaluation = self.evaluate_fn()
-        record.update({f"eval/{k}": v for k, v in evaluation.items()})
+        record.update({f"validation/{k}": v for k, v in evaluation.items()})
         stop = self._early_stopping(evaluation)
       self.epoch.assign(epoch + 1)
       record["elapsed"] = elapsed_before + time.time() - started_run
@@ -525,7 +525,7 @@ class Trainer:
         self.epoch_end_fn(epoch + 1, self.train_writer, self.eval_writer)
       if self.chief:
         summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items()
-                            if k.startswith(("train/loss", "eval/elbo")))
+                            if k.startswith(("train/loss", "validation/elbo")))
         print(f"epoch {epoch + 1}/{self.config.epochs}: {summary} "
               f"({record['seconds']:.1f}s, {record['examples_per_second']:.0f} ex/s)",
               flush=True)
@@ -552,7 +552,7 @@ class Trainer:
     return time.monotonic() - self._last_checkpoint >= self.config.checkpoint_min_seconds
 
   def _early_stopping(self, evaluation):
-    """Keeps the best weights by eval ELBO; True when patience has run out."""
+    """Keeps the best weights by validation ELBO; True when patience has run out."""
     if not self.config.early_stopping_patience:
       return False
     # Autoencoders have no ELBO: their score is the negative reconstruction loss.
@@ -575,8 +575,8 @@ class Trainer:
                                                "examples_per_second") if key in record})
     evaluation = {}
     for key, value in record.items():
-      if key.startswith("eval/"):
-        name = key[len("eval/"):]
+      if key.startswith("validation/"):
+        name = key[len("validation/"):]
         if isinstance(value, (list, tuple)):
           evaluation.update({f"{name}/z{i}": v for i, v in enumerate(value)})
         else:

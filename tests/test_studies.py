@@ -202,7 +202,7 @@ def test_disentanglement_quick(study_dir):
   path = studies.run_study("disentanglement", quick=True, output=output)
   text, results = check_study("disentanglement", output, path, sample_quality=False)
   assert "dSprites" in text and "β = 4" in text
-  assert results["split_counts"] == {"train": 950, "eval": 50}
+  assert results["split_counts"] == {"train": 842, "validation": 108, "test": 50}
   # A rerun reuses every trial's training and evaluation.
   mtimes = [(Path(t["run_dir"]) / "train" / "metadata.json").stat().st_mtime
             for t in results["trials"]]
@@ -247,10 +247,12 @@ def test_disentanglement_small_reports_seeds(study_dir):
   text = Path(path).read_text()
   results = json.loads((output / "results.json").read_text())
   trials = results["trials"]
-  assert [t["name"] for t in trials] == [f"β={b} seed {s}" for s in (0, 1, 2) for b in (1, 4)]
+  assert [t["name"] for t in trials] == [f"β={b} seed {s}" for b in (1, 4) for s in (0, 1, 2)]
+  assert [(t["setting"], t["seed"]) for t in trials] == [(f"β={b}", s) for b in (1, 4)
+                                                         for s in (0, 1, 2)]
   header, rows = _results_table(text)
   assert header[:3] == ["β", "seed", "β-VAE score"]
-  assert [r[:2] for r in rows] == [[b, s] for s in "012" for b in "14"]
+  assert [r[:2] for r in rows] == [[b, s] for b in "14" for s in "012"]
   # The summary row of each β is the mean and spread of its seeds' numbers.
   summary = text.split("Mean ± standard deviation over the seeds:", 1)[1]
   for beta in (1, 4):
@@ -277,37 +279,30 @@ def test_disentanglement_seed_verdicts(beta1, beta4, expected):
   trial = lambda mig: core.Trial("t", {}, metrics={"beta_vae_score": 0.5,  # noqa: E731
                                                    "factor_vae_score": 0.5, "mig": mig})
   text = disentanglement._beta_4_against_1([trial(v) for v in beta1],
-                                           [trial(v) for v in beta4], 400, "")
+                                           [trial(v) for v in beta4], "")
   assert expected in text
 
 
-@pytest.mark.parametrize("beta1, beta4, expected", [
-    (0.62, 0.99, "β = 4 is ahead by 37.0 points (standard error of the difference 2.5), so "
-     "this budget separates"),
-    (0.70, 0.72, "The difference is +2.0 points against a standard error of 3.2 points (400 "
-     "evaluation points): this budget does NOT clearly separate"),
-    (1.0, 1.0, "Both are at 100% on 400 evaluation points, so this score cannot separate them"),
-    (0.0, 1.0, "β = 4 is ahead by 100.0 points"),
-    (0.81, 0.63, "The plain VAE is ahead by 18.0 points (standard error of the difference "
-     "3.1): this budget separates the two the other way round from the paper"),
-])
-def test_disentanglement_one_seed_verdicts(beta1, beta4, expected):
+def test_disentanglement_one_seed_draws_no_verdict():
+  """One seed per β: no 'separates' from the error over evaluation points (issue 26)."""
   trial = lambda score: core.Trial("t", {}, metrics={"beta_vae_score": score})  # noqa: E731
-  text = disentanglement._beta_4_against_1([trial(beta1)], [trial(beta4)], 400, "")
-  assert expected in text
+  text = disentanglement._beta_4_against_1([trial(0.62)], [trial(0.99)], "")
+  assert "cannot be told from one seed" in text and "standard error" not in text
 
 
 def test_dsprites_data_paragraph_names_the_restricted_grid(tmp_path):
   path = core.resolve_study_config_path("disentanglement-small")
   _, _, _, trials = core.load_study_config(path, output=tmp_path, overrides=[
       "ingest.data.dsprites.pos_y=[0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30]"])
-  text = report.data_paragraph(trials[0].config, {"train": 493, "eval": 19})
+  text = report.data_paragraph(trials[0].config, {"train": 440, "validation": 53, "test": 19})
   assert ("the grid restricted to shapes square; scales 5; orientations 0; pos_y 0, 2, 4, 6, 8, "
-          "10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30 (512 images), every image of it: 493 for "
-          "training and 19 held out") in text
+          "10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30 (512 images), every image of it. Three "
+          "disjoint splits: 440 train, 53 validation") in text
+  assert "19 test. Every number below is on the test split." in text
   _, _, _, trials = core.load_study_config(core.resolve_study_config_path("disentanglement"),
                                            output=tmp_path)
-  text = report.data_paragraph(trials[0].config, {"train": 38000, "eval": 2000})
+  text = report.data_paragraph(trials[0].config, {"train": 36000, "validation": 2000,
+                                                  "test": 2000})
   assert "the full grid of 737,280 images, 40,000 images drawn from it with seed 0" in text
 
 
@@ -317,8 +312,8 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
   path = studies.run_study(name, quick=True, output=output,
                            overrides=_mnist_overrides(mnist_dir))
   text, results = check_study(name, output, path, sample_quality=True)
-  assert "first 9,000 digits train" in text and "1,000" in text
-  assert results["split_counts"] == {"train": 9000, "eval": 1000}
+  assert "digits 0–7,999 train, 8,000–8,999 validate" in text and "1,000" in text
+  assert results["split_counts"] == {"train": 8000, "validation": 1000, "test": 1000}
   # The sample-quality classifier is trained once per study and saved in the study dir.
   assert (output / core.CLASSIFIER_FILE).is_file()
   if name == "ae-vs-vae":
@@ -396,9 +391,20 @@ def test_full_only_trials_are_left_out_of_quick(tmp_path):
   quick = core.load_study_config(path, quick=True, output=tmp_path)[3]
   full = core.load_study_config(path, output=tmp_path)[3]
   assert [t.name for t in quick] == TRIALS["ae-vs-vae"]
-  assert [t.name for t in full][:4] == TRIALS["ae-vs-vae"]
-  sweep = [(t.config.model.noise_factor, t.config.model.noise_scale) for t in full if t.full_only]
+  # A full study trains each trial once per seed of study.seeds (three by default).
+  assert [t.name for t in full][:12] == [f"{n} seed {s}" for n in TRIALS["ae-vs-vae"]
+                                         for s in (0, 1, 2)]
+  assert [t.config.train.seed for t in full][:3] == [0, 1, 2]
+  sweep = [(t.config.model.noise_factor, t.config.model.noise_scale) for t in full
+           if t.full_only and t.seed == 0]
   assert sweep == [(f, "total") for f in (0.01, 0.02, 0.1, 0.2, 1.0)]
+  with pytest.raises(ConfigError, match=r"trials\[0\]: expected the training seeds in "
+                     r"study.seeds .*Received: train.seed=3"):
+    bad = tmp_path / "seeded.yaml"
+    bad.write_text("base: {}\ntrials: [{name: a, train.seed: 3}]\n")
+    core.load_study_config(bad, output=tmp_path)
+  with pytest.raises(ConfigError, match=r"--set train.seed: expected the training seeds"):
+    core.load_study_config(path, output=tmp_path, overrides=["train.seed=4"])
   bad = tmp_path / "bad.yaml"
   bad.write_text("base: {}\ntrials: [{name: a, full_only: 'yes'}]\n")
   with pytest.raises(ConfigError, match=r"trials\[0\].full_only: expected true or false"):

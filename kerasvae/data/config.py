@@ -26,6 +26,9 @@ import os
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
+from kerasvae.artifacts import hash_fraction
 from kerasvae.config import ConfigError, field
 
 SOURCES = ("idx", "npz", "image_folder", "tfds", "dsprites")
@@ -40,6 +43,10 @@ PATH_FIELDS = {
     "tfds": ("data_dir",),
 }
 DATA_DIR_ENV = "KERASVAE_DATA_DIR"
+# Where operating-system packages install the data sets the bundled configs read, for paths
+# missing from the data directory: Debian's `dataset-fashion-mnist` puts Fashion-MNIST's four
+# IDX files in /usr/share/datasets/fashion-mnist.
+SYSTEM_DATA_DIRS = {"fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),)}
 
 
 def bundled_data_dir():
@@ -54,7 +61,25 @@ def bundled_data_dir():
   return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-def resolve_data_paths(ingest, base):
+def bundled_data_path(relative, base=None):
+  """The file a bundled config's relative data path names.
+
+  `base / relative` (base: `bundled_data_dir()`) when it exists, else the same file where an
+  operating-system package installs that data set (`SYSTEM_DATA_DIRS`), else `base / relative`
+  (so the missing-file error names the data directory).
+  """
+  base = Path(base) if base is not None else bundled_data_dir()
+  path = base.absolute() / relative
+  parts = Path(relative).parts
+  if not path.exists() and len(parts) > 1:
+    for folder in SYSTEM_DATA_DIRS.get(parts[0], ()):
+      candidate = folder.joinpath(*parts[1:])
+      if candidate.exists():
+        return Path(os.path.normpath(candidate))
+  return Path(os.path.normpath(path))
+
+
+def resolve_data_paths(ingest, base, bundled=False):
   """Makes the relative data paths of a plain-data `ingest:` block absolute against `base`.
 
   Args:
@@ -62,6 +87,8 @@ def resolve_data_paths(ingest, base):
     base: the folder relative paths are read from: the YAML file's folder,
       `bundled_data_dir()` for a bundled config, the current directory for
       `--set` values.
+    bundled: `ingest` is a bundled config's: a file missing from `base` is also looked for
+      where an operating-system package installs its data set (`bundled_data_path`).
 
   Returns:
     `ingest`. Absolute and `~` paths, and values that are not strings, are left as they are.
@@ -77,7 +104,8 @@ def resolve_data_paths(ingest, base):
       value = block.get(name)
       if isinstance(value, str) and value and not value.startswith("~") \
           and not Path(value).is_absolute():
-        block[name] = os.path.normpath(Path(base).absolute() / value)
+        block[name] = str(bundled_data_path(value, base)) if bundled else os.path.normpath(
+            Path(base).absolute() / value)
   return ingest
 
 
@@ -209,21 +237,67 @@ class DataConfig:
 
 @dataclasses.dataclass
 class SplitConfig:
-  """How examples are divided between the train and eval splits."""
+  """How examples are divided between three disjoint splits: train, validation and test.
+
+  Training reads the train split; early stopping, the best-checkpoint choice and the per-epoch
+  metrics read the validation split only; the evaluate step reports on the test split (the
+  artifact's `eval` role), which nothing selects on.
+  """
   method: str = field(
       "hash", choices=("hash", "source", "index"),
-      help="hash: a deterministic hash of each example's key; source: the source's own splits; "
-      "index: examples from position eval_start on (in source order) go to eval.")
-  eval_fraction: float = field(0.1, range=(0.0, 0.99), help="Fraction sent to eval (method=hash).")
+      help="hash: a deterministic hash of each example's key; source: the source's own splits "
+      "(its eval split is the test split, validation is carved from its train split); "
+      "index: positions in source order (validation_start..eval_start validate, eval_start.. test).")
+  eval_fraction: float = field(0.1, range=(0.0, 0.99),
+                               help="Fraction sent to the test split (method=hash).")
+  validation_fraction: float = field(
+      0.1, range=(0.0, 0.99),
+      help="Fraction sent to the validation split (method=hash; method=source without "
+      "validation_start: of the source's train split). 0: no validation split, so no early "
+      "stopping.")
   salt: str = field("kerasvae", help="Salt of the split hash; change it to draw another split.")
   eval_start: int = field(0, range=(0, None),
-                          help="method=index: the first example of the eval split, e.g. 9000 "
-                          "for MNIST's t10k (train on the first 9,000, evaluate on the last 1,000).")
+                          help="method=index: the first example of the test split, e.g. 9000 "
+                          "for MNIST's t10k (the last 1,000 digits are the test split).")
+  validation_start: Optional[int] = field(
+      None, range=(0, None),
+      help="method=index: the first validation example (validation runs up to eval_start), e.g. "
+      "8000 for MNIST's t10k; method=source: the first validation example of the source's own "
+      "train split, e.g. 55000 for Fashion-MNIST's 60,000.")
 
   def validate(self):
-    if self.method == "index" and self.eval_start < 1:
-      raise ConfigError("eval_start: expected the index of the first eval example (>= 1) with "
-                        f"method=index. Received: eval_start={self.eval_start}")
+    if self.method == "index":
+      if self.eval_start < 1:
+        raise ConfigError("eval_start: expected the index of the first test example (>= 1) with "
+                          f"method=index. Received: eval_start={self.eval_start}")
+      if self.validation_start is None or not 1 <= self.validation_start <= self.eval_start:
+        raise ConfigError(
+            "validation_start: expected the index of the first validation example, between 1 "
+            f"and eval_start={self.eval_start}, with method=index (equal to eval_start: no "
+            f"validation split). Received: validation_start={self.validation_start}")
+    if self.method == "hash" and self.eval_fraction + self.validation_fraction >= 1.0:
+      raise ConfigError(
+          "Expected eval_fraction + validation_fraction < 1 (some examples must train). "
+          f"Received: eval_fraction={self.eval_fraction}, "
+          f"validation_fraction={self.validation_fraction}")
+
+  def validation_mask(self, positions, keys):
+    """Which examples of the training part go to validation (bool [n]).
+
+    Args:
+      positions: int [n] positions in source order (method=index: in the whole source;
+        method=source: in the source's train split).
+      keys: [n] the examples' split keys (the hash is read only where needed).
+    """
+    if self.validation_start is not None and self.method in ("index", "source"):
+      return positions >= self.validation_start
+    if self.method == "index":
+      return np.zeros(len(positions), bool)
+    # method=hash reads the band [eval_fraction, eval_fraction + validation_fraction) of the
+    # same hash as the test split, so the three splits are disjoint by construction.
+    low = self.eval_fraction if self.method == "hash" else 0.0
+    h = hash_fraction(keys, self.salt)
+    return (h >= low) & (h < low + self.validation_fraction)
 
 
 @dataclasses.dataclass
@@ -232,7 +306,10 @@ class IngestConfig:
   data: DataConfig = field(default_factory=DataConfig)
   split: SplitConfig = field(default_factory=SplitConfig)
   train_split_name: str = field("train", help="Name of the training split (Split-<name>/).")
-  eval_split_name: str = field("eval", help="Name of the evaluation split (Split-<name>/).")
+  validation_split_name: str = field(
+      "validation", help="Name of the validation split (Split-<name>/): model selection.")
+  eval_split_name: str = field("test", help="Name of the test split (Split-<name>/): "
+                               "the evaluate step's held-out examples.")
   num_shards: int = field(4, range=(1, 1024), help="TFRecord shards per split.")
   scale_to_unit: bool = field(True, help="Readers return images in [0, 1] (else raw pixel values).")
   binarize: str = field(
@@ -241,11 +318,13 @@ class IngestConfig:
   threshold: float = field(0.5, range=(0.0, 1.0), help="Threshold of static binarisation.")
 
   def validate(self):
-    if self.train_split_name == self.eval_split_name:
-      raise ConfigError("Expected different train and eval split names. Received: "
+    names = (self.train_split_name, self.validation_split_name, self.eval_split_name)
+    if len(set(names)) != 3:
+      raise ConfigError("Expected different train, validation and test split names. Received: "
                         f"train_split_name={self.train_split_name!r}, "
+                        f"validation_split_name={self.validation_split_name!r}, "
                         f"eval_split_name={self.eval_split_name!r}")
-    for name in (self.train_split_name, self.eval_split_name):
+    for name in names:
       if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"Expected a split name usable as a folder name. Received: {name!r}")
     if self.binarize != "none" and not self.scale_to_unit:

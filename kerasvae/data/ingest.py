@@ -7,7 +7,8 @@ complete):
   <output_dir>/
     Split-<train>/data_tfrecord-00000-of-0000N.gz   gzip TFRecords of tf.train.Example
     Split-<train>/statistics.json                    count, pixel mean/std, label histogram
-    Split-<eval>/...
+    Split-<validation>/...                           model selection (early stopping)
+    Split-<test>/...                                 the evaluate step's held-out examples
     schema.pbtxt                                     tensorflow_metadata Schema
     metadata.json                                    written last: source, config, hashes, counts
 
@@ -33,7 +34,7 @@ from kerasvae.data.sources import DataError, open_source
 logger = logging.getLogger(__name__)
 
 ARTIFACT_TYPE = "Examples"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a validation split beside train and test
 SCHEMA_FILE = "schema.pbtxt"
 STATISTICS_FILE = "statistics.json"
 
@@ -258,16 +259,17 @@ def ingest(config, output_dir, force=False):
 
 def _write(config, source, output_dir, force, artifact_fingerprint, content_hash, started):
   use_source_splits = config.split.method == "source"
-  names = {"train": config.train_split_name, "eval": config.eval_split_name}
+  names = {"train": config.train_split_name, "validation": config.validation_split_name,
+           "eval": config.eval_split_name}
   with atomic_directory(output_dir, overwrite=force) as tmp:
     scale = 1.0 / 255.0 if config.scale_to_unit else 1.0
     writers = {}
     first = None
     stored = None  # the first image as written
     float_scale = 1.0  # float pixels are already in source units
-    position = 0  # examples seen, in source order (method=index)
+    position = 0  # examples seen, in source order (of the source's train split: method=source)
     try:
-      for role in ("train", "eval"):
+      for role in names:
         writers[role] = _SplitWriter(tmp / split_dir_name(names[role]), config.num_shards, scale)
       bar = progress.Progress(f"ingest: reading the {config.data.source} source",
                               unit_name="image")
@@ -282,17 +284,23 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
           stored = chunk["images"][:1]
           for w in writers.values():
             w.scale = scale if stored.dtype == np.uint8 else float_scale
-        if role is None:
-          if config.split.method == "index":
-            to_eval = position + np.arange(len(chunk["images"])) >= config.split.eval_start
-          else:
-            to_eval = hash_fraction(chunk["keys"], config.split.salt) < config.split.eval_fraction
-          position += len(chunk["images"])
-          for role_name, mask in (("train", ~to_eval), ("eval", to_eval)):
-            if mask.any():
-              writers[role_name].write({k: v[mask] for k, v in chunk.items()})
+        n = len(chunk["images"])
+        if role == "eval":  # the source's own test split
+          writers["eval"].write(chunk)
+          continue
+        positions = position + np.arange(n)  # in source order (of its train split: method=source)
+        position += n
+        if role is None and config.split.method == "index":
+          to_test = positions >= config.split.eval_start
+        elif role is None:
+          to_test = hash_fraction(chunk["keys"], config.split.salt) < config.split.eval_fraction
         else:
-          writers[role].write(chunk)
+          to_test = np.zeros(n, bool)
+        to_validation = ~to_test & config.split.validation_mask(positions, chunk["keys"])
+        for role_name, mask in (("train", ~to_test & ~to_validation),
+                                ("validation", to_validation), ("eval", to_test)):
+          if mask.any():
+            writers[role_name].write({k: v[mask] for k, v in chunk.items()})
       bar.close()
     finally:
       for w in writers.values():
@@ -302,8 +310,8 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
       raise DataError(f"{source.location}: expected at least one image in the "
                       f"{config.data.source} source. Received: 0 images")
     if writers["train"].count == 0:
-      raise DataError(f"split.eval_fraction: expected some training examples. Received: "
-                      f"all {total} examples in {names['eval']!r}")
+      raise DataError(f"split: expected some training examples. Received: all {total} examples "
+                      f"in {names['validation']!r} and {names['eval']!r}")
     image_shape = list(stored.shape[1:])
     image_dtype = str(stored.dtype)
     has_labels = "labels" in first

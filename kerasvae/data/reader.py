@@ -68,12 +68,19 @@ def read_metadata(artifact_dir):
 
 
 def split_name(metadata, split):
-  """Resolves 'train'/'eval' (or a literal split name) to the artifact's split name."""
+  """Resolves a role ('train', 'validation', 'eval' or its alias 'test') or a literal split
+  name to the artifact's split name."""
   names = metadata["split_names"]
   if split in metadata["splits"]:
     return split
-  if split in names:
-    return names[split]
+  role = "eval" if split == "test" else split
+  if role in names:
+    return names[role]
+  if role == "validation":
+    raise ValueError("Expected a validation split in the Examples artifact (model selection "
+                     "reads it, never the test split). Received: an artifact written before "
+                     f"validation splits existed, with splits {sorted(metadata['splits'])}; "
+                     "run `kerasvae ingest --force`.")
   raise ValueError(f"Expected a split among {sorted(set(names) | set(metadata['splits']))}. "
                    f"Received: split={split!r}")
 
@@ -160,7 +167,7 @@ def make_dataset(artifact_dir, split, batch_size, *, shuffle=True, seed=None, re
 
   Args:
     artifact_dir: the artifact directory.
-    split: 'train' or 'eval' (the configured names), or a literal split name.
+    split: 'train', 'validation' or 'eval' (alias 'test'), or a literal split name.
     batch_size: the GLOBAL batch size; under tf.distribute each input pipeline
       batches `input_context.get_per_replica_batch_size(batch_size)`.
     shuffle: shuffle examples (reshuffled each epoch).
@@ -326,7 +333,7 @@ def load_split(artifact_dir, split, limit=None, *, binarize_seed=0):
 
   Args:
     artifact_dir: the artifact directory.
-    split: 'train' or 'eval' (the configured names), or a literal split name.
+    split: 'train', 'validation' or 'eval' (alias 'test'), or a literal split name.
     limit: read at most this many examples (the first ones).
     binarize_seed: for a dynamically binarised artifact, the seed of one fixed
       Bernoulli draw (so evaluations are comparable); None returns the grey

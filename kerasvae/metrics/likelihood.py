@@ -48,7 +48,7 @@ def _elbo_function(model):
   return fn
 
 
-def elbo_metrics(model, images, batch_size=500, seed=0):
+def elbo_metrics(model, images, batch_size=500, seed=0, per_example=False):
   """Mean one-sample ELBO terms (nats per example) and the posterior means and log-variances.
 
   Args:
@@ -56,6 +56,7 @@ def elbo_metrics(model, images, batch_size=500, seed=0):
     images: [N, H, W, C] float32.
     batch_size: examples per forward pass.
     seed: the base of stateless seeds, so repeated evaluations agree.
+    per_example: also return `elbo_per_example` [N] (float64; VAEs only).
 
   Returns:
     A dict with `elbo`, `reconstruction`, `kl` (means over examples; no `elbo`
@@ -67,6 +68,9 @@ def elbo_metrics(model, images, batch_size=500, seed=0):
              for i, x in enumerate(_batches(images, batch_size))]
   out = {key: sum(float(np.sum(b[key].numpy(), dtype=np.float64)) for b in batches) / len(images)
          for key in ("elbo", "reconstruction", "kl") if key in batches[0]}
+  if per_example and "elbo" in batches[0]:
+    out["elbo_per_example"] = np.concatenate([b["elbo"].numpy() for b in batches]).astype(
+        np.float64)
   out["latent_mean"] = np.concatenate([b["mean"].numpy() for b in batches])
   out["latent_log_var"] = (np.concatenate([b["log_var"].numpy() for b in batches])
                            if "log_var" in batches[0] else None)

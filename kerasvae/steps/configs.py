@@ -188,8 +188,8 @@ class PipelineConfig:
   def validate(self):
     split = self.ingest.split
     if split.method == "hash" and split.eval_fraction <= 0:
-      raise ConfigError("ingest.split.eval_fraction: expected a fraction above 0: training "
-                        "watches and evaluate scores the eval split. Received: eval_fraction="
+      raise ConfigError("ingest.split.eval_fraction: expected a fraction above 0: the "
+                        "evaluate scores the test split. Received: eval_fraction="
                         f"{split.eval_fraction}")
 
 
@@ -221,7 +221,7 @@ def load_pipeline_config(path=None, overrides=(), base=None):
   data = config_lib.load_yaml(path)
   resolve_file_data_paths(data, path)
   if base:
-    data = _deep_merge(base, data)
+    data = deep_merge(base, data)
   data = config_lib.apply_overrides(data, overrides)
   if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
     resolve_data_paths(data["ingest"], Path.cwd())
@@ -241,16 +241,18 @@ def resolve_file_data_paths(data, path):
   to the current directory, so a config works from anywhere.
   """
   if isinstance(data.get("ingest"), dict):
-    base = bundled_data_dir() if is_bundled(path) else Path(path).absolute().parent
-    resolve_data_paths(data["ingest"], base)
+    bundled = is_bundled(path)
+    base = bundled_data_dir() if bundled else Path(path).absolute().parent
+    resolve_data_paths(data["ingest"], base, bundled=bundled)
   return data
 
 
-def _deep_merge(base, top):
+def deep_merge(base, top):
+  """`top` merged over `base`, mapping by mapping (neither is modified)."""
   out = dict(base)
   for key, value in top.items():
     if isinstance(value, dict) and isinstance(out.get(key), dict):
-      out[key] = _deep_merge(out[key], value)
+      out[key] = deep_merge(out[key], value)
     else:
       out[key] = value
   return out

@@ -242,8 +242,12 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   images, labels = data["image"], data.get("label")
   if len(images) == 0:
     raise common.StepError(f"The eval split of {examples_dir} is empty: nothing to evaluate.")
-  metrics = {"num_examples": int(len(images))}
-  elbo = likelihood.elbo_metrics(model, images, batch_size=cfg.batch_size, seed=cfg.seed)
+  # Every number below is on the test split, which no selection (early stopping, the best
+  # checkpoint) has read.
+  metrics = {"split": reader.split_name(examples_meta, "eval"), "num_examples": int(len(images))}
+  elbo = likelihood.elbo_metrics(model, images, batch_size=cfg.batch_size, seed=cfg.seed,
+                                 per_example=True)
+  elbo_per_example = elbo.pop("elbo_per_example", None)
   usage = likelihood.latent_usage(elbo.pop("latent_mean"), elbo.pop("latent_log_var"),
                                   cfg.active_unit_threshold)
   metrics.update(elbo)
@@ -255,6 +259,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
                            total=n, unit_name="example") as bar:
       metrics.update(likelihood.iwae_metrics(model, images[:n], num_samples=cfg.iwae_samples,
                                              seed=cfg.seed, on_batch=bar.update))
+    if elbo_per_example is not None:  # the ELBO of the same examples, to set beside the IWAE
+      metrics["iwae_examples_elbo"] = float(elbo_per_example[:n].mean())
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
     metrics.update(disentanglement_metrics(model, truth, cfg))

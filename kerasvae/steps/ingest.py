@@ -30,8 +30,8 @@ def run(config, ingest_dir, force=False):
                f"eval_fraction={split.eval_fraction}" if split.method == "hash" else "method=source")
     if not existed or force:  # written by this command for nothing: leave nothing behind
       common.remove_tree(examples_dir)
-    raise DataError(f"ingest.split: expected at least one example in the eval split "
-                    f"{eval_name!r} (training watches it, evaluate scores it). Received: 0 of "
+    raise DataError(f"ingest.split: expected at least one example in the test split "
+                    f"{eval_name!r} (evaluate scores it). Received: 0 of "
                     f"{sum(counts.values())} examples with {setting}")
   ingest_dir.mkdir(parents=True, exist_ok=True)
   artifacts.write_json(ingest_dir / artifacts.METADATA_FILE, common.step_metadata(

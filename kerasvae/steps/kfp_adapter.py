@@ -63,7 +63,7 @@ def load_config(config, overrides=()):
   # directory ($KERASVAE_DATA_DIR in the component's image); those of --set values against
   # the working directory, as on the command line.
   if isinstance(data.get("ingest"), dict):
-    resolve_data_paths(data["ingest"], bundled_data_dir())
+    resolve_data_paths(data["ingest"], bundled_data_dir(), bundled=True)
   data = config_lib.apply_overrides(data, list(overrides))
   if isinstance(data.get("ingest"), dict):
     resolve_data_paths(data["ingest"], Path.cwd())

@@ -30,7 +30,7 @@ from kerasvae.steps import common
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model/model.keras"
-EVAL_EXAMPLES_DURING_TRAINING = 2000
+VALIDATION_EXAMPLES_DURING_TRAINING = 2000
 
 
 def train_fingerprint(config, examples_metadata):
@@ -67,14 +67,14 @@ def load_model(train_dir):
         "`kerasvae train --force`.") from error
 
 
-def _write_hparams_and_projector(logs_dir, config, eval_data, model, num_projected):
+def _write_hparams_and_projector(logs_dir, config, examples, model, num_projected):
   validation = summaries.log_dirs(logs_dir)[summaries.VALIDATION]
   summaries.write_hparams_session(validation, config, trial_id=Path(logs_dir).parent.parent.name)
-  if num_projected <= 0 or len(eval_data["image"]) == 0:
+  if num_projected <= 0 or len(examples["image"]) == 0:
     return
-  images = eval_data["image"][:num_projected]
+  images = examples["image"][:num_projected]
   means = model.encode_mean(tf.constant(images)).numpy()  # [N, D]
-  summaries.write_projector(validation, means, labels=eval_data.get("label"), images=images)
+  summaries.write_projector(validation, means, labels=examples.get("label"), images=images)
 
 
 def traversal_dims(model, images, limit=10):
@@ -214,18 +214,27 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
                                deterministic=True,  # the same seed gives the same run
                                defer_finish=defer_finish)
 
-  eval_data = reader.load_split(examples_dir, "eval", limit=EVAL_EXAMPLES_DURING_TRAINING)
-  has_eval = len(eval_data["image"]) > 0
+  # Every selection (early stopping, the best checkpoint) and every per-epoch picture reads the
+  # validation split: the test split is the evaluate step's alone.
+  validation = reader.load_split(examples_dir, "validation",
+                                 limit=VALIDATION_EXAMPLES_DURING_TRAINING)
+  has_validation = len(validation["image"]) > 0
+  if cfg.early_stopping_patience and not has_validation:
+    raise common.StepError(
+        f"train.early_stopping_patience: expected a validation split to select on. Received: "
+        f"early_stopping_patience={cfg.early_stopping_patience} and an empty validation split in "
+        f"{examples_dir} (set ingest.split.validation_fraction or validation_start, or "
+        "early_stopping_patience=0)")
 
   def evaluate_fn():
-    metrics = likelihood.elbo_metrics(model, eval_data["image"], seed=cfg.seed)
+    metrics = likelihood.elbo_metrics(model, validation["image"], seed=cfg.seed)
     usage = likelihood.latent_usage(metrics.pop("latent_mean"), metrics.pop("latent_log_var"))
     metrics["active_units"] = usage["active_units"]
     if "kl_per_dim" in usage:
       metrics["kl_per_dim"] = usage["kl_per_dim"]
     return metrics
 
-  pictures = picture_function(model, eval_data["image"] if has_eval else reader.load_split(
+  pictures = picture_function(model, validation["image"] if has_validation else reader.load_split(
       examples_dir, "train", limit=10)["image"], seed=cfg.seed)
 
   @tf.function
@@ -243,7 +252,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
                     for name, image in pictures().items()})
 
   trainer = training.Trainer(model, optimizer, strategy, cfg, str(train_dir), dataset_fn,
-                             steps_per_epoch, evaluate_fn=evaluate_fn if has_eval else None,
+                             steps_per_epoch, evaluate_fn=evaluate_fn if has_validation else None,
                              epoch_end_fn=epoch_end_fn,
                              jit_compile=use_jit(cfg.jit_compile, config.model.architecture),
                              preprocess_fn=reader.finish_fn(examples_meta) if defer_finish
@@ -265,7 +274,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   os.replace(tmp, model_path)
   artifacts.write_json(train_dir / "history.json", training.history_json(history))
   final = dict(history[-1]) if history else {}
-  _write_hparams_and_projector(train_dir / "logs", config, eval_data, model,
+  _write_hparams_and_projector(train_dir / "logs", config, validation, model,
                                cfg.projector_examples)
   artifacts.write_json(train_dir / artifacts.METADATA_FILE, common.step_metadata(
       "train", fingerprint, {"model": config.model, "train": config.train},

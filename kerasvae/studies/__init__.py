@@ -32,6 +32,9 @@ class Study:
   question: str
   analyse: Callable  # (StudyContext, [Trial]) -> [markdown blocks]
   check: Callable = lambda trials: None  # ([Trial]) -> None; ConfigError for a config it cannot use
+  # The analysis compares seeds itself; otherwise it reads the first seed's trials and the
+  # report's across-seed table covers every seed.
+  analyses_seeds: bool = False
 
 
 def _mnist(name):
@@ -75,7 +78,7 @@ STUDIES = {
     "disentanglement": Study(
         "disentanglement", "Does a larger β give a more disentangled code on dSprites, as the "
         "β-VAE paper reports, and at what cost?", _disentanglement,
-        check=_needs_disentanglement_scores),
+        check=_needs_disentanglement_scores, analyses_seeds=True),
 }
 
 
@@ -93,8 +96,8 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
     overrides: `key=value` items applied to every trial's pipeline config
       (e.g. `train.epochs=5`) or to the study settings (`study.num_samples=500`).
     quick: the tiny version (the `quick:` block of the YAML) the tests run.
-    output: the study directory; default `studies/<name>` (`studies/<name>-quick`
-      with `quick`).
+    output: the study directory; default `studies/<name>`, or `studies/<config's stem>`
+      with `config` (`-quick` appended with `quick`).
     force: redo every trial's steps (ingest, train, evaluate) and the study's
       classifier even when finished ones with the same config exist.
     report_only: train nothing: write the report from the trials that have
@@ -113,10 +116,13 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
   if name not in STUDIES:
     raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
   study = STUDIES[name]
-  output = Path(output) if output else Path("studies") / (f"{name}-quick" if quick else name)
+  path = core.resolve_study_config_path(name, config)
+  # One folder per study config: `--config disentanglement-full-mlp` never mixes its trials and
+  # report with the default config's.
+  stem = name if not config else Path(path).stem
+  output = Path(output) if output else Path("studies") / (f"{stem}-quick" if quick else stem)
   if output.exists() and not output.is_dir():
     raise ConfigError(f"--output: expected a directory for the study. Received: a file at {output}")
-  path = core.resolve_study_config_path(name, config)
   title, description, settings, trials = core.load_study_config(
       path, overrides=overrides, quick=quick, output=output)
   study.check(trials)
@@ -164,7 +170,21 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
     print("study: sample-quality classifier")
     context.classifier = core.study_classifier(context)
   print(f"study: analysing {len(trials)} trials")
-  body = study.analyse(context, trials)
+  first_seed = [t for t in trials if t.seed == settings.seeds[0]] or trials
+  analysed = trials if study.analyses_seeds else first_seed
+  body = study.analyse(context, analysed)
+  if settings.sample_quality:  # the other seeds' samples, for the across-seed table
+    for trial in trials:
+      if trial not in analysed and "frechet_distance" not in trial.metrics:
+        core.score_prior_samples(context, trial)
+  across = report.seed_summary(trials, report.SEED_COLUMNS)
+  if across:
+    body = (["## Across seeds"] + across
+            + ([f"## Seed {settings.seeds[0]} in detail",
+                "The tables, findings and figures below read one training seed; the table "
+                "above says which differences the spread between seeds separates."]
+               if analysed is not trials and len(settings.seeds) > 1 else [])
+            + body)
   wall_clock = time.time() - t0
   counts = report.split_counts(context.examples_dir)
   intro = [

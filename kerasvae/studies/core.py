@@ -50,6 +50,16 @@ class StudySettings:
   num_samples: int = config_lib.field(1000, range=(10, None),
                                       help="Generated images per sample-quality score.")
   seed: int = config_lib.field(0, help="Seed of the study's samples and figures.")
+  seeds: list[int] = config_lib.field(
+      default_factory=lambda: [0, 1, 2],
+      help="Training seeds (train.seed): every trial is trained once per seed and the report "
+      "gives the mean and standard deviation over them. --quick trains the first seed only "
+      "unless the quick block or --set gives study.seeds.")
+
+  def validate(self):
+    if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+      raise ConfigError(f"study.seeds: expected a non-empty list of distinct training seeds. "
+                        f"Received: seeds={self.seeds!r}")
 
 
 @dataclasses.dataclass
@@ -65,9 +75,12 @@ class Trial:
   epochs_run: int = 0
   steps_per_epoch: int = 0
   full_only: bool = False  # a trial the --quick version leaves out
+  setting: str = ""  # the trial's name without its seed: trials of one setting differ in seed
+  seed: int = 0  # its training seed (train.seed)
 
   def to_json(self):
-    return {"name": self.name, "overrides": self.overrides, "run_dir": str(self.run_dir),
+    return {"name": self.name, "setting": self.setting, "seed": self.seed,
+            "overrides": self.overrides, "run_dir": str(self.run_dir),
             "full_only": self.full_only,
             "train_seconds": self.train_seconds, "evaluate_seconds": self.evaluate_seconds,
             "epochs_run": self.epochs_run, "steps_per_epoch": self.steps_per_epoch,
@@ -126,6 +139,47 @@ def _dotted(mapping, where):
   return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
 
 
+STUDY_KEYS = ("base", "description", "extends", "quick", "study", "title", "trials")
+
+
+def read_study_yaml(path, _seen=()):
+  """A study YAML as a mapping, with the study it `extends` merged under it.
+
+  `extends: NAME` (a bundled study) takes that study's config: its `study`, `base` and
+  `quick` mappings are merged key by key under this file's, and its `title`, `description`
+  and `trials` are used where this file gives none. The parent's relative data paths are
+  resolved against its own base first, so each file's paths keep their meaning.
+  """
+  path = Path(path)
+  raw = config_lib.load_yaml(path)
+  unknown = sorted(set(raw) - set(STUDY_KEYS))
+  if unknown:
+    raise ConfigError(f"{path}: unknown key {unknown[0]!r}. Valid keys: "
+                      + ", ".join(STUDY_KEYS) + ".")
+  parent_name = raw.pop("extends", None)
+  if parent_name is None:
+    return raw
+  parent_path = STUDY_CONFIG_DIR / f"{parent_name}.yaml"
+  if not isinstance(parent_name, str) or not parent_path.is_file():
+    names = sorted(p.stem for p in STUDY_CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"{path}: extends: expected the name of a bundled study config among "
+                      f"{names}. Received: extends={parent_name!r}")
+  if parent_path.resolve() in _seen or parent_path.resolve() == path.resolve():
+    raise ConfigError(f"{path}: extends: expected no cycle. Received: {parent_name!r} extends "
+                      "this file again")
+  parent = read_study_yaml(parent_path, _seen + (path.resolve(),))
+  if isinstance(parent.get("base"), dict):
+    step_configs.resolve_file_data_paths(parent["base"], parent_path)
+  merged = dict(parent)
+  for key, value in raw.items():
+    if key in ("study", "base", "quick") and isinstance(value, dict) \
+        and isinstance(parent.get(key), dict):
+      merged[key] = step_configs.deep_merge(parent[key], value)
+    else:
+      merged[key] = value
+  return merged
+
+
 def load_study_config(path, overrides=(), quick=False, output=None):
   """Reads a study YAML into (title, settings, [(trial name, trial overrides, PipelineConfig)]).
 
@@ -138,12 +192,8 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   Returns:
     `(title, description, StudySettings, [Trial])`.
   """
-  raw = config_lib.load_yaml(path)
+  raw = read_study_yaml(path)
   source = f" (in {path})"
-  unknown = sorted(set(raw) - {"title", "study", "base", "trials", "quick", "description"})
-  if unknown:
-    raise ConfigError(f"{path}: unknown key {unknown[0]!r}. Valid keys: base, description, "
-                      "quick, study, title, trials.")
   trials_raw = raw.get("trials") or []
   if not isinstance(trials_raw, list) or not trials_raw:
     raise ConfigError(f"trials: expected a non-empty list of override mappings{source}. "
@@ -155,12 +205,20 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   data = config_lib.apply_overrides(data, overrides)
   if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
     step_configs.resolve_data_paths(data["ingest"], Path.cwd())
+  if any(str(o).startswith("train.seed=") for o in overrides):
+    raise ConfigError("--set train.seed: expected the training seeds of a study in study.seeds "
+                      "(e.g. --set 'study.seeds=[3, 4, 5]'). Received: "
+                      + next(o for o in overrides if str(o).startswith("train.seed=")))
   blame = config_lib.ConfigSource(path, overrides)  # names the --set item of a bad value
   settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=blame,
                                   key="study")
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:
     data.setdefault("train", {})["progress"] = False
+    seeds_given = "study.seeds" in (raw.get("quick") or {}) or any(
+        str(o).startswith("study.seeds=") for o in overrides)
+    if not seeds_given:
+      settings.seeds = settings.seeds[:1]
   trials = []
   for i, entry in enumerate(trials_raw):
     if not isinstance(entry, dict):
@@ -171,16 +229,24 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     if not isinstance(full_only, bool):
       raise ConfigError(f"trials[{i}].full_only: expected true or false{source}. "
                         f"Received: {full_only!r}")
-    name = str(entry.pop("name", None) or ", ".join(f"{k.split('.')[-1]}={v}"
-                                                   for k, v in entry.items()))
+    if "train.seed" in entry:
+      raise ConfigError(f"trials[{i}]: expected the training seeds in study.seeds (each trial is "
+                        f"trained once per seed){source}. Received: train.seed="
+                        f"{entry['train.seed']!r} in the trial")
+    setting = str(entry.pop("name", None) or ", ".join(f"{k.split('.')[-1]}={v}"
+                                                      for k, v in entry.items()))
     if quick and full_only:
       continue
-    trial_data = config_lib.apply_overrides(data, _dotted(entry, f"trials[{i}]"))
-    step_configs.resolve_file_data_paths(trial_data, path)  # a trial's own paths: the file's
-    trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
-    config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
-                                  where=f"trials[{i}] ({name})", source=blame)
-    trials.append(Trial(name=name, overrides=entry, config=config, full_only=full_only))
+    for seed in settings.seeds:
+      name = setting if len(settings.seeds) == 1 else f"{setting} seed {seed}"
+      trial_data = config_lib.apply_overrides(
+          data, _dotted(entry, f"trials[{i}]") + [f"train.seed={seed}"])
+      step_configs.resolve_file_data_paths(trial_data, path)  # a trial's own paths: the file's
+      trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
+      config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
+                                    where=f"trials[{i}] ({name})", source=blame)
+      trials.append(Trial(name=name, overrides=entry, config=config, full_only=full_only,
+                          setting=setting, seed=seed))
   names = [t.name for t in trials]
   if len(set(names)) != len(names):
     raise ConfigError(f"trials: expected distinct trial names{source}. Received: {names}")
@@ -324,6 +390,14 @@ def score_images(context, images):
           "classifier_confidence": result["classifier_confidence"],
           "class_entropy_bits": class_entropy_bits(probabilities),
           "grey_fraction": grey_fraction(images)}
+
+
+def score_prior_samples(context, trial, model=None):
+  """Scores `settings.num_samples` of the trial model's samples into its metrics; the samples."""
+  model = model or load_trial_model(trial)
+  samples = model.sample(context.settings.num_samples, seed=context.settings.seed).numpy()
+  trial.metrics.update(score_images(context, samples))
+  return samples
 
 
 def real_data_reference(context):

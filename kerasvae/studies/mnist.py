@@ -77,13 +77,6 @@ def _classifier_note(context):
           f"`{core.CLASSIFIER_FILE}`.")
 
 
-def _score_trial_samples(context, trial, model, key_prefix=""):
-  samples = model.sample(context.settings.num_samples, seed=context.settings.seed).numpy()
-  scores = core.score_images(context, samples)
-  trial.metrics.update({key_prefix + k: v for k, v in scores.items()})
-  return samples
-
-
 def _eval_images(context, n):
   """The first n held-out digits as the models see them (one fixed binarisation) and labels."""
   data = reader.load_split(context.examples_dir, "eval", limit=n)
@@ -118,7 +111,7 @@ def analyse_latent_dim(context, trials):
   panels, recon_rows, recon_labels = [], [_grid(originals, 10)], ["original"]
   for trial in trials:
     model = core.load_trial_model(trial)
-    samples = _score_trial_samples(context, trial, model)
+    samples = core.score_prior_samples(context, trial, model)
     core.write_study_scalars(trial, trial.metrics)
     panels.append((f"latent_dim {model.latent_dim}", _grid(samples[:36], 6)))
     recon_rows.append(_grid(model.reconstruct(tf.constant(originals)).numpy(), 10))
@@ -229,7 +222,7 @@ def analyse_beta(context, trials):
     model = core.load_trial_model(trial)
     beta = trial.config.model.kl_weight
     if s.sample_quality:
-      _score_trial_samples(context, trial, model)
+      core.score_prior_samples(context, trial, model)
     core.write_study_scalars(trial, trial.metrics)
     decode = _decode_fn(model)
     images = viz.traversal_images(decode, model.latent_dim, num_steps=num_steps, span=3.0)
@@ -806,7 +799,7 @@ def analyse_priors(context, trials):
   panels = []
   for trial in trials:
     model = core.load_trial_model(trial)
-    samples = (_score_trial_samples(context, trial, model) if s.sample_quality else
+    samples = (core.score_prior_samples(context, trial, model) if s.sample_quality else
                model.sample(s.num_samples, seed=s.seed).numpy())
     core.write_study_scalars(trial, trial.metrics)
     panels.append((PRIOR_NAMES[trial.config.model.prior], _grid(samples[:36], 6)))

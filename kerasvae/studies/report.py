@@ -39,18 +39,27 @@ def data_paragraph(config, split_counts):
   """Where the data comes from and how it is split, in words."""
   ingest = config.ingest
   source = ingest.data.source
-  n_train, n_eval = split_counts.get("train", 0), split_counts.get("eval", 0)
+  n_train, n_validation, n_test = (split_counts.get(k, 0) for k in ("train", "validation", "test"))
+  protocol = (f" Three disjoint splits: {n_train:,} train, {n_validation:,} validation "
+              "(early stopping and the best checkpoint read these only) and "
+              f"{n_test:,} test. Every number below is on the test split.")
   if source == "idx":
     where = ingest.data.idx.images
-    split = (f"the first {ingest.split.eval_start:,} digits train and the remaining "
-             f"{n_eval:,} are held out for evaluation" if ingest.split.method == "index"
-             else f"{n_train:,} train, {n_eval:,} held out")
+    split = (f"digits 0–{ingest.split.validation_start - 1:,} train, "
+             f"{ingest.split.validation_start:,}–{ingest.split.eval_start - 1:,} validate and the "
+             f"remaining {n_test:,} are the test split" if ingest.split.method == "index"
+             else "split by a hash of each example's index" if ingest.split.method == "hash"
+             else "the source's own test split is the test split, the validation split comes "
+             "from its training split")
     binar = (" Pixels are binarised dynamically (a fresh Bernoulli draw of each grey level every "
              "epoch; evaluation uses one fixed draw)." if ingest.binarize == "dynamic" else "")
-    return (f"**Data.** MNIST here is the official MNIST *test* split of 10,000 digits "
-            f"(`{where}`), the only MNIST copy available offline: {split} "
-            f"({n_train:,} / {n_eval:,} examples). All numbers below are on the {n_eval:,} "
-            f"held-out digits.{binar}")
+    if "fashion" in where.lower():
+      what = ("**Data.** Fashion-MNIST (Xiao et al. 2017; 28×28 grey images of ten kinds of "
+              f"garment), its official 60,000 training and 10,000 test images (`{where}`): ")
+    else:
+      what = ("**Data.** MNIST here is the official MNIST *test* split of 10,000 digits "
+              f"(`{where}`), the only MNIST copy available offline: ")
+    return f"{what}{split}.{protocol}{binar}"
   if source == "dsprites":
     d = ingest.data.dsprites
     restricted = {name: values for name in ("shapes", "scales", "orientations", "pos_x", "pos_y")
@@ -64,10 +73,9 @@ def data_paragraph(config, split_counts):
              else "every image of it")
     return (f"**Data.** dSprites (64×64 binary images of a square, ellipse or heart at 6 scales, "
             f"40 orientations and 32×32 positions; rendered by the built-in generator): "
-            f"{grid}, {drawn}: {n_train:,} for training and {n_eval:,} held out. The "
-            f"disentanglement scores sample fresh images from the same grid's ground-truth "
-            f"factors.")
-  return f"**Data.** source `{source}`: {n_train:,} training and {n_eval:,} held-out examples."
+            f"{grid}, {drawn}.{protocol} The disentanglement scores sample fresh images from "
+            "the same grid's ground-truth factors.")
+  return f"**Data.** source `{source}`.{protocol}"
 
 
 def trend(values, tolerance=0.0):
@@ -115,7 +123,7 @@ def budget_section(trials, wall_clock_seconds, quick):
                f"{trials[0].steps_per_epoch} steps (batch {t.batch_size}, Adam, learning rate "
                f"{t.learning_rate:g}"
                + (f", early stopping after {t.early_stopping_patience} evaluations without a "
-                  "better held-out ELBO" if t.early_stopping_patience else "")
+                  "better validation ELBO" if t.early_stopping_patience else "")
                + f", {_seeds(trials)}). From scratch, the trials' training and evaluation take "
                f"{sum(tr.train_seconds + tr.evaluate_seconds for tr in trials) / 60:.1f} minutes "
                "in all (the table, measured on this machine: 2 CPU cores); this invocation took "
@@ -148,8 +156,112 @@ def split_counts(examples_dir):
   from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
   meta = reader.read_metadata(examples_dir)
   counts = {}
-  for role in ("train", "eval"):
+  for role in ("train", "validation", "test"):
     name = reader.split_name(meta, role)
     counts[role] = meta["splits"].get(name, {}).get("num_examples", 0)
   return counts
 
+
+
+SEPARATION_RULE = (
+    "Two settings are called different on a number only when the seeds separate them: every "
+    "seed of one lies on the same side of every seed of the other (their ranges over seeds do "
+    "not overlap). With overlapping ranges the report says *the seeds overlap* and draws no "
+    "ranking, however far apart the means are.")
+
+
+def by_setting(trials):
+  """{setting: [its trials (one per seed)]}, in the config's order."""
+  groups = {}
+  for trial in trials:
+    groups.setdefault(trial.setting or trial.name, []).append(trial)
+  return groups
+
+
+def seed_values(trials, key):
+  """The finite values of metric `key` over `trials` (one per seed) as float64."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  values = [t.metrics.get(key) for t in trials]
+  values = [float(v) for v in values
+            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+  return np.asarray([v for v in values if math.isfinite(v)], np.float64)
+
+
+def mean_sd(values, digits=2):
+  """'m ± sd' over seeds (sample standard deviation, ddof=1); 'm' with one seed."""
+  if len(values) == 0:
+    return "–"
+  if len(values) == 1:
+    return f"{values[0]:.{digits}f}"
+  return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def separated(a, b):
+  """+1 when every value of `a` is above every value of `b`, -1 when below, 0 when they overlap
+  (or either is empty)."""
+  if len(a) == 0 or len(b) == 0:
+    return 0
+  if a.min() > b.max():
+    return 1
+  if a.max() < b.min():
+    return -1
+  return 0
+
+
+def seed_summary(trials, columns):
+  """The across-seed table and the separated pairs, as markdown blocks.
+
+  Args:
+    trials: every trial of the study (settings × seeds).
+    columns: `(metric key, header, digits, higher_is_better)`; `higher_is_better` None for a
+      number that is neither (a KL, active units); metrics absent from every trial are left out.
+
+  Returns:
+    A list of markdown blocks: the table (mean ± sd per setting), then one line per metric
+    naming the pairs of settings the seeds separate.
+  """
+  groups = by_setting(trials)
+  columns = [c for c in columns if any(len(seed_values(g, c[0])) for g in groups.values())]
+  if not columns:
+    return []
+  seeds = sorted({t.seed for t in trials})
+  rows = [[name, ", ".join(str(t.seed) for t in group)]
+          + [mean_sd(seed_values(group, key), digits) for key, _, digits, _ in columns]
+          for name, group in groups.items()]
+  blocks = [f"Mean ± standard deviation (n − 1) over training {_seeds(trials)}:",
+            table(["setting", "seeds"] + [c[1] for c in columns], rows)]
+  lines = []
+  names = list(groups)
+  for key, header, _, higher in columns:
+    ahead = []
+    for i, a in enumerate(names):
+      for b in names[i + 1:]:
+        side = separated(seed_values(groups[a], key), seed_values(groups[b], key))
+        if side and higher is None:  # no better or worse: say which is larger
+          ahead.append(f"{a} above {b}" if side > 0 else f"{b} above {a}")
+        elif side:
+          better, worse = (a, b) if (side > 0) == higher else (b, a)
+          ahead.append(f"{better} over {worse}")
+    if len(seeds) < 2:
+      continue
+    lines.append(f"- **{header}**: " + ("; ".join(ahead) + " (every seed)" if ahead
+                                        else "the seeds overlap for every pair"))
+  if lines:
+    blocks.append("**Differences the seeds separate** (the better first; *above* where "
+                  "neither is better). " + SEPARATION_RULE
+                  + "\n\n" + "\n".join(lines))
+  elif len(seeds) < 2:
+    blocks.append("One training seed: the table cannot say which differences are larger than "
+                  "the spread between seeds, so no ranking is drawn from it.")
+  return blocks
+
+
+# The numbers every study's across-seed table gives where its trials have them.
+SEED_COLUMNS = (
+    ("iwae_log_likelihood", "IWAE log p(x) ↑", 2, True), ("elbo", "ELBO ↑", 2, True),
+    ("reconstruction", "reconstruction ↓", 2, False), ("kl", "KL", 2, None),
+    ("active_units", "active units", 1, None), ("frechet_distance", "sample FD ↓", 1, False),
+    ("classifier_confidence", "confidence ↑", 3, True),
+    ("class_entropy_bits", "class entropy (bits)", 2, None),
+    ("beta_vae_score", "β-VAE score ↑", 3, True), ("factor_vae_score", "FactorVAE score ↑", 3, True),
+    ("mig", "MIG ↑", 3, True))

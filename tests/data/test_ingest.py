@@ -108,7 +108,7 @@ def test_image_folder_non_image_skip(tmp_path, out):
   root = _folder(tmp_path, [8, 8, 8, 8], extra="broken.png")
   cfg = helpers.config({"source": "image_folder",
                         "image_folder": {"root": str(root), "on_bad_file": "skip"}},
-                       split={"eval_fraction": 0.0})
+                       split={"eval_fraction": 0.0, "validation_fraction": 0.0})
   with pytest.warns(UserWarning, match="broken.png"):
     ingest(cfg, out)
   metadata = read_metadata(out)
@@ -122,7 +122,7 @@ def test_image_folder_stores_the_classes_mixed_not_one_after_another(tmp_path, o
   # one class at a time.
   root = _folder(tmp_path, [8] * 40)  # class0: 0.png, 2.png, ...; class1: 1.png, 3.png, ...
   cfg = helpers.config({"source": "image_folder", "image_folder": {"root": str(root)}},
-                       split={"eval_fraction": 0.0})
+                       split={"eval_fraction": 0.0, "validation_fraction": 0.0})
   labels = load_split(ingest(cfg, out), "train")["label"]
   assert sorted(labels.tolist()) == [0] * 20 + [1] * 20
   assert set(labels[:10].tolist()) == {0, 1} and set(labels[-10:].tolist()) == {0, 1}
@@ -197,33 +197,40 @@ def test_default_config_is_the_dsprites_quickstart():
   assert cfg.data.source == "dsprites"
   assert cfg.data.dsprites.num_examples == 20000 and cfg.data.dsprites.seed == 0
   assert cfg.split.method == "hash" and cfg.split.eval_fraction == pytest.approx(0.1)
-  assert (cfg.train_split_name, cfg.eval_split_name) == ("train", "eval")
+  assert cfg.split.validation_fraction == pytest.approx(0.1)
+  assert (cfg.train_split_name, cfg.validation_split_name, cfg.eval_split_name) == (
+      "train", "validation", "test")
 
 
 def test_npz_round_trip(npz_path, out):
   cfg = helpers.config({"source": "npz", "npz": {"path": str(npz_path), "factor_names": ["a", "b"]}},
-                       split={"eval_fraction": 0.25}, train_split_name="fit",
+                       split={"eval_fraction": 0.25, "validation_fraction": 0.2},
+                       train_split_name="fit", validation_split_name="select",
                        eval_split_name="holdout", num_shards=3)
   ingest(cfg, out)
   raw = np.load(npz_path)
-  to_eval = hash_fraction(np.arange(60), "kerasvae") < 0.25  # the documented split rule
+  h = hash_fraction(np.arange(60), "kerasvae")  # the documented split rule
+  to_eval = h < 0.25
+  to_validation = (h >= 0.25) & (h < 0.45)
   metadata = read_metadata(out)
   assert sorted(p.name for p in out.iterdir()) == [
-      "Split-fit", "Split-holdout", "metadata.json", "schema.pbtxt"]
+      "Split-fit", "Split-holdout", "Split-select", "metadata.json", "schema.pbtxt"]
   assert metadata["splits"]["holdout"]["num_examples"] == to_eval.sum() > 0
+  assert metadata["splits"]["select"]["num_examples"] == to_validation.sum() > 0
   assert metadata["factor_names"] == ["a", "b"]
   assert metadata["image_shape"] == [8, 8, 1]
-  for split, mask in (("train", ~to_eval), ("holdout", to_eval)):
+  for split, mask in (("train", ~to_eval & ~to_validation), ("validation", to_validation),
+                      ("holdout", to_eval)):
     data = load_split(out, split)
     np.testing.assert_array_equal(data["image"][..., 0] * 255.0, raw["images"][mask])
     np.testing.assert_array_equal(data["label"], raw["labels"][mask])
     np.testing.assert_array_equal(data["factors"], raw["factors"][mask])
     np.testing.assert_array_equal(data["factor_classes"], raw["factor_classes"][mask])
   stats = metadata["statistics"]["fit"]
-  train_pixels = raw["images"][~to_eval] / 255.0
+  train_pixels = raw["images"][~to_eval & ~to_validation] / 255.0
   assert stats["pixel_mean"] == pytest.approx(train_pixels.mean())
   assert stats["pixel_std"] == pytest.approx(train_pixels.std())
-  counts = np.bincount(raw["labels"][~to_eval], minlength=3)
+  counts = np.bincount(raw["labels"][~to_eval & ~to_validation], minlength=3)
   assert stats["label_histogram"] == {str(k): int(c) for k, c in enumerate(counts) if c}
   schema = (out / "schema.pbtxt").read_text()
   for name in ("image", "shape", "label", "factors", "factor_classes"):
@@ -236,10 +243,10 @@ def test_float_npy_round_trip_and_static_binarize(tmp_path, out):
   images = np.random.RandomState(2).uniform(size=(20, 5, 5, 3)).astype(np.float32)
   np.save(tmp_path / "f.npy", images)
   data_block = {"source": "npz", "npz": {"path": str(tmp_path / "f.npy")}}
-  ingest(helpers.config(data_block, split={"eval_fraction": 0.0}), out)
+  ingest(helpers.config(data_block, split={"eval_fraction": 0.0, "validation_fraction": 0.0}), out)
   np.testing.assert_array_equal(load_split(out, "train")["image"], images)
   binary = tmp_path / "artifacts" / "binary"
-  ingest(helpers.config(data_block, split={"eval_fraction": 0.0}, binarize="static",
+  ingest(helpers.config(data_block, split={"eval_fraction": 0.0, "validation_fraction": 0.0}, binarize="static",
                         threshold=0.3), binary)
   np.testing.assert_array_equal(load_split(binary, "train")["image"], (images > 0.3).astype(np.float32))
 
@@ -265,7 +272,7 @@ def test_dsprites_npz_layout(tmp_path, out):
     with pytest.raises(ValueError, match="allow_pickle"):
       archive["metadata"]  # pylint: disable=pointless-statement
   ingest(helpers.config({"source": "npz", "npz": {"path": str(path)}},
-                        split={"eval_fraction": 0.0}), out)
+                        split={"eval_fraction": 0.0, "validation_fraction": 0.0}), out)
   loaded = load_split(out, "train")
   np.testing.assert_array_equal(loaded["image"], data.render(classes).astype(np.float32))
   np.testing.assert_array_equal(loaded["factor_classes"], classes)
@@ -306,9 +313,19 @@ def test_idx_source_splits(tmp_path, out):
            for name, array in (("images", images[:9]), ("labels", np.arange(9, dtype=np.uint8)),
                                ("eval_images", images[9:]),
                                ("eval_labels", np.arange(3, dtype=np.uint8)))}
-  ingest(helpers.config({"source": "idx", "idx": paths}, split={"method": "source"}), out)
-  np.testing.assert_array_equal(load_split(out, "eval")["image"][..., 0] * 255, images[9:])
-  np.testing.assert_array_equal(load_split(out, "train")["label"], np.arange(9))
+  ingest(helpers.config({"source": "idx", "idx": paths},
+                        split={"method": "source", "validation_start": 7}), out)
+  np.testing.assert_array_equal(load_split(out, "test")["image"][..., 0] * 255, images[9:])
+  np.testing.assert_array_equal(load_split(out, "train")["label"], np.arange(7))
+  np.testing.assert_array_equal(load_split(out, "validation")["label"], [7, 8])
+  # Without validation_start the validation split is a hash band of the source's train split.
+  ingest(helpers.config({"source": "idx", "idx": paths},
+                        split={"method": "source", "validation_fraction": 0.5}), tmp_path / "h")
+  to_validation = hash_fraction(np.arange(9), "kerasvae") < 0.5
+  np.testing.assert_array_equal(load_split(tmp_path / "h", "validation")["label"],
+                                np.arange(9)[to_validation])
+  np.testing.assert_array_equal(load_split(tmp_path / "h", "train")["label"],
+                                np.arange(9)[~to_validation])
   np.save(tmp_path / "images.npy", images)
   with pytest.raises(ConfigError, match="split.method"):
     ingest(helpers.config({"source": "npz", "npz": {"path": str(tmp_path / "images.npy")}},
@@ -327,7 +344,8 @@ def test_mnist_idx(mnist_dir, tmp_path):
                                                   "labels": str(labels_path)}}), out)
   metadata = read_metadata(out)
   counts = {name: s["num_examples"] for name, s in metadata["splits"].items()}
-  assert sum(counts.values()) == 10000 and 800 < counts["eval"] < 1200
+  assert sum(counts.values()) == 10000 and 800 < counts["test"] < 1200
+  assert 800 < counts["validation"] < 1200
   histogram = np.zeros(10, int)
   for stats in metadata["statistics"].values():
     for label, count in stats["label_histogram"].items():
@@ -342,12 +360,32 @@ def test_mnist_idx(mnist_dir, tmp_path):
   np.testing.assert_array_equal(np.round(data["image"][..., 0] * 255), raw_images[eval_mask])
 
 
-def test_index_split_sends_the_tail_to_eval(tmp_path):
+def test_index_split_sends_the_tail_to_validation_and_test(tmp_path):
   images = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8)
   np.savez(tmp_path / "a.npz", images=images)
   out = ingest({"data": {"source": "npz", "npz": {"path": str(tmp_path / "a.npz")}},
-                "split": {"method": "index", "eval_start": 45}, "num_shards": 2},
+                "split": {"method": "index", "eval_start": 45, "validation_start": 40},
+                "num_shards": 2},
                tmp_path / "examples")
-  train, evaluation = load_split(out, "train"), load_split(out, "eval")
-  np.testing.assert_array_equal(train["image"][:, 0, 0, 0] * 255, np.arange(45))
-  np.testing.assert_array_equal(evaluation["image"][:, 0, 0, 0] * 255, np.arange(45, 50))
+  train, validation, test = (load_split(out, s) for s in ("train", "validation", "test"))
+  np.testing.assert_array_equal(train["image"][:, 0, 0, 0] * 255, np.arange(40))
+  np.testing.assert_array_equal(validation["image"][:, 0, 0, 0] * 255, np.arange(40, 45))
+  np.testing.assert_array_equal(test["image"][:, 0, 0, 0] * 255, np.arange(45, 50))
+  with pytest.raises(ConfigError, match=r"validation_start: expected .* Received: "
+                     r"validation_start=None"):
+    ingest({"data": {"source": "npz", "npz": {"path": str(tmp_path / "a.npz")}},
+            "split": {"method": "index", "eval_start": 45}}, tmp_path / "other")
+
+
+def test_the_three_splits_are_disjoint_and_cover_the_source(tmp_path):
+  """Every example lands in exactly one split, for each split method."""
+  images = np.arange(200, dtype=np.uint8).reshape(200, 1, 1, 1)  # each image its own index
+  np.savez(tmp_path / "a.npz", images=images)
+  for i, split in enumerate(({"eval_fraction": 0.2, "validation_fraction": 0.3},
+                             {"method": "index", "eval_start": 150, "validation_start": 120})):
+    out = ingest({"data": {"source": "npz", "npz": {"path": str(tmp_path / "a.npz")}},
+                  "split": split, "num_shards": 2}, tmp_path / f"examples{i}")
+    seen = [set(np.round(load_split(out, s)["image"][:, 0, 0, 0] * 255).astype(int).tolist())
+            for s in ("train", "validation", "test")]
+    assert all(seen) and not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert seen[0] | seen[1] | seen[2] == set(range(200))

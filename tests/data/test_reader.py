@@ -16,7 +16,7 @@ def artifact(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("reader")
   np.savez(tmp / "a.npz", images=helpers.random_images(100), labels=np.arange(100))
   return ingest(helpers.config({"source": "npz", "npz": {"path": str(tmp / "a.npz")}},
-                               split={"eval_fraction": 0.0}), tmp / "artifact")
+                               split={"eval_fraction": 0.0, "validation_fraction": 0.0}), tmp / "artifact")
 
 
 def _labels(ds):
@@ -95,7 +95,7 @@ def test_dynamic_binarisation(tmp_path):
   images = np.broadcast_to(levels[:, None, None], (40, 8, 8)).copy()
   np.savez(tmp_path / "grey.npz", images=images, labels=np.arange(40))
   out = ingest(helpers.config({"source": "npz", "npz": {"path": str(tmp_path / "grey.npz")}},
-                              split={"eval_fraction": 0.0}, binarize="dynamic"), tmp_path / "a")
+                              split={"eval_fraction": 0.0, "validation_fraction": 0.0}, binarize="dynamic"), tmp_path / "a")
   assert read_metadata(out)["preprocessing"]["binarize"] == "dynamic"
   ds = make_dataset(out, "train", 40, shuffle=False, seed=3)
   draws = []
@@ -130,7 +130,7 @@ def test_dynamic_binarisation(tmp_path):
 def test_per_worker_sharding(tmp_path, num_shards):
   np.savez(tmp_path / "a.npz", images=helpers.random_images(50), labels=np.arange(50))
   out = ingest(helpers.config({"source": "npz", "npz": {"path": str(tmp_path / "a.npz")}},
-                              split={"eval_fraction": 0.0}, num_shards=num_shards),
+                              split={"eval_fraction": 0.0, "validation_fraction": 0.0}, num_shards=num_shards),
                tmp_path / "a")
   seen = []
   for worker in range(2):
@@ -147,8 +147,9 @@ def test_per_worker_sharding(tmp_path, num_shards):
 def test_split_names_and_errors(artifact, tmp_path):
   assert len(load_split(artifact, "eval")["image"]) == 0
   assert load_split(artifact, "train", limit=7)["label"].tolist() == list(range(7))
+  assert len(load_split(artifact, "validation")["image"]) == 0
   with pytest.raises(ValueError, match="Expected a split among"):
-    make_dataset(artifact, "validation", 8)
+    make_dataset(artifact, "holdout", 8)
   with pytest.raises(FileNotFoundError, match="Run the ingest step"):
     read_metadata(tmp_path / "missing")
   (tmp_path / "half").mkdir()

@@ -16,21 +16,22 @@ from tests.data import helpers
 
 def test_mock_mnist_with_source_splits(tmp_path):
   cfg = helpers.config({"source": "tfds", "tfds": {"name": "mnist", "data_dir": str(tmp_path / "tfds")}},
-                       split={"method": "source"})
+                       split={"method": "source", "validation_start": 25})
   with tfds.testing.mock_data(num_examples=30):
     out = ingest(cfg, tmp_path / "a")
   metadata = read_metadata(out)
-  assert {k: v["num_examples"] for k, v in metadata["splits"].items()} == {"train": 30, "eval": 30}
+  assert {k: v["num_examples"] for k, v in metadata["splits"].items()} == {
+      "train": 25, "validation": 5, "test": 30}
   assert metadata["image_shape"] == [28, 28, 1]
   assert metadata["label_names"] == [str(i) for i in range(10)]
   data = load_split(out, "train")
-  assert data["image"].shape == (30, 28, 28, 1) and data["label"].max() < 10
+  assert data["image"].shape == (25, 28, 28, 1) and data["label"].max() < 10
 
 
 def test_mock_dsprites_factors(tmp_path):
   cfg = helpers.config({"source": "tfds", "tfds": {"name": "dsprites", "eval_split": None,
                                                    "data_dir": str(tmp_path / "tfds")}},
-                       split={"eval_fraction": 0.0})
+                       split={"eval_fraction": 0.0, "validation_fraction": 0.0})
   with tfds.testing.mock_data(num_examples=12, max_value=1):
     out = ingest(cfg, tmp_path / "a")
   metadata = read_metadata(out)
@@ -79,11 +80,12 @@ def test_prepared_dummy_dataset_and_unknown_split(tmp_path):
   builder = tfds.testing.DummyMnist(data_dir=str(data_dir))
   builder.download_and_prepare()  # generated locally, no network
   block = {"name": builder.name, "data_dir": str(data_dir)}
-  out = ingest(helpers.config({"source": "tfds", "tfds": block}, split={"method": "source"}),
+  out = ingest(helpers.config({"source": "tfds", "tfds": block},
+                              split={"method": "source", "validation_fraction": 0.0}),
                tmp_path / "ok")
   metadata = read_metadata(out)
-  expected = {"train": builder.info.splits["train"].num_examples,
-              "eval": builder.info.splits["test"].num_examples}
+  expected = {"train": builder.info.splits["train"].num_examples, "validation": 0,
+              "test": builder.info.splits["test"].num_examples}
   assert {k: v["num_examples"] for k, v in metadata["splits"].items()} == expected
   reference = next(iter(tfds.as_numpy(builder.as_dataset(split="train", shuffle_files=False)
                                       .batch(10**6))))
