@@ -179,18 +179,33 @@ def package_versions():
   return versions
 
 
-def write_text(path, text):
-  """Writes text through a temporary file and a rename, so readers never see half a file."""
+@contextlib.contextmanager
+def atomic_file(path):
+  """Yields a binary file whose bytes appear at `path` only once the block has finished.
+
+  They go to a temporary sibling (`open_temporary`: the umask's mode, removed by
+  `remove_stale_temporaries` if the writer is killed), which is synced and renamed over
+  `path`; on any error it is removed, so readers see the old file or the whole new one.
+  """
   path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
   remove_stale_temporaries(path.parent)
-  tmp = path.with_name(temporary_name(path.name))
+  f, tmp = open_temporary(path)
   try:
-    with open(tmp, "w") as f:
-      f.write(text)
+    with f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
     tmp.unlink(missing_ok=True)
     raise
+
+
+def write_text(path, text):
+  """Writes text through a temporary file and a rename, so readers never see half a file."""
+  with atomic_file(path) as f:
+    f.write(text.encode("utf-8"))
 
 
 def write_json(path, obj):

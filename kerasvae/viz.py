@@ -241,21 +241,8 @@ def save_png(array, path):
   mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[-1]]
   image = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  artifacts.remove_stale_temporaries(path.parent)
-  f, tmp = artifacts.open_temporary(path)
-  try:
-    with f:
-      image.save(f, format="PNG")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    try:
-      os.unlink(tmp)
-    except FileNotFoundError:
-      pass
-    raise
+  with artifacts.atomic_file(path) as f:
+    image.save(f, format="PNG")
   return path
 
 

@@ -265,7 +265,8 @@ def test_disentanglement_small_reports_seeds(study_dir):
   assert ", seeds 0, 1 and 2). From scratch" in text
   figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
   assert sorted(Path(f).name for f in figures) == sorted(
-      f"traversals_beta_{b}_seed_{s}.png" for b in (1, 4) for s in (0, 1, 2))
+      [f"{kind}_beta_{b}_seed_{s}.png" for kind in ("traversals", "information") for b in (1, 4)
+       for s in (0, 1, 2)] + ["across_seeds.png", "rate_distortion.png"])
 
 
 @pytest.mark.parametrize("beta1, beta4, expected", [
@@ -495,3 +496,27 @@ def test_training_seconds_of_a_resumed_training_written_before_the_train_step_re
   # Not resumed: the run's own wall-clock (epochs plus evaluations) is the larger.
   assert core.training_seconds(tmp_path, {"seconds": 300.0}) == 300.0
   assert core.training_seconds(tmp_path / "none", {"seconds": 300.0}) == 300.0
+
+
+def test_factor_carried_names_the_most_informative_factor_of_used_latents():
+  metrics = {"mutual_information": [[0.9, 0.1], [0.02, 0.01], [0.3, 0.6], [1.0, 1.0]],
+             "factor_names": ["x", "y"], "kl_per_dim": [2.0, 1.0, 0.5, 0.001]}
+  assert disentanglement.factor_carried(metrics) == ["x", "–", "y", "–"]
+  assert disentanglement.factor_carried({"kl_per_dim": [1.0]}) == []
+
+
+def test_seed_summary_separates_only_non_overlapping_seeds():
+  def trial(setting, seed, elbo):
+    return core.Trial(f"{setting} seed {seed}", {}, metrics={"elbo": elbo}, setting=setting,
+                      seed=seed)
+  trials = ([trial("a", s, v) for s, v in enumerate((-100.0, -101.0, -102.0))]
+            + [trial("b", s, v) for s, v in enumerate((-105.0, -104.0, -106.0))]
+            + [trial("c", s, v) for s, v in enumerate((-99.0, -103.0, -101.5))])
+  blocks = report.seed_summary(trials, (("elbo", "ELBO ↑", 2, True),))
+  table, findings = blocks[1], blocks[2]
+  assert "| a | 0, 1, 2 | -101.00 ± 1.00 |" in table
+  # a and c overlap with each other; both are above every seed of b.
+  assert "a over b; c over b (every seed)" in findings and "a over c" not in findings
+  one_seed = report.seed_summary([trial("a", 0, -1.0), trial("b", 0, -2.0)],
+                                 (("elbo", "ELBO ↑", 2, True),))
+  assert "One training seed" in one_seed[-1]

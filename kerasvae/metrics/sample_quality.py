@@ -26,6 +26,10 @@ References:
   [3]: Dowson & Landau. The Fréchet distance between multivariate normal
        distributions. Journal of Multivariate Analysis, 1982.
   [4]: Salimans et al. Improved Techniques for Training GANs. NeurIPS 2016.
+
+Precision and recall (`precision_recall`, [5] below) split the Fréchet distance's single number
+into realism (samples inside the real data's k-nearest-neighbour manifold) and coverage (real
+data inside the samples' manifold), in the same feature space.
 """
 
 import warnings
@@ -217,7 +221,8 @@ def compute_sample_quality(classifier, generated_images, reference_images, *,
     feature Gaussians of generated and reference images), `classifier_confidence`
     (mean maximum class probability on generated images),
     `reference_classifier_confidence` (the same on reference images),
-    `num_generated`, `num_reference` and, with `baseline_images`,
+    `num_generated`, `num_reference`, `precision` and `recall` (`precision_recall` with
+    k = 3 in the same feature space) and, with `baseline_images`,
     `reference_frechet_distance`.
   """
   generated_features, generated_probabilities = classifier_features(
@@ -232,6 +237,7 @@ def compute_sample_quality(classifier, generated_images, reference_images, *,
       "reference_classifier_confidence": mean_confidence(reference_probabilities),
       "num_generated": int(len(generated_features)),
       "num_reference": int(len(reference_features)),
+      **precision_recall(reference_features, generated_features),
   }
   if baseline_images is not None:
     baseline_features, _ = classifier_features(classifier, baseline_images,
@@ -239,6 +245,58 @@ def compute_sample_quality(classifier, generated_images, reference_images, *,
     result["reference_frechet_distance"] = frechet_distance(
         *feature_statistics(baseline_features), *reference_statistics)
   return result
+
+
+def _squared_distances(a, b):
+  """Squared Euclidean distances `[len(a), len(b)]` in float64 (clipped at 0)."""
+  d = (np.sum(a * a, axis=1)[:, None] + np.sum(b * b, axis=1)[None, :] - 2.0 * a @ b.T)
+  return np.maximum(d, 0.0)
+
+
+def knn_radii(features, k=3):
+  """Squared distance of each feature vector `[N, F]` to its k-th nearest other one `[N]`."""
+  d = _squared_distances(features, features)  # [N, N]
+  np.fill_diagonal(d, np.inf)  # a point is not its own neighbour
+  return np.partition(d, k - 1, axis=1)[:, k - 1]
+
+
+def precision_recall(real_features, generated_features, k=3, batch_size=1000):
+  """Improved precision and recall of generated samples (Kynkäänniemi et al. 2019 [5]).
+
+  The real manifold is the union of balls around each real feature vector with
+  radius its distance to its k-th nearest real neighbour; likewise for the
+  generated one. *Precision* is the fraction of generated samples inside the real
+  manifold (are samples realistic?), *recall* the fraction of real samples inside
+  the generated manifold (is the data's variety covered?).
+
+  Args:
+    real_features: `[N, F]` features of real images.
+    generated_features: `[M, F]` features of generated images.
+    k: the neighbour that sets each ball's radius (the paper's k = 3).
+    batch_size: rows of the distance matrix computed at once.
+
+  Returns:
+    `{"precision": float, "recall": float}`, each in [0, 1].
+
+  [5]: Kynkäänniemi, Karras, Laine, Lehtinen & Aila. Improved Precision and Recall Metric
+       for Assessing Generative Models. NeurIPS 2019.
+  """
+  real = np.asarray(real_features, np.float64)
+  fake = np.asarray(generated_features, np.float64)
+  if min(len(real), len(fake)) <= k:
+    raise ValueError(f"Expected more than k={k} real and generated samples. Received: "
+                     f"{len(real)} real, {len(fake)} generated")
+  real_radii, fake_radii = knn_radii(real, k), knn_radii(fake, k)
+
+  def covered(points, centres, radii):  # fraction of points inside some centre's ball
+    inside = 0
+    for start in range(0, len(points), batch_size):
+      d = _squared_distances(points[start:start + batch_size], centres)  # [b, len(centres)]
+      inside += int(np.sum(np.any(d <= radii[None, :], axis=1)))
+    return inside / len(points)
+
+  return {"precision": covered(fake, real, real_radii),
+          "recall": covered(real, fake, fake_radii)}
 
 
 def mean_confidence(probabilities):

@@ -1,8 +1,10 @@
 """The evaluate step: a trained model and its Examples in, metrics, figures and a blessing out.
 
 Writes (atomically, as one directory):
-  metrics.json   ELBO, reconstruction, KL, IWAE log-likelihood, active units, KL per
-                 dimension, disentanglement scores (data with factors), sample quality
+  metrics.json   on the test split (`split`, `num_examples`): ELBO, reconstruction, KL,
+                 IWAE log-likelihood (and the ELBO of the same examples), active units, KL per
+                 dimension, I(x; z) and KL(q(z) ‖ p(z)) (ELBO surgery), disentanglement
+                 scores (data with factors), sample quality
   blessing.json  whether every configured threshold holds, and each check
   *.png          prior samples, reconstructions, traversals, the 2-D manifold, latents by label
   metadata.json  written last
@@ -22,6 +24,7 @@ from kerasvae import progress
 from kerasvae import summaries
 from kerasvae import viz
 from kerasvae.data import reader
+from kerasvae.metrics import elbo_surgery
 from kerasvae.metrics import likelihood
 from kerasvae.steps import common
 from kerasvae.steps import train as train_step
@@ -29,6 +32,7 @@ from kerasvae.steps import train as train_step
 logger = logging.getLogger(__name__)
 
 DISENTANGLEMENT_SOURCES = ("dsprites",)
+SURGERY_EXAMPLES = 1000  # log q(z) over N examples costs N² posterior densities
 
 
 def ground_truth_data(examples_meta):
@@ -248,8 +252,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   elbo = likelihood.elbo_metrics(model, images, batch_size=cfg.batch_size, seed=cfg.seed,
                                  per_example=True)
   elbo_per_example = elbo.pop("elbo_per_example", None)
-  usage = likelihood.latent_usage(elbo.pop("latent_mean"), elbo.pop("latent_log_var"),
-                                  cfg.active_unit_threshold)
+  latent_mean, latent_log_var = elbo.pop("latent_mean"), elbo.pop("latent_log_var")
+  usage = likelihood.latent_usage(latent_mean, latent_log_var, cfg.active_unit_threshold)
   metrics.update(elbo)
   metrics.update(usage)
   if cfg.iwae_samples > 0 and hasattr(model, "iwae_log_likelihood"):
@@ -261,6 +265,11 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
                                              seed=cfg.seed, on_batch=bar.update))
     if elbo_per_example is not None:  # the ELBO of the same examples, to set beside the IWAE
       metrics["iwae_examples_elbo"] = float(elbo_per_example[:n].mean())
+  if latent_log_var is not None and hasattr(model, "prior"):
+    # The KL term split into I(x; z) and KL(q(z) ‖ p(z)) over (at most) the IWAE's examples.
+    n = min(len(images), cfg.iwae_examples or SURGERY_EXAMPLES, SURGERY_EXAMPLES)
+    metrics.update(elbo_surgery.model_elbo_surgery(model, latent_mean[:n], latent_log_var[:n],
+                                                   seed=cfg.seed))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
     metrics.update(disentanglement_metrics(model, truth, cfg))

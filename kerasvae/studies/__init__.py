@@ -35,6 +35,13 @@ class Study:
   # The analysis compares seeds itself; otherwise it reads the first seed's trials and the
   # report's across-seed table covers every seed.
   analyses_seeds: bool = False
+  # The numbers the across-seed chart draws: (metric key, axis label).
+  chart_metrics: tuple = ()
+
+
+_LIKELIHOOD = ("iwae_log_likelihood", "IWAE log p(x), nats")
+_FD = ("frechet_distance", "sample Fréchet distance")
+_INFORMATION = ("mutual_information_xz", "I(x; z), nats")
 
 
 def _mnist(name):
@@ -62,23 +69,31 @@ STUDIES = {
     "latent-dim": Study(
         "latent-dim", "How do the diversity and sharpness of a VAE's samples, its likelihood "
         "and the number of latent dimensions it really uses change with the latent size?",
-        _mnist("latent_dim")),
+        _mnist("latent_dim"),
+        chart_metrics=(_LIKELIHOOD, _FD, ("active_units", "active units"), _INFORMATION)),
     "beta": Study(
         "beta", "What does the weight β of the KL term do to a 2-D VAE's code, its "
-        "reconstructions and its samples?", _mnist("beta")),
+        "reconstructions and its samples?", _mnist("beta"),
+        chart_metrics=(("elbo", "ELBO, nats"), ("kl", "KL, nats"), _INFORMATION, _FD)),
     "ae-vs-vae": Study(
         "ae-vs-vae", "Do random latent points of an autoencoder decode to data or to noise, "
         "does Gaussian code noise of variance 0.05·R during training (read as the total or as "
         "every latent's variance) make them decode to data, and how does a VAE differ?",
-        _mnist("ae_vs_vae")),
+        _mnist("ae_vs_vae"),
+        chart_metrics=(("reconstruction", "reconstruction, nats"), _FD,
+                       ("precision", "sample precision"), ("recall", "sample recall"))),
     "priors": Study(
         "priors", "Does a learned prior (Gaussian mixture, VampPrior) give a better "
         "log-likelihood than the standard Gaussian with the same network and budget?",
-        _mnist("priors")),
+        _mnist("priors"),
+        chart_metrics=(_LIKELIHOOD, ("kl", "KL, nats"),
+                       ("marginal_kl", "KL(q(z) ‖ p(z)), nats"), _FD)),
     "disentanglement": Study(
         "disentanglement", "Does a larger β give a more disentangled code on dSprites, as the "
         "β-VAE paper reports, and at what cost?", _disentanglement,
-        check=_needs_disentanglement_scores, analyses_seeds=True),
+        check=_needs_disentanglement_scores, analyses_seeds=True,
+        chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
+                       ("mig", "MIG"), ("active_units", "active units"))),
 }
 
 
@@ -170,6 +185,8 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
     print("study: sample-quality classifier")
     context.classifier = core.study_classifier(context)
   print(f"study: analysing {len(trials)} trials")
+  for trial in trials:
+    core.add_elbo_surgery(context, trial)
   first_seed = [t for t in trials if t.seed == settings.seeds[0]] or trials
   analysed = trials if study.analyses_seeds else first_seed
   body = study.analyse(context, analysed)
@@ -177,7 +194,8 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
     for trial in trials:
       if trial not in analysed and "frechet_distance" not in trial.metrics:
         core.score_prior_samples(context, trial)
-  across = report.seed_summary(trials, report.SEED_COLUMNS)
+  across = report.seed_summary(trials, report.SEED_COLUMNS) + _charts(study, context, trials,
+                                                                       title)
   if across:
     body = (["## Across seeds"] + across
             + ([f"## Seed {settings.seeds[0]} in detail",
@@ -213,6 +231,30 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
   report_path = output / "report.md"
   artifacts.write_text(report_path, text)
   return report_path
+
+
+def _charts(study, context, trials, title):
+  """The across-seed chart and the rate–distortion chart, as report blocks."""
+  from kerasvae.studies import figures  # pylint: disable=import-outside-toplevel
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  groups = report.by_setting(trials)
+  varied = ", ".join(dict.fromkeys(k for t in trials for k in t.overrides)) or "setting"
+  blocks = []
+  path = figures.seed_metrics_figure(groups, study.chart_metrics,
+                                     context.figure_path("across_seeds"),
+                                     f"{title.removeprefix('Study: ')}", x_label=varied)
+  if path:
+    blocks.append(report.figure(context, "Each setting's training seeds (dots) and their mean ± "
+                                "standard deviation (squares with bars), on the test split.",
+                                path))
+  path = figures.rate_distortion_figure(groups, context.figure_path("rate_distortion"),
+                                        "Rate and distortion on the test split")
+  if path:
+    blocks.append(report.figure(
+        context, "Rate–distortion: the KL term (rate) against the reconstruction term "
+        "(distortion) of each trial, nats per example; their sum is the negative ELBO, so "
+        "lines of equal ELBO run at −45°.", path))
+  return blocks
 
 
 def _config_flag(name, path):

@@ -14,6 +14,7 @@ import numpy as np
 from kerasvae import viz
 from kerasvae.data import reader
 from kerasvae.studies import core
+from kerasvae.studies import figures as study_figures
 from kerasvae.studies import report
 from kerasvae.studies.report import fmt
 
@@ -44,19 +45,39 @@ def analyse_disentanglement(context, trials):
                                      if k in dict((c[0], c) for c in METRIC_COLUMNS)})
     beta = trial.config.model.kl_weight
     label = f"β = {beta:g}" + (f", seed {trial.config.train.seed}" if seeded else "")
+    stem = f"beta_{beta:g}" + (f"_seed_{trial.config.train.seed}" if seeded else "")
     kl = trial.metrics.get("kl_per_dim", [float("nan")] * model.latent_dim)
-    path = context.figure_path(f"traversals_beta_{beta:g}"
-                               + (f"_seed_{trial.config.train.seed}" if seeded else ""))
+    carried = factor_carried(trial.metrics)
+    # Rows sorted by KL (the informative latents first), each named by the factor it carries.
+    order = sorted(range(model.latent_dim), key=lambda j: -np.nan_to_num(kl[j], nan=-1.0))
+    path = context.figure_path(f"traversals_{stem}")
     decode = lambda z, m=model: m.decode_mean(z.astype(np.float32)).numpy()  # noqa: E731
     base = model.encode_mean(seed_image).numpy()[0]
     viz.traversal_figure(decode, model.latent_dim, path, base=base, num_steps=9, span=3.0,
-                         annotations=[f"KL {v:.2f}" for v in kl], scale=1,
-                         title=f"{label}: each row sweeps one latent from -3 to +3")
+                         dims=order, annotations=[f"KL {kl[j]:.2f}\n{carried[j]}" if carried
+                                                  else f"KL {kl[j]:.2f}" for j in order],
+                         scale=1, title=f"{label}: each row sweeps one latent from -3 to +3")
     figures.append(report.figure(
         context, f"{label}: latent traversals from the code of the middle image (every factor "
         "at its middle value, the sprite at the centre). Each row sets one latent to -3 ... +3 "
-        "and keeps the others at that image's posterior mean; the label gives each latent's KL "
-        "in nats (a latent with KL ≈ 0 is unused and its row does not change).", path))
+        "and keeps the others at that image's posterior mean; rows are sorted by the latent's "
+        "KL in nats (a latent with KL ≈ 0 is unused and its row does not change) and name the "
+        "factor it carries most information about (MIG's estimate; '–' for an unused latent, "
+        f"KL below {ACTIVE_KL}, or one with less than {CARRIES_NATS} nats about every "
+        "factor).", path))
+    if "mutual_information" in trial.metrics and "factor_names" in trial.metrics:
+      path = study_figures.information_heatmap(
+          np.asarray(trial.metrics["mutual_information"])[order],
+          trial.metrics["factor_names"], context.figure_path(f"information_{stem}"),
+          f"{label}: I(latent; factor) on the MIG's codes",
+          latent_labels=[f"z{j} (KL {kl[j]:.1f})" for j in order],
+          mig_per_factor=trial.metrics.get("mig_per_factor"))
+      figures.append(report.figure(
+          context, f"{label}: mutual information between each latent (rows, by KL) and each "
+          "ground-truth factor (columns, with that factor's MIG): the MIG's plug-in estimate "
+          f"from {trial.config.evaluate.disentanglement_train_points:,} codes cut into 20 bins. "
+          "A disentangled code has one bright cell per row and per column.",
+          path))
   latent_dim = trials[0].config.model.latent_dim
   columns = METRIC_COLUMNS
   rows = []
@@ -145,6 +166,23 @@ def analyse_disentanglement(context, trials):
       "## Figures",
   ] + figures
   return text
+
+
+CARRIES_NATS = 0.05  # a latent with less information about every factor carries none
+ACTIVE_KL = 0.01  # nats: a latent with less KL is unused (its MI is the estimator's bias)
+
+
+def factor_carried(metrics):
+  """The factor each latent carries most information about, from the MIG's
+  `mutual_information` [D][K] and `factor_names`; '–' for an unused latent (KL below
+  ACTIVE_KL) or one below CARRIES_NATS about every factor; [] without them."""
+  information, names = metrics.get("mutual_information"), metrics.get("factor_names")
+  if not information or not names:
+    return []
+  information = np.asarray(information, np.float64)  # [D, K]
+  kl = metrics.get("kl_per_dim") or [np.inf] * len(information)
+  return [names[int(np.argmax(row))] if row.max() >= CARRIES_NATS and kl[j] >= ACTIVE_KL
+          else "–" for j, row in enumerate(information)]
 
 
 def _beta_4_against_1(plain, beta4, other_scores):

@@ -228,7 +228,9 @@ def seed_summary(trials, columns):
   rows = [[name, ", ".join(str(t.seed) for t in group)]
           + [mean_sd(seed_values(group, key), digits) for key, _, digits, _ in columns]
           for name, group in groups.items()]
-  blocks = [f"Mean ± standard deviation (n − 1) over training {_seeds(trials)}:",
+  seed_text = (f"seed {seeds[0]}" if len(seeds) == 1 else
+               f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}")
+  blocks = [f"Mean ± standard deviation (n − 1) over training {seed_text}:",
             table(["setting", "seeds"] + [c[1] for c in columns], rows)]
   lines = []
   names = list(groups)
@@ -260,8 +262,10 @@ def seed_summary(trials, columns):
 SEED_COLUMNS = (
     ("iwae_log_likelihood", "IWAE log p(x) ↑", 2, True), ("elbo", "ELBO ↑", 2, True),
     ("reconstruction", "reconstruction ↓", 2, False), ("kl", "KL", 2, None),
-    ("active_units", "active units", 1, None), ("frechet_distance", "sample FD ↓", 1, False),
-    ("classifier_confidence", "confidence ↑", 3, True),
+    ("active_units", "active units", 1, None),
+    ("mutual_information_xz", "I(x;z)", 2, None), ("marginal_kl", "KL(q(z)‖p(z))", 2, None),
+    ("frechet_distance", "sample FD ↓", 1, False), ("precision", "precision ↑", 3, True),
+    ("recall", "recall ↑", 3, True), ("classifier_confidence", "confidence ↑", 3, True),
     ("class_entropy_bits", "class entropy (bits)", 2, None),
     ("beta_vae_score", "β-VAE score ↑", 3, True), ("factor_vae_score", "FactorVAE score ↑", 3, True),
     ("mig", "MIG ↑", 3, True))

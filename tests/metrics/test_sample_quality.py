@@ -186,3 +186,25 @@ def test_mnist_real_digits_score_far_better_than_noise(mnist_dir):
   accuracy = np.mean(np.argmax(sample_quality.classifier_features(classifier, other_held_out)[1],
                                axis=1) == labels[7000:])
   assert accuracy > 0.85  # Observed: 0.91.
+
+
+def test_precision_recall_known_answers():
+  """Kynkäänniemi et al.'s k-NN precision and recall on point sets with known coverage."""
+  rng = np.random.default_rng(0)
+  real = rng.normal(size=(400, 5))
+  same = sample_quality.precision_recall(real, real.copy())
+  assert same == {"precision": 1.0, "recall": 1.0}
+  far = sample_quality.precision_recall(real, rng.normal(size=(400, 5)) + 100.0)
+  assert far == {"precision": 0.0, "recall": 0.0}
+  # Samples from one half of the data: realistic (precision high) but half the variety missing.
+  half = real[real[:, 0] > 0.5]
+  out = sample_quality.precision_recall(real, half)
+  assert out["precision"] == 1.0 and out["recall"] < 0.6
+
+
+def test_knn_radii_by_brute_force():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(30, 3))
+  d = np.square(x[:, None] - x[None]).sum(-1)
+  expected = [sorted(np.delete(d[i], i))[2] for i in range(30)]
+  np.testing.assert_allclose(sample_quality.knn_radii(x, k=3), expected, rtol=1e-9)

@@ -1,0 +1,141 @@
+"""A study's summary charts, drawn with matplotlib: numbers across seeds, rate–distortion, and
+the latent × factor information of a disentanglement model.
+
+Each function takes the numbers (never a model), writes one PNG and returns its path, so a
+report's charts can be redrawn from `results.json` alone.
+"""
+
+import numpy as np
+
+from kerasvae import artifacts
+
+SEED_MARKER = {"marker": "o", "s": 14, "alpha": 0.55, "zorder": 3}
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")  # files only, no display
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def _save(fig, path):
+  """Writes the figure atomically (temporary name, then rename) and closes it."""
+  plt = _pyplot()
+  with artifacts.atomic_file(path) as f:
+    fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+def _values(trials, key):
+  out = []
+  for trial in trials:
+    value = trial.metrics.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+      out.append(float(value))
+  return np.asarray(out, np.float64)
+
+
+def seed_metrics_figure(groups, metrics, path, title, x_label="setting"):
+  """One panel per metric: each setting's seeds as dots and their mean ± sd as an error bar.
+
+  Args:
+    groups: {setting name: [trials, one per seed]} in the order to draw.
+    metrics: [(metric key, axis label)]; keys no trial has are left out.
+    path: the PNG to write.
+    title: the figure's title.
+    x_label: what the settings are (e.g. "β", "latent dimensions").
+
+  Returns:
+    `path`, or None when no metric has a value.
+  """
+  metrics = [(k, label) for k, label in metrics
+             if any(len(_values(g, k)) for g in groups.values())]
+  if not metrics:
+    return None
+  plt = _pyplot()
+  names = list(groups)
+  fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+  for ax, (key, label) in zip(axes[0], metrics):
+    for x, name in enumerate(names):
+      values = _values(groups[name], key)
+      if not len(values):
+        continue
+      ax.scatter(np.full(len(values), x) + np.linspace(-0.08, 0.08, len(values)), values,
+                 color="tab:blue", label="one seed" if x == 0 else None, **SEED_MARKER)
+      sd = values.std(ddof=1) if len(values) > 1 else 0.0
+      ax.errorbar([x + 0.22], [values.mean()], yerr=[sd], fmt="s", color="black", capsize=4,
+                  markersize=5, label="mean ± sd" if x == 0 else None)
+    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0, ha="right"
+                  if len(names) > 4 else "center")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(label)
+    ax.set_title(label)
+    ax.grid(alpha=0.3)
+  axes[0][0].legend(loc="best", fontsize=8)
+  fig.suptitle(title)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def rate_distortion_figure(groups, path, title):
+  """KL (rate) against reconstruction (distortion), nats per example, per setting and seed.
+
+  Returns:
+    `path`, or None when no trial has both numbers (autoencoders have no KL).
+  """
+  plt = _pyplot()
+  points = {name: (_values(g, "kl"), _values(g, "reconstruction")) for name, g in groups.items()}
+  points = {k: v for k, v in points.items() if len(v[0]) and len(v[0]) == len(v[1])}
+  if not points:
+    return None
+  fig, ax = plt.subplots(figsize=(5.6, 4.4))
+  colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(points)))
+  for colour, (name, (rate, distortion)) in zip(colours, points.items()):
+    ax.scatter(rate, distortion, color=colour, **SEED_MARKER)
+    ax.errorbar(rate.mean(), distortion.mean(),
+                xerr=rate.std(ddof=1) if len(rate) > 1 else 0.0,
+                yerr=distortion.std(ddof=1) if len(rate) > 1 else 0.0,
+                fmt="s", color=colour, capsize=3, markersize=6, label=name)
+  ax.set_xlabel("rate: KL(q(z|x) ‖ p(z)), nats")
+  ax.set_ylabel("distortion: reconstruction −log p(x|z), nats")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(title="mean ± sd over seeds (dots: seeds)", fontsize=8, title_fontsize=8)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def information_heatmap(information, factor_names, path, title, latent_labels=None,
+                        mig_per_factor=None):
+  """The latent × factor mutual information (nats) as a heat map, MIG of each factor below.
+
+  Args:
+    information: [D, K] I(z_j; v_k) in nats.
+    factor_names: the K factor names.
+    path: the PNG to write.
+    title: the figure's title.
+    latent_labels: D row labels (e.g. "z3 (KL 2.1)"); default z0..z{D-1}.
+    mig_per_factor: K gaps, shown in the column labels.
+  """
+  plt = _pyplot()
+  information = np.asarray(information, np.float64)
+  d, k = information.shape
+  fig, ax = plt.subplots(figsize=(1.3 * k + 2.8, 0.36 * d + 1.9))
+  image = ax.imshow(information, cmap="magma", aspect="auto", vmin=0.0)
+  columns = [f"{name}\nMIG {gap:.2f}" for name, gap in zip(factor_names, mig_per_factor)] \
+      if mig_per_factor is not None else list(factor_names)
+  ax.set_xticks(range(k), columns, fontsize=8)
+  ax.set_yticks(range(d), latent_labels or [f"z{j}" for j in range(d)], fontsize=8)
+  ax.set_xlabel("ground-truth factor")
+  ax.set_ylabel("latent (posterior mean)")
+  top = information.max() if information.size else 0.0
+  for j in range(d):
+    for i in range(k):
+      ax.text(i, j, f"{information[j, i]:.2f}", ha="center", va="center", fontsize=6,
+              color="white" if information[j, i] < 0.6 * top else "black")
+  fig.colorbar(image, ax=ax, label="mutual information I(z_j; v_k), nats")
+  ax.set_title(title, fontsize=10)
+  fig.tight_layout()
+  return _save(fig, path)
