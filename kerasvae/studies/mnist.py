@@ -216,13 +216,14 @@ def analyse_latent_dim(context, trials):
 def analyse_beta(context, trials):
   """Traversals and 2-D manifolds per KL weight; KL per dimension; sample quality."""
   s = context.settings
-  trav_rows, trav_labels, manifolds = [], [], []
+  trav_rows, trav_labels, manifolds, sample_panels = [], [], [], []
   num_steps = 11
   for trial in trials:
     model = core.load_trial_model(trial)
     beta = trial.config.model.kl_weight
-    if s.sample_quality:
-      core.score_prior_samples(context, trial, model)
+    samples = (core.score_prior_samples(context, trial, model) if s.sample_quality
+               else model.sample(36, seed=s.seed).numpy())
+    sample_panels.append((f"β = {beta:g}", _grid(samples[:36], 6)))
     core.write_study_scalars(trial, trial.metrics)
     decode = _decode_fn(model)
     images = viz.traversal_images(decode, model.latent_dim, num_steps=num_steps, span=3.0)
@@ -241,6 +242,11 @@ def analyse_beta(context, trials):
       context, "Latent traversals per KL weight β: each row sweeps one latent axis from -3 to "
       "+3 standard deviations of the prior with the other axis at 0; the label gives the "
       "axis's KL (nats).", trav_path)]
+  samples_path = context.figure_path("samples_by_beta")
+  viz.save_png(viz.side_by_side(sample_panels), samples_path)
+  figures.append(report.figure(
+      context, "Prior samples z ~ N(0, I) decoded (decoder means), one panel per β, the same "
+      "random seed for every panel.", samples_path))
   if manifolds:
     manifold_path = context.figure_path("manifolds_by_beta")
     viz.save_png(viz.side_by_side(manifolds), manifold_path)
