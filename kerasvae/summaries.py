@@ -51,12 +51,17 @@ def log_dirs(logs_dir):
 def flat_hparams(config):
   """The config's model and train values and the data source as HParams {name: value}.
 
-  Lists become comma-separated strings; None values are left out (the session has no value).
+  Only the settings the run uses (`ModelConfig.applies`, `TrainConfig.applies`): no conv
+  filters for an MLP, no Gaussian scale for a Bernoulli decoder. Lists become comma-separated
+  strings; None values are left out (the session has no value).
   """
   from kerasvae import config as config_lib  # pylint: disable=import-outside-toplevel
   flat = {}
   for block in ("model", "train"):
-    for key, value in config_lib.to_dict(getattr(config, block)).items():
+    settings = getattr(config, block)
+    for key, value in config_lib.to_dict(settings).items():
+      if not settings.applies(key):  # e.g. conv filters of an MLP: not a setting of this run
+        continue
       if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
       if value is not None and not isinstance(value, dict):
@@ -72,6 +77,8 @@ def _hparam_infos(config):
   infos = []
   for block in ("model", "train"):
     for f in dataclasses.fields(getattr(config, block)):
+      if not getattr(config, block).applies(f.name):
+        continue
       tp = f.type
       args = [a for a in typing.get_args(tp) if a is not type(None)]
       base = args[0] if typing.get_origin(tp) is typing.Union and args else tp

@@ -81,6 +81,23 @@ def make_strategy(name="auto"):
                       f"multi_worker. Received: {name!r}")
 
 
+def describe_strategy(strategy, requested):
+  """One line: which strategy trains, on how many replicas, and a warning where `mirrored`
+  was asked for and found a single device (no data parallelism)."""
+  replicas = strategy.num_replicas_in_sync
+  try:
+    devices = strategy.extended.worker_devices
+  except (AttributeError, RuntimeError):  # the default strategy has no device list
+    devices = ()
+  line = (f"train: {type(strategy).__name__.lstrip('_')} ({requested}), {replicas} "
+          f"replica{'s' if replicas != 1 else ''}"
+          + (f" on {', '.join(d.rsplit('/', 1)[-1].lower() for d in devices)}" if devices else ""))
+  if requested in ("mirrored", "multi_worker") and replicas == 1:
+    line += (": one replica, so no data parallelism (MirroredStrategy needs several GPUs, or "
+             "the CPU split into logical devices)")
+  return line
+
+
 def is_chief(strategy):
   """Whether this process writes logs, checkpoints and artifacts."""
   resolver = getattr(strategy, "cluster_resolver", None)

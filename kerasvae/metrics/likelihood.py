@@ -11,6 +11,7 @@ References:
 
 import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -98,7 +99,8 @@ def latent_usage(latent_mean, latent_log_var=None, threshold=0.01):
   return out
 
 
-def iwae_metrics(model, images, num_samples=5000, batch_size=100, seed=None, on_batch=None):
+def iwae_metrics(model, images, num_samples=5000, batch_size=100, seed=None, on_batch=None,
+                 verbose=0):
   """The mean IWAE estimate of log p(x) in nats with K = `num_samples` [1].
 
   `seed` (an int) makes the estimate repeatable: batch i draws with the stateless
@@ -111,12 +113,15 @@ def iwae_metrics(model, images, num_samples=5000, batch_size=100, seed=None, on_
     batch_size: examples per call of `model.iwae_log_likelihood`.
     seed: None or an int, as above.
     on_batch: None, or `(examples_done) -> None` called after each batch (progress).
+    verbose: 0 silent; 1 a Keras progress bar over the examples with an ETA.
 
   Returns:
     A dict: `iwae_log_likelihood` (mean), `iwae_log_likelihood_stderr` (its
     standard error over examples), `iwae_samples` (K) and `iwae_examples` (N).
   """
   parts, done = [], 0
+  if verbose and on_batch is None:
+    on_batch = keras.utils.Progbar(len(images), unit_name="example").update
   for i, x in enumerate(_batches(images, batch_size)):
     seeded = {} if seed is None else {"seed": [seed, i]}
     parts.append(model.iwae_log_likelihood(x, num_samples=num_samples, **seeded).numpy())

@@ -202,3 +202,11 @@ class Timer:
   @property
   def seconds(self):
     return time.time() - self.t0
+
+
+def rounded(value, digits=5):
+  """A number for a message: floats to `digits` significant digits (-205.32 for
+  -205.32167212677), anything else as it is."""
+  if isinstance(value, float):
+    return f"{value:.{digits}g}"
+  return str(value)

@@ -49,6 +49,23 @@ class ModelConfig:
                            help="Noisy AE: noise_factor·R is the noise's total variance "
                            "(summed over the latents) or the variance of every latent.")
 
+  def applies(self, name):
+    """Whether the setting `name` is used by this model (its kind, network and prior)."""
+    vae = self.kind == "vae"
+    used = {
+        "hidden_units": self.architecture == "mlp",
+        "filters": self.architecture == "conv", "dense_units": self.architecture == "conv",
+        "prior": vae, "kl_weight": vae, "kl_warmup_epochs": vae, "likelihood": vae,
+        "num_components": vae and self.prior in ("gmm", "vamp"),
+        "vamp_init_from_data": vae and self.prior == "vamp",
+        "gaussian_scale": vae and self.likelihood == "gaussian",
+        "learn_scale": vae and self.likelihood == "gaussian",
+        "reconstruction_loss": not vae,
+        "noise_factor": self.kind == "noisy_autoencoder",
+        "noise_scale": self.kind == "noisy_autoencoder",
+    }
+    return used.get(name, True)
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -92,6 +109,12 @@ class TrainConfig:
   progress: bool = field(True, help="Show Keras' progress bar on a terminal (one line per "
                          "epoch under CI or without a terminal).")
 
+  def applies(self, name):
+    """Whether the setting `name` changes this training (e.g. decay settings of a schedule)."""
+    if name in ("lr_decay_rate", "lr_decay_epochs"):
+      return self.lr_schedule == "exponential"
+    return True
+
 
 # The numbers the evaluate step can write to metrics.json, which thresholds may name. Which of
 # them a run has depends on the model kind and the data: `elbo`, `kl` and the IWAE bound need a
@@ -102,7 +125,9 @@ THRESHOLD_METRICS = (
     "beta_vae_score", "beta_vae_train_accuracy", "factor_vae_score",
     "factor_vae_train_accuracy", "num_active_dims", "mig", "num_factors",
     "frechet_distance", "classifier_confidence", "reference_classifier_confidence",
-    "num_generated", "num_reference")
+    "num_generated", "num_reference", "precision", "recall", "iwae_examples_elbo",
+    "mutual_information_xz", "marginal_kl", "average_kl", "mutual_information_bound",
+    "surgery_examples")
 
 
 @dataclasses.dataclass

@@ -57,7 +57,7 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
   if not blessing["blessed"] and config.export.require_blessing and not force:
     failed = [c for c in blessing["checks"] if not c["passed"]]
     details = "; ".join(
-        f"{c['metric']}={c['value']} (expected "
+        f"{c['metric']}={common.rounded(c['value'])} (expected "
         + " and ".join(f"{'>=' if k == 'lower_bound' else '<='} {c[k]}"
                        for k in ("lower_bound", "upper_bound") if k in c) + ")"
         for c in failed)

@@ -156,6 +156,8 @@ def run(config, examples_dir, train_dir, force=False):
                         "ingest", "kerasvae ingest", "it rewrites a damaged Examples artifact")
   strategy = training.make_strategy(config.train.strategy)
   chief = training.is_chief(strategy)
+  if chief:
+    print(training.describe_strategy(strategy, config.train.strategy), flush=True)
   stale = (train_dir / artifacts.METADATA_FILE).is_file()  # finished, but from other inputs
   previous = None  # the model being replaced, kept aside until the new one has trained
   if chief and (force or stale) and train_dir.exists():
