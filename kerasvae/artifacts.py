@@ -34,6 +34,16 @@ def fingerprint(obj):
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def fingerprint_items(items):
+  """`fingerprint(list(items))`, made an item at a time: memory follows one item, not the list."""
+  digest = hashlib.sha256(b"[")
+  for i, item in enumerate(items):
+    text = json.dumps(item, sort_keys=True, default=str, separators=(",", ":"))
+    digest.update((b"," if i else b"") + text.encode("utf-8"))
+  digest.update(b"]")
+  return digest.hexdigest()
+
+
 def file_digest(path, chunk_size=1 << 20):
   """Returns the SHA-256 hex digest of a file's bytes."""
   digest = hashlib.sha256()

@@ -244,6 +244,9 @@ def ingest(config, output_dir, force=False):
                             "Received: a directory without metadata.json. Remove it or pass "
                             "force=True.")
 
+  # Data shorter or longer than its header declares is named before TensorFlow is imported and
+  # before anything is written (the chunks would find it too, after writing part of a split).
+  source.check_data()
   try:
     return _write(config, source, output_dir, force, artifact_fingerprint, content_hash, started)
   except FileExistsError:

@@ -1,10 +1,13 @@
 """Data sources: each reads one kind of input and yields chunks of examples.
 
 A source is opened from its config block; opening checks that its inputs exist
-and computes a content hash (so ingest can reuse an artifact) before anything
-is written. `chunks()` then yields `(role, chunk)` pairs: `role` is None, or
-'train' / 'eval' when the source's own splits are asked for; `chunk` is a
-dict with
+and what their headers declare (shapes, types, counts, and sizes where the file
+system or a zip directory states them) without reading their data.
+`content_hash()` digests the inputs (so ingest can reuse an artifact) and
+`check_data()` reads through data whose length only reading tells (a gzip IDX
+file); ingest calls both before anything is written. `chunks()` then yields
+`(role, chunk)` pairs: `role` is None, or 'train' / 'eval' when the source's
+own splits are asked for; `chunk` is a dict with
 
   images:          uint8 [n, H, W, C] (0..255), or float32 [n, H, W, C]
                    already divided by the source's white value;
@@ -13,9 +16,17 @@ dict with
   factors:         float32 [n, F] (optional);
   factor_classes:  int64 [n, F] (optional).
 
+Memory: every source reads its data a chunk at a time (`chunk_rows`: at most
+CHUNK_SIZE examples and CHUNK_BYTES of stored pixels), so an ingest's peak
+memory does not grow with the dataset (`benchmarks/ingest_throughput.py`
+measures it). Arrays are read through streams, not memory maps: a mapped page
+that was read stays in the process's resident set, which then grows to the
+size of the file.
+
 Sources are registered by the names users write in configs (`SOURCES`).
 """
 
+import contextlib
 import gzip
 import logging
 import math
@@ -24,21 +35,29 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from kerasvae.artifacts import file_digest, fingerprint, hash_fraction
+from kerasvae.artifacts import file_digest, fingerprint, fingerprint_items, hash_fraction
 from kerasvae.config import ConfigError
 from kerasvae.data import dsprites as dsprites_lib
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4096
+CHUNK_BYTES = 32 << 20  # the stored pixels of one chunk, at most (but one example)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
 class DataError(ValueError):
   """The input data is invalid. The message names the file or field."""
+
+
+def chunk_rows(example_bytes):
+  """Examples per chunk of examples of `example_bytes` stored bytes: CHUNK_SIZE, fewer when
+  that many would pass CHUNK_BYTES, at least one."""
+  return max(1, min(CHUNK_SIZE, CHUNK_BYTES // max(example_bytes, 1)))
 
 
 def _require_file(path, field):
@@ -51,14 +70,19 @@ def _require_file(path, field):
   return path
 
 
+def _image_shape(shape, where):
+  """(N, H, W) or (N, H, W, C) -> (N, H, W, C), or DataError naming `where`."""
+  shape = tuple(shape)
+  full = shape + (1,) if len(shape) == 3 else shape
+  if len(full) != 4 or full[-1] not in (1, 3, 4) or min(full[1:3]) < 1:
+    raise DataError(f"{where}: expected images of shape [N, H, W] or [N, H, W, C] with H, W at "
+                    f"least 1 and C in 1, 3, 4. Received: shape={shape}")
+  return full
+
+
 def _image_array(images, where):
   """[n, H, W] or [n, H, W, C] -> [n, H, W, C], or DataError naming `where`."""
-  if images.ndim == 3:
-    images = images[..., None]
-  if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
-    raise DataError(f"{where}: expected images of shape [N, H, W] or [N, H, W, C] with C in "
-                    f"1, 3, 4. Received: shape={images.shape}")
-  return images
+  return images.reshape(_image_shape(images.shape, where))
 
 
 def _to_pixels(images, pixel_max, where):
@@ -72,43 +96,6 @@ def _to_pixels(images, pixel_max, where):
   if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
     raise DataError(f"{where}: expected integer or float images. Received: dtype={images.dtype}")
   return (images.astype(np.float64) / pixel_max).astype(np.float32)
-
-
-def _chunked(n, arrays, keys=None):
-  for start in range(0, n, CHUNK_SIZE):
-    chunk = {k: v[start:start + CHUNK_SIZE] for k, v in arrays.items() if v is not None}
-    chunk["keys"] = (np.arange(start, min(n, start + CHUNK_SIZE)) if keys is None
-                     else keys[start:start + CHUNK_SIZE])
-    yield chunk
-
-
-class Source:
-  """Base class: a name, a content hash, names of labels and factors, chunks."""
-  name = ""
-  has_source_splits = False
-
-  def __init__(self, config):
-    self.config = config
-    self.label_names = None  # class names, if known
-    self.factor_names = None  # names of the F factors, if any
-    self.location = ""  # what to name in errors about the data
-
-  def content_hash(self):
-    raise NotImplementedError
-
-  def chunks(self, use_source_splits=False):
-    raise NotImplementedError
-
-  def check_source_splits(self):
-    if not self.has_source_splits:
-      raise ConfigError(f"split.method: expected 'hash' for a {self.name} source without its "
-                        "own eval split. Received: method='source'")
-
-
-# ---------------------------------------------------------------------- IDX
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
-               0x0D: np.float32, 0x0E: np.float64}
 
 
 _READ_BLOCK = 1 << 20
@@ -125,21 +112,81 @@ def _read_exactly(stream, size):
   return data
 
 
-def read_idx(path):
-  """Reads an IDX file (MNIST format), gzip-compressed or raw.
+def _read_rows(stream, shape, dtype, rows, truncated):
+  """Yields the array of `shape` and `dtype` (as stored) that `stream` holds in C order, in
+  blocks of at most `rows` rows along its first axis, in native byte order.
 
-  The data is streamed: a gzip file is inflated only as far as the header's
-  dimensions declare, and one byte more means the file is refused, so a small
-  gzip file that inflates to gigabytes costs no memory.
+  Data that ends early raises `truncated(bytes_received)`.
+  """
+  row_bytes = math.prod(shape[1:]) * dtype.itemsize
+  rows = rows if row_bytes else max(shape[0], 1)  # rows of no bytes: one block
+  received = 0
+  for start in range(0, shape[0], rows):
+    count = min(rows, shape[0] - start)
+    data = _read_exactly(stream, count * row_bytes)
+    received += len(data)
+    if len(data) < count * row_bytes:
+      raise truncated(received)
+    block = np.frombuffer(data, dtype).reshape((count,) + tuple(shape[1:]))  # [count, ...]
+    yield block.astype(dtype.newbyteorder("="), copy=False)
 
-  Args:
-    path: the file.
 
-  Returns:
-    The array, with the dimensions of the header.
+def _next_block(blocks, n, where):
+  """The next block of an array read beside the images (labels, factors): `n` rows."""
+  block = next(blocks, None)
+  if block is None or len(block) != n:
+    raise DataError(f"{where}: expected {n} more rows, as many as the images' next chunk. "
+                    f"Received: {0 if block is None else len(block)} (the file changed while "
+                    "it was read)")
+  return block
 
-  Raises:
-    DataError: naming the file, for a bad magic number, truncated or padded data.
+
+class Source:
+  """Base class: a name, a content hash, names of labels and factors, chunks."""
+  name = ""
+  has_source_splits = False
+
+  def __init__(self, config):
+    self.config = config
+    self.label_names = None  # class names, if known
+    self.factor_names = None  # names of the F factors, if any
+    self.location = ""  # what to name in errors about the data
+
+  def content_hash(self):
+    raise NotImplementedError
+
+  def check_data(self):
+    """Checks, in bounded memory, what opening could not: the length of data that only reading
+    tells. DataError naming the file for data shorter or longer than its header declares."""
+
+  def chunks(self, use_source_splits=False):
+    raise NotImplementedError
+
+  def check_source_splits(self):
+    if not self.has_source_splits:
+      raise ConfigError(f"split.method: expected 'hash' for a {self.name} source without its "
+                        "own eval split. Received: method='source'")
+
+
+# ---------------------------------------------------------------------- IDX
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
+               0x0D: np.float32, 0x0E: np.float64}
+
+
+class _IdxStream(NamedTuple):
+  stream: object  # at the first byte of data
+  dims: tuple  # as the header declares, e.g. (60000, 28, 28)
+  dtype: np.dtype  # as stored (big-endian)
+  compressed: bool
+
+
+@contextlib.contextmanager
+def _open_idx(path):
+  """Yields an `_IdxStream` of an IDX file (MNIST format), gzip-compressed or raw.
+
+  A raw file's size is checked against its header here; a gzip stream's length is known only
+  by reading it. A truncated or corrupt gzip stream is a DataError naming the file.
   """
   path = Path(path)
   with open(path, "rb") as f:
@@ -147,7 +194,8 @@ def read_idx(path):
     f.seek(0)
     stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
     try:
-      return _read_idx_stream(stream, path, None if compressed else path.stat().st_size)
+      dims, dtype = _read_idx_header(stream, path, None if compressed else path.stat().st_size)
+      yield _IdxStream(stream, dims, dtype, compressed)
     except (EOFError, OSError, zlib.error) as e:
       if not compressed:
         raise
@@ -155,7 +203,7 @@ def read_idx(path):
                       f"corrupt one ({e})") from None
 
 
-def _read_idx_stream(stream, path, file_size):
+def _read_idx_header(stream, path, file_size):
   magic = _read_exactly(stream, 4)
   if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES or not (
       1 <= magic[3] <= 4):
@@ -174,21 +222,99 @@ def _read_idx_stream(stream, path, file_size):
   if file_size is not None and file_size - header != expected:  # raw: known before reading
     raise DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}. "
                     f"Received: {file_size - header} bytes (truncated or padded file)")
-  data = _read_exactly(stream, expected)
-  if len(data) < expected:
-    raise DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}. "
-                    f"Received: {len(data)} bytes (truncated file)")
-  if stream.read(1):
-    raise DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}, as its "
-                    "header declares. Received: more (a padded file, or one that inflates past "
-                    "its header; not read further)")
-  array = np.frombuffer(data, dtype=dtype).reshape(dims)
-  return array.astype(dtype.newbyteorder("="), copy=False)
+  return dims, dtype
+
+
+def _idx_length_error(path, dims, dtype, received=None):
+  """The DataError of IDX data shorter than its header declares (or longer: `received` None)."""
+  expected = math.prod(dims) * dtype.itemsize
+  if received is None:
+    return DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}, as its "
+                     "header declares. Received: more (a padded file, or one that inflates past "
+                     "its header; not read further)")
+  return DataError(f"{path}: expected {expected} bytes of data for dims {list(dims)}. "
+                   f"Received: {received} bytes (truncated file)")
+
+
+def read_idx_header(path):
+  """(dims, dtype) that an IDX file's header declares, read without its data (a raw file's size
+  is checked against them)."""
+  with _open_idx(path) as idx:
+    return idx.dims, idx.dtype.newbyteorder("=")
+
+
+def check_idx_length(path):
+  """Checks that an IDX file holds exactly the data its header declares, reading it through.
+
+  A raw file's size was checked with its header. A gzip file is inflated in 1 MiB blocks into
+  one buffer and only as far as the header declares plus one byte: nothing the size of the
+  data is allocated, and a small file whose header declares gigabytes fails as fast as it
+  inflates.
+
+  Raises:
+    DataError: naming the file, the dims declared and the bytes there.
+  """
+  path = Path(path)
+  with _open_idx(path) as idx:
+    if not idx.compressed:
+      return
+    expected = math.prod(idx.dims) * idx.dtype.itemsize
+    buffer = memoryview(bytearray(_READ_BLOCK))
+    received = 0
+    while received <= expected:
+      count = idx.stream.readinto(buffer[:min(_READ_BLOCK, expected + 1 - received)])
+      if not count:
+        break
+      received += count
+    if received != expected:
+      raise _idx_length_error(path, idx.dims, idx.dtype, received if received < expected else None)
+
+
+def iter_idx(path, rows):
+  """Yields an IDX file's array `rows` entries (along its first dimension) at a time.
+
+  The data is streamed: memory follows `rows`, not the file. A gzip file is inflated only as
+  far as its header declares, and one byte more means the file is refused, so a small gzip
+  file that inflates to gigabytes costs no memory.
+
+  Args:
+    path: the file, gzip-compressed or raw.
+    rows: entries per block.
+
+  Yields:
+    Arrays [k, *dims[1:]] in native byte order, k <= rows.
+
+  Raises:
+    DataError: naming the file, for a bad magic number, truncated or padded data.
+  """
+  path = Path(path)
+  with _open_idx(path) as idx:
+    yield from _read_rows(idx.stream, idx.dims, idx.dtype, rows,
+                          lambda received: _idx_length_error(path, idx.dims, idx.dtype, received))
+    if idx.stream.read(1):
+      raise _idx_length_error(path, idx.dims, idx.dtype)
+
+
+def read_idx(path):
+  """Reads a whole IDX file (MNIST format), gzip-compressed or raw, into memory.
+
+  For small files (tests, benchmarks); ingest streams with `iter_idx`.
+
+  Returns:
+    The array, with the dimensions of the header.
+
+  Raises:
+    DataError: naming the file, for a bad magic number, truncated or padded data.
+  """
+  dims, dtype = read_idx_header(path)
+  blocks = list(iter_idx(path, max(dims[0], 1)))
+  return blocks[0] if blocks else np.zeros(dims, dtype)
 
 
 class IdxSource(Source):
-  """MNIST-format IDX images and labels."""
+  """MNIST-format IDX images and labels, read a chunk at a time."""
   name = "idx"
+  _PARTS = (("idx.images", "idx.labels"), ("idx.eval_images", "idx.eval_labels"))
 
   def __init__(self, config):
     super().__init__(config)
@@ -198,37 +324,59 @@ class IdxSource(Source):
         self.paths[f"idx.{field}"] = _require_file(getattr(config, field), f"idx.{field}")
     self.has_source_splits = bool(config.eval_images)
     self.location = str(self.paths["idx.images"])
+    # The headers alone: shapes, types and counts are checked before any data is read.
+    self.headers = {field: read_idx_header(path) for field, path in self.paths.items()}
+    for images_field, labels_field in self._PARTS:
+      if images_field not in self.paths:
+        continue
+      path = self.paths[images_field]
+      dims, _ = self.headers[images_field]
+      _image_shape(dims, str(path))
+      if labels_field in self.paths:
+        lpath = self.paths[labels_field]
+        ldims, ldtype = self.headers[labels_field]
+        if len(ldims) != 1 or not np.issubdtype(ldtype, np.integer):
+          raise DataError(f"{lpath}: expected a 1-D integer IDX array of labels. "
+                          f"Received: shape={ldims}, dtype={ldtype}")
+        if ldims[0] != dims[0]:
+          raise DataError(f"{lpath}: expected {dims[0]} labels, one per image of {path}. "
+                          f"Received: {ldims[0]} labels")
 
   def content_hash(self):
     return fingerprint({k: file_digest(p) for k, p in self.paths.items()})
 
-  def _read(self, images_field, labels_field):
-    path = self.paths[images_field]
-    images = _image_array(read_idx(path), str(path))
-    labels = None
-    if labels_field in self.paths:
-      lpath = self.paths[labels_field]
-      labels = read_idx(lpath)
-      if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{lpath}: expected a 1-D integer IDX array of labels. "
-                        f"Received: shape={labels.shape}, dtype={labels.dtype}")
-      if labels.shape[0] != images.shape[0]:
-        raise DataError(f"{lpath}: expected {images.shape[0]} labels, one per image of {path}. "
-                        f"Received: {labels.shape[0]} labels")
-      labels = labels.astype(np.int64)
-    pixel_max = 255 if images.dtype == np.uint8 else 1
-    return images, labels, pixel_max, str(path)
+  def check_data(self):
+    for path in self.paths.values():
+      check_idx_length(path)
 
   def chunks(self, use_source_splits=False):
-    parts = [(("train" if use_source_splits else None), "idx.images", "idx.labels")]
+    parts = [("train" if use_source_splits else None, *self._PARTS[0])]
     if use_source_splits:
-      parts.append(("eval", "idx.eval_images", "idx.eval_labels"))
+      parts.append(("eval", *self._PARTS[1]))
     for role, images_field, labels_field in parts:
-      images, labels, pixel_max, where = self._read(images_field, labels_field)
+      path = self.paths[images_field]
+      where = str(path)
       self.location = where
-      for chunk in _chunked(len(images), {"images": images, "labels": labels}):
-        chunk["images"] = _to_pixels(chunk["images"], pixel_max, where)
-        yield role, chunk
+      dims, dtype = self.headers[images_field]
+      shape = _image_shape(dims, where)  # (N, H, W, C)
+      pixel_max = 255 if dtype == np.uint8 else 1
+      rows = chunk_rows(math.prod(shape[1:]) * dtype.itemsize)
+      labels = iter_idx(self.paths[labels_field], rows) if labels_field in self.paths else None
+      try:
+        start = 0
+        for images in iter_idx(path, rows):  # [n, H, W] or [n, H, W, C]
+          n = len(images)
+          chunk = {"images": _to_pixels(images.reshape((n,) + shape[1:]), pixel_max, where),
+                   "keys": np.arange(start, start + n)}
+          if labels is not None:
+            chunk["labels"] = _next_block(labels, n, self.paths[labels_field]).astype(np.int64)
+          start += n
+          yield role, chunk
+        if labels is not None:
+          next(labels, None)  # the end of the file: data past its header is refused
+      finally:
+        if labels is not None:
+          labels.close()
 
 
 # ---------------------------------------------------------------- NPZ / NPY
@@ -236,13 +384,14 @@ class IdxSource(Source):
 _NPY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
-def _check_npy_size(stream, size, where):
-  """Refuses a .npy whose header does not declare exactly its `size` bytes, before any data is
-  read or allocated (numpy allocates what the header declares)."""
+def _read_npy_header(stream, size, where):
+  """(shape, fortran_order, dtype as stored) of a .npy stream of `size` bytes, refused unless
+  the header declares exactly that size, before any data is read or allocated (numpy
+  allocates what the header declares)."""
   version = np.lib.format.read_magic(stream)
   read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                  else np.lib.format.read_array_header_2_0)
-  shape, _, dtype = read_header(stream)
+  shape, fortran_order, dtype = read_header(stream)
   if dtype.hasobject:
     raise DataError(f"{where}: expected an array of numbers. Received: dtype={dtype} (pickled "
                     "Python objects, which kerasvae does not load)")
@@ -251,39 +400,166 @@ def _check_npy_size(stream, size, where):
     raise DataError(f"{where}: expected {expected} bytes for an array of shape {list(shape)} and "
                     f"dtype {dtype}, as its header declares. Received: {size} bytes (a "
                     f"{'truncated' if size < expected else 'padded'} array; not read)")
+  return shape, fortran_order, dtype
 
 
-def _load_npy(path, where):
-  """`np.load` of a .npy file after checking its size against its header."""
-  try:
-    with open(path, "rb") as f:
-      _check_npy_size(f, Path(path).stat().st_size, where)
-    return np.load(path, allow_pickle=False)
-  except _NPY_ERRORS as e:
-    if isinstance(e, DataError):
-      raise
-    raise DataError(f"{where}: expected a readable .npy array without pickled objects. "
-                    f"Received: {e}") from None
+class _NpyArray:
+  """A .npy array, a file or a member of a .npz archive, read a block of rows at a time.
 
+  Made from its header alone, checked against the size the file system (or the zip
+  directory) gives. Read through a stream, not a memory map, so memory follows the block.
+  """
 
-def _check_npz_member(archive, key, where):
-  """Checks the size of `key`'s array in an open .npz (a zip) against its header."""
-  info = archive.getinfo(f"{key}.npy")
-  with archive.open(info) as f:
-    _check_npy_size(f, info.file_size, f"{where}[{key!r}]")
+  def __init__(self, path, member=None):
+    self.path = Path(path)
+    self.member = member  # the array's name in a .npz archive (its file is `<member>.npy`)
+    self.where = f"{path}[{member!r}]" if member else str(path)
+    with self._open() as (stream, size):
+      self.shape, self.fortran_order, self.stored_dtype = _read_npy_header(stream, size,
+                                                                           self.where)
+    self.dtype = self.stored_dtype.newbyteorder("=")
+
+  @contextlib.contextmanager
+  def _open(self):
+    """Yields (stream, size in bytes); a read error becomes a DataError naming the file."""
+    try:
+      if self.member is None:
+        with open(self.path, "rb") as f:
+          yield f, self.path.stat().st_size
+      else:
+        with zipfile.ZipFile(self.path) as archive:
+          info = archive.getinfo(f"{self.member}.npy")
+          with archive.open(info) as f:
+            yield f, info.file_size
+    except _NPY_ERRORS as e:
+      if isinstance(e, DataError):
+        raise
+      if self.member is None:
+        raise DataError(f"{self.path}: expected a readable .npy array without pickled objects. "
+                        f"Received: {e}") from None
+      raise DataError(f"{self.path}: expected a complete .npz archive (a zip of .npy arrays) "
+                      f"without pickled objects. Received: {type(e).__name__}: {e}") from None
+
+  def blocks(self, rows):
+    """Yields the array in blocks of at most `rows` rows along its first axis, native order."""
+    with self._open() as (stream, size):
+      shape, fortran_order, dtype = _read_npy_header(stream, size, self.where)
+
+      def truncated(received):
+        return DataError(f"{self.where}: expected {math.prod(shape) * dtype.itemsize} bytes "
+                         f"of data for an array of shape {list(shape)}. Received: {received} "
+                         "bytes (the file changed while it was read)")
+
+      if fortran_order and len(shape) > 1:
+        # A row of a Fortran-order array is not contiguous in the file: such an array (numpy
+        # writes C order unless asked) is read whole, its memory that of the array.
+        whole = next(_read_rows(stream, (math.prod(shape),), dtype, math.prod(shape) or 1,
+                                truncated), np.zeros(0, dtype))
+        whole = whole.reshape(shape[::-1]).T
+        for start in range(0, shape[0], rows):
+          yield np.ascontiguousarray(whole[start:start + rows])
+      else:
+        yield from _read_rows(stream, shape, dtype, rows, truncated)
+      if stream.read(1):
+        raise DataError(f"{self.where}: expected {math.prod(shape) * dtype.itemsize} bytes of "
+                        f"data for an array of shape {list(shape)}. Received: more (the file "
+                        "changed while it was read)")
+
 
 class NpzSource(Source):
-  """Arrays in a .npz or .npy; also the original dSprites archive layout."""
+  """Arrays in a .npz or .npy, read a chunk at a time; also the original dSprites archive layout."""
   name = "npz"
 
   def __init__(self, config):
     super().__init__(config)
-    self.path = _require_file(config.path, "npz.path")
-    self.labels_path = (_require_file(config.labels_path, "npz.labels_path")
-                        if config.labels_path else None)
+    c = config
+    self.path = _require_file(c.path, "npz.path")
+    self.labels_path = (_require_file(c.labels_path, "npz.labels_path")
+                        if c.labels_path else None)
     if self.path.suffix not in (".npz", ".npy"):
       raise DataError(f"npz.path: expected a .npz or .npy file. Received: path={str(self.path)!r}")
     self.location = str(self.path)
+    self.dsprites_layout = False
+    # The headers alone: shapes, types and counts are checked before any data is read.
+    if self.path.suffix == ".npy":
+      self.arrays = {"images": _NpyArray(self.path)}
+    else:
+      self.arrays = self._open_npz()
+    if self.labels_path is not None and not self.dsprites_layout:
+      self.arrays["labels"] = _NpyArray(self.labels_path)
+    images = self.arrays["images"]
+    self.image_shape = _image_shape(images.shape, self.location)  # (N, H, W, C)
+    default_max = 1 if self.dsprites_layout or not np.issubdtype(images.dtype, np.integer) else 255
+    self.pixel_max = c.pixel_max or default_max
+    self._check_shapes()
+
+  def _open_npz(self):
+    c = self.config
+    where = str(self.path)
+    if not zipfile.is_zipfile(self.path):
+      raise DataError(f"{where}: expected a complete .npz archive (a zip of .npy arrays). "
+                      "Received: a file without a zip directory at its end (truncated, or not "
+                      "a .npz)")
+    try:
+      with zipfile.ZipFile(self.path) as archive:
+        names = archive.namelist()
+    except _NPY_ERRORS as e:
+      raise DataError(f"{where}: expected a complete .npz archive (a zip of .npy arrays) "
+                      f"without pickled objects. Received: {type(e).__name__}: {e}") from None
+    keys = {n[:-len(".npy")] if n.endswith(".npy") else n for n in names}  # as np.load names them
+    members = {n[:-len(".npy")] for n in names if n.endswith(".npy")}
+    self.dsprites_layout = ({"imgs", "latents_values", "latents_classes"} <= keys
+                            and c.images_key not in keys)
+    if self.dsprites_layout:
+      # The original DeepMind dSprites archive: binary images, 6 factors, the shape as label.
+      wanted = {"images": "imgs", "factors": "latents_values", "factor_classes": "latents_classes"}
+      self.factor_names = list(c.factor_names or dsprites_lib.FACTOR_NAMES)
+      self.label_names = list(dsprites_lib.SHAPE_NAMES)
+    elif c.images_key not in keys:
+      raise DataError(f"{where}: expected an array named npz.images_key={c.images_key!r}. "
+                      f"Received: keys {sorted(keys)}")
+    else:
+      wanted = {field: name for field, name in (
+          ("images", c.images_key), ("labels", c.labels_key), ("factors", c.factors_key),
+          ("factor_classes", c.factor_classes_key)) if name and name in keys}
+    arrays = {}
+    for field, name in wanted.items():
+      if name not in members:
+        raise DataError(f"{where}: expected {name!r} to be a .npy array in the archive. "
+                        f"Received: a member {name!r} of another kind")
+      arrays[field] = _NpyArray(self.path, name)
+    return arrays
+
+  def _check_shapes(self):
+    where = str(self.path)
+    n = self.image_shape[0]
+    if "labels" in self.arrays:
+      labels = self.arrays["labels"]
+      lwhere = str(self.labels_path or where)
+      if len(labels.shape) != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{lwhere}: expected 1-D integer labels. "
+                        f"Received: shape={labels.shape}, dtype={labels.dtype}")
+      if labels.shape[0] != n:
+        raise DataError(f"{lwhere}: expected {n} labels, one per image. "
+                        f"Received: {labels.shape[0]} labels")
+    widths = {}
+    for field in ("factors", "factor_classes"):
+      if field in self.arrays:
+        shape = self.arrays[field].shape
+        shape = shape + (1,) if len(shape) == 1 else shape  # one factor: [N] -> [N, 1]
+        if len(shape) != 2 or shape[0] != n:
+          raise DataError(f"{where}: expected {field} of shape [{n}, F]. Received: shape={shape}")
+        widths[field] = shape[1]
+    if widths:
+      width = widths.get("factors", widths.get("factor_classes"))
+      if len(set(widths.values())) > 1:
+        raise DataError(f"{where}: expected factors and factor_classes with the same number of "
+                        f"columns. Received: {width} and {widths['factor_classes']}")
+      names = (self.factor_names or list(self.config.factor_names)
+               or [f"factor_{i}" for i in range(width)])
+      if len(names) != width:
+        raise DataError(f"npz.factor_names: expected {width} names. Received: {names!r}")
+      self.factor_names = names
 
   def content_hash(self):
     digests = {"path": file_digest(self.path)}
@@ -291,105 +567,44 @@ class NpzSource(Source):
       digests["labels_path"] = file_digest(self.labels_path)
     return fingerprint(digests)
 
-  def _load(self):
-    c = self.config
-    where = str(self.path)
-    arrays = {}
-    if self.path.suffix == ".npy":
-      arrays["images"] = _load_npy(self.path, where)
-    else:
-      try:
-        arrays = self._load_npz(where)
-      except _NPY_ERRORS as e:
-        if isinstance(e, DataError):
-          raise
-        raise DataError(f"{where}: expected a complete .npz archive (a zip of .npy arrays) "
-                        f"without pickled objects. Received: {type(e).__name__}: {e}") from None
-      if self.factor_names is not None:  # the DeepMind dSprites layout
-        return arrays
-    if self.labels_path is not None:
-      arrays["labels"] = _load_npy(self.labels_path, str(self.labels_path))
-    images = arrays["images"]
-    self.pixel_max = c.pixel_max or (255 if np.issubdtype(images.dtype, np.integer) else 1)
-    return arrays
-
-  def _load_npz(self, where):
-    c = self.config
-    arrays = {}
-    if not zipfile.is_zipfile(self.path):
-      raise DataError(f"{where}: expected a complete .npz archive (a zip of .npy arrays). "
-                      "Received: a file without a zip directory at its end (truncated, or not "
-                      "a .npz)")
-    with np.load(self.path, allow_pickle=False) as npz:
-      keys = set(npz.files)
-      members = {n[:-len(".npy")] for n in npz.zip.namelist() if n.endswith(".npy")}
-      dsprites_layout = ({"imgs", "latents_values", "latents_classes"} <= keys
-                         and c.images_key not in keys)
-      if dsprites_layout:
-        wanted = {"images": "imgs", "factors": "latents_values", "factor_classes": "latents_classes"}
-      elif c.images_key not in keys:
-        raise DataError(f"{where}: expected an array named npz.images_key={c.images_key!r}. "
-                        f"Received: keys {sorted(keys)}")
-      else:
-        wanted = {field: name for field, name in (
-            ("images", c.images_key), ("labels", c.labels_key), ("factors", c.factors_key),
-            ("factor_classes", c.factor_classes_key)) if name and name in keys}
-      for field, name in wanted.items():
-        if name not in members:
-          raise DataError(f"{where}: expected {name!r} to be a .npy array in the archive. "
-                          f"Received: a member {name!r} of another kind")
-        _check_npz_member(npz.zip, name, where)
-        arrays[field] = npz[name]
-    if dsprites_layout:
-      # The original DeepMind dSprites archive: binary images, 6 factors.
-      arrays["factors"] = arrays["factors"].astype(np.float32)
-      arrays["factor_classes"] = arrays["factor_classes"].astype(np.int64)
-      arrays["labels"] = arrays["factor_classes"][:, 1].copy()
-      self.factor_names = list(c.factor_names or dsprites_lib.FACTOR_NAMES)
-      self.label_names = list(dsprites_lib.SHAPE_NAMES)
-      self.pixel_max = c.pixel_max or 1
-    return arrays
-
   def chunks(self, use_source_splits=False):
     where = str(self.path)
-    arrays = self._load()
-    images = _image_array(arrays["images"], where)
-    n = images.shape[0]
-    if "labels" in arrays:
-      labels = arrays["labels"]
-      lwhere = str(self.labels_path or where)
-      if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{lwhere}: expected 1-D integer labels. "
-                        f"Received: shape={labels.shape}, dtype={labels.dtype}")
-      if labels.shape[0] != n:
-        raise DataError(f"{lwhere}: expected {n} labels, one per image. Received: {labels.shape[0]} labels")
-      arrays["labels"] = labels.astype(np.int64)
-    for field in ("factors", "factor_classes"):
-      if field in arrays:
-        values = arrays[field]
-        values = values[:, None] if values.ndim == 1 else values
-        if values.ndim != 2 or values.shape[0] != n:
-          raise DataError(f"{where}: expected {field} of shape [{n}, F]. Received: shape={values.shape}")
-        arrays[field] = values.astype(np.float32 if field == "factors" else np.int64)
-    if "factors" in arrays or "factor_classes" in arrays:
-      width = (arrays.get("factors") if "factors" in arrays else arrays["factor_classes"]).shape[1]
-      if "factors" in arrays and "factor_classes" in arrays and arrays["factor_classes"].shape[1] != width:
-        raise DataError(f"{where}: expected factors and factor_classes with the same number of "
-                        f"columns. Received: {width} and {arrays['factor_classes'].shape[1]}")
-      names = self.factor_names or list(self.config.factor_names) or [f"factor_{i}" for i in range(width)]
-      if len(names) != width:
-        raise DataError(f"npz.factor_names: expected {width} names. Received: {names!r}")
-      self.factor_names = names
-    arrays["images"] = images
-    for chunk in _chunked(n, arrays):
-      chunk["images"] = _to_pixels(chunk["images"], self.pixel_max, where)
-      yield None, chunk
+    shape = self.image_shape  # (N, H, W, C)
+    rows = chunk_rows(math.prod(shape[1:]) * self.arrays["images"].dtype.itemsize)
+    others = {field: array.blocks(rows) for field, array in self.arrays.items()
+              if field != "images"}
+    try:
+      start = 0
+      for images in self.arrays["images"].blocks(rows):  # [n, H, W] or [n, H, W, C]
+        n = len(images)
+        chunk = {"images": _to_pixels(images.reshape((n,) + shape[1:]), self.pixel_max, where),
+                 "keys": np.arange(start, start + n)}
+        for field, blocks in others.items():
+          values = _next_block(blocks, n, self.arrays[field].where)
+          if field == "labels":
+            chunk[field] = values.astype(np.int64)
+          else:
+            values = values[:, None] if values.ndim == 1 else values  # [n, F]
+            chunk[field] = values.astype(np.float32 if field == "factors" else np.int64)
+        if self.dsprites_layout:
+          chunk["labels"] = chunk["factor_classes"][:, 1].copy()  # the shape
+        start += n
+        yield None, chunk
+      for blocks in others.values():
+        next(blocks, None)  # the end of each array: data past its header is refused
+    finally:
+      for blocks in others.values():
+        blocks.close()
 
 
 # -------------------------------------------------------------- image folder
 
 class ImageFolderSource(Source):
-  """PNG/JPEG files in a directory, optionally one subfolder per class."""
+  """PNG/JPEG files in a directory, optionally one subfolder per class.
+
+  Pixels are read file by file and the content hash is made file by file; the listing (a path
+  and a label per file, in the stored order) is held, about 370 bytes a file.
+  """
   name = "image_folder"
 
   def __init__(self, config):
@@ -418,8 +633,8 @@ class ImageFolderSource(Source):
     self.files = [self.files[i] for i in np.argsort(order, kind="stable")]
 
   def content_hash(self):
-    return fingerprint([(str(p.relative_to(self.root)), label, file_digest(p))
-                        for p, label in self.files])
+    return fingerprint_items((str(p.relative_to(self.root)), label, file_digest(p))
+                             for p, label in self.files)
 
   def _bad(self, path, reason):
     message = (f"{path}: expected a PNG or JPEG image (image_folder.on_bad_file="
@@ -462,6 +677,7 @@ class ImageFolderSource(Source):
       pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)
       if first is None:
         first = (path, pixels.shape)
+        rows = chunk_rows(pixels.nbytes)
       elif pixels.shape != first[1]:
         raise DataError(f"{path}: expected an image of {first[1][0]}x{first[1][1]} pixels like "
                         f"{first[0]}, or image_folder.resize set. Received: "
@@ -469,7 +685,7 @@ class ImageFolderSource(Source):
       buf["images"].append(pixels)
       buf["labels"].append(label)
       buf["keys"].append(str(path.relative_to(self.root)))
-      if len(buf["images"]) == CHUNK_SIZE:
+      if len(buf["images"]) == rows:
         yield None, self._flush(buf)
     if buf["images"]:
       yield None, self._flush(buf)
@@ -588,6 +804,9 @@ class DSpritesSource(Source):
   a buffer of 16,384 examples, a window of 2 % of the full grid in which, in grid order, every
   image has the same shape and scale; an epoch then visits the shapes one after another, and
   the model forgets each while it trains on the next.
+
+  The index of the chosen examples is held (int64 [N, 6]: 35 MB for the whole grid of 737,280,
+  the most there is); images are rendered a chunk at a time.
   """
   name = "dsprites"
 
