@@ -245,10 +245,11 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_the_rerun_resumes_there(tmp_pa
   for number, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
     returncode, lines, err = _train_until_epoch(config_path, 2, [number])
     assert returncode == code, err[-3000:]
+    assert lines[0] == "train: DefaultDistributionStrategy (auto), 1 replica"
     if resumed_from:  # the rerun starts after the interrupted run's last finished epoch
-      assert lines[0] == (f"train: resuming from {checkpoints}/ckpt-{resumed_from} "
+      assert lines[1] == (f"train: resuming from {checkpoints}/ckpt-{resumed_from} "
                           f"({resumed_from} epochs done)")
-      assert lines[1].startswith(f"epoch {resumed_from + 1}/50:")
+      assert lines[2].startswith(f"epoch {resumed_from + 1}/50:")
     # Saved: the last epoch that finished (its line was printed), not a half-done one.
     done = max(int(line.split()[1].split("/")[0]) for line in lines if line.startswith("epoch "))
     assert done in (resumed_from + 2, resumed_from + 3), lines
