@@ -127,9 +127,10 @@ def _remove_replaced(previous, digests, version_dir, blessed):
   except (FileNotFoundError, artifacts.ArtifactError):
     return
   if (info.get("metadata") or {}).get("blessed") and not blessed:
-    print(f"export: kept {previous}, this run's previous export: it was blessed and "
-          f"{version_dir} is not")
+    print(f"export: kept {version_dir.parent / previous.name}, this run's previous export: it "
+          f"was blessed and {version_dir} is not")
     return
+  previous = version_dir.parent / previous.name  # named as the new one is
   serving.remove_version(previous.parent, previous.name)
   print(f"export: removed {previous}, this run's previous export, which version "
         f"{version_dir.name} replaces")
