@@ -17,6 +17,14 @@ from pathlib import Path
 import numpy as np
 
 METADATA_FILE = "metadata.json"
+# Every metadata file carries its own digest: the SHA-256 of its canonical JSON (keys sorted,
+# separators "," and ":", ASCII) without the digest field. The note beside it says so in the
+# file and marks it as digested: a byte changed in the digest's key still leaves the note, so
+# that damage is named instead of passing for a file written before metadata digests.
+METADATA_DIGEST = "metadata_sha256"
+METADATA_DIGEST_NOTE = "metadata_sha256_of"
+_DIGEST_NOTE_TEXT = ("this JSON object without metadata_sha256, keys sorted, separators ',' and "
+                     "':', ASCII")
 # Temporary files and directories are named `.<name>.tmp-<host>-<pid>-<random>`: a later
 # writer removes those whose process is gone (`remove_stale_temporaries`) and never another
 # live process's.
@@ -25,7 +33,15 @@ _TEMPORARY = re.compile(r"\..*\.tmp-([0-9a-f]{8})-([0-9]+)-[^/]*")
 
 
 class ArtifactError(ValueError):
-  """An artifact file is unreadable or damaged. The message names the file and what to redo."""
+  """An artifact file is unreadable or damaged. The message names the file and what to redo.
+
+  Attributes:
+    problem: what is wrong, in a few words without the file's name or the command.
+  """
+
+  def __init__(self, message, problem=None):
+    super().__init__(message)
+    self.problem = problem or message
 
 
 def fingerprint(obj):
@@ -154,6 +170,21 @@ def remove_stale_temporaries(directory):
   return removed
 
 
+def remove_directory(path):
+  """Removes a directory (if it exists) so that it disappears at once, never half-removed.
+
+  It is first renamed to a temporary name (`temporary_name`): a reader sees the whole
+  directory or none, and what a killed removal leaves is removed by the next writer in
+  the folder (`remove_stale_temporaries`).
+  """
+  path = Path(path)
+  if not path.is_dir() or path.is_symlink():
+    return
+  trash = path.with_name(temporary_name(path.name))
+  os.rename(path, trash)
+  shutil.rmtree(trash, ignore_errors=True)
+
+
 def hash_fraction(keys, salt):
   """Maps keys to stable numbers in [0, 1): the split hash, and the image-folder order.
 
@@ -190,26 +221,35 @@ def package_versions():
 
 
 @contextlib.contextmanager
-def atomic_file(path):
-  """Yields a binary file whose bytes appear at `path` only once the block has finished.
+def replacing(path, suffix=""):
+  """Yields a temporary sibling path to write `path` to; it is renamed over `path` at the end.
 
-  They go to a temporary sibling (`open_temporary`: the umask's mode, removed by
-  `remove_stale_temporaries` if the writer is killed), which is synced and renamed over
-  `path`; on any error it is removed, so readers see the old file or the whole new one.
+  The name is `temporary_name(path.name) + suffix` (a suffix for writers that choose the
+  format by the name's ending, like `model.save(".keras")`), so a temporary left by a
+  killed writer is removed by the next write into the folder (`remove_stale_temporaries`,
+  called here first). On an exception the temporary file is removed and `path` is as it was.
   """
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   remove_stale_temporaries(path.parent)
-  f, tmp = open_temporary(path)
+  tmp = path.with_name(temporary_name(path.name) + suffix)
   try:
-    with f:
-      yield f
-      f.flush()
-      os.fsync(f.fileno())
+    yield tmp
     os.replace(tmp, path)
   except BaseException:
     tmp.unlink(missing_ok=True)
     raise
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+  """Yields a binary file whose bytes appear at `path` only once the block has finished
+  (`replacing`, with the bytes synced to disk before the rename)."""
+  with replacing(path) as tmp:
+    with open(tmp, "wb") as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
 
 
 def write_text(path, text):
@@ -223,8 +263,55 @@ def write_json(path, obj):
   write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def _metadata_digest(obj):
+  """The SHA-256 of a JSON object's canonical text without its `METADATA_DIGEST` field."""
+  body = {k: v for k, v in obj.items() if k != METADATA_DIGEST}
+  text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+  return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def write_metadata(path, obj):
+  """Writes a metadata file: `obj` as JSON, with its own digest (`METADATA_DIGEST`).
+
+  `read_json` checks the digest, so a byte changed in the file, even one that leaves valid
+  JSON, is named as damage. The digest is of what a reader gets back (paths as strings,
+  tuples as lists), computed after a round trip through JSON.
+
+  Returns:
+    The dict written (with the digest).
+  """
+  plain = json.loads(json.dumps(obj, default=str))
+  plain.pop(METADATA_DIGEST, None)
+  plain[METADATA_DIGEST_NOTE] = _DIGEST_NOTE_TEXT
+  plain[METADATA_DIGEST] = _metadata_digest(plain)
+  write_json(path, plain)
+  return plain
+
+
+def metadata_damage(obj):
+  """What is wrong with a metadata object's own digest, in words; or None.
+
+  None also for an object without a digest and its note: metadata written before metadata
+  digests (or a JSON file that is not metadata) is read as it is.
+  """
+  recorded = obj.get(METADATA_DIGEST)
+  if recorded is None and METADATA_DIGEST_NOTE not in obj:
+    return None
+  if not isinstance(recorded, str):
+    return (f"its {METADATA_DIGEST} field is missing or not a string, while its "
+            f"{METADATA_DIGEST_NOTE} says it was written with one")
+  actual = _metadata_digest(obj)
+  if actual != recorded:
+    return (f"its content differs from what was written (SHA-256 {actual[:12]}…, "
+            f"{METADATA_DIGEST} {recorded[:12]}…)")
+  return None
+
+
 def read_json(path, redo=None):
-  """Reads a JSON object (a dict) that kerasvae wrote.
+  """Reads a JSON object (a dict) that kerasvae wrote, checking its digest if it has one.
+
+  A metadata file (`write_metadata`) is checked against its own digest; one without a
+  digest (written before metadata digests) is read as it is.
 
   Args:
     path: the file.
@@ -232,7 +319,7 @@ def read_json(path, redo=None):
 
   Raises:
     FileNotFoundError: the file does not exist.
-    ArtifactError: it is unreadable, not JSON, or not a JSON object.
+    ArtifactError: it is unreadable, not JSON, not a JSON object, or differs from its digest.
   """
   path = Path(path)
   hint = f" Redo the step that wrote it: `{redo}`." if redo else (
@@ -244,9 +331,15 @@ def read_json(path, redo=None):
     raise FileNotFoundError(f"Expected a JSON file at {path}, but it does not exist.") from None
   except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
     raise ArtifactError(f"{path}: expected a readable JSON file as kerasvae writes it. "
-                        f"Received: {type(e).__name__}: {e}.{hint}") from None
+                        f"Received: {type(e).__name__}: {e}.{hint}",
+                        problem=f"{path.name} is not readable JSON ({type(e).__name__}: {e})"
+                        ) from None
   if not isinstance(obj, dict):
-    raise ArtifactError(f"{path}: expected a JSON object. Received: {type(obj).__name__}.{hint}")
+    raise ArtifactError(f"{path}: expected a JSON object. Received: {type(obj).__name__}.{hint}",
+                        problem=f"{path.name} holds a {type(obj).__name__}, not a JSON object")
+  problem = metadata_damage(obj)
+  if problem is not None:
+    raise ArtifactError(f"{path} is damaged: {problem}.{hint}", problem=f"{path.name}: {problem}")
   return obj
 
 
@@ -303,26 +396,6 @@ def make_temp_directory(parent, prefix):
     try:
       path.mkdir()
       return path
-    except FileExistsError:
-      continue
-
-
-def open_temporary(path, suffix=""):
-  """A new temporary sibling of `path`, opened for binary writing with the umask's mode.
-
-  Its name is `temporary_name(path.name) + suffix`, so `remove_stale_temporaries`
-  removes it if the writer is killed before renaming it over `path`; its mode is
-  the umask's (mkstemp's would be 0600).
-
-  Returns:
-    `(file object, Path)`.
-  """
-  path = Path(path)
-  while True:
-    tmp = path.parent / (temporary_name(path.name) + suffix)
-    try:
-      fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-      return os.fdopen(fd, "wb"), tmp
     except FileExistsError:
       continue
 

@@ -420,7 +420,8 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
 
   The SavedModel has the signatures of `signature_contract(model)`, and
   `assets.extra/kerasvae.json` with the model's class and config, latent_dim,
-  image shape, the signature contract, `metadata` and package versions, and
+  image shape, the signature contract, `metadata`, package versions and the
+  digests of the version's files (the file has its own digest), and
   `assets.extra/tf_serving_warmup_requests` (see `write_warmup_requests`).
   `<base_dir>/models.config` is rewritten to list every model under
   `base_dir`. The SavedModel is written into a hidden temporary sibling
@@ -488,6 +489,8 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
     tf.saved_model.save(module, str(tmp), signatures=signatures)
     (tmp / METADATA_DIR).mkdir()
     write_warmup_requests(tmp / METADATA_DIR / WARMUP_FILE, model, model_name)
+    # Size and SHA-256 of every file, so that a damaged version is found (`version_damage`).
+    info["digests"] = artifacts.digest_files(tmp, exclude=(f"{METADATA_DIR}/{METADATA_FILE}",))
     with _directory_lock(model_dir):
       if version is None:
         versions = list_versions(model_dir)
@@ -497,7 +500,7 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       if not allow_signature_change:
         check_signatures(model_dir, contract, type(model).__name__)
       info["version"] = number
-      artifacts.write_json(tmp / METADATA_DIR / METADATA_FILE, info)
+      artifacts.write_metadata(tmp / METADATA_DIR / METADATA_FILE, info)
       version_dir = model_dir / str(number)
       # Under the lock no other kerasvae export renames into model_dir; the no-replace
       # rename also keeps a version another program made in between.
@@ -561,11 +564,45 @@ def _write_models_config(base_dir):
 
 
 def read_export_metadata(version_dir):
-  """The `assets.extra/kerasvae.json` of an exported version, as a dict."""
-  return artifacts.read_json(Path(version_dir) / METADATA_DIR / METADATA_FILE)
+  """The `assets.extra/kerasvae.json` of an exported version, as a dict.
+
+  Raises:
+    FileNotFoundError: the version was not exported by kerasvae.
+    artifacts.ArtifactError: the file is unreadable or differs from its own digest.
+  """
+  return artifacts.read_json(Path(version_dir) / METADATA_DIR / METADATA_FILE,
+                             redo="kerasvae export --force")
+
+
+def version_damage(version_dir):
+  """What is wrong with an exported version, in words; or None.
+
+  A version is checked against the digests its `kerasvae.json` records (and that file
+  against its own). A version exported without kerasvae's metadata, or before versions
+  recorded digests, has nothing to check against: None.
+  """
+  try:
+    info = read_export_metadata(version_dir)
+  except FileNotFoundError:
+    return None
+  except artifacts.ArtifactError as error:
+    return f"{METADATA_DIR}/{error.problem}"
+  return artifacts.find_damage(version_dir, info.get("digests") or {})
+
+
+def remove_version(model_dir, version):
+  """Removes `<model_dir>/<version>/`, under the lock that exports take on the model folder.
+
+  The folder is renamed to a hidden temporary name first, so TF Serving, which loads
+  only folders named by an integer, never sees half a version.
+  """
+  model_dir = Path(model_dir)
+  with _directory_lock(model_dir):
+    artifacts.remove_directory(model_dir / str(version))
 
 
 __all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_models_config",
            "list_versions", "model_folders", "signature_contract", "serving_signatures",
-           "read_export_metadata", "has_posterior", "importance_weighted_log_likelihood",
-           "write_warmup_requests", "prediction_log", "warmup_inputs"]
+           "read_export_metadata", "version_damage", "remove_version", "has_posterior",
+           "importance_weighted_log_likelihood", "write_warmup_requests", "prediction_log",
+           "warmup_inputs"]

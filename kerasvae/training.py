@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
 CHECKPOINT_DIR = "checkpoints"  # in the train step's directory
 HISTORY_FILE = "history.json"  # in the checkpoint directory
+BEST_DIR = "best"  # in the train step's directory: the best weights so far (early stopping)
 
 
 class TrainingError(RuntimeError):
@@ -273,7 +274,7 @@ class Trainer:
     self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     self.manager = CheckpointWriter(state, checkpoint_dir, config.keep_checkpoints,
                                     asynchronous=not self._multi_worker)
-    self.best_prefix = os.path.join(work_dir, "best", "model")
+    self.best_prefix = os.path.join(work_dir, BEST_DIR, "model")
     self.best_checkpoint = tf.train.Checkpoint(model=model)
     self.dataset = strategy.distribute_datasets_from_function(dataset_fn)
     self._train_fn = self._make_train_fn()
@@ -610,6 +611,13 @@ class Trainer:
       with writer.as_default(step=step):
         for name, value in values.items():
           tf.summary.scalar(name, value)
+
+
+def remove_resumption_state(work_dir):
+  """Removes what only an unfinished training in `work_dir` needs: its checkpoints (with the
+  history beside them) and the best weights of early stopping, which the saved model holds."""
+  for name in (CHECKPOINT_DIR, BEST_DIR):
+    artifacts.remove_directory(os.path.join(work_dir, name))
 
 
 def has_checkpoint(work_dir):

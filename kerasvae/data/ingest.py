@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from kerasvae import progress
-from kerasvae.artifacts import (METADATA_FILE, atomic_directory, digest_files, find_damage,
-                                fingerprint, hash_fraction, is_complete, package_versions,
-                                read_json, utc_now, write_json)
+from kerasvae.artifacts import (METADATA_FILE, ArtifactError, atomic_directory, digest_files,
+                                find_damage, fingerprint, hash_fraction, is_complete,
+                                package_versions, read_json, utc_now, write_json,
+                                write_metadata)
 from kerasvae.config import ConfigError, from_dict, to_dict
 from kerasvae.data.config import IngestConfig
 from kerasvae.data.sources import DataError, open_source
@@ -221,9 +222,17 @@ def ingest(config, output_dir, force=False):
 
   if output_dir.exists() and not force:
     if is_complete(output_dir):
-      old = read_json(output_dir / METADATA_FILE, redo="kerasvae ingest --force")
-      same = old.get("fingerprint") == artifact_fingerprint
-      damage = find_damage(output_dir, old.get("digests") or {}) if same else None
+      try:
+        old = read_json(output_dir / METADATA_FILE, redo="kerasvae ingest --force")
+      except ArtifactError as error:
+        if not (output_dir / SCHEMA_FILE).is_file():  # not laid out as an Examples artifact
+          raise
+        # Its own metadata is damaged, so it cannot be reused; in the pipeline the folder is
+        # named by the hash of this ingest config, and rewriting it is what `--force` does.
+        old, same, damage = {}, True, error.problem
+      else:
+        same = old.get("fingerprint") == artifact_fingerprint
+        damage = find_damage(output_dir, old.get("digests") or {}) if same else None
       if same and damage is None:
         logger.info("Reusing the Examples artifact at %s (same config and source content, "
                     "fingerprint %s).", output_dir, artifact_fingerprint[:12])
@@ -364,7 +373,7 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
         "timing": {"finished": utc_now(), "seconds": round(seconds, 3),
                    "images_per_second": round(total / max(seconds, 1e-9), 1)},
     }
-    write_json(tmp / METADATA_FILE, metadata)
+    write_metadata(tmp / METADATA_FILE, metadata)
   logger.info("Wrote the Examples artifact %s: %s in %.1f s.", output_dir,
               ", ".join(f"{k}={w.count}" for k, w in writers.items()), seconds)
   return output_dir

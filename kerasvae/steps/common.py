@@ -28,11 +28,23 @@ def run_directory(config):
   return Path(config.run.runs_dir) / f"{config.run.name}-{run_fingerprint(config)[:10]}"
 
 
+# Train settings that do not change the trained model (display, disk use): left out of the
+# fingerprints, so that changing one finds the same run and reuses its model.
+UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints")
+
+
+def train_identity(train_config):
+  """The train config as fingerprinted: without `UNFINGERPRINTED_TRAIN_SETTINGS`."""
+  train = config_lib.to_dict(train_config)
+  for name in UNFINGERPRINTED_TRAIN_SETTINGS:
+    train.pop(name, None)
+  return train
+
+
 def run_fingerprint(config):
-  train = config_lib.to_dict(config.train)
-  train.pop("progress", None)
   return artifacts.fingerprint({"ingest": config_lib.to_dict(config.ingest),
-                                "model": config_lib.to_dict(config.model), "train": train})
+                                "model": config_lib.to_dict(config.model),
+                                "train": train_identity(config.train)})
 
 
 def examples_directory(config):

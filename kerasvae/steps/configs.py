@@ -98,7 +98,11 @@ class TrainConfig:
            "much has passed since the last (the last epoch, and early stopping, always save; "
            "multi-worker training saves every checkpoint_every_epochs). A kill loses at most "
            "this plus an epoch. 0: every checkpoint_every_epochs.")
-  keep_checkpoints: int = field(3, range=(1, None), help="Checkpoints kept.")
+  keep_checkpoints: int = field(
+      1, range=(1, None),
+      help="Checkpoints kept while training (each holds the weights and Adam's two moments: "
+           "24 MB for the quickstart's MLP). More let a resume fall back past a damaged one. "
+           "A finished training keeps none: its model is saved.")
   eval_every_epochs: int = field(1, range=(1, None), help="Eval ELBO interval (early stopping).")
   early_stopping_patience: int = field(0, range=(0, None),
                                        help="Stop after this many evals without a better eval "

@@ -282,7 +282,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics)
     artifacts.write_json(tmp / "metrics.json", metrics)
     artifacts.write_json(tmp / "blessing.json", blessing)
-    artifacts.write_json(tmp / artifacts.METADATA_FILE, common.step_metadata(
+    artifacts.write_metadata(tmp / artifacts.METADATA_FILE, common.step_metadata(
         "evaluate", fingerprint, config.evaluate,
         inputs={"examples": examples_dir, "model": Path(train_dir) / train_step.MODEL_FILE},
         outputs={"metrics": evaluate_dir / "metrics.json",

@@ -6,6 +6,11 @@ run's model and the digest of its files, so re-running the pipeline does not
 export the same model twice. The version's own metadata records the step's
 fingerprint too: a kill between the version's rename and the step's
 `metadata.json` is recovered by finding that version, not by exporting again.
+
+A new export of the same run (after `--force`, or a retrained model) replaces
+the version the run exported before: that one is removed, unless it was blessed
+and the new one is not. Existing versions that differ from what was exported
+(their `kerasvae.json` records the digests) are named before a new one is written.
 """
 
 from pathlib import Path
@@ -66,6 +71,8 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
   timer = common.Timer()
   model = train_step.load_model(train_dir)
   metrics = artifacts.read_json(Path(evaluate_dir) / "metrics.json")
+  replaced = _previous_export(export_dir)
+  _report_damaged_versions(model_dir)
   try:
     version_dir = serving.export_model(
         model, base_dir=config.export.base_dir, model_name=config.export.model_name,
@@ -78,7 +85,55 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
   _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir, timer,
                   forced=bool(force and not blessing["blessed"]))
   print(f"export: wrote {version_dir}")
+  if replaced is not None:
+    _remove_replaced(*replaced, version_dir, blessing["blessed"])
   return version_dir
+
+
+def _report_damaged_versions(model_dir):
+  """Says which existing versions of the model name differ from what was exported."""
+  for version in serving.list_versions(model_dir):
+    path = Path(model_dir) / str(version)
+    problem = serving.version_damage(path)
+    if problem is not None:
+      print(f"export: warning: the existing version {path} is damaged: {problem}. It is left "
+            f"as it is: remove it if no client asks for version {version}", flush=True)
+
+
+def _previous_export(export_dir):
+  """`(version directory, digests)` of the export step's previous output, or None."""
+  try:
+    meta = artifacts.read_json(Path(export_dir) / artifacts.METADATA_FILE)
+  except (FileNotFoundError, artifacts.ArtifactError):  # none, or damaged: nothing to replace
+    return None
+  saved_model = (meta.get("outputs") or {}).get("saved_model")
+  return (Path(saved_model), meta.get("digests")) if saved_model else None
+
+
+def _remove_replaced(previous, digests, version_dir, blessed):
+  """Removes the version this run exported before, which `version_dir` replaces.
+
+  Only the version the run's export step recorded, in the same model folder, and only if
+  it is as that step wrote it (its digests): a damaged one was named and stays, as does
+  one another program put under that number. A blessed one replaced by a model that is not
+  blessed (`--force`) stays too, so the better model is not lost.
+  """
+  if (not previous.is_dir() or previous.resolve() == version_dir.resolve()
+      or previous.parent.resolve() != version_dir.parent.resolve()
+      or not digests or artifacts.find_damage(previous, digests) is not None):
+    return
+  try:
+    info = serving.read_export_metadata(previous)
+  except (FileNotFoundError, artifacts.ArtifactError):
+    return
+  if (info.get("metadata") or {}).get("blessed") and not blessed:
+    print(f"export: kept {version_dir.parent / previous.name}, this run's previous export: it "
+          f"was blessed and {version_dir} is not")
+    return
+  previous = version_dir.parent / previous.name  # named as the new one is
+  serving.remove_version(previous.parent, previous.name)
+  print(f"export: removed {previous}, this run's previous export, which version "
+        f"{version_dir.name} replaces")
 
 
 def _exported_version(model_dir, fingerprint):
@@ -96,7 +151,7 @@ def _exported_version(model_dir, fingerprint):
 def _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir, timer,
                     forced):
   export_dir.mkdir(parents=True, exist_ok=True)
-  artifacts.write_json(export_dir / artifacts.METADATA_FILE, common.step_metadata(
+  artifacts.write_metadata(export_dir / artifacts.METADATA_FILE, common.step_metadata(
       "export", fingerprint, config.export,
       inputs={"model": Path(train_dir) / train_step.MODEL_FILE, "blessing":
               Path(evaluate_dir) / "blessing.json"},

@@ -34,7 +34,7 @@ def run(config, ingest_dir, force=False):
                     f"{eval_name!r} (evaluate scores it). Received: 0 of "
                     f"{sum(counts.values())} examples with {setting}")
   ingest_dir.mkdir(parents=True, exist_ok=True)
-  artifacts.write_json(ingest_dir / artifacts.METADATA_FILE, common.step_metadata(
+  artifacts.write_metadata(ingest_dir / artifacts.METADATA_FILE, common.step_metadata(
       "ingest", examples_meta["fingerprint"], config.ingest, inputs={"source": config.ingest.data.source},
       outputs={"examples": examples_dir.resolve()}, started=timer.started, seconds=timer.seconds,
       split_counts=counts))

@@ -1,7 +1,8 @@
 """The train step: Examples artifact in, a trained model (plus checkpoints and TensorBoard logs) out.
 
 Layout of the step directory:
-  checkpoints/       model, optimiser, epoch (resumption after a kill)
+  checkpoints/       model, optimiser, epoch (resumption after a kill; the last
+                     `train.keep_checkpoints`), removed once the step is complete
   logs/train, logs/validation   TensorBoard runs (kerasvae.summaries): scalars, images, the
                      HParams session and the projector of eval latent means
   model/model.keras  the trained model (written atomically)
@@ -34,9 +35,8 @@ VALIDATION_EXAMPLES_DURING_TRAINING = 2000
 
 
 def train_fingerprint(config, examples_metadata):
-  train = config_lib.to_dict(config.train)
-  train.pop("progress", None)
-  return artifacts.fingerprint({"model": config_lib.to_dict(config.model), "train": train,
+  return artifacts.fingerprint({"model": config_lib.to_dict(config.model),
+                                "train": common.train_identity(config.train),
                                 "examples": examples_metadata["fingerprint"]})
 
 
@@ -54,7 +54,8 @@ def load_model(train_dir):
   if not path.is_file():
     raise common.StepError(f"Expected a trained model at {path}. Run `kerasvae train` first.")
   meta_path = Path(train_dir) / artifacts.METADATA_FILE
-  digests = artifacts.read_json(meta_path).get("digests") if meta_path.is_file() else None
+  digests = artifacts.read_json(meta_path, redo="kerasvae train --force").get(
+      "digests") if meta_path.is_file() else None
   if digests and MODEL_FILE in digests:
     common.check_artifact(train_dir, {MODEL_FILE: digests[MODEL_FILE]}, "trained model", "train",
                           "kerasvae train --force")
@@ -147,8 +148,8 @@ def run(config, examples_dir, train_dir, force=False):
   fingerprint = train_fingerprint(config, examples_meta)
   if not force and common.reusable(train_dir, fingerprint):
     common.check_artifact(train_dir, artifacts.read_json(
-        train_dir / artifacts.METADATA_FILE).get("digests"), "trained model", "train",
-                          "kerasvae train --force")
+        train_dir / artifacts.METADATA_FILE, redo="kerasvae train --force").get("digests"),
+                          "trained model", "train", "kerasvae train --force")
     logger.info("Reusing the trained model in %s", train_dir)
     print(f"train: reusing {train_dir} (same inputs and config; --force retrains)")
     return train_dir
@@ -168,8 +169,8 @@ def run(config, examples_dir, train_dir, force=False):
     _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy, chief)
   except BaseException:
     if previous is not None:
-      if training.has_checkpoint(train_dir):
-        common.remove_tree(previous)  # the new training got under way: resume that one
+      if training.has_checkpoint(train_dir) or artifacts.is_complete(train_dir):
+        common.remove_tree(previous)  # the new training got under way (or finished): keep it
       else:  # nothing new was trained: the previous model stays
         common.remove_tree(train_dir)
         os.rename(previous, train_dir)
@@ -271,14 +272,13 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
     return train_dir
   model_path = train_dir / MODEL_FILE
   model_path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = model_path.with_name(".model.tmp.keras")
-  model.save(tmp)
-  os.replace(tmp, model_path)
+  with artifacts.replacing(model_path, suffix=".keras") as tmp:  # Keras wants the ending
+    model.save(tmp)
   artifacts.write_json(train_dir / "history.json", training.history_json(history))
   final = dict(history[-1]) if history else {}
   _write_hparams_and_projector(train_dir / "logs", config, validation, model,
                                cfg.projector_examples)
-  artifacts.write_json(train_dir / artifacts.METADATA_FILE, common.step_metadata(
+  artifacts.write_metadata(train_dir / artifacts.METADATA_FILE, common.step_metadata(
       "train", fingerprint, {"model": config.model, "train": config.train},
       inputs={"examples": examples_dir}, outputs={"model": model_path,
                                                   "logs": train_dir / "logs"},
@@ -288,6 +288,9 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
       strategy=type(strategy).__name__, steps_per_epoch=steps_per_epoch,
       epochs_run=len(history), final=final,
       digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json"))))
+  # Complete: the model is saved, and a finished training is never resumed (another config
+  # trains in another run directory, --force from scratch), so its checkpoints only took disk.
+  training.remove_resumption_state(train_dir)
   if trainer.interrupted is not None:  # it came after the last epoch: the step is complete
     raise training.TrainingInterrupted(
         f"{signal.Signals(trainer.interrupted).name} after the last epoch: the train step "

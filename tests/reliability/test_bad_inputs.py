@@ -436,10 +436,16 @@ def test_damaged_metadata_json_is_named_with_the_step_to_redo(tmp_path, monkeypa
   assert_named_error(["evaluate", "--config", "c.yaml"], tmp_path, monkeypatch, capsys,
                      r"train/metadata\.json: expected a readable JSON file .*UnicodeDecodeError")
   (examples / "metadata.json").write_text("[1, 2]")
-  assert_named_error(["ingest", "--config", "c.yaml"], tmp_path, monkeypatch, capsys,
+  assert_named_error(["train", "--config", "c.yaml"], tmp_path, monkeypatch, capsys,
                      r"examples/\w+/metadata\.json: expected a JSON object\. Received: list\. "
                      r"Redo the step that wrote it: `kerasvae ingest --force`")
-  # The step the message names repairs it.
+  # The step the message names repairs it; so does ingest (or run) without --force, as it
+  # does an Examples artifact with a damaged shard.
+  from kerasvae import cli  # pylint: disable=import-outside-toplevel
+  assert cli.main(["ingest", "--config", "c.yaml"]) == 0  # in tmp_path (run_main went there)
+  assert (f"ingest: the Examples artifact {examples.relative_to(tmp_path)} is damaged "
+          "(metadata.json holds a list, not a JSON object); writing it again from the source"
+          in capsys.readouterr().out)
   code, err = run_main(["ingest", "--config", "c.yaml", "--force"], tmp_path, monkeypatch, capsys)
   assert code == 0, err
 

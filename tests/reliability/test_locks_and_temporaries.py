@@ -120,3 +120,36 @@ def test_an_artifact_that_appears_while_writing_is_never_replaced(tmp_path):
       final.mkdir()
   assert final.is_dir() and list(final.iterdir()) == []
   assert [p.name for p in tmp_path.iterdir()] == ["examples"]  # our temporary is gone
+
+
+# A `kerasvae train` killed while it writes the trained model: Keras' save writes half a file
+# at the name it is given, then the process is killed.
+KILLED_MODEL_SAVE = r"""
+import os, signal, sys
+import keras
+def save(self, filepath, *args, **kwargs):
+  with open(filepath, "wb") as f:
+    f.write(b"half a model")
+  os.kill(os.getpid(), signal.SIGKILL)
+keras.Model.save = save
+from kerasvae import cli
+cli.main(["train", "--config", sys.argv[1]])
+"""
+
+
+def test_the_temporary_of_a_killed_model_save_is_removed_by_the_stale_cleanup(tmp_path):
+  from kerasvae import cli  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
+  from tests.pipeline_helpers import tiny_config  # pylint: disable=import-outside-toplevel
+  config_path = tiny_config(tmp_path, train={"epochs": 1, "images_every_epochs": 100,
+                                             "projector_examples": 0})
+  assert cli.main(["ingest", "--config", str(config_path)]) == 0
+  proc = subprocess.run([sys.executable, "-c", KILLED_MODEL_SAVE, str(config_path)], cwd=REPO,
+                        env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+  model_dir = common.run_directory(configs.load_pipeline_config(config_path)) / "train" / "model"
+  left = sorted(p.name for p in model_dir.iterdir())
+  assert left and "model.keras" not in left  # the half-written temporary, under some name
+  removed = artifacts.remove_stale_temporaries(model_dir)  # what the next writer calls
+  assert sorted(p.name for p in removed) == left
+  assert list(model_dir.iterdir()) == []
