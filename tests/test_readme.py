@@ -9,6 +9,7 @@ import configparser
 import contextlib
 import importlib.util
 import io
+import re
 import subprocess
 import sys
 
@@ -168,3 +169,23 @@ def test_every_bash_command_of_the_docs_exists_with_its_flags():
       pytest.fail(f"{path}: {' '.join(words)}: {type(e).__name__}: {e}")
     checked += 1
   assert checked >= 30
+
+
+def _slug(heading):
+  """GitHub's anchor of a Markdown heading."""
+  return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_of_the_docs_resolve():
+  for path in markdown.DOCS:
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # code is not links
+    text = re.sub(r"`[^`]*`", "", text)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+      if re.match(r"[a-z]+://", target):
+        continue
+      file, _, anchor = target.partition("#")
+      linked = (path.parent / file).resolve() if file else path
+      assert linked.exists(), f"{path.relative_to(REPO)}: {target} does not exist"
+      if anchor and linked.suffix == ".md":
+        headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)
+        assert anchor in {_slug(h) for h in headings}, f"{path.relative_to(REPO)}: no #{anchor}"
