@@ -60,8 +60,9 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 # The stateless seed of the `log_likelihood` signature's posterior draws: fixed, so the same
 # request always gets the same answer.
 LOG_LIKELIHOOD_SEED = (0, 0)
-# K when a request leaves `num_samples` out (gRPC; REST must send it). Chosen in README.md
-# ("log_likelihood") from the bias, standard error and latency measured on a trained MNIST VAE.
+# K when a request leaves `num_samples` out (gRPC; REST must send it; docs/serving.md says which
+# clients may). Chosen there ("Signatures") from the bias, standard error and latency measured
+# on a trained MNIST VAE.
 DEFAULT_NUM_SAMPLES = 1000
 MAX_NUM_SAMPLES = 100_000
 # Decoded pixels per chunk of importance samples (~16 MB of float32 decoder output): the

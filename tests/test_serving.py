@@ -2,15 +2,15 @@
 
 The exported signatures are run in a subprocess that imports only TensorFlow
 and compared with the in-process model and with independent numpy
-computations; the REST and gRPC requests documented in README.md and the
-export's warm-up requests are parsed and executed the way TF Serving converts
-and runs them (`tests/tf_serving_emulator.py`: no server binary exists here).
+computations; the REST and gRPC requests documented in README.md and
+docs/serving.md, sent to a quickstart-shaped export, and the export's warm-up
+requests are parsed and executed the way TF Serving converts and runs them
+(`tests/tf_serving_emulator.py`: no server binary exists here).
 """
 
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +26,7 @@ from google.protobuf import text_format
 import kerasvae
 from kerasvae import artifacts
 from kerasvae import serving
+from tests import markdown
 from tests import tf_serving_emulator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -509,24 +510,42 @@ def test_saved_model_cli_lists_every_signature_input_and_output(exported):
         for signature, c in contract.items()}
 
 
-# -- The README's requests ------------------------------------------------------------------------
+# -- The documented requests ---------------------------------------------------------------------
 
 
-def serving_section():
-  text = (REPO / "README.md").read_text()
-  start = text.index("## Serving with TF Serving")
-  end = text.find("\n## ", start + 1)
-  return text[start:] if end < 0 else text[start:end]
-
-
-def fenced_blocks(language):
-  return re.findall(rf"```{language}\n(.*?)```", serving_section(), flags=re.S)
+def documented_blocks(language):
+  """The code blocks of the README's serving section and of docs/serving.md."""
+  texts = (markdown.section(markdown.README.read_text(), "Serving"),
+           (REPO / "docs" / "serving.md").read_text())
+  return [b for text in texts for b in markdown.fenced_blocks(text, language)]
 
 
 @pytest.fixture(scope="module")
 def servable(exported):
   """The VAE export loaded as TF Serving loads it (a session on the "serve" MetaGraphDef)."""
   return tf_serving_emulator.Servable(exported.paths["vae"])
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+  """What `kerasvae run` exports with the bundled quickstart config, as the docs address it:
+  its `export.model_name`, the dSprites image shape and its model block (untrained: the
+  requests are under test, not the weights), loaded in plain TensorFlow and as TF Serving
+  loads it."""
+  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
+
+  config = configs.load_pipeline_config("quickstart")
+  assert config.ingest.data.source == "dsprites"
+  shape = (dsprites.IMAGE_SIZE, dsprites.IMAGE_SIZE, 1)
+  model = common.build_model(config.model, shape)
+  path = serving.export_model(model, tmp_path_factory.mktemp("quickstart") / "saved_models",
+                              config.export.model_name)
+  return types.SimpleNamespace(
+      model=model, name=config.export.model_name, shape=shape,
+      latent_dim=config.model.latent_dim, servable=tf_serving_emulator.Servable(path),
+      loaded=tf.saved_model.load(str(path)))
 
 
 def test_warmup_requests_replay_against_every_signature(exported, servable):
@@ -592,73 +611,81 @@ def test_log_likelihood_num_samples_defaults_over_grpc_and_is_checked(exported, 
     servable.rest_predict({"signature_name": "log_likelihood", "inputs": {"images": x.tolist()}})
 
 
-def test_readme_rest_requests_run_against_the_export(exported, servable, tmp_path):
-  # The Python block that writes image request files, run as a user would, in an empty directory.
-  writers = [b for b in fenced_blocks("python") if "json.dump" in b]
-  assert len(writers) == 1
-  result = subprocess.run([sys.executable, "-c", writers[0]], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
-  assert result.returncode == 0, result.stderr
-  commands = [c for b in fenced_blocks("bash") for c in b.replace("\\\n", " ").splitlines()
-              if c.startswith("curl -d")]
+def test_documented_rest_requests_run_against_the_quickstart_export(quickstart, tmp_path):
+  """Every REST request of the README and docs/serving.md, as a user sends it to the model the
+  quickstart exports: the Python blocks write the image requests in an empty directory, then
+  each `curl -d` body goes through TF Serving's JSON rules to the loaded SavedModel."""
+  writers = [b for b in documented_blocks("python") if "json.dump" in b]
+  assert len(writers) == 2  # the README's and docs/serving.md's
+  for writer in writers:
+    result = subprocess.run([sys.executable, "-c", writer], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+  commands = [c for b in documented_blocks("bash") for c in markdown.shell_commands(b)
+              if c[0] == "curl"]
   assert len(commands) == 9
-  model = exported.models["vae"]
-  loaded = tf.saved_model.load(str(exported.paths["vae"]))
-  readme_images = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
+  model, servable = quickstart.model, quickstart.servable
   seen = set()
-  for command in commands:
-    words = shlex.split(command)
-    assert words[:2] == ["curl", "-d"] and len(words) == 4, command
-    assert words[3] == "http://localhost:8501/v1/models/vae:predict"
-    data = words[2]
-    body = (tmp_path / data[1:]).read_text() if data.startswith("@") else data
+  for words in commands:
+    assert words[:2] == ["curl", "-d"] and len(words) == 4, words
+    assert words[3] == f"http://localhost:8501/v1/models/{quickstart.name}:predict", words
+    body = (tmp_path / words[2][1:]).read_text() if words[2].startswith("@") else words[2]
     response = servable.rest_predict(body)  # raises where TF Serving would answer 400
     body = json.loads(body)
     signature, form = body["signature_name"], "rows" if "instances" in body else "columns"
     seen.add((signature, form))
     result = response["predictions" if form == "rows" else "outputs"]
+    sent = body["instances"] if form == "rows" else body["inputs"]
     if signature == "decode":
-      z = np.array([[0.0, 0.0], [1.5, -0.5]], np.float32)
+      z = np.array(sent if form == "rows" else sent["latents"], np.float32)
+      assert z.shape == (2, quickstart.latent_dim)
       np.testing.assert_allclose(np.array(result), model.decode_mean(z).numpy(), atol=1e-6)
-    elif signature == "sample":
-      assert body["inputs"] == {"num_samples": 4, "seed": 42}
+      continue
+    if signature == "sample":
+      assert sent == {"num_samples": 4, "seed": 42}
+      assert np.shape(result["images"]) == (4, *quickstart.shape)
       np.testing.assert_allclose(np.array(result["images"]), model.sample(4, seed=42).numpy(),
                                  atol=1e-6)
-    elif signature == "log_likelihood":
-      k = body["inputs"]["num_samples"]
-      expected = loaded.signatures["log_likelihood"](images=tf.constant(readme_images),
-                                                     num_samples=tf.constant(k, tf.int32))
+      continue
+    if form == "rows":  # bare images or {"images": image} per row
+      x = np.array([r["images"] if isinstance(r, dict) else r for r in sent], np.float32)
+    else:
+      x = np.array(sent["images"], np.float32)
+    assert x.shape == (2, *quickstart.shape) and 0 <= x.min() and x.max() <= 1
+    if signature == "log_likelihood":
+      expected = quickstart.loaded.signatures["log_likelihood"](
+          images=tf.constant(x), num_samples=tf.constant(sent["num_samples"], tf.int32))
       assert sorted(result) == sorted(serving.LOG_LIKELIHOOD_OUTPUTS)
       for name in serving.LOG_LIKELIHOOD_OUTPUTS:
         np.testing.assert_allclose(result[name], expected[name].numpy(), rtol=1e-5, atol=1e-4)
-    else:
-      if form == "rows":  # a list of per-image dicts → columns
-        result = {k: [r[k] for r in result] for k in result[0]}
-      mean, log_var = model.posterior_params(readme_images)
-      np.testing.assert_allclose(result["latent_mean"], mean.numpy(), rtol=1e-5, atol=1e-6)
-      np.testing.assert_allclose(result["latent_log_var"], log_var.numpy(), rtol=1e-5, atol=1e-6)
-      if signature == "serving_default":
-        np.testing.assert_allclose(result["reconstruction"],
-                                   model.reconstruct(readme_images).numpy(), atol=1e-6)
+      continue
+    if form == "rows":  # a list of per-image dicts → columns
+      result = {k: [r[k] for r in result] for k in result[0]}
+    mean, log_var = model.posterior_params(x)
+    np.testing.assert_allclose(result["latent_mean"], mean.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result["latent_log_var"], log_var.numpy(), rtol=1e-5, atol=1e-5)
+    if signature == "serving_default":
+      np.testing.assert_allclose(result["reconstruction"], model.reconstruct(x).numpy(),
+                                 atol=1e-5)
   assert seen == {(s, f) for s in ("decode", "serving_default", "encode") for f in ("rows", "columns")
                   } | {("sample", "columns"), ("log_likelihood", "columns")}
   # As documented, scalar inputs have no row form: `sample` and `log_likelihood` refuse it.
+  x = np.random.default_rng(0).uniform(size=(2, *quickstart.shape)).astype("float32")
   for body in ({"signature_name": "sample", "instances": [{"num_samples": 4, "seed": 42}]},
                {"signature_name": "log_likelihood",
-                "instances": [{"images": image, "num_samples": 100}
-                              for image in readme_images.tolist()]},
-               {"signature_name": "log_likelihood", "instances": readme_images.tolist()}):
+                "instances": [{"images": image, "num_samples": 100} for image in x.tolist()]},
+               {"signature_name": "log_likelihood", "instances": x.tolist()}):
     with pytest.raises((tf_serving_emulator.ServingError, ValueError, tf.errors.OpError)):
       servable.rest_predict(body)
 
 
-def test_readme_grpc_example_runs_with_the_real_protos(exported, servable, monkeypatch):
-  """Runs the README's gRPC example: real tensorflow-serving-api requests, serialised as on the
-  wire, answered by the loaded SavedModel in place of the server."""
+def test_readme_grpc_example_runs_against_the_quickstart_export(quickstart, monkeypatch):
+  """Runs the README's gRPC client: real tensorflow-serving-api requests, serialised as on the
+  wire, answered by the quickstart-shaped SavedModel in place of the server."""
   from tensorflow_serving.apis import predict_pb2
   from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-  blocks = [b for b in fenced_blocks("python") if "predict_pb2" in b]
+  blocks = [b for b in documented_blocks("python") if "predict_pb2" in b]
   assert len(blocks) == 1
   requests = []
 
@@ -671,8 +698,8 @@ def test_readme_grpc_example_runs_with_the_real_protos(exported, servable, monke
       assert isinstance(request, predict_pb2.PredictRequest) and timeout > 0
       request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
       requests.append(request)
-      assert request.model_spec.name == "vae"
-      response = servable.predict(request)
+      assert request.model_spec.name == quickstart.name
+      response = quickstart.servable.predict(request)
       return type(response).FromString(response.SerializeToString())
 
   monkeypatch.setattr(prediction_service_pb2_grpc, "PredictionServiceStub", PredictionServiceStub)
@@ -683,8 +710,9 @@ def test_readme_grpc_example_runs_with_the_real_protos(exported, servable, monke
 
   encode, sample, log_likelihood = requests
   assert encode.model_spec.signature_name == "encode"
-  assert [d.size for d in encode.inputs["images"].tensor_shape.dim] == [2, H, W, C]
-  np.testing.assert_array_equal(tf.make_ndarray(encode.inputs["images"]), namespace["images"])
+  x = namespace["images"]
+  assert x.shape == (2, *quickstart.shape)
+  np.testing.assert_array_equal(tf.make_ndarray(encode.inputs["images"]), x)
   assert sample.model_spec.signature_name == "sample"
   for name, value in (("num_samples", 4), ("seed", 42)):
     proto = sample.inputs[name]
@@ -692,11 +720,49 @@ def test_readme_grpc_example_runs_with_the_real_protos(exported, servable, monke
     assert tf.make_ndarray(proto) == value
   assert log_likelihood.model_spec.signature_name == "log_likelihood"
   assert sorted(log_likelihood.inputs) == ["images"]  # num_samples: the SignatureDef's default
-  model = exported.models["vae"]
-  np.testing.assert_allclose(namespace["latent_mean"],
-                             model.encode_mean(namespace["images"]).numpy(), rtol=1e-5, atol=1e-6)
+  model = quickstart.model
+  assert namespace["latent_mean"].shape == (2, quickstart.latent_dim)
+  np.testing.assert_allclose(namespace["latent_mean"], model.encode_mean(x).numpy(), rtol=1e-5,
+                             atol=1e-5)
+  assert namespace["samples"].shape == (4, *quickstart.shape)
   np.testing.assert_allclose(namespace["samples"], model.sample(4, seed=42).numpy(), atol=1e-6)
   expected = serving.importance_weighted_log_likelihood(
-      model, namespace["images"], tf.constant(serving.DEFAULT_NUM_SAMPLES))
+      model, x, tf.constant(serving.DEFAULT_NUM_SAMPLES))
   np.testing.assert_allclose(namespace["log_px"], expected["log_likelihood"].numpy(),
                              rtol=1e-5, atol=1e-3)
+
+
+def test_which_clients_may_leave_num_samples_out_is_as_documented(quickstart):
+  """docs/serving.md's table (and the README's summary of it), client by client, on the
+  quickstart-shaped export."""
+  from tensorflow_serving.apis import predict_pb2
+
+  x = np.random.default_rng(5).uniform(size=(2, *quickstart.shape)).astype("float32")
+  k = serving.DEFAULT_NUM_SAMPLES
+  signature = quickstart.loaded.signatures["log_likelihood"]
+  sent = signature(images=tf.constant(x), num_samples=tf.constant(k))["log_likelihood"].numpy()
+
+  # TF Serving, gRPC: the server fills it from the SignatureDef's defaults.
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name, request.model_spec.signature_name = quickstart.name, "log_likelihood"
+  request.inputs["images"].CopyFrom(tf.make_tensor_proto(x))
+  response = quickstart.servable.predict(request)
+  np.testing.assert_allclose(tf.make_ndarray(response.outputs["log_likelihood"]), sent, rtol=1e-5)
+  # TF Serving, REST: refused.
+  with pytest.raises(tf_serving_emulator.ServingError, match="Missing named input: num_samples"):
+    quickstart.servable.rest_predict(
+        {"signature_name": "log_likelihood", "inputs": {"images": x.tolist()}})
+  # Plain TensorFlow, the saved function: the default.
+  np.testing.assert_allclose(quickstart.loaded.log_likelihood(tf.constant(x))["log_likelihood"],
+                             sent, rtol=1e-5)
+  # Plain TensorFlow, the signature: every input required.
+  with pytest.raises(TypeError, match="missing a required argument: 'num_samples'"):
+    signature(images=tf.constant(x))
+  # A TF1 session fed by tensor names: the placeholder's default.
+  servable = quickstart.servable
+  definition = servable.signatures["log_likelihood"]
+  placeholder = servable.graph.get_tensor_by_name(definition.inputs["num_samples"].name)
+  assert placeholder.op.type == "PlaceholderWithDefault"
+  fed_images_only = servable.session.run(definition.outputs["log_likelihood"].name,
+                                         {definition.inputs["images"].name: x})
+  np.testing.assert_allclose(fed_images_only, sent, rtol=1e-5)
