@@ -134,6 +134,11 @@ THRESHOLD_METRICS = (
     "surgery_examples")
 
 
+# The metrics a candidate is compared on with the served model (kerasvae.steps.baseline), and
+# whether a higher value is better.
+BASELINE_METRICS = {"elbo": True, "reconstruction": False}
+
+
 @dataclasses.dataclass
 class EvaluateConfig:
   """What to measure and which thresholds bless the model for export."""
@@ -155,8 +160,23 @@ class EvaluateConfig:
                            "for the model to be blessed. Thresholds on what the model kind "
                            "lacks (an autoencoder's elbo, kl, iwae_log_likelihood) are "
                            "skipped, so one config fits a VAE and an autoencoder.")
+  change_thresholds: dict = field(
+      default_factory=dict,
+      help="metric: how much worse than the baseline (the newest version of export.model_name "
+      "exported by another run, i.e. the served model) the candidate may be, measured on the "
+      "same test images: elbo (nats lower) or reconstruction (nats higher). Empty: no "
+      "comparison.")
 
   def validate(self):
+    for metric, limit in self.change_thresholds.items():
+      if metric not in BASELINE_METRICS:
+        raise ConfigError(f"change_thresholds.{metric}: expected a metric compared with the "
+                          f"baseline, one of: {', '.join(BASELINE_METRICS)}. "
+                          f"Received: {config_lib.show(metric)}")
+      if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (
+          math.isfinite(limit) and limit >= 0):
+        raise ConfigError(f"change_thresholds.{metric}: expected a finite number >= 0 (nats the "
+                          f"candidate may be worse). Received: {config_lib.show(limit)}")
     for metric, bound in self.thresholds.items():
       if metric not in THRESHOLD_METRICS:
         raise ConfigError(f"thresholds.{metric}: not a metric the evaluate step writes. "

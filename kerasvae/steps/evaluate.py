@@ -26,6 +26,7 @@ from kerasvae import viz
 from kerasvae.data import reader
 from kerasvae.metrics import elbo_surgery
 from kerasvae.metrics import likelihood
+from kerasvae.steps import baseline
 from kerasvae.steps import common
 from kerasvae.steps import train as train_step
 
@@ -210,12 +211,35 @@ def _write_tensorboard(train_dir, train_meta, metrics, figures):
   writer.close()
 
 
-def evaluate_fingerprint(config, train_meta):
+def baseline_summary(comparison):
+  """One line on the comparison with the served model, rounded."""
+  if comparison["version_dir"] is None:
+    return "no baseline (the first export of this model name)"
+  parts = []
+  for c in comparison["checks"]:
+    if "skipped" in c:
+      parts.append(f"{c['metric']} skipped ({c['skipped']})")
+    else:
+      parts.append(f"{c['metric']} {common.rounded(c['candidate'])} against "
+                   f"{common.rounded(c['baseline'])}, {common.rounded(c['change'], 3)} worse "
+                   f"(at most {common.rounded(c['max_change'], 3)}): "
+                   + ("passed" if c["passed"] else "FAILED"))
+  return f"against the served {comparison['version_dir']}: " + "; ".join(parts)
+
+
+def evaluate_fingerprint(config, train_meta, baseline=None):
   """The evaluate config, the train config and the trained model's bytes: a model retrained
-  with `kerasvae train --force` (same config, new weights) is evaluated again."""
+  with `kerasvae train --force` (same config, new weights) is evaluated again; with
+  change thresholds, also the baseline version it is compared with (`baseline.find_baseline`),
+  so a newer served model makes the comparison run again."""
   model_digest = (train_meta.get("digests") or {}).get(train_step.MODEL_FILE)
-  return artifacts.fingerprint({"evaluate": config_lib.to_dict(config.evaluate),
-                                "train": train_meta["fingerprint"], "model": model_digest})
+  evaluate = config_lib.to_dict(config.evaluate)
+  if not evaluate["change_thresholds"]:  # evaluations from before baselines stay reusable
+    del evaluate["change_thresholds"]
+  else:
+    evaluate["baseline"] = [str(baseline[0]), baseline[1]] if baseline else None
+  return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],
+                                "model": model_digest})
 
 
 def run(config, examples_dir, train_dir, evaluate_dir, force=False):
@@ -226,7 +250,9 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   """
   evaluate_dir = Path(evaluate_dir)
   train_meta = common.require_step(train_dir, "train", "kerasvae train")
-  fingerprint = evaluate_fingerprint(config, train_meta)
+  served = (baseline.find_baseline(config, Path(train_dir).parent)
+            if config.evaluate.change_thresholds else None)
+  fingerprint = evaluate_fingerprint(config, train_meta, served)
   if not force and common.reusable(evaluate_dir, fingerprint):
     damage = artifacts.find_damage(evaluate_dir, artifacts.read_json(
         evaluate_dir / artifacts.METADATA_FILE).get("digests") or {})
@@ -278,6 +304,15 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   is_vae = hasattr(model, "iwae_log_likelihood")
   blessing = check_thresholds(metrics, cfg.thresholds,
                               not_applicable=() if is_vae else VAE_ONLY_METRICS)
+  if not cfg.thresholds and not cfg.change_thresholds:
+    print("evaluate: warning: no evaluate.thresholds or change_thresholds: every model is "
+          "blessed, whatever its metrics", flush=True)
+  if cfg.change_thresholds:
+    n = min(len(images), cfg.iwae_examples or len(images))
+    blessing["baseline"] = baseline.compare(model, images[:n], cfg.change_thresholds, served)
+    blessing["blessed"] = blessing["blessed"] and all(
+        c["passed"] for c in blessing["baseline"]["checks"])
+    print("evaluate: " + baseline_summary(blessing["baseline"]), flush=True)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
     figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics)
     artifacts.write_json(tmp / "metrics.json", metrics)
