@@ -248,6 +248,17 @@ def seed_summary(trials, columns):
       continue
     lines.append(f"- **{header}**: " + ("; ".join(ahead) + " (every seed)" if ahead
                                         else "the seeds overlap for every pair"))
+  bounds = {t.metrics.get("mutual_information_bound") for t in trials} - {None}
+  if bounds and any(c[0] == "mutual_information_xz" for c in columns):
+    bound = min(bounds)
+    examples = min(t.metrics.get("surgery_examples", 0) for t in trials
+                   if "surgery_examples" in t.metrics)
+    blocks.append(
+        f"I(x;z) and KL(q(z)‖p(z)) split the KL column (ELBO surgery, `docs/concepts.md`), "
+        f"estimated over {examples:,} test images taken as the data distribution: I(x;z) "
+        f"cannot exceed log {examples:,} = {bound:.2f} nats there, and a value at that bound "
+        "means the code tells every one of those images apart; the rest of the KL is then the "
+        "mismatch between the aggregate posterior and the prior.")
   if lines:
     blocks.append("**Differences the seeds separate** (the better first; *above* where "
                   "neither is better). " + SEPARATION_RULE
