@@ -812,7 +812,8 @@ def analyse_priors(context, trials):
   samples_path = context.figure_path("samples_by_prior")
   viz.save_png(viz.side_by_side(panels), samples_path)
   columns = (("iwae_log_likelihood", "IWAE log p(x)", 2),
-             ("iwae_log_likelihood_stderr", "± s.e.", 2)) + ELBO_COLUMNS[:3] + ELBO_COLUMNS[4:]
+             ("iwae_log_likelihood_stderr", "± s.e.", 2),
+             ("iwae_examples_elbo", "ELBO, same digits", 2)) + ELBO_COLUMNS[:3] + ELBO_COLUMNS[4:]
   if s.sample_quality:
     columns += SAMPLE_COLUMNS[:2]
   rows = []
@@ -868,8 +869,10 @@ def analyse_priors(context, trials):
       f"linearly over {c.model.kl_warmup_epochs:g} epochs.",
       report.table(["prior"] + [col[1] for col in columns], rows),
       f"IWAE log p(x): importance-weighted bound with K = {k} samples per digit on "
-      f"{trials[0].metrics.get('iwae_examples', '?')} held-out digits (± its standard error "
-      "over digits); ELBO, reconstruction and KL are one-sample nats per digit.",
+      f"{trials[0].metrics.get('iwae_examples', '?')} test digits (± its standard error "
+      "over digits), beside the ELBO of those same digits (the bound it must exceed); the "
+      f"other ELBO, reconstruction and KL are one-sample nats per digit over all "
+      f"{trials[0].metrics.get('num_examples', 0):,} test digits.",
   ]
   if s.sample_quality:
     text.append(sample_quality_text(SAMPLE_COLUMNS[:2]).format(n=s.num_samples)

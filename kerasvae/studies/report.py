@@ -271,7 +271,8 @@ def seed_summary(trials, columns):
 
 # The numbers every study's across-seed table gives where its trials have them.
 SEED_COLUMNS = (
-    ("iwae_log_likelihood", "IWAE log p(x) ↑", 2, True), ("elbo", "ELBO ↑", 2, True),
+    ("iwae_log_likelihood", "IWAE log p(x) ↑", 2, True),
+    ("iwae_examples_elbo", "ELBO of the IWAE's images ↑", 2, True), ("elbo", "ELBO ↑", 2, True),
     ("reconstruction", "reconstruction ↓", 2, False), ("kl", "KL", 2, None),
     ("active_units", "active units", 1, None),
     ("mutual_information_xz", "I(x;z)", 2, None), ("marginal_kl", "KL(q(z)‖p(z))", 2, None),
