@@ -270,8 +270,12 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   model_path = train_dir / MODEL_FILE
   model_path.parent.mkdir(parents=True, exist_ok=True)
   tmp = model_path.with_name(".model.tmp.keras")
-  model.save(tmp)
-  os.replace(tmp, model_path)
+  try:
+    model.save(tmp)
+    os.replace(tmp, model_path)
+  except BaseException:  # a full disk: no half-written model left beside the checkpoints
+    tmp.unlink(missing_ok=True)
+    raise
   artifacts.write_json(train_dir / "history.json", training.history_json(history))
   final = dict(history[-1]) if history else {}
   _write_hparams_and_projector(train_dir / "logs", config, validation, model,
