@@ -410,10 +410,10 @@ def test_empty_eval_split_is_refused_before_training(tmp_path, monkeypatch, caps
   (tmp_path / "images.idx").write_bytes(idx_bytes(images))
   write_config(tmp_path / "c.yaml", ingest={
       "data": {"source": "idx", "idx": {"images": str(tmp_path / "images.idx")}},
-      "split": {"method": "index", "eval_start": 20}, "num_shards": 1})
+      "split": {"method": "index", "eval_start": 20, "validation_start": 16}, "num_shards": 1})
   err = assert_named_error(["run", "--config", "c.yaml"], tmp_path, monkeypatch, capsys,
-                           r"ingest\.split: expected at least one example in the eval split "
-                           r"'eval' .*Received: 0 of 20 examples with eval_start=20")
+                           r"ingest\.split: expected at least one example in the test split "
+                           r"'test' .*Received: 0 of 20 examples with eval_start=20")
   assert "epoch" not in err
 
 
