@@ -6,8 +6,9 @@ A pipeline config is one YAML file with the blocks `ingest`, `model`,
 """
 
 import dataclasses
+import math
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from kerasvae import config as config_lib
 from kerasvae.config import ConfigError
@@ -120,20 +121,26 @@ class EvaluateConfig:
   sample_quality: bool = field(False, help="Fréchet distance in a classifier's feature space "
                                "(labelled data only).")
   seed: int = field(0, help="Seed of the evaluation's random draws.")
-  thresholds: dict[str, dict[str, float]] = field(
+  thresholds: dict[str, dict[str, Any]] = field(
       default_factory=dict,
       help="metric: {lower_bound: x} or {upper_bound: x}; all must hold for the model to be "
       "blessed. Thresholds on what the model kind lacks (an autoencoder's elbo, kl, "
       "iwae_log_likelihood) are skipped, so one config fits a VAE and an autoencoder.")
 
   def validate(self):
-    for metric, bound in self.thresholds.items():  # bounds are finite numbers (from_dict)
+    # The bounds stay as written (an integer stays one in blessing.json and the fingerprint).
+    for metric, bound in self.thresholds.items():
       if metric not in THRESHOLD_METRICS:
         raise ConfigError(f"thresholds.{metric}: not a metric the evaluate step writes. "
                           f"Expected one of: {', '.join(THRESHOLD_METRICS)}")
       if not bound or set(bound) - {"lower_bound", "upper_bound"}:
         raise ConfigError(f"thresholds.{metric}: expected a mapping with lower_bound and/or "
                           f"upper_bound. Received: {config_lib.show(bound)}")
+      for key, value in bound.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value):
+          raise ConfigError(f"thresholds.{metric}.{key}: expected a finite number. "
+                            f"Received: {config_lib.show(value)}")
 
 
 @dataclasses.dataclass

@@ -165,8 +165,8 @@ def read_study_yaml(path, _seen=()):
     raise ConfigError(f"{path}: extends: expected the name of a bundled study config among "
                       f"{names}. Received: extends={config_lib.show(parent_name)}")
   if parent_path.resolve() in _seen or parent_path.resolve() == path.resolve():
-    raise ConfigError(f"{path}: extends: expected no cycle. Received: {config_lib.show(parent_name)} extends "
-                      "this file again")
+    raise ConfigError(f"{path}: extends: expected no cycle. Received: "
+                      f"{config_lib.show(parent_name)} extends this file again")
   parent = read_study_yaml(parent_path, _seen + (path.resolve(),))
   if isinstance(parent.get("base"), dict):
     step_configs.resolve_file_data_paths(parent["base"], parent_path)

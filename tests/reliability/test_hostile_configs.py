@@ -19,7 +19,7 @@ from tests.reliability.test_bad_inputs import tree
 
 
 def billion_laughs(levels=9, width=10):
-  """A flow-style YAML value of `width ** levels` strings ("lol") in nested aliases: half a kilobyte."""
+  """A flow-style YAML value of `width ** levels` strings ("lol") in nested aliases, 500 bytes."""
   names = [f"l{i}" for i in range(levels)]
   parts = [f"&{names[0]} [" + ", ".join(["lol"] * width) + "]"]
   parts += [f"&{name} [" + ", ".join([f"*{previous}"] * width) + "]"
@@ -135,7 +135,7 @@ def test_every_config_value_of_a_wrong_type_is_a_named_config_error():
     ("evaluate.thresholds.elbo=-100",
      "config.evaluate.thresholds.elbo: expected a mapping. Received: -100"),
     ("evaluate.thresholds.elbo.lower_bound=high",
-     "config.evaluate.thresholds.elbo.lower_bound: expected a number. Received: 'high'"),
+     "config.evaluate.thresholds.elbo.lower_bound: expected a finite number. Received: 'high'"),
     ("model.hidden_units=400", "config.model.hidden_units: expected a list. Received: 400"),
     ("ingest.data.dsprites.shapes=square",
      "config.ingest.data.dsprites.shapes: expected a list. Received: 'square'"),
