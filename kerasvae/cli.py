@@ -152,8 +152,9 @@ def main(argv=None):
   except _user_errors() as e:  # evaluated only when an exception arrives here
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
-  except Exception as e:  # pylint: disable=broad-except  # a full device outside the steps'
-    from kerasvae import artifacts  # pylint: disable=import-outside-toplevel  # own naming
+  except Exception as e:  # pylint: disable=broad-except  # re-raised unless a full device
+    # The steps name the folder they write (artifacts.disk_full_named); this names the rest.
+    from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
     if not artifacts.is_disk_full(e):
       raise
     print(f"kerasvae {args.command}: error: {artifacts.disk_full_message(e)}", file=sys.stderr)
