@@ -5,6 +5,7 @@ import datetime
 import errno
 import functools
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -42,6 +43,123 @@ class ArtifactError(ValueError):
   def __init__(self, message, problem=None):
     super().__init__(message)
     self.problem = problem or message
+
+
+class SymlinkError(ArtifactError):
+  """A folder kerasvae writes into is, or holds, a symbolic link."""
+
+
+def refuse_symlinks(path, named, what):
+  """Raises SymlinkError if `path`, a folder from `named` down to it, or anything in it is a link.
+
+  kerasvae writes only into the folder the user named (`named`: run.runs_dir, --run-dir,
+  export.base_dir) and the real folders it makes below it: a link there would send
+  artifacts, and the removals of `--force`, wherever it points. The folders above `named`
+  are the user's to arrange, links or not.
+
+  Args:
+    path: a folder kerasvae writes (it need not exist yet), `named` or below it.
+    named: the folder the user named.
+    what: the setting that named it, for the message (`run.runs_dir`).
+  """
+  path, named = Path(os.path.abspath(path)), Path(os.path.abspath(named))
+  parts = path.relative_to(named).parts
+  chain = [named] + [named.joinpath(*parts[:i + 1]) for i in range(len(parts))]
+  links = (p for p in chain if p.is_symlink())
+  if path.is_dir() and not path.is_symlink():
+    links = itertools.chain(links, (Path(folder) / name
+                                    for folder, folders, files in os.walk(path)
+                                    for name in folders + files
+                                    if os.path.islink(os.path.join(folder, name))))
+  link = next(links, None)
+  if link is None:
+    return
+  target = os.readlink(link)
+  if link == named:
+    raise SymlinkError(f"{what}: expected a folder, not a symbolic link: kerasvae writes only "
+                       f"into the folder named. Received: {link} -> {target}. Name the folder "
+                       f"itself: {what}={link.resolve()}")
+  raise SymlinkError(f"{what}: expected only real folders and files under {named}: kerasvae "
+                     f"does not write through symbolic links. Received: {link} -> {target}. "
+                     "Remove the link (kerasvae makes its folders itself).")
+
+
+class DiskFullError(ArtifactError):
+  """The device an artifact is written to is full. The message names the path and the space."""
+
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# TensorFlow's file system reports a full device in the text of a ResourceExhaustedError
+# ("<path>; No space left on device"); its errors carry no errno.
+_DISK_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded")
+
+
+def is_disk_full(error):
+  """True for an error of a full device, or one caused by it.
+
+  OSError ENOSPC or EDQUOT (a quota) from Python's writes (model.keras, JSON, PNGs), and
+  TensorFlow's ResourceExhaustedError of a full device from TFRecord, checkpoint and
+  SavedModel writes (not its out-of-memory ones, which say so).
+  """
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+      return True
+    if type(error).__module__.startswith("tensorflow") and _DISK_FULL_TEXT.search(str(error)):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _size(size):
+  for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+    if size >= scale:
+      return f"{size / scale:.1f} {unit}"
+  return f"{size / 1e3:.0f} kB"
+
+
+def disk_full_message(path, setting=None):
+  """`No space left on the device holding <path>`, with its free space: what the step needs
+  more than, once what it had written is removed (the caller's cleanup has run).
+
+  Args:
+    path: the folder or file being written; or the error of a full device, whose file (an
+      OSError's filename, the path in TensorFlow's message) is named if it has one.
+    setting: the setting that chose its place (`run.runs_dir`), named as the way out.
+  """
+  if isinstance(path, BaseException):
+    error = path
+    path = getattr(error, "filename", None)
+    found = re.search(r"(/[^\s;]+); (?:No space left on device|Disk quota exceeded)", str(error))
+    path = path or (found and found.group(1))
+    if not path:
+      return (f"No space left on a device kerasvae was writing to ({type(error).__name__}: "
+              f"{error}). Free some space, then run the command again.")
+  path = Path(path)
+  existing = next((p for p in [path, *path.parents] if p.exists()), Path("/"))
+  usage = shutil.disk_usage(existing)
+  where = f"set {setting} to a folder on another device" if setting else "write elsewhere"
+  return (f"No space left on the device holding {path}: the step needs more than the "
+          f"{_size(usage.free)} free there (of {_size(usage.total)}); nothing "
+          f"half-written is kept. Free some space or {where}, then run the command again.")
+
+
+@contextlib.contextmanager
+def disk_full_named(path, setting=None):
+  """Turns an error of a full device inside the block into a DiskFullError naming `path`.
+
+  Wrap a step's writing (its atomic writes remove their temporaries on the way out), so the
+  user reads where the space ran out and how much is free, not a traceback.
+  """
+  try:
+    yield
+  except DiskFullError:
+    raise
+  except Exception as error:  # pylint: disable=broad-except  # re-raised unless a full disk
+    if not is_disk_full(error):
+      raise
+    raise DiskFullError(disk_full_message(path, setting)) from None
 
 
 def fingerprint(obj):

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import re
 import reprlib
+import sys
 import types
 import typing
 from pathlib import Path
@@ -21,33 +22,114 @@ class ConfigError(ValueError):
   """A config value or key is invalid. The message names the field."""
 
 
-class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
-  """PyYAML's safe loader reading numbers as YAML 1.2 does: `1e-4` is a float, not a string.
+# A config holds a few hundred values (the largest bundled one, a study, under 200). These
+# bounds refuse a hostile one while it is read, before anything walks it: a "billion laughs"
+# of nested aliases is a kilobyte of YAML that expands to 10^9 values, cheap to load (the
+# aliases share one object) but endless to convert, fingerprint or print.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 10_000  # counted with every alias expanded
+MAX_CONFIG_DEPTH = 32
 
-  PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent
-  (`1.0e-4`); users write `1e-4`.
+
+class ConfigTooLarge(yaml.YAMLError):
+  """A YAML document past the bounds above. The message says which bound and where."""
+
+
+class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+  """PyYAML's safe loader with YAML 1.2 numbers and bounded documents.
+
+  Numbers are read as YAML 1.2 does: `1e-4` is a float, not a string (PyYAML follows
+  YAML 1.1, whose floats need a dot and a signed exponent, `1.0e-4`; users write `1e-4`).
+
+  Every node's size with its aliases expanded is counted as it is composed (an alias
+  counts the size of the node it names), so an alias bomb is refused after at most
+  MAX_CONFIG_VALUES steps, and so is an alias inside its own anchor (a recursive value) and
+  nesting deeper than MAX_CONFIG_DEPTH (PyYAML's composer recurses once per level).
   """
 
+  def __init__(self, stream):
+    super().__init__(stream)
+    self._depth = 0
+    self._sizes = {}  # id(node) -> its number of values with aliases expanded
 
+  def compose_node(self, parent, index):
+    if self.check_event(yaml.AliasEvent):
+      event = self.peek_event()
+      node = self.anchors.get(event.anchor)
+      if node is not None and id(node) not in self._sizes:
+        raise ConfigTooLarge(f"expected no alias inside its own anchor (a recursive value). "
+                             f"Received: *{event.anchor} at {_where(event)}")
+      return super().compose_node(parent, index)
+    self._depth += 1
+    if self._depth > MAX_CONFIG_DEPTH:
+      raise ConfigTooLarge(f"expected values nested at most {MAX_CONFIG_DEPTH} deep. Received: "
+                           f"more at {_where(self.peek_event())}")
+    try:
+      node = super().compose_node(parent, index)
+    finally:
+      self._depth -= 1
+    children = node.value if isinstance(node, yaml.SequenceNode) else (
+        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+    size = 1 + sum(self._sizes[id(child)] for child in children)
+    if size > MAX_CONFIG_VALUES:
+      raise ConfigTooLarge(f"expected at most {MAX_CONFIG_VALUES} values, counting every alias "
+                           f"expanded. Received: {size} or more in the value at "
+                           f"{_where(node)} (a YAML alias bomb?)")
+    self._sizes[id(node)] = size
+    return node
+
+  def construct_yaml_int(self, node):
+    try:
+      return super().construct_yaml_int(node)
+    except ValueError:  # more digits than Python converts
+      raise ConfigTooLarge(f"expected an integer of at most {sys.get_int_max_str_digits()} "
+                           f"digits. Received: "
+                           f"{len(node.value)} characters at {_where(node)}") from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
     list("-+0123456789."))
 
 
+def _where(event_or_node):
+  mark = event_or_node.start_mark
+  return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
 def parse_yaml(stream):
-  """Parses YAML text or a file object safely, with YAML 1.2 numbers."""
+  """Parses YAML text or a file object safely, with YAML 1.2 numbers and bounded size.
+
+  Raises:
+    yaml.YAMLError: invalid YAML; `ConfigTooLarge` past the bounds of a config.
+  """
   return yaml.load(stream, Loader=_Loader)  # nosec: a SafeLoader subclass
 
 
-_REPR = reprlib.Repr()
+# Error messages show values through this repr, bounded in depth, items and length: a
+# value that is not what was expected can be anything, and a message must stay a line.
+class _BoundedRepr(reprlib.Repr):
+
+  def repr_int(self, x, level):
+    try:
+      return super().repr_int(x, level)
+    except ValueError:  # more digits than sys.get_int_max_str_digits() converts
+      return f"<an integer of {x.bit_length()} bits>"
+
+
+_REPR = _BoundedRepr()
+_REPR.maxlevel = 3
 _REPR.maxstring = _REPR.maxother = 120
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 8
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+MAX_SHOWN = 300
 
 
 def show(value):
-  """A bounded repr for error messages: a hostile value (a YAML alias bomb) stays short."""
-  return _REPR.repr(value)
+  """A repr for error messages of at most MAX_SHOWN characters, whatever `value` holds."""
+  text = _REPR.repr(value)
+  return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
 
 
 # Names that become folders: one path component (no '/', no '..', not hidden), at most 200
@@ -142,6 +224,8 @@ def _convert(value, tp, where, source, key=""):
                       f"{where}: expected {_type_name(tp)}. Received: {show(value)}{suffix}")
   if dataclasses.is_dataclass(tp):
     return from_dict(tp, value, where=where, source=source, key=key)
+  if tp in (list, tuple, dict):  # unparameterised: items of any type
+    origin = tp
   if origin in (list, tuple):
     if not isinstance(value, (list, tuple)):
       raise ConfigError(f"{where}: expected a list. Received: {show(value)}{suffix}")
@@ -151,7 +235,14 @@ def _convert(value, tp, where, source, key=""):
   if origin is dict:
     if not isinstance(value, dict):
       raise ConfigError(f"{where}: expected a mapping. Received: {show(value)}{suffix}")
-    return dict(value)
+    key_type, value_type = args or (typing.Any, typing.Any)
+    out = {}
+    for k, v in value.items():
+      name = k if isinstance(k, str) and len(k) <= 120 else show(k)
+      sub_key = f"{key}.{name}" if key else name
+      _convert(k, key_type, f"{where} key {show(k)}", source, sub_key)
+      out[k] = _convert(v, value_type, f"{where}.{name}", source, sub_key)
+    return out
   if tp is typing.Any:
     return value
   if tp is bool:
@@ -176,7 +267,7 @@ def _convert(value, tp, where, source, key=""):
     if isinstance(value, str):
       return value
     raise ConfigError(f"{where}: expected a string. Received: {show(value)}{suffix}")
-  return value
+  raise TypeError(f"A config field of type {_type_name(tp)} has no conversion ({where}).")
 
 
 def _check_field(f, value, where, source):
@@ -271,7 +362,13 @@ def load_yaml(path):
     raise ConfigError(f"Expected a YAML config file at {path}. Received: {what} there.")
   try:
     with open(path, encoding="utf-8") as f:
-      data = parse_yaml(f)
+      text = f.read(MAX_CONFIG_BYTES + 1)
+    if len(text) > MAX_CONFIG_BYTES:
+      raise ConfigError(f"{path}: expected a config file of at most {MAX_CONFIG_BYTES} "
+                        f"characters. Received: a larger file")
+    data = parse_yaml(text)
+  except ConfigTooLarge as e:
+    raise ConfigError(f"{path}: {e}") from None
   except yaml.YAMLError as e:
     raise ConfigError(f"{path}: expected valid YAML. Received: {e}") from None
   except (OSError, UnicodeDecodeError) as e:
@@ -294,6 +391,8 @@ def apply_overrides(data, overrides):
     key, text = item.split("=", 1)
     try:
       value = parse_yaml(text) if text.strip() else ""
+    except ConfigTooLarge as e:
+      raise ConfigError(f"--set {key}=...: {e}") from None
     except yaml.YAMLError as e:
       problem = " ".join(str(getattr(e, "problem", "") or e).split())
       raise ConfigError(f"--set {item}: expected a YAML value after '=' (quote a string that "

@@ -77,5 +77,5 @@ def test_mnist_vae_ingests_from_another_directory(tmp_path):
        "--set", f"run.runs_dir={tmp_path / 'runs'}"],
       cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr
-  assert "ingest: " in proc.stdout and "eval 1000, train 9000" in proc.stdout
+  assert "ingest: " in proc.stdout and "(test 1000, train 8000, validation 1000)" in proc.stdout
   assert os.listdir(cwd) == []  # nothing written to the current directory

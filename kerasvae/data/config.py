@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from kerasvae.artifacts import hash_fraction
-from kerasvae.config import ConfigError, field
+from kerasvae.config import ConfigError, field, show
 
 SOURCES = ("idx", "npz", "image_folder", "tfds", "dsprites")
 DSPRITES_SHAPES = ("square", "ellipse", "heart")
@@ -121,7 +121,7 @@ class IdxConfig:
   def validate(self):
     if self.eval_labels and not self.eval_images:
       raise ConfigError("Expected eval_images when eval_labels is set. "
-                        f"Received: eval_labels={self.eval_labels!r}, eval_images=None")
+                        f"Received: eval_labels={show(self.eval_labels)}, eval_images=None")
 
 
 @dataclasses.dataclass
@@ -159,7 +159,7 @@ class ImageFolderConfig:
 
   def validate(self):
     if self.resize is not None and len(self.resize) != 2:
-      raise ConfigError(f"Expected resize=[height, width]. Received: resize={self.resize!r}")
+      raise ConfigError(f"Expected resize=[height, width]. Received: resize={show(self.resize)}")
 
 
 @dataclasses.dataclass
@@ -205,7 +205,7 @@ class DSpritesConfig:
     for name in self.shapes or ():
       if name not in DSPRITES_SHAPES:
         raise ConfigError(f"shapes: expected names among {list(DSPRITES_SHAPES)}. "
-                          f"Received: shapes={self.shapes!r}")
+                          f"Received: shapes={show(self.shapes)}")
     for name in ("shapes", "scales", "orientations", "pos_x", "pos_y"):
       values = getattr(self, name)
       if values is not None and not values:
@@ -232,7 +232,7 @@ class DataConfig:
     key = required.get(self.source)
     if key and not getattr(self.source_config, key):
       raise ConfigError(f"{self.source}.{key}: expected a value for source={self.source!r}. "
-                        f"Received: {key}={getattr(self.source_config, key)!r}")
+                        f"Received: {key}={show(getattr(self.source_config, key))}")
 
 
 @dataclasses.dataclass
@@ -321,12 +321,12 @@ class IngestConfig:
     names = (self.train_split_name, self.validation_split_name, self.eval_split_name)
     if len(set(names)) != 3:
       raise ConfigError("Expected different train, validation and test split names. Received: "
-                        f"train_split_name={self.train_split_name!r}, "
-                        f"validation_split_name={self.validation_split_name!r}, "
-                        f"eval_split_name={self.eval_split_name!r}")
+                        f"train_split_name={show(self.train_split_name)}, "
+                        f"validation_split_name={show(self.validation_split_name)}, "
+                        f"eval_split_name={show(self.eval_split_name)}")
     for name in names:
       if not name or "/" in name or name.startswith("."):
-        raise ConfigError(f"Expected a split name usable as a folder name. Received: {name!r}")
+        raise ConfigError(f"Expected a split name usable as a folder name. Received: {show(name)}")
     if self.binarize != "none" and not self.scale_to_unit:
       raise ConfigError("Expected scale_to_unit=true when binarizing. "
                         f"Received: binarize={self.binarize!r}, scale_to_unit=False")

@@ -615,22 +615,39 @@ class ImageFolderSource(Source):
                               f"Received: {'a file' if root.exists() else 'nothing'} there.")
     self.root = root
     self.location = str(root)
-    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    real_root = root.resolve()
+    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     and self._inside(p, real_root))
     self.use_classes = bool(config.labels_from_subfolders and subdirs)
     if self.use_classes:
       self.label_names = subdirs
       self.files = []
       for label, name in enumerate(subdirs):
         self.files += [(p, label) for p in sorted((root / name).rglob("*"))
-                       if p.is_file() and not p.name.startswith(".")]
+                       if p.is_file() and not p.name.startswith(".")
+                       and self._inside(p, real_root)]
     else:
       self.files = [(p, None) for p in sorted(root.rglob("*"))
-                    if p.is_file() and not p.name.startswith(".")]
+                    if p.is_file() and not p.name.startswith(".") and self._inside(p, real_root)]
     # Stored in an order that mixes the classes (a stable hash of each path), not class by
     # class: a split past the reader's in-memory budget is shuffled through a buffer that
     # would otherwise hold one class at a time.
     order = hash_fraction([p.relative_to(root).as_posix() for p, _ in self.files], "order")
     self.files = [self.files[i] for i in np.argsort(order, kind="stable")]
+
+  def _inside(self, path, real_root):
+    """True; a DataError if `path` is a symbolic link, or in one, that leads out of the root.
+
+    Links that stay inside the root are read (a root that is itself a link is the user's
+    choice); one that leads out would read whatever it names (a system folder) as images.
+    """
+    if not path.is_symlink() and not path.parent.is_symlink():
+      return True  # rglob does not enter linked folders below the one it starts from
+    real = path.resolve()
+    if real.is_relative_to(real_root):
+      return True
+    raise DataError(f"{path}: expected a file or folder inside image_folder.root={self.root}: "
+                    f"symbolic links are followed only within it. Received: a link to {real}")
 
   def content_hash(self):
     return fingerprint_items((str(p.relative_to(self.root)), label, file_digest(p))

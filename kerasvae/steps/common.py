@@ -41,6 +41,24 @@ def train_identity(train_config):
   return train
 
 
+def refuse_symlinks(config, run_dir, steps):
+  """Raises artifacts.SymlinkError if a folder that running `steps` writes is or holds a link.
+
+  Checked: the run directory (below run.runs_dir, or the --run-dir itself), the shared
+  Examples artifact, and with the export step the model's folder under export.base_dir.
+  """
+  runs_dir = Path(config.run.runs_dir)
+  run_dir = Path(run_dir)
+  if Path(os.path.abspath(run_dir)).is_relative_to(os.path.abspath(runs_dir)):
+    artifacts.refuse_symlinks(run_dir, runs_dir, "run.runs_dir")
+  else:
+    artifacts.refuse_symlinks(run_dir, run_dir, "--run-dir")
+  artifacts.refuse_symlinks(examples_directory(config), runs_dir, "run.runs_dir")
+  if "export" in steps:
+    base_dir = Path(config.export.base_dir)
+    artifacts.refuse_symlinks(base_dir / config.export.model_name, base_dir, "export.base_dir")
+
+
 def run_fingerprint(config):
   return artifacts.fingerprint({"ingest": config_lib.to_dict(config.ingest),
                                 "model": config_lib.to_dict(config.model),

@@ -8,7 +8,7 @@ A pipeline config is one YAML file with the blocks `ingest`, `model`,
 import dataclasses
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from kerasvae import config as config_lib
 from kerasvae.config import ConfigError
@@ -155,12 +155,12 @@ class EvaluateConfig:
   sample_quality: bool = field(False, help="Fréchet distance in a classifier's feature space "
                                "(labelled data only).")
   seed: int = field(0, help="Seed of the evaluation's random draws.")
-  thresholds: dict = field(default_factory=dict,
-                           help="metric: {lower_bound: x} or {upper_bound: x}; all must hold "
-                           "for the model to be blessed. Thresholds on what the model kind "
-                           "lacks (an autoencoder's elbo, kl, iwae_log_likelihood) are "
-                           "skipped, so one config fits a VAE and an autoencoder.")
-  change_thresholds: dict = field(
+  thresholds: dict[str, dict[str, Any]] = field(
+      default_factory=dict,
+      help="metric: {lower_bound: x} or {upper_bound: x}; all must hold for the model to be "
+      "blessed. Thresholds on what the model kind lacks (an autoencoder's elbo, kl, "
+      "iwae_log_likelihood) are skipped, so one config fits a VAE and an autoencoder.")
+  change_thresholds: dict[str, Any] = field(
       default_factory=dict,
       help="metric: how much worse than the baseline (the newest version of export.model_name "
       "exported by another run, i.e. the served model) the candidate may be, measured on the "
@@ -177,13 +177,14 @@ class EvaluateConfig:
           math.isfinite(limit) and limit >= 0):
         raise ConfigError(f"change_thresholds.{metric}: expected a finite number >= 0 (nats the "
                           f"candidate may be worse). Received: {config_lib.show(limit)}")
+    # The bounds stay as written (an integer stays one in blessing.json and the fingerprint).
     for metric, bound in self.thresholds.items():
       if metric not in THRESHOLD_METRICS:
         raise ConfigError(f"thresholds.{metric}: not a metric the evaluate step writes. "
                           f"Expected one of: {', '.join(THRESHOLD_METRICS)}")
-      if not isinstance(bound, dict) or not bound or set(bound) - {"lower_bound", "upper_bound"}:
+      if not bound or set(bound) - {"lower_bound", "upper_bound"}:
         raise ConfigError(f"thresholds.{metric}: expected a mapping with lower_bound and/or "
-                          f"upper_bound. Received: {bound!r}")
+                          f"upper_bound. Received: {config_lib.show(bound)}")
       for key, value in bound.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
             value):

@@ -59,7 +59,7 @@ class StudySettings:
   def validate(self):
     if not self.seeds or len(set(self.seeds)) != len(self.seeds):
       raise ConfigError(f"study.seeds: expected a non-empty list of distinct training seeds. "
-                        f"Received: seeds={self.seeds!r}")
+                        f"Received: seeds={config_lib.show(self.seeds)}")
 
 
 @dataclasses.dataclass
@@ -135,7 +135,7 @@ def _dotted(mapping, where):
     return []
   if not isinstance(mapping, dict):
     raise ConfigError(f"{where}: expected a mapping of dotted keys to values. "
-                      f"Received: {mapping!r}")
+                      f"Received: {config_lib.show(mapping)}")
   return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
 
 
@@ -152,9 +152,9 @@ def read_study_yaml(path, _seen=()):
   """
   path = Path(path)
   raw = config_lib.load_yaml(path)
-  unknown = sorted(set(raw) - set(STUDY_KEYS))
+  unknown = sorted(set(raw) - set(STUDY_KEYS), key=str)
   if unknown:
-    raise ConfigError(f"{path}: unknown key {unknown[0]!r}. Valid keys: "
+    raise ConfigError(f"{path}: unknown key {config_lib.show(unknown[0])}. Valid keys: "
                       + ", ".join(STUDY_KEYS) + ".")
   parent_name = raw.pop("extends", None)
   if parent_name is None:
@@ -163,10 +163,10 @@ def read_study_yaml(path, _seen=()):
   if not isinstance(parent_name, str) or not parent_path.is_file():
     names = sorted(p.stem for p in STUDY_CONFIG_DIR.glob("*.yaml"))
     raise ConfigError(f"{path}: extends: expected the name of a bundled study config among "
-                      f"{names}. Received: extends={parent_name!r}")
+                      f"{names}. Received: extends={config_lib.show(parent_name)}")
   if parent_path.resolve() in _seen or parent_path.resolve() == path.resolve():
-    raise ConfigError(f"{path}: extends: expected no cycle. Received: {parent_name!r} extends "
-                      "this file again")
+    raise ConfigError(f"{path}: extends: expected no cycle. Received: "
+                      f"{config_lib.show(parent_name)} extends this file again")
   parent = read_study_yaml(parent_path, _seen + (path.resolve(),))
   if isinstance(parent.get("base"), dict):
     step_configs.resolve_file_data_paths(parent["base"], parent_path)
@@ -194,10 +194,13 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   """
   raw = read_study_yaml(path)
   source = f" (in {path})"
+  for key in ("title", "description"):
+    if not isinstance(raw.get(key) or "", str):
+      raise ConfigError(f"{key}: expected a string{source}. Received: {config_lib.show(raw[key])}")
   trials_raw = raw.get("trials") or []
   if not isinstance(trials_raw, list) or not trials_raw:
     raise ConfigError(f"trials: expected a non-empty list of override mappings{source}. "
-                      f"Received: {trials_raw!r}")
+                      f"Received: {config_lib.show(trials_raw)}")
   data = {"study": raw.get("study") or {}, **(raw.get("base") or {})}
   step_configs.resolve_file_data_paths(data, path)
   if quick:
@@ -223,16 +226,16 @@ def load_study_config(path, overrides=(), quick=False, output=None):
   for i, entry in enumerate(trials_raw):
     if not isinstance(entry, dict):
       raise ConfigError(f"trials[{i}]: expected a mapping of dotted overrides{source}. "
-                        f"Received: {entry!r}")
+                        f"Received: {config_lib.show(entry)}")
     entry = dict(entry)
     full_only = entry.pop("full_only", False)
     if not isinstance(full_only, bool):
       raise ConfigError(f"trials[{i}].full_only: expected true or false{source}. "
-                        f"Received: {full_only!r}")
+                        f"Received: {config_lib.show(full_only)}")
     if "train.seed" in entry:
       raise ConfigError(f"trials[{i}]: expected the training seeds in study.seeds (each trial is "
                         f"trained once per seed){source}. Received: train.seed="
-                        f"{entry['train.seed']!r} in the trial")
+                        f"{config_lib.show(entry['train.seed'])} in the trial")
     setting = str(entry.pop("name", None) or ", ".join(f"{k.split('.')[-1]}={v}"
                                                       for k, v in entry.items()))
     if quick and full_only:
