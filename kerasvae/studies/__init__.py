@@ -248,7 +248,7 @@ def _charts(study, context, trials, title):
                                 "standard deviation (squares with bars), on the test split.",
                                 path))
   path = figures.rate_distortion_figure(groups, context.figure_path("rate_distortion"),
-                                        "Rate and distortion on the test split")
+                                        "Rate and distortion on the test split", varied)
   if path:
     blocks.append(report.figure(
         context, "Rate–distortion: the KL term (rate) against the reconstruction term "

@@ -79,7 +79,7 @@ def seed_metrics_figure(groups, metrics, path, title, x_label="setting"):
   return _save(fig, path)
 
 
-def rate_distortion_figure(groups, path, title):
+def rate_distortion_figure(groups, path, title, legend_title="setting"):
   """KL (rate) against reconstruction (distortion), nats per example, per setting and seed.
 
   Returns:
@@ -102,7 +102,8 @@ def rate_distortion_figure(groups, path, title):
   ax.set_ylabel("distortion: reconstruction −log p(x|z), nats")
   ax.set_title(title)
   ax.grid(alpha=0.3)
-  ax.legend(title="mean ± sd over seeds (dots: seeds)", fontsize=8, title_fontsize=8)
+  ax.legend(title=f"{legend_title}: mean ± sd over seeds (dots: seeds)", fontsize=8,
+            title_fontsize=8)
   fig.tight_layout()
   return _save(fig, path)
 
