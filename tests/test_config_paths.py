@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -79,3 +80,43 @@ def test_mnist_vae_ingests_from_another_directory(tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert "ingest: " in proc.stdout and "(test 1000, train 8000, validation 1000)" in proc.stdout
   assert os.listdir(cwd) == []  # nothing written to the current directory
+
+
+def test_fashion_mnist_is_found_in_the_data_directory_or_where_debian_installs_it(
+    elsewhere, monkeypatch, tmp_path):
+  """The bundled Fashion-MNIST configs read $KERASVAE_DATA_DIR/fashion_mnist, else the files of
+  Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)."""
+  from kerasvae.data import config as data_config  # pylint: disable=import-outside-toplevel
+  debian = tmp_path / "debian" / "fashion-mnist"
+  debian.mkdir(parents=True)
+  (debian / "train-images-idx3-ubyte.gz").write_bytes(b"")
+  monkeypatch.setitem(data_config.SYSTEM_DATA_DIRS, "fashion_mnist", (debian,))
+  monkeypatch.setenv("KERASVAE_DATA_DIR", str(elsewhere / "data"))  # holds nothing
+  config = configs.load_pipeline_config("fashion_mnist_vae")
+  assert config.ingest.data.idx.images == str(debian / "train-images-idx3-ubyte.gz")
+  # A file the package does not hold is named in the data directory (the error says where).
+  assert config.ingest.data.idx.labels == str(elsewhere / "data" / "fashion_mnist" /
+                                              "train-labels-idx1-ubyte.gz")
+  assert (config.ingest.split.method, config.ingest.split.validation_start) == ("source", 55000)
+  _, _, _, trials = core.load_study_config(core.resolve_study_config_path(
+      "priors", "fashion-mnist-priors"), output=elsewhere / "study")
+  assert {t.config.ingest.data.idx.images for t in trials} == {
+      str(debian / "train-images-idx3-ubyte.gz")}
+  assert {t.config.train.epochs for t in trials} == {20}  # the study's own budget over priors'
+
+
+def test_bundled_fashion_mnist_ingests_to_its_official_splits(tmp_path):
+  """The full data set, where it is on disk: 55,000 / 5,000 / the official 10,000 test images."""
+  from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
+  config = configs.load_pipeline_config("fashion_mnist_vae")
+  if not os.path.isfile(config.ingest.data.idx.images):
+    pytest.skip(f"Fashion-MNIST is not at {config.ingest.data.idx.images} (set "
+                "KERASVAE_DATA_DIR or install Debian's dataset-fashion-mnist)")
+  source = sources.open_source(config.ingest.data)
+  counts = {}
+  for role, chunk in source.chunks(use_source_splits=True):
+    counts[role] = counts.get(role, 0) + len(chunk["images"])
+  assert counts == {"train": 60000, "eval": 10000}
+  train_positions = np.arange(60000)
+  validation = config.ingest.split.validation_mask(train_positions, train_positions)
+  assert int(validation.sum()) == 5000 and validation[55000:].all()
