@@ -89,6 +89,7 @@ def _pipeline(args):
       print(f"kerasvae pipeline run-local: error: {e}", file=sys.stderr)
       return 1
     print(f"pipeline: artifacts in {run_dir}")
+    print(kfp_pipeline.export_outcome(run_dir))
   return 0
 
 

@@ -135,6 +135,25 @@ def compile_pipeline(config, output, overrides=(), image=DEFAULT_IMAGE, accelera
   return output
 
 
+def export_outcome(run_dir):
+  """One line on a local run's export: where the SavedModel is, or why the export was skipped."""
+  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  run_dir = Path(run_dir)
+  saved = [p for p in run_dir.glob("export*/saved_model") if (p / "saved_model.pb").is_file()]
+  if saved:
+    return f"pipeline: exported the SavedModel {saved[0]}"
+  blessings = sorted(run_dir.glob("evaluate*/evaluation/blessing.json"))
+  if not blessings:
+    return "pipeline: export SKIPPED: the run has no evaluation"
+  blessing = artifacts.read_json(blessings[0])
+  if blessing["blessed"]:
+    return "pipeline: export SKIPPED, though the model is blessed: see the export task's log"
+  return ("pipeline: export SKIPPED: the model is not blessed ("
+          + common.blessing_failures(blessing)
+          + "); rerun with --force-export or --set export.require_blessing=false to export it")
+
+
 def run_local(package, pipeline_root, overrides=(), force_export=False):
   """Runs a compiled pipeline spec on KFP's local runner, one subprocess per step.
 

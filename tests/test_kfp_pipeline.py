@@ -298,3 +298,20 @@ def test_unblessed_model_is_not_exportable_unless_forced_and_export_refuses_it(t
   kfp_adapter.export(config, [], True, model, evaluation, saved_model)
   assert (Path(saved_model.path) / "saved_model.pb").is_file()
   assert saved_model.metadata["blessed"] is False and saved_model.metadata["forced"] is True
+
+
+def test_export_outcome_says_in_one_line_why_a_local_run_exported_nothing(tmp_path):
+  run_dir = tmp_path / "run"
+  evaluation = run_dir / "evaluate" / "evaluation"
+  evaluation.mkdir(parents=True)
+  (evaluation / "blessing.json").write_text(json.dumps({"blessed": False, "checks": [
+      {"metric": "elbo", "value": -205.32167212677, "lower_bound": -150.0, "passed": False},
+      {"metric": "active_units", "value": 3, "lower_bound": 1, "passed": True}]}))
+  line = kfp_pipeline.export_outcome(run_dir)
+  assert line == ("pipeline: export SKIPPED: the model is not blessed (elbo=-205.32 (expected >= "
+                  "-150.0)); rerun with --force-export or --set export.require_blessing=false "
+                  "to export it")
+  saved = run_dir / "export" / "saved_model"
+  saved.mkdir(parents=True)
+  (saved / "saved_model.pb").write_bytes(b"")
+  assert kfp_pipeline.export_outcome(run_dir) == f"pipeline: exported the SavedModel {saved}"

@@ -30,6 +30,7 @@ import contextlib
 import gzip
 import logging
 import math
+import os
 import struct
 import warnings
 import zipfile
@@ -66,8 +67,19 @@ def _require_file(path, field):
     what = ("a directory" if path.is_dir() else "something that is not a regular file"
             if path.exists() else "nothing")
     raise FileNotFoundError(
-        f"{field}: expected a file at {path}. Received: {what} there.")
+        f"{field}: expected a file at {path}. Received: {what} there." + _data_dir_hint(path))
   return path
+
+
+def _data_dir_hint(path):
+  """Where a bundled config's relative data paths point, for a file that is not there."""
+  from kerasvae.data.config import DATA_DIR_ENV  # pylint: disable=import-outside-toplevel
+  from kerasvae.data.config import bundled_data_dir  # pylint: disable=import-outside-toplevel
+  base = bundled_data_dir()
+  if not Path(os.path.abspath(path)).is_relative_to(base):
+    return ""
+  return (f" A bundled config reads its data below ${DATA_DIR_ENV} (now {base}): set it to the "
+          "folder holding the data set's folder, or point the path elsewhere with --set.")
 
 
 def _image_shape(shape, where):

@@ -240,3 +240,18 @@ def rounded(value, digits=5):
   if isinstance(value, float):
     return f"{value:.{digits}g}"
   return str(value)
+
+
+def blessing_failures(blessing):
+  """The failed checks of a `blessing.json`, in words: thresholds, then the comparison with the
+  served model, e.g. `elbo=-205.32 (expected >= -150.0); elbo 12.3 worse than the served
+  saved_models/vae/1 (at most 5.0)`."""
+  parts = [f"{c['metric']}={rounded(c['value'])} (expected "
+           + " and ".join(f"{'>=' if k == 'lower_bound' else '<='} {c[k]}"
+                          for k in ("lower_bound", "upper_bound") if k in c) + ")"
+           for c in blessing.get("checks", []) if not c["passed"]]
+  comparison = blessing.get("baseline") or {}
+  parts += [f"{c['metric']} {rounded(c['change'], 3)} worse than the served "
+            f"{comparison['version_dir']} (at most {rounded(c['max_change'], 3)})"
+            for c in comparison.get("checks", []) if not c["passed"]]
+  return "; ".join(parts) or "no failed check recorded"

@@ -60,13 +60,8 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
                         "kerasvae evaluate --force")
   blessing = artifacts.read_json(Path(evaluate_dir) / "blessing.json")
   if not blessing["blessed"] and config.export.require_blessing and not force:
-    failed = [c for c in blessing["checks"] if not c["passed"]]
-    details = "; ".join(
-        f"{c['metric']}={common.rounded(c['value'])} (expected "
-        + " and ".join(f"{'>=' if k == 'lower_bound' else '<='} {c[k]}"
-                       for k in ("lower_bound", "upper_bound") if k in c) + ")"
-        for c in failed)
-    raise ExportRefused(f"The model in {train_dir} is not blessed: {details}. "
+    raise ExportRefused(f"The model in {train_dir} is not blessed: "
+                        f"{common.blessing_failures(blessing)}. "
                         "Export anyway with --force, or set export.require_blessing=false.")
   timer = common.Timer()
   model = train_step.load_model(train_dir)

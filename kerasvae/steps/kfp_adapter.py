@@ -166,6 +166,10 @@ def evaluate(config, overrides, force_export, examples, model, metrics, evaluati
   for name, value in scalar_metrics(values).items():
     metrics.log_metric(name, value)
   exportable = bool(blessing["blessed"] or force_export or not cfg.export.require_blessing)
+  if not exportable:
+    from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+    print(f"evaluate: the export task will be skipped: the model is not blessed "
+          f"({common.blessing_failures(blessing)})", flush=True)
   evaluation.metadata.update(blessed=bool(blessing["blessed"]), exportable=exportable)
   Path(summary.path).parent.mkdir(parents=True, exist_ok=True)
   Path(summary.path).write_text(summary_html(values, blessing, evaluation.path, exportable))
