@@ -141,6 +141,9 @@ def main(argv=None):
       print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
       return 0
     from pathlib import Path  # pylint: disable=import-outside-toplevel
+    if args.command in ("run", "ingest"):  # a wrong input path is named before TF's import
+      from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
+      sources.check_input_paths(config.ingest.data)
     from pipelines import pipeline  # pylint: disable=import-outside-toplevel
     steps = pipeline.STEPS if args.command == "run" else (args.command,)
     out = pipeline.run_pipeline(config, steps=steps, force=args.force,

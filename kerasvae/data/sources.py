@@ -71,6 +71,25 @@ def _require_file(path, field):
   return path
 
 
+def check_input_paths(data_config):
+  """Names a missing input file or folder of the chosen source at once (no TensorFlow needed),
+  before a command spends seconds importing TensorFlow. Reading checks the rest."""
+  source = data_config.source
+  block = data_config.source_config
+  if source == "image_folder":
+    root = Path(block.root).expanduser()
+    if not root.is_dir():
+      raise FileNotFoundError(f"image_folder.root: expected a directory at {root}. "
+                              f"Received: {'a file' if root.exists() else 'nothing'} there."
+                              + _data_dir_hint(root))
+    return
+  from kerasvae.data.config import PATH_FIELDS  # pylint: disable=import-outside-toplevel
+  for name in PATH_FIELDS.get(source, ()):
+    value = getattr(block, name)
+    if value and source in ("idx", "npz"):
+      _require_file(value, f"{source}.{name}")
+
+
 def _data_dir_hint(path):
   """Where a bundled config's relative data paths point, for a file that is not there."""
   from kerasvae.data.config import DATA_DIR_ENV  # pylint: disable=import-outside-toplevel

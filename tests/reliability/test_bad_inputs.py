@@ -559,3 +559,25 @@ def test_pruning_keeps_files_and_held_locks(tmp_path):
     assert (tmp_path / "runs" / "held" / ".lock").exists()
   finally:
     os.close(holder)
+
+
+@pytest.mark.parametrize("override, message", [
+    (["--set", "ingest.data.source=image_folder",
+      "--set", "ingest.data.image_folder.root=/nonexistent/folder"],
+     "image_folder.root: expected a directory at /nonexistent/folder"),
+    (["--config", "mnist_vae", "--set", "ingest.data.idx.images=/nonexistent.gz"],
+     "idx.images: expected a file at /nonexistent.gz"),
+])
+def test_a_wrong_input_path_is_named_before_tensorflow_is_imported(tmp_path, override, message):
+  """Issue 30: a wrong root was reported after TensorFlow's import (2 minutes under load)."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from tests.pipeline_helpers import subprocess_env  # pylint: disable=import-outside-toplevel
+  code = ("import sys; from kerasvae import cli; status = cli.main(sys.argv[1:]); "
+          "print('tensorflow imported' if 'tensorflow' in sys.modules else 'no tensorflow'); "
+          "sys.exit(status)")
+  done = subprocess.run([sys.executable, "-c", code, "run", *override], cwd=tmp_path,
+                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
+  assert done.returncode == 2 and message in done.stderr
+  assert done.stdout.strip().endswith("no tensorflow")
+  assert not (tmp_path / "runs").exists()
