@@ -169,9 +169,9 @@ def test_tensorboard_server_shows_scalars_images_hparams_and_projector(tensorboa
   tensor = np.frombuffer(_get(
       f"{url}/data/plugin/projector/tensor?run={urllib.parse.quote(validation)}"
       f"&name={urllib.parse.quote(embedding['tensorName'])}"), np.float32)
-  # The served points are the latent means of the first 50 eval images.
+  # The served points are the latent means of the first 50 validation images.
   examples = json.loads((run_dir / "ingest" / "metadata.json").read_text())["outputs"]["examples"]
-  images = reader.load_split(examples, "eval", limit=50)["image"]
+  images = reader.load_split(examples, "validation", limit=50)["image"]
   expected = train_step.load_model(run_dir / "train").encode_mean(tf.constant(images)).numpy()
   np.testing.assert_allclose(tensor.reshape(50, 2), expected, rtol=1e-5, atol=1e-6)
   tsv = _get(f"{url}/data/plugin/projector/metadata?run={urllib.parse.quote(validation)}"
