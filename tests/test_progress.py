@@ -91,15 +91,15 @@ def test_iwae_reports_each_batch():
   assert done == [100, 200, 250] and out["iwae_log_likelihood"] == -1.0
 
 
-def test_disentanglement_progress_counts_every_encoded_image(monkeypatch):
-  """Each score's bar ends at exactly the number of images it announced."""
+def test_disentanglement_progress_counts_every_code(monkeypatch):
+  """Each score's bar ends at exactly the number of codes it announced; images are encoded once."""
   stream = FakeTerminal()
   monkeypatch.delenv("CI", raising=False)
 
-  class Model:  # codes: the factors plus noise, so no dimension is pruned
+  class Model:  # codes: the factors plus noise that depends on the factors only
     def encode_mean(self, x):
-      x = tf.reshape(tf.cast(x, tf.float32), [len(x), -1])
-      return x + tf.random.stateless_normal(tf.shape(x), [0, 1], stddev=0.1)
+      x = tf.reshape(tf.cast(x, tf.float32), [-1, 2])
+      return x + 0.1 * tf.sin(100.0 * x + tf.reverse(x, [1]))
 
   data = ground_truth.FactorGrid((3, 4))
   config = configs.EvaluateConfig(disentanglement_train_points=20,
@@ -108,9 +108,11 @@ def test_disentanglement_progress_counts_every_encoded_image(monkeypatch):
     out = evaluate.disentanglement_metrics(Model(), data, config)
   assert {"beta_vae_score", "factor_vae_score", "mig"} <= set(out)
   text = stream.getvalue()
-  announced = [int(n.replace(",", "")) for n in re.findall(r"encoding ([\d,]+) images", text)]
+  announced = [int(n.replace(",", "")) for n in re.findall(r"\(\d/3\), ([\d,]+) codes", text)]
   assert announced == [30 * 2 * 64, 10000 + 30 * 64, 20]
   finals = {}
   for done, total in _counts(text):
     finals[total] = done
   assert finals == {total: total for total in announced}
+  # The grid's 12 combinations are all drawn by the first score, each encoded once.
+  assert "(images encoded so far: 12)" in text and "(images encoded so far: 0)" in text
