@@ -66,7 +66,12 @@ _HEART_LOBE_HEIGHT = 4.1  # lobe centres above the reference point
 _HEART_LOBE_RADIUS = 5.45
 _HEART_TIP_DEPTH = 9.5  # the point below the reference point
 _MAX_RADIUS = _SQUARE_HALF_SIDE * math.sqrt(2)  # the square's corners, the farthest point of any shape
-_WINDOW = int(math.ceil(2 * _MAX_RADIUS)) + 3  # pixels of the window rendered around each shape
+
+
+def _window(scale):
+  """Side in pixels of the window rendered around a shape of `scale`: it holds the circle of
+  radius `_MAX_RADIUS * scale` about the reference point wherever the point falls in a pixel."""
+  return int(math.ceil(2 * _MAX_RADIUS * scale)) + 3
 
 
 def _heart_inside(u, v, scale, inset):
@@ -247,21 +252,31 @@ class DSprites:
     out = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)  # [n, 64, 64]
     cx = _POSITION_START + self._values[4][classes[:, 4]] * _POSITION_SPAN  # [n] reference point, pixels
     cy = _POSITION_START + self._values[5][classes[:, 5]] * _POSITION_SPAN  # [n], downwards
-    ox = np.clip(np.floor(cx - _MAX_RADIUS).astype(np.int64) - 1, 0, IMAGE_SIZE - _WINDOW)  # [n]
-    oy = np.clip(np.floor(cy - _MAX_RADIUS).astype(np.int64) - 1, 0, IMAGE_SIZE - _WINDOW)  # [n]
-    grid = np.arange(_WINDOW) + 0.5  # [W]
-    for shape in range(3):
-      sel = np.flatnonzero(classes[:, 1] == shape)
+    theta = self._values[3][classes[:, 3]]  # [n]
+    cos_all, sin_all = np.cos(theta), np.sin(theta)  # [n]
+    # One group per shape and scale, each drawn in a window just large enough for its scale:
+    # at scale 0.5 an 18x18 window, not 32x32, so 62 % of the pixel tests on average.
+    group = classes[:, 1] * len(self._values[2]) + classes[:, 2]  # [n]
+    order = np.argsort(group, kind="stable")  # [n]
+    bounds = np.searchsorted(group[order], np.arange(3 * len(self._values[2]) + 1))
+    for g in range(3 * len(self._values[2])):
+      sel = order[bounds[g]:bounds[g + 1]]  # [s]
       if not sel.size:
         continue
-      scale = self._values[2][classes[sel, 2]][:, None, None]  # [s, 1, 1]
-      theta = self._values[3][classes[sel, 3]][:, None, None]  # [s, 1, 1]
-      dx = (ox[sel, None] + grid - cx[sel, None])[:, None, :]  # [s, 1, W]
-      dy = -(oy[sel, None] + grid - cy[sel, None])[:, :, None]  # [s, W, 1], upwards
-      cos, sin = np.cos(theta), np.sin(theta)
+      shape, scale = divmod(g, len(self._values[2]))
+      scale = self._values[2][scale]
+      window = _window(scale)
+      ox = np.clip(np.floor(cx[sel] - _MAX_RADIUS * scale).astype(np.int64) - 1, 0,
+                   IMAGE_SIZE - window)  # [s] the window's first column
+      oy = np.clip(np.floor(cy[sel] - _MAX_RADIUS * scale).astype(np.int64) - 1, 0,
+                   IMAGE_SIZE - window)  # [s] its first row
+      grid = np.arange(window) + 0.5  # [w] pixel centres
+      dx = (ox[:, None] + grid - cx[sel, None])[:, None, :]  # [s, 1, w]
+      dy = -(oy[:, None] + grid - cy[sel, None])[:, :, None]  # [s, w, 1], upwards
+      cos, sin = cos_all[sel, None, None], sin_all[sel, None, None]  # [s, 1, 1]
       # Inverse rotation into the shape's own frame (pixels, v upwards).
-      u = cos * dx + sin * dy  # [s, W, W]
-      v = cos * dy - sin * dx  # [s, W, W]
+      u = cos * dx + sin * dy  # [s, w, w]
+      v = cos * dy - sin * dx  # [s, w, w]
       if shape == 0:
         mask = np.maximum(np.abs(u), np.abs(v)) <= _SQUARE_HALF_SIDE * scale - _EDGE_INSET
       elif shape == 1:
@@ -270,7 +285,8 @@ class DSprites:
         mask = (u / a) ** 2 + (v / b) ** 2 <= 1.0
       else:
         mask = _heart_inside(u, v, scale, _EDGE_INSET)
-      rows = oy[sel, None, None] + np.arange(_WINDOW)[None, :, None]  # [s, W, 1]
-      cols = ox[sel, None, None] + np.arange(_WINDOW)[None, None, :]  # [s, 1, W]
-      out[sel[:, None, None], rows, cols] = mask
+      # Every image's w x w window at (oy, ox) as a writable view: one block copy per image.
+      windows = np.lib.stride_tricks.sliding_window_view(out, (window, window), axis=(1, 2),
+                                                         writeable=True)  # [n, 65-w, 65-w, w, w]
+      windows[sel, oy, ox] = mask
     return out
