@@ -91,17 +91,20 @@ def test_iwae_reports_each_batch():
   assert done == [100, 200, 250] and out["iwae_log_likelihood"] == -1.0
 
 
-def test_disentanglement_progress_counts_every_code(monkeypatch):
-  """Each score's bar ends at exactly the number of codes it announced; images are encoded once."""
+@pytest.mark.parametrize("factor_sizes", [(3, 4), (30, 40, 20)])
+def test_disentanglement_progress_counts_every_code(monkeypatch, factor_sizes):
+  """Each score's bar ends at exactly the number of codes it announced; images are encoded once,
+  the whole grid first when the scores draw it several times over (15,780 draws of 12
+  combinations), else as they are drawn (of 24,000)."""
   stream = FakeTerminal()
   monkeypatch.delenv("CI", raising=False)
 
   class Model:  # codes: the factors plus noise that depends on the factors only
     def encode_mean(self, x):
-      x = tf.reshape(tf.cast(x, tf.float32), [-1, 2])
+      x = tf.reshape(tf.cast(x, tf.float32), [-1, len(factor_sizes)])
       return x + 0.1 * tf.sin(100.0 * x + tf.reverse(x, [1]))
 
-  data = ground_truth.FactorGrid((3, 4))
+  data = ground_truth.FactorGrid(factor_sizes)
   config = configs.EvaluateConfig(disentanglement_train_points=20,
                                   disentanglement_eval_points=10)
   with contextlib.redirect_stdout(stream):
@@ -113,6 +116,13 @@ def test_disentanglement_progress_counts_every_code(monkeypatch):
   finals = {}
   for done, total in _counts(text):
     finals[total] = done
-  assert finals == {total: total for total in announced}
-  # The grid's 12 combinations are all drawn by the first score, each encoded once.
-  assert "(images encoded so far: 12)" in text and "(images encoded so far: 0)" in text
+  encoded_first = re.findall(r"encoding the ([\d,]+) images of the factor grid once \(the "
+                             r"scores draw 15,780\)", text)
+  encoded = [int(n.replace(",", "")) for n in re.findall(r"encoded so far: ([\d,]+)", text)]
+  if factor_sizes == (3, 4):
+    assert encoded_first == ["12"] and encoded == [12, 12, 12]
+    assert finals == {12: 12, **{total: total for total in announced}}
+  else:
+    assert not encoded_first and encoded[0] == 0 and 3840 * 0.8 < encoded[1] <= 3840
+    assert encoded[1] < encoded[2] < encoded[1] + 11920  # some of FactorVAE's draws repeat
+    assert finals == {total: total for total in announced}

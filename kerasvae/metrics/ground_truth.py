@@ -259,6 +259,7 @@ class EncodedGrid:
       at once.
 
   Attributes:
+    num_combinations: the size of the factor grid, `prod(factor_sizes)`.
     num_encoded: combinations rendered and encoded so far.
 
   Example:
@@ -279,6 +280,7 @@ class EncodedGrid:
     if num_combinations > self.MAX_COMBINATIONS:
       raise ValueError(f"Expected at most {self.MAX_COMBINATIONS:,} factor combinations. "
                        f"Received: factor_sizes={self.factor_sizes} ({num_combinations:,})")
+    self.num_combinations = num_combinations
     self.factor_names = tuple(factor_names_of(ground_truth_data, range(len(self.factor_sizes))))
     self.latent_factor_indices = [int(i) for i in ground_truth_data.latent_factor_indices]
     self._data = ground_truth_data
