@@ -11,7 +11,7 @@ import pytest
 
 from kerasvae.config import ConfigError, from_dict
 from kerasvae.data.config import IngestConfig
-from kerasvae.data.dsprites import DSprites, FACTOR_SIZES, REAL_FRAME_IOU
+from kerasvae.data.dsprites import DSprites, FACTOR_SIZES, REAL_FRAME_IOU, SMALL_SPRITE_PIXELS
 from kerasvae.data.ingest import ingest
 from kerasvae.data.reader import load_split, read_metadata
 
@@ -118,6 +118,20 @@ def test_renders_match_the_real_frames():
     # The documented figures are the measured ones.
     assert iou[classes[:, 1] == shape].mean() == pytest.approx(REAL_FRAME_IOU[name], abs=0.001)
   assert iou.mean() == pytest.approx(REAL_FRAME_IOU["all"], abs=0.001)
+
+
+def test_small_sprites_pixel_counts():
+  """The documented shortfall of the small sprites: the renderer's pixels and the real frames'."""
+  rendered = {name: tuple(int(_render(shape, scale, 0, 0, 0).sum()) for scale in range(3))
+              for shape, name in enumerate(DATA.shape_names)}
+  assert rendered == {name: tuple(c[0] for c in counts)
+                      for name, counts in SMALL_SPRITE_PIXELS.items()}
+  real, classes = _real_frames()
+  for shape, name in enumerate(DATA.shape_names):
+    for scale in range(3):
+      frame = real[(classes[:, 1] == shape) & (classes[:, 2] == scale) & (classes[:, 3] == 0)
+                   & (classes[:, 4] == 0) & (classes[:, 5] == 0)][0]
+      assert int(frame.sum()) == SMALL_SPRITE_PIXELS[name][scale][1], (name, scale)
 
 
 def test_real_frame_facts_hold_without_the_frames():
