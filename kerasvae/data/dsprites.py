@@ -54,10 +54,10 @@ Known residual differences:
   pixels (mean 84.6; an unturned one 81-100 by the sub-pixel phase), an
   ellipse with 61-72 and a heart with 45-56. Issue 26 gives 90-97 pixels
   for the real archive's turned small squares; the GIF shows no turned
-  small sprite, so that cannot be checked here. The
-  inset is not made to depend on scale: two small frames per shape, at one
-  orientation and one position, are too little to fit it on, and it would
-  change every small image of the studies' data.
+  small sprite, so that cannot be checked here. The inset is not made to
+  depend on scale: two small frames per shape, at one orientation and one
+  position, are too little to fit it on, and it would change every small
+  image of the studies' data.
 
 [1]: Matthey, Higgins, Hassabis & Lerchner, dSprites: Disentanglement
      testing Sprites dataset, 2017. https://github.com/deepmind/dsprites-dataset

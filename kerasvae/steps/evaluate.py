@@ -78,8 +78,8 @@ def disentanglement_metrics(model, data, config, show_progress=True):
   n_train, n_eval = config.disentanglement_train_points, config.disentanglement_eval_points
   pair_batch = 64  # the metrics' default L: images per β-VAE point and per FactorVAE vote
   # One graph for every batch: after the first two shapes `reduce_retracing` traces a
-  # batch-size-free one. Without XLA: its convolutions are slower on CPUs, and the codes of
-  # an image do not depend on its batch, as the scores' exactness needs (EncodedGrid).
+  # batch-size-free one. Not XLA: its convolutions are slower on CPUs and its codes differ
+  # from the eager model's (by up to 4e-7 here); these equal them, whatever the batch.
   encode = tf.function(model.encode_mean, reduce_retracing=True)
   grid = ground_truth.EncodedGrid(
       data, lambda images: encode(tf.constant(images, tf.float32)).numpy(), batch_size=1024)
@@ -95,7 +95,7 @@ def disentanglement_metrics(model, data, config, show_progress=True):
       ("MIG", n_train,
        lambda represent: metrics.compute_mig(grid, represent, config.seed, num_train=n_train)),
   )
-  draws = sum(codes for _, codes, _ in scores)
+  draws = sum(num_codes for _, num_codes, _ in scores)
   if draws >= ENCODE_WHOLE_GRID_DRAWS * grid.num_combinations:
     whole = grid.num_combinations
     with progress.Progress(f"evaluate: encoding the {whole:,} images of the factor grid once "
@@ -105,10 +105,10 @@ def disentanglement_metrics(model, data, config, show_progress=True):
         grid.represent(np.arange(start, min(start + 16384, whole)))
         bar.update(min(start + 16384, whole))
   out = {}
-  for i, (name, codes, compute) in enumerate(scores):
-    bar = progress.Progress(f"evaluate: {name} ({i + 1}/3), {codes:,} codes (images "
+  for i, (name, num_codes, compute) in enumerate(scores):
+    bar = progress.Progress(f"evaluate: {name} ({i + 1}/3), {num_codes:,} codes (images "
                             f"encoded so far: {grid.num_encoded:,})",
-                            total=codes, unit_name="code", enabled=show_progress)
+                            total=num_codes, unit_name="code", enabled=show_progress)
 
     def represent(indices, bar=bar):
       codes = grid.represent(indices)
