@@ -1,6 +1,9 @@
 """The benchmarks' `--quick` smoke runs: every variant runs and yields a rate (never a timing test)."""
 
+import json
 import math
+
+import pytest
 
 from benchmarks import train_throughput
 from tests.conftest import MNIST_DIR
@@ -23,3 +26,27 @@ def test_train_throughput_quick_runs_every_variant(tmp_path, capsys):
   if train_throughput.torch_available():  # the PyTorch peer of the conv step, in its own process
     assert (128, "torch channels-last") in results["dsprites"][0]
     assert "128 against torch channels-last: bare/torch" in out
+
+
+def test_disentanglement_scoring_quick_times_every_part(tmp_path):
+  from benchmarks import disentanglement_scoring  # pylint: disable=import-outside-toplevel
+  path = tmp_path / "scoring.json"
+  results = disentanglement_scoring.main(["--quick", "--architectures", "mlp", "--json", str(path)])
+  assert json.loads(path.read_text()) == json.loads(json.dumps(results))
+  result = results["models"]["mlp"]
+  assert (result["train_points"], result["eval_points"]) == (20, 10)
+  seconds = result["seconds"]
+  for score in ("beta_vae", "factor_vae", "mig", "all"):
+    parts = seconds[score]
+    assert all(math.isfinite(s) and s >= 0 for s in parts.values())
+    assert parts["total"] == pytest.approx(sum(parts[p] for p in disentanglement_scoring.PARTS))
+  assert seconds["all"]["total"] <= result["wall_seconds"]
+  for score in ("beta_vae", "factor_vae", "mig"):
+    assert seconds[score]["fitting"] > 0
+  # Images drawn at these sizes: (20 + 10) points of 2 x 64 images, a variance estimate of 10,000
+  # and (20 + 10) votes of 64, 20 codes; no score renders or encodes more than it draws.
+  drawn = {"beta_vae": 30 * 2 * 64, "factor_vae": 10000 + 30 * 64, "mig": 20}
+  for score, images in drawn.items():
+    assert 0 < result["images"][score]["encoded"] <= images
+    assert result["images"][score]["rendered"] <= images
+  assert 0 <= result["scores"]["beta_vae_score"] <= 1 and result["scores"]["num_active_dims"] == 10

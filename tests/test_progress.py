@@ -91,26 +91,38 @@ def test_iwae_reports_each_batch():
   assert done == [100, 200, 250] and out["iwae_log_likelihood"] == -1.0
 
 
-def test_disentanglement_progress_counts_every_encoded_image(monkeypatch):
-  """Each score's bar ends at exactly the number of images it announced."""
+@pytest.mark.parametrize("factor_sizes", [(3, 4), (30, 40, 20)])
+def test_disentanglement_progress_counts_every_code(monkeypatch, factor_sizes):
+  """Each score's bar ends at exactly the number of codes it announced; images are encoded once,
+  the whole grid first when the scores draw it several times over (15,780 draws of 12
+  combinations), else as they are drawn (of 24,000)."""
   stream = FakeTerminal()
   monkeypatch.delenv("CI", raising=False)
 
-  class Model:  # codes: the factors plus noise, so no dimension is pruned
+  class Model:  # codes: the factors plus noise that depends on the factors only
     def encode_mean(self, x):
-      x = tf.reshape(tf.cast(x, tf.float32), [len(x), -1])
-      return x + tf.random.stateless_normal(tf.shape(x), [0, 1], stddev=0.1)
+      x = tf.reshape(tf.cast(x, tf.float32), [-1, len(factor_sizes)])
+      return x + 0.1 * tf.sin(100.0 * x + tf.reverse(x, [1]))
 
-  data = ground_truth.FactorGrid((3, 4))
+  data = ground_truth.FactorGrid(factor_sizes)
   config = configs.EvaluateConfig(disentanglement_train_points=20,
                                   disentanglement_eval_points=10)
   with contextlib.redirect_stdout(stream):
     out = evaluate.disentanglement_metrics(Model(), data, config)
   assert {"beta_vae_score", "factor_vae_score", "mig"} <= set(out)
   text = stream.getvalue()
-  announced = [int(n.replace(",", "")) for n in re.findall(r"encoding ([\d,]+) images", text)]
+  announced = [int(n.replace(",", "")) for n in re.findall(r"\(\d/3\), ([\d,]+) codes", text)]
   assert announced == [30 * 2 * 64, 10000 + 30 * 64, 20]
   finals = {}
   for done, total in _counts(text):
     finals[total] = done
-  assert finals == {total: total for total in announced}
+  encoded_first = re.findall(r"encoding the ([\d,]+) images of the factor grid once \(the "
+                             r"scores draw 15,780\)", text)
+  encoded = [int(n.replace(",", "")) for n in re.findall(r"encoded so far: ([\d,]+)", text)]
+  if factor_sizes == (3, 4):
+    assert encoded_first == ["12"] and encoded == [12, 12, 12]
+    assert finals == {12: 12, **{total: total for total in announced}}
+  else:
+    assert not encoded_first and encoded[0] == 0 and 3840 * 0.8 < encoded[1] <= 3840
+    assert encoded[1] < encoded[2] < encoded[1] + 11920  # some of FactorVAE's draws repeat
+    assert finals == {total: total for total in announced}

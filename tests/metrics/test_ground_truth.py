@@ -90,3 +90,53 @@ def test_sample_codes_and_factors_returns_varied_factors_and_their_codes():
   np.testing.assert_array_equal(factors, all_factors[:, 1:])
   np.testing.assert_allclose(sampled_codes,
                              codes.factor_code(data.scaled_factors(all_factors)), rtol=1e-6)
+
+
+def test_encoded_grid_encodes_each_combination_once():
+  data = codes.make_data()
+  seen = []
+  def code(observations):
+    seen.extend(map(tuple, observations))
+    return codes.rotated_code(observations)
+  grid = ground_truth.EncodedGrid(data, code, batch_size=100)
+  assert (grid.factor_sizes, grid.factor_names) == (codes.FACTOR_SIZES, codes.FACTOR_NAMES)
+  assert grid.latent_factor_indices == [1, 2, 3, 4, 5]
+  random_state = np.random.RandomState(0)
+  factors = grid.sample_factors(30000, random_state)  # [30000, 6] of 11,520 combinations
+  np.testing.assert_array_equal(factors, data.sample_factors(30000, np.random.RandomState(0)))
+  indices = grid.sample_observations_from_factors(factors, random_state)  # [30000]
+  np.testing.assert_array_equal(indices, np.ravel_multi_index(tuple(factors.T), codes.FACTOR_SIZES))
+  expected = codes.rotated_code(data.sample_observations_from_factors(factors, None))
+  for start in range(0, 30000, 7000):  # in pieces, as the metrics call it
+    np.testing.assert_array_equal(grid.represent(indices[start:start + 7000]),
+                                  expected[start:start + 7000])
+  distinct = len(np.unique(indices))
+  assert 10000 < distinct < 30000  # most combinations drawn, many twice
+  assert grid.num_encoded == len(seen) == len(set(seen)) == distinct
+  np.testing.assert_array_equal(grid.represent(indices), expected)  # all looked up
+  assert len(seen) == distinct
+
+
+def test_scores_through_an_encoded_grid_are_the_direct_scores():
+  from kerasvae import metrics  # pylint: disable=import-outside-toplevel
+  data = codes.make_data()
+  grid = ground_truth.EncodedGrid(data, codes.rotated_code)
+  for compute, kwargs in ((metrics.compute_beta_vae_score, {"num_train": 300, "num_eval": 200}),
+                          (metrics.compute_factor_vae_score,
+                           {"num_train": 300, "num_eval": 200, "num_variance_estimate": 2000}),
+                          (metrics.compute_mig, {"num_train": 3000})):
+    direct = compute(data, codes.rotated_code, 5, **kwargs)
+    assert compute(grid, grid.represent, 5, **kwargs) == direct
+  assert 11000 < grid.num_encoded <= np.prod(codes.FACTOR_SIZES)  # of 101,000 codes drawn
+
+
+def test_encoded_grid_rejects_bad_arguments():
+  with pytest.raises(ValueError, match=r"at most 134,217,728 factor combinations. "
+                                       r"Received: factor_sizes=\(1, 3, 100000, 1000\)"):
+    ground_truth.EncodedGrid(ground_truth.FactorGrid((1, 3, 100000, 1000)), codes.factor_code)
+  with pytest.raises(ValueError, match="Received: batch_size=0"):
+    ground_truth.EncodedGrid(codes.make_data(), codes.factor_code, batch_size=0)
+  grid = ground_truth.EncodedGrid(codes.make_data(), codes.factor_code)
+  with pytest.raises(ValueError, match=r"Expected factors of shape \[num, 6\]. Received: "
+                                       r"factors.shape=\(2, 5\)"):
+    grid.sample_observations_from_factors(np.zeros((2, 5), np.int64), None)
