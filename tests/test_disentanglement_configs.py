@@ -26,7 +26,7 @@ def test_faithful_config_is_disentanglement_libs_and_its_quick_mode_runs(tmp_pat
   from kerasvae import studies  # pylint: disable=import-outside-toplevel
   path = core.resolve_study_config_path("disentanglement", "disentanglement-faithful")
   full = core.load_study_config(path, output=tmp_path)[3]
-  assert [t.name for t in full] == ["β=1", "β=4"]
+  assert [t.name for t in full] == [f"β={b} seed {s}" for b in (1, 4) for s in (0, 1, 2)]
   for trial in full:
     model, train = trial.config.model, trial.config.train
     assert (model.architecture, list(model.filters), model.dense_units, model.latent_dim,
@@ -34,7 +34,7 @@ def test_faithful_config_is_disentanglement_libs_and_its_quick_mode_runs(tmp_pat
     assert (train.learning_rate, train.batch_size, train.epochs * train.steps_per_epoch) == (
         1e-4, 64, 300000)
     assert trial.config.ingest.data.dsprites.num_examples is None  # the full grid
-  assert [t.config.model.kl_weight for t in full] == [1.0, 4.0]
+  assert [t.config.model.kl_weight for t in full] == [1.0] * 3 + [4.0] * 3
   # The quick mode trains the same network for a few steps and scores it.
   output = tmp_path / "faithful"
   report = studies.run_study("disentanglement", config="disentanglement-faithful", quick=True,
