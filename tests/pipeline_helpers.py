@@ -30,6 +30,18 @@ def tiny_config(tmp_path, **blocks):
   return path
 
 
+def finished_tiny_run(tmp_path):
+  """One tiny finished `kerasvae run` in `tmp_path` (no disentanglement scores, no IWAE:
+  seconds, not minutes); `(tmp_path, config_path, run_dir)`."""
+  from kerasvae import cli  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
+  config_path = tiny_config(tmp_path, evaluate={"disentanglement": False, "iwae_samples": 0})
+  assert cli.main(["run", "--config", str(config_path)]) == 0
+  run_dir = common.run_directory(configs.load_pipeline_config(config_path))
+  return tmp_path, config_path, run_dir
+
+
 def subprocess_env(**extra):
   env = dict(os.environ)
   env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""})

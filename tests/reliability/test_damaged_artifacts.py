@@ -10,6 +10,7 @@ from kerasvae import training
 from kerasvae.data import reader
 from kerasvae.steps import common
 from kerasvae.steps import configs
+from tests.pipeline_helpers import finished_tiny_run
 from tests.pipeline_helpers import tiny_config
 from tests.pipeline_helpers import tiny_trainer
 
@@ -17,11 +18,7 @@ from tests.pipeline_helpers import tiny_trainer
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
   """One tiny finished `kerasvae run` (no disentanglement scores: seconds, not minutes)."""
-  tmp_path = tmp_path_factory.mktemp("damaged")
-  config_path = tiny_config(tmp_path, evaluate={"disentanglement": False, "iwae_samples": 0})
-  assert cli.main(["run", "--config", str(config_path)]) == 0
-  run_dir = common.run_directory(configs.load_pipeline_config(config_path))
-  return tmp_path, config_path, run_dir
+  return finished_tiny_run(tmp_path_factory.mktemp("damaged"))
 
 
 def flip_byte(path, position=None):

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from tests.reliability.test_bad_inputs import assert_named_error
-from tests.reliability.test_bad_inputs import run_main
 from tests.reliability.test_bad_inputs import tree
 from tests.reliability.test_bad_inputs import write_config
 from tests.reliability.test_bad_inputs import write_png
