@@ -1,0 +1,46 @@
+"""What a new user meets in the first hour (issue 30): settings that apply, warnings, progress."""
+
+import numpy as np
+
+from kerasvae import cli
+from kerasvae import summaries
+from kerasvae.steps import configs
+from tests.pipeline_helpers import tiny_config
+
+
+def test_hparams_list_only_the_settings_the_model_uses():
+  mlp = summaries.flat_hparams(configs.load_pipeline_config(None, [
+      "model.architecture=mlp", "model.likelihood=bernoulli", "model.prior=gaussian"]))
+  assert "model.hidden_units" in mlp and "model.kl_weight" in mlp
+  for name in ("model.filters", "model.dense_units", "model.gaussian_scale", "model.learn_scale",
+               "model.num_components", "model.noise_factor", "model.reconstruction_loss",
+               "train.lr_decay_rate", "train.lr_decay_epochs"):
+    assert name not in mlp, name
+  conv_ae = summaries.flat_hparams(configs.load_pipeline_config(None, [
+      "model.architecture=conv", "model.kind=noisy_autoencoder", "train.lr_schedule=exponential"]))
+  for name in ("model.filters", "model.dense_units", "model.noise_factor",
+               "model.reconstruction_loss", "train.lr_decay_rate"):
+    assert name in conv_ae, name
+  for name in ("model.hidden_units", "model.prior", "model.kl_weight", "model.likelihood"):
+    assert name not in conv_ae, name
+
+
+def test_a_config_without_thresholds_warns_that_it_blesses_everything(tmp_path, capsys):
+  path = tiny_config(tmp_path, train={"epochs": 1, "batch_size": 32, "progress": False},
+                     evaluate={"disentanglement": False, "iwae_samples": 0})
+  assert cli.main(["run", "--config", str(path)]) == 0
+  out = capsys.readouterr().out
+  assert ("evaluate: warning: no evaluate.thresholds or change_thresholds: every model is "
+          "blessed, whatever its metrics") in out
+  assert "train: DefaultDistributionStrategy (auto), 1 replica" in out
+
+
+def test_iwae_log_likelihood_shows_progress_when_asked(capsys):
+  from kerasvae import models  # pylint: disable=import-outside-toplevel
+  vae = models.VAE((4, 4, 1), 2, hidden_units=(8,))
+  images = np.random.default_rng(0).uniform(size=(3, 4, 4, 1)).astype("float32")
+  quiet = vae.iwae_log_likelihood(images, num_samples=20, chunk_size=5, seed=1).numpy()
+  assert capsys.readouterr().out == ""
+  loud = vae.iwae_log_likelihood(images, num_samples=20, chunk_size=5, seed=1, verbose=1).numpy()
+  assert "20/20" in capsys.readouterr().out
+  np.testing.assert_array_equal(quiet, loud)
