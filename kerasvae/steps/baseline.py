@@ -29,7 +29,8 @@ def find_baseline(config, run_dir):
       info = serving.read_export_metadata(version_dir)
     except FileNotFoundError:  # not exported by kerasvae: still what the server serves
       return version_dir, None
-    if info.get("metadata", {}).get("run_dir") == str(run_dir):
+    exported_by = info.get("metadata", {}).get("run_dir")
+    if exported_by and Path(exported_by).resolve() == Path(run_dir).resolve():
       continue  # this run's own earlier export is no baseline for it
     return version_dir, info.get("metadata_sha256")
   return None
