@@ -58,7 +58,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MNIST_TRAIN = 9000  # the first 9,000 t10k digits train, the last 1,000 evaluate (mnist_vae.yaml)
+MNIST_TRAIN = 8000  # digits 0-7,999 of t10k train, 8,000-8,999 validate, the rest test (mnist_vae.yaml)
+MNIST_TEST_START = 9000
 MNIST_FULL_TRAIN = 60000  # the length of an epoch of the full MNIST training split
 
 
@@ -128,7 +129,8 @@ def ingest_mnist(mnist_dir, output_dir, binarize="static"):
   return ingest({"data": {"source": "idx", "idx": {
       "images": str(mnist_dir / "t10k-images-idx3-ubyte.gz"),
       "labels": str(mnist_dir / "t10k-labels-idx1-ubyte.gz")}},
-                 "split": {"method": "index", "eval_start": MNIST_TRAIN},
+                 "split": {"method": "index", "validation_start": MNIST_TRAIN,
+                           "eval_start": MNIST_TEST_START},
                  "binarize": binarize}, output_dir, force=True)
 
 

@@ -18,6 +18,7 @@ import textwrap
 import types
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -55,6 +56,9 @@ def images(n, seed=0):
 def exported(tmp_path_factory):
   """Three tiny models exported once: a Gaussian-prior VAE, a VampPrior VAE and an autoencoder."""
   base = tmp_path_factory.mktemp("serving") / "saved_models"
+  # Seeded weights: the statistical checks below read one fixed model, not a new one each run
+  # (test_standard_error_predicts_the_spread_over_seeds failed about one run in several).
+  keras.utils.set_random_seed(0)
   models = {"vae": tiny_vae(), "vamp": tiny_vae(prior={"name": "vamp", "num_components": 3}),
             "ae": tiny_autoencoder()}
   paths = {name: serving.export_model(m, base, name, metadata={"run": name})
@@ -450,7 +454,7 @@ def test_log_likelihood_memory_is_bounded_for_k_5000(tf_only_run):
 def test_standard_error_predicts_the_spread_over_seeds(exported):
   model, x = exported.models["vamp"], images(4, seed=9)
   fn = tf.function(lambda x, seed: serving.importance_weighted_log_likelihood(
-      model, x, tf.constant(100), seed=seed), autograph=False)
+      model, x, tf.constant(1000), seed=seed), autograph=False)
   runs = [fn(x, tf.constant([s, 1])) for s in range(40)]
   values = np.stack([r["log_likelihood"].numpy() for r in runs])  # [40, 4]
   predicted = np.sqrt(np.mean(np.stack([r["standard_error"].numpy() for r in runs]) ** 2, 0))
