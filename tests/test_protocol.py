@@ -8,12 +8,13 @@ from pipelines import pipeline
 from tests import pipeline_helpers
 
 
-def test_training_and_its_selection_never_read_the_test_split(tmp_path, monkeypatch):
+def test_training_and_its_selection_never_read_the_test_split(tmp_path, monkeypatch, capsys):
   """Early stopping, the best checkpoint and every per-epoch number read only train and
   validation: a spy on the reader records every split the train step asks for."""
   path = pipeline_helpers.tiny_config(tmp_path, train={
       "epochs": 3, "batch_size": 32, "early_stopping_patience": 1, "images_every_epochs": 1,
-      "projector_examples": 20, "progress": False})
+      "projector_examples": 20, "progress": False}, evaluate={
+          "iwae_samples": 10, "iwae_examples": 50, "disentanglement": False})
   config = configs.load_pipeline_config(str(path))
   out = pipeline.run_pipeline(config, steps=("ingest",))
   meta = reader.read_metadata(out["examples"])
@@ -35,6 +36,11 @@ def test_training_and_its_selection_never_read_the_test_split(tmp_path, monkeypa
   # The evaluate step then scores the test split and says so.
   monkeypatch.undo()
   out = pipeline.run_pipeline(config, steps=("evaluate",))
+  printed = capsys.readouterr().out
+  assert "train: DefaultDistributionStrategy (auto), 1 replica" in printed
+  # The tiny config has no thresholds (issue 30): evaluate says it blesses everything.
+  assert ("evaluate: warning: no evaluate.thresholds or change_thresholds: every model is "
+          "blessed, whatever its metrics") in printed
   metrics = _json(out["run_dir"] / "evaluate" / "metrics.json")
   assert metrics["split"] == test_name == "test"
   assert metrics["num_examples"] == meta["splits"]["test"]["num_examples"]

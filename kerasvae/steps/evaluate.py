@@ -254,7 +254,7 @@ def baseline_summary(comparison):
   return f"against the served {comparison['version_dir']}: " + "; ".join(parts)
 
 
-def evaluate_fingerprint(config, train_meta, baseline=None):
+def evaluate_fingerprint(config, train_meta, served=None):
   """The evaluate config, the train config and the trained model's bytes: a model retrained
   with `kerasvae train --force` (same config, new weights) is evaluated again; with
   change thresholds, also the baseline version it is compared with (`baseline.find_baseline`),
@@ -264,7 +264,7 @@ def evaluate_fingerprint(config, train_meta, baseline=None):
   if not evaluate["change_thresholds"]:  # evaluations from before baselines stay reusable
     del evaluate["change_thresholds"]
   else:
-    evaluate["baseline"] = [str(baseline[0]), baseline[1]] if baseline else None
+    evaluate["baseline"] = [str(served[0]), served[1]] if served else None
   return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],
                                 "model": model_digest})
 

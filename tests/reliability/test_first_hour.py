@@ -1,11 +1,10 @@
-"""What a new user meets in the first hour (issue 30): settings that apply, warnings, progress."""
+"""What a new user meets in the first hour (issue 30): settings that apply, progress. (The
+warning of a config without thresholds and the strategy line: tests/test_protocol.py.)"""
 
 import numpy as np
 
-from kerasvae import cli
 from kerasvae import summaries
 from kerasvae.steps import configs
-from tests.pipeline_helpers import tiny_config
 
 
 def test_hparams_list_only_the_settings_the_model_uses():
@@ -23,16 +22,6 @@ def test_hparams_list_only_the_settings_the_model_uses():
     assert name in conv_ae, name
   for name in ("model.hidden_units", "model.prior", "model.kl_weight", "model.likelihood"):
     assert name not in conv_ae, name
-
-
-def test_a_config_without_thresholds_warns_that_it_blesses_everything(tmp_path, capsys):
-  path = tiny_config(tmp_path, train={"epochs": 1, "batch_size": 32, "progress": False},
-                     evaluate={"disentanglement": False, "iwae_samples": 0})
-  assert cli.main(["run", "--config", str(path)]) == 0
-  out = capsys.readouterr().out
-  assert ("evaluate: warning: no evaluate.thresholds or change_thresholds: every model is "
-          "blessed, whatever its metrics") in out
-  assert "train: DefaultDistributionStrategy (auto), 1 replica" in out
 
 
 def test_iwae_log_likelihood_shows_progress_when_asked(capsys):
