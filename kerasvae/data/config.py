@@ -281,13 +281,14 @@ class SplitConfig:
           f"Received: eval_fraction={self.eval_fraction}, "
           f"validation_fraction={self.validation_fraction}")
 
-  def validation_mask(self, positions, keys):
+  def validation_mask(self, positions, keys, hashes=None):
     """Which examples of the training part go to validation (bool [n]).
 
     Args:
       positions: int [n] positions in source order (method=index: in the whole source;
         method=source: in the source's train split).
       keys: [n] the examples' split keys (the hash is read only where needed).
+      hashes: `hash_fraction(keys, salt)` when the caller has it already.
     """
     if self.validation_start is not None and self.method in ("index", "source"):
       return positions >= self.validation_start
@@ -296,7 +297,7 @@ class SplitConfig:
     # method=hash reads the band [eval_fraction, eval_fraction + validation_fraction) of the
     # same hash as the test split, so the three splits are disjoint by construction.
     low = self.eval_fraction if self.method == "hash" else 0.0
-    h = hash_fraction(keys, self.salt)
+    h = hashes if hashes is not None else hash_fraction(keys, self.salt)
     return (h >= low) & (h < low + self.validation_fraction)
 
 

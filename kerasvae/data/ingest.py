@@ -302,13 +302,15 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
           continue
         positions = position + np.arange(n)  # in source order (of its train split: method=source)
         position += n
+        hashes = None  # the split hash, computed once per chunk where a split reads it
         if role is None and config.split.method == "index":
           to_test = positions >= config.split.eval_start
         elif role is None:
-          to_test = hash_fraction(chunk["keys"], config.split.salt) < config.split.eval_fraction
+          hashes = hash_fraction(chunk["keys"], config.split.salt)
+          to_test = hashes < config.split.eval_fraction
         else:
           to_test = np.zeros(n, bool)
-        to_validation = ~to_test & config.split.validation_mask(positions, chunk["keys"])
+        to_validation = ~to_test & config.split.validation_mask(positions, chunk["keys"], hashes)
         for role_name, mask in (("train", ~to_test & ~to_validation),
                                 ("validation", to_validation), ("eval", to_test)):
           if mask.any():
