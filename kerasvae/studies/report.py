@@ -137,7 +137,12 @@ def budget_section(trials, wall_clock_seconds, quick):
 
 def _seeds(trials):
   """'seed 0', or 'seeds 0, 1 and 2' when the trials differ in their training seed."""
-  seeds = sorted({tr.config.train.seed for tr in trials})
+  return seed_phrase({tr.config.train.seed for tr in trials})
+
+
+def seed_phrase(seeds):
+  """'seed 0', or 'seeds 0, 1 and 2', of a set of seeds."""
+  seeds = sorted(seeds)
   if len(seeds) == 1:
     return f"seed {seeds[0]}"
   return f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}"
@@ -228,9 +233,7 @@ def seed_summary(trials, columns):
   rows = [[name, ", ".join(str(t.seed) for t in group)]
           + [mean_sd(seed_values(group, key), digits) for key, _, digits, _ in columns]
           for name, group in groups.items()]
-  seed_text = (f"seed {seeds[0]}" if len(seeds) == 1 else
-               f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}")
-  blocks = [f"Mean ± standard deviation (n − 1) over training {seed_text}:",
+  blocks = [f"Mean ± standard deviation (n − 1) over training {seed_phrase(seeds)}:",
             table(["setting", "seeds"] + [c[1] for c in columns], rows)]
   lines = []
   names = list(groups)
