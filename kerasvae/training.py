@@ -301,9 +301,7 @@ class Trainer:
     global_batch = float(self.global_batch)
     # (loss key, variables, optimizer) of every objective; the main loss trains the variables
     # no other objective claims.
-    claimed = {id(v) for _, variables, _ in self.objectives for v in variables}
-    objectives = [("loss", [v for v in model.trainable_variables if id(v) not in claimed],
-                   optimizer)] + self.objectives
+    objectives = [("loss", model.main_trainable_variables, optimizer)] + self.objectives
 
     # Without replicas there is no all-reduce, so the Adam update joins the compiled step:
     # outside XLA it is ~40 small kernels per step, and the MLP VAE's step on 2 CPU cores ran

@@ -153,6 +153,12 @@ class LatentVariableModel(keras.Model):
     """
     return []
 
+  @property
+  def main_trainable_variables(self):
+    """The trainable variables of the main `loss`: all but those of `extra_objectives`."""
+    claimed = {id(v) for _, variables, _ in self.extra_objectives() for v in variables}
+    return [v for v in self.trainable_variables if id(v) not in claimed]
+
   # -- The shared interface -------------------------------------------------
 
   def encode_mean(self, x, training=False):

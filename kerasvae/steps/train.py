@@ -199,7 +199,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   with strategy.scope():
     model = common.build_model(config.model, image_shape, steps_per_epoch)
     optimizer = keras.optimizers.Adam(training.learning_rate_schedule(cfg, steps_per_epoch))
-    optimizer.build(model.trainable_variables)
+    optimizer.build(model.main_trainable_variables)
   if model.prepare_examples:  # e.g. a VampPrior's pseudo-inputs start from training images
     model.prepare(reader.load_split(examples_dir, "train", limit=model.prepare_examples)["image"],
                   seed=cfg.seed)
