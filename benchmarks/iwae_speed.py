@@ -71,7 +71,8 @@ def time_iwae(model, images, num_samples, batch_size=100, chunk_size=None, jit_c
 
 
 PRIORS_MODEL = {"kind": "vae", "latent_dim": 40, "architecture": "mlp",
-                "hidden_units": [300, 300], "vae": {"likelihood": "bernoulli", "num_components": 500}}
+                "hidden_units": [300, 300],
+                "vae": {"likelihood": "bernoulli", "num_components": 500}}
 
 
 def trained_prior_vaes(mnist_dir, work_dir, priors=("gaussian", "gmm", "vamp")):

@@ -320,10 +320,11 @@ def from_dict(cls, data, where="config", source="", key=""):
     sub_key = f"{key}.{unknown[0]}" if key else str(unknown[0])
     moved = getattr(cls, "MOVED_KEYS", {}).get(unknown[0])
     if moved:  # a key of an older layout: say where it lives now
+      blocks = moved.split(" or ")
+      places = " or ".join(f"{where}.{block}.{unknown[0]}" for block in blocks)
       raise ConfigError(
           f"{where}: unknown key {show(unknown[0])}{_suffix(source, sub_key)}: it moved into the "
-          f"block of its kind, {' or '.join(f'{where}.{b}.{unknown[0]}' for b in moved.split(' or '))}"
-          f" (e.g. {where}: {{kind: {moved.split(' or ')[0]}, {moved.split(' or ')[0]}: "
+          f"block of its kind, {places} (e.g. {where}: {{kind: {blocks[0]}, {blocks[0]}: "
           f"{{{unknown[0]}: ...}}}}).")
     raise ConfigError(
         f"{where}: unknown key {show(unknown[0])}{_suffix(source, sub_key)}. "

@@ -72,6 +72,21 @@ class NoisyAutoencoderSettings(AutoencoderSettings):
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainingData:
+  """What a model may need to know about its training when it is built (`from_settings`).
+
+  Attributes:
+    steps_per_epoch: optimiser steps per epoch (settings given in epochs become steps).
+    num_train_examples: the size of the training split (e.g. for estimators that weight a
+      minibatch by the dataset size), None when unknown.
+    batch_size: the global batch size, None when unknown.
+  """
+  steps_per_epoch: int = 1
+  num_train_examples: int | None = None
+  batch_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Kind:
   """One model kind.
 

@@ -117,14 +117,15 @@ class LatentVariableModel(keras.Model):
   # -- The contract with the steps and the training loop --------------------
 
   @classmethod
-  def from_settings(cls, settings, network, steps_per_epoch=1):
+  def from_settings(cls, settings, network, data=None):
     """Builds the model from its kind's settings block.
 
     Args:
       settings: the kind's settings dataclass (`kerasvae.kinds`), e.g. `VAESettings`.
       network: the arguments every kind shares: `input_shape`, `latent_dim`, `architecture`,
         `hidden_units`, `filters`, `dense_units`.
-      steps_per_epoch: optimiser steps per epoch, for settings given in epochs.
+      data: a `kinds.TrainingData` (steps per epoch, training-split size, batch size), for
+        settings that depend on them; None: one step per epoch, sizes unknown.
     """
     raise NotImplementedError
 
@@ -299,7 +300,8 @@ class VAE(LatentVariableModel):
 
   @staticmethod
   def settings_arguments(settings, steps_per_epoch=1):
-    """The constructor arguments a `VAESettings` block gives (subclasses' blocks extend it)."""
+    """The constructor arguments a `VAESettings` block gives (subclasses' blocks extend it);
+    `kl_warmup_epochs` becomes steps."""
     likelihood = {"name": settings.likelihood}
     if settings.likelihood == "gaussian":
       likelihood.update(scale=settings.gaussian_scale, learn_scale=settings.learn_scale)
@@ -310,7 +312,8 @@ class VAE(LatentVariableModel):
                 kl_warmup_steps=int(round(settings.kl_warmup_epochs * steps_per_epoch)))
 
   @classmethod
-  def from_settings(cls, settings, network, steps_per_epoch=1):
+  def from_settings(cls, settings, network, data=None):
+    steps_per_epoch = data.steps_per_epoch if data is not None else 1
     model = cls(**network, **cls.settings_arguments(settings, steps_per_epoch))
     if settings.prior == "vamp" and settings.vamp_init_from_data:
       model.prior_from_data = True
@@ -486,8 +489,8 @@ class Autoencoder(LatentVariableModel):
     self.built = True
 
   @classmethod
-  def from_settings(cls, settings, network, steps_per_epoch=1):
-    del steps_per_epoch
+  def from_settings(cls, settings, network, data=None):
+    del data
     return cls(**network, **dataclasses.asdict(settings))
 
   def finalize(self, train_images):

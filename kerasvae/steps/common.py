@@ -199,17 +199,20 @@ def remove_tree(path):
     shutil.rmtree(path)
 
 
-def build_model(model_config, image_shape, steps_per_epoch=1):
+def build_model(model_config, image_shape, steps_per_epoch=1, num_train_examples=None,
+                batch_size=None):
   """Builds the model a `ModelConfig` describes, for images of `image_shape`, through the
   kind registry (`kerasvae.kinds`): the kind's class builds itself from its settings block.
 
-  `steps_per_epoch` turns settings given in epochs (the KL warm-up) into optimiser steps.
+  `steps_per_epoch`, `num_train_examples` and the global `batch_size` are what the training
+  tells the model (`kinds.TrainingData`), e.g. to turn a warm-up in epochs into steps.
   """
   c = model_config
   network = dict(input_shape=tuple(image_shape), latent_dim=c.latent_dim,
                  architecture=c.architecture, hidden_units=tuple(c.hidden_units),
                  filters=tuple(c.filters), dense_units=c.dense_units)
-  return kinds.get(c.kind).model_class().from_settings(c.settings, network, steps_per_epoch)
+  data = kinds.TrainingData(steps_per_epoch, num_train_examples, batch_size)
+  return kinds.get(c.kind).model_class().from_settings(c.settings, network, data)
 
 
 class Timer:

@@ -197,7 +197,8 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   image_shape = tuple(examples_meta["image_shape"])
 
   with strategy.scope():
-    model = common.build_model(config.model, image_shape, steps_per_epoch)
+    model = common.build_model(config.model, image_shape, steps_per_epoch, num_train,
+                               global_batch)
     optimizer = keras.optimizers.Adam(training.learning_rate_schedule(cfg, steps_per_epoch))
     optimizer.build(model.main_trainable_variables)
   if model.prepare_examples:  # e.g. a VampPrior's pseudo-inputs start from training images
@@ -264,7 +265,8 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   except tf.errors.DataLossError as e:  # a damaged record file of a split too large to
     raise reader.unreadable(examples_dir, e) from None  # read up front (no digests)
   if model.finalize_examples:  # e.g. an autoencoder fits the code distribution it samples
-    model.finalize(reader.load_split(examples_dir, "train", limit=model.finalize_examples)["image"])
+    model.finalize(
+        reader.load_split(examples_dir, "train", limit=model.finalize_examples)["image"])
   if not chief:
     return train_dir
   model_path = train_dir / MODEL_FILE

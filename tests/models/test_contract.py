@@ -30,7 +30,8 @@ def test_every_kind_is_built_from_its_block_through_the_registry(kind):
                                                       "hidden_units": [16]}, where="model")
   assert isinstance(config.settings, kinds.KINDS[kind].settings)
   model = common.build_model(config, (8, 8, 1))
-  assert type(model) is models.MODELS[kind] is kinds.get(kind).model_class()  # pylint: disable=unidiomatic-typecheck
+  cls = kinds.get(kind).model_class()
+  assert type(model) is cls and models.MODELS[kind] is cls  # pylint: disable=unidiomatic-typecheck
   assert model.sample(2, seed=0).shape == (2, 8, 8, 1)
   # Only the chosen kind's block is part of the config (and of its fingerprint).
   assert set(config_lib.to_dict(config)) & set(kinds.KINDS) == {kind}
@@ -142,7 +143,8 @@ def test_the_training_loop_steps_each_objective_with_its_own_optimizer(tmp_path)
   main.build([v for v in model.trainable_variables if id(v) not in adversary_ids])
   assert len(trainer.optimizer.variables) == len(main.variables)
   # The adversary's optimizer is part of the checkpoint a resumed training restores.
-  assert any(name.startswith("adversary_loss_optimizer_") for name in trainer._state)  # pylint: disable=protected-access
+  state = trainer._state  # pylint: disable=protected-access
+  assert any(name.startswith("adversary_loss_optimizer_") for name in state)
 
 
 def _tiny_vae():
@@ -187,7 +189,10 @@ def test_the_iwae_estimate_is_checked_against_numpy():
   logits = model.decode(tf.constant(z.reshape(-1, 2), tf.float32)).numpy().reshape(k, 3, -1)
   flat = x.reshape(3, -1).astype(np.float64)
   log_px_z = np.sum(flat * -np.logaddexp(0, -logits) + (1 - flat) * -np.logaddexp(0, logits), -1)
-  log_norm = lambda v, m, lv: np.sum(-0.5 * (np.log(2 * np.pi) + lv + (v - m) ** 2 / np.exp(lv)), -1)  # noqa: E731,E501
+
+  def log_norm(v, m, lv):
+    return np.sum(-0.5 * (np.log(2 * np.pi) + lv + (v - m) ** 2 / np.exp(lv)), -1)
+
   log_w = log_px_z + log_norm(z, 0.0, 0.0) - log_norm(z, mean[None], log_var[None])  # [K, B]
   expected = np.logaddexp.reduce(log_w, 0) - np.log(k)
   np.testing.assert_allclose(model.iwae_log_likelihood(x, num_samples=k, seed=5), expected,
