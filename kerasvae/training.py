@@ -29,6 +29,8 @@ from kerasvae import artifacts, progress
 
 logger = logging.getLogger(__name__)
 
+# The per-example terms of `loss_terms` shown first; every other per-example term a model kind
+# returns (a [B] tensor: a total correlation, an adversary's loss) is logged after them.
 LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
 CHECKPOINT_DIR = "checkpoints"  # in the train step's directory
 HISTORY_FILE = "history.json"  # in the checkpoint directory
@@ -323,8 +325,9 @@ class Trainer:
       del tape
       # One [T] output, not T scalars: at batch 1024 a dict of five scalar outputs made the
       # MNIST MLP VAE's compiled step 7 % slower (benchmarks/README.md).
-      names = LOGGED_TERMS + tuple(key for key, _, _ in objectives[1:])
-      logged.extend(k for k in names if k in terms and k not in logged)
+      per_example = sorted(k for k, v in terms.items() if v.shape.rank == 1)
+      logged.extend(k for k in [*LOGGED_TERMS, *per_example] if k in per_example
+                    and k not in logged)
       sums = tf.reduce_sum(tf.stack([terms[k] for k in logged]), axis=1)  # [T]
       if fused_update:
         apply(grads)
