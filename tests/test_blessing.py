@@ -99,6 +99,7 @@ def test_traversals_show_the_latents_with_the_most_kl_first():
 class _FixedCodes:
   """A stand-in autoencoder whose codes vary across the batch along latents 2 (most) and 7."""
   latent_dim = 12
+  has_posterior = False
 
   def encode_mean(self, x):
     t = tf.range(tf.cast(tf.shape(x)[0], tf.float32))[:, None]  # [N, 1]
@@ -107,6 +108,7 @@ class _FixedCodes:
 
 class _FixedPosterior(_FixedCodes):
   """A stand-in VAE: latent 11's posterior far from the prior (KL 4.5), latent 5's a little (0.5)."""
+  has_posterior = True
 
   def posterior_params(self, x):
     mean = tf.zeros([tf.shape(x)[0], 1]) + tf.constant([0.0] * 5 + [1.0] + [0.0] * 5 + [3.0])

@@ -144,7 +144,7 @@ CONFIG_CASES = [
     ("set-unknown-key", ["train", "--set", "model.latent_dims=3"],
      r"unknown key 'latent_dims' \(from --set model\.latent_dims=3\)\. Valid keys: architecture"),
     ("set-bad-choice", ["train", "--set", "model.vae.prior=vampp"],
-     r"model\.prior: expected one of \['gaussian', 'gmm', 'vamp'\]\. Received: 'vampp'"),
+     r"model\.vae\.prior: expected one of \['gaussian', 'gmm', 'vamp'\]\. Received: 'vampp'"),
     ("set-bad-bool", ["train", "--set", "train.progress=maybe"],
      r"train\.progress: expected true or false\. Received: 'maybe'"),
     ("set-int-out-of-range", ["train", "--set", "model.latent_dim=0"],
