@@ -219,7 +219,7 @@ def test_report_only_trains_nothing_and_names_the_pending_trials(study_dir):
   if not (output / "results.json").is_file():
     studies.run_study("disentanglement", quick=True, output=output)
   raw = yaml.safe_load((core.STUDY_CONFIG_DIR / "disentanglement.yaml").read_text())
-  raw["trials"].append({"name": "β=2", "model.kl_weight": 2.0})
+  raw["trials"].append({"name": "β=2", "model.vae.kl_weight": 2.0})
   config = study_dir / "with-pending.yaml"
   config.write_text(yaml.safe_dump(raw, allow_unicode=True))
   runs = sorted(p.name for p in (output / "runs").iterdir())
@@ -396,7 +396,8 @@ def test_full_only_trials_are_left_out_of_quick(tmp_path):
   assert [t.name for t in full][:12] == [f"{n} seed {s}" for n in TRIALS["ae-vs-vae"]
                                          for s in (0, 1, 2)]
   assert [t.config.train.seed for t in full][:3] == [0, 1, 2]
-  sweep = [(t.config.model.noise_factor, t.config.model.noise_scale) for t in full
+  sweep = [(t.config.model.noisy_autoencoder.noise_factor,
+            t.config.model.noisy_autoencoder.noise_scale) for t in full
            if t.full_only and t.seed == 0]
   assert sweep == [(f, "total") for f in (0.01, 0.02, 0.1, 0.2, 1.0)]
   with pytest.raises(ConfigError, match=r"trials\[0\]: expected the training seeds in "

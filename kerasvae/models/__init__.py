@@ -1,6 +1,6 @@
-"""Networks, priors, likelihoods and the autoencoder models."""
+"""Networks, priors, likelihoods and the models of every kind (`kerasvae.kinds`)."""
 
-from kerasvae.models.autoencoders import MODELS
+from kerasvae import kinds as _kinds
 from kerasvae.models.autoencoders import Autoencoder
 from kerasvae.models.autoencoders import LatentVariableModel
 from kerasvae.models.autoencoders import NoisyAutoencoder
@@ -17,3 +17,7 @@ from kerasvae.models.priors import GaussianMixturePrior
 from kerasvae.models.priors import Prior
 from kerasvae.models.priors import StandardGaussianPrior
 from kerasvae.models.priors import VampPrior
+
+# model.kind -> model class. Importing every kind's module registers its classes with Keras'
+# serialization, so `keras.saving.load_model` finds them.
+MODELS = {name: kind.model_class() for name, kind in _kinds.KINDS.items()}

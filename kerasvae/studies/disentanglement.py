@@ -33,7 +33,7 @@ def analyse_disentanglement(context, trials):
   """
   groups = {}  # β -> its trials (seeds), in the config's order
   for trial in trials:
-    groups.setdefault(trial.config.model.kl_weight, []).append(trial)
+    groups.setdefault(trial.config.model.vae.kl_weight, []).append(trial)
   seeded = any(len(g) > 1 for g in groups.values())
   # Traversals start from the code of the middle image (after a short training the prior's
   # mean, z = 0, often decodes to an empty canvas, and rows swept from there only blink).
@@ -43,7 +43,7 @@ def analyse_disentanglement(context, trials):
     model = core.load_trial_model(trial)
     core.write_study_scalars(trial, {k: v for k, v in trial.metrics.items()
                                      if k in dict((c[0], c) for c in METRIC_COLUMNS)})
-    beta = trial.config.model.kl_weight
+    beta = trial.config.model.vae.kl_weight
     label = f"β = {beta:g}" + (f", seed {trial.config.train.seed}" if seeded else "")
     stem = f"beta_{beta:g}" + (f"_seed_{trial.config.train.seed}" if seeded else "")
     kl = trial.metrics.get("kl_per_dim", [float("nan")] * model.latent_dim)
@@ -83,7 +83,7 @@ def analyse_disentanglement(context, trials):
   rows = []
   for t in trials:
     kl = sorted(t.metrics.get("kl_per_dim", []), reverse=True)
-    rows.append([f"{t.config.model.kl_weight:g}"] + ([str(t.config.train.seed)] if seeded else [])
+    rows.append([f"{t.config.model.vae.kl_weight:g}"] + ([str(t.config.train.seed)] if seeded else [])
                 + [fmt(t.metrics.get(k), d) if d else fmt(t.metrics.get(k)) for k, _, d in columns]
                 + [" ".join(f"{v:.1f}" for v in kl)])
   betas = list(groups)

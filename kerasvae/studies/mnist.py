@@ -220,7 +220,7 @@ def analyse_beta(context, trials):
   num_steps = 11
   for trial in trials:
     model = core.load_trial_model(trial)
-    beta = trial.config.model.kl_weight
+    beta = trial.config.model.vae.kl_weight
     samples = (core.score_prior_samples(context, trial, model) if s.sample_quality
                else model.sample(36, seed=s.seed).numpy())
     sample_panels.append((f"β = {beta:g}", _grid(samples[:36], 6)))
@@ -257,12 +257,12 @@ def analyse_beta(context, trials):
   columns = ELBO_COLUMNS + (("kl_per_dim", f"KL per dim (z0..z{latent_dim - 1})", 2),)
   if s.sample_quality:
     columns += SAMPLE_COLUMNS
-  rows = [[f"{t.config.model.kl_weight:g}"] + _cells(t.metrics, columns) for t in trials]
+  rows = [[f"{t.config.model.vae.kl_weight:g}"] + _cells(t.metrics, columns) for t in trials]
   if s.sample_quality:
     _, reference_row = _with_reference(context, trials, SAMPLE_COLUMNS)
     rows.append(reference_row[:1] + ["–"] * (len(columns) - len(SAMPLE_COLUMNS))
                 + reference_row[1:])
-  betas = [t.config.model.kl_weight for t in trials]
+  betas = [t.config.model.vae.kl_weight for t in trials]
   names = [f"β={b:g}" for b in betas]
   m = lambda key: [t.metrics.get(key, float("nan")) for t in trials]  # noqa: E731
   kl, rec, active = m("kl"), m("reconstruction"), m("active_units")
@@ -336,14 +336,14 @@ NOTABLE_CHANGE = 0.1
 
 def _noise_reading(trial):
   """'0.05·R per dimension' or '0.05·R in total' for a noisy autoencoder's trial."""
-  m = trial.config.model
+  m = trial.config.model.noisy_autoencoder
   return f"{m.noise_factor:g}·R " + ("per dimension" if m.noise_scale == "per_dimension"
                                      else "in total")
 
 
 def _is_per_dimension(trial):
   m = trial.config.model
-  return m.kind == "noisy_autoencoder" and m.noise_scale == "per_dimension"
+  return m.kind == "noisy_autoencoder" and m.noisy_autoencoder.noise_scale == "per_dimension"
 
 
 def _trial_label(trial):
@@ -760,7 +760,7 @@ def analyse_ae_vs_vae(context, trials):
         "channel with that noise carries per code. Each level is one training seed, and the "
         f"text below calls differences under {100 * NOTABLE_CHANGE:.0f}% 'about the same'. "
         + " ".join(f"The trial with {_noise_reading(t)} sits at {latent_dim}×"
-                   f"{t.config.model.noise_factor:g} = {x:g}·R in total."
+                   f"{t.config.model.noisy_autoencoder.noise_factor:g} = {x:g}·R in total."
                    for x, _, _, _, t in points if _is_per_dimension(t)),
         report.table(["noise total / R", "per latent / R", "SNR per latent", "max bits",
                       "trial"] + [c[1] for c in sweep_columns], sweep_rows),
@@ -808,7 +808,7 @@ def analyse_priors(context, trials):
     samples = (core.score_prior_samples(context, trial, model) if s.sample_quality else
                model.sample(s.num_samples, seed=s.seed).numpy())
     core.write_study_scalars(trial, trial.metrics)
-    panels.append((PRIOR_NAMES[trial.config.model.prior], _grid(samples[:36], 6)))
+    panels.append((PRIOR_NAMES[trial.config.model.vae.prior], _grid(samples[:36], 6)))
   samples_path = context.figure_path("samples_by_prior")
   viz.save_png(viz.side_by_side(panels), samples_path)
   columns = (("iwae_log_likelihood", "IWAE log p(x)", 2),
@@ -818,14 +818,14 @@ def analyse_priors(context, trials):
     columns += SAMPLE_COLUMNS[:2]
   rows = []
   for t in trials:
-    m = t.config.model
+    m = t.config.model.vae
     label = PRIOR_NAMES[m.prior] + (f" (K={m.num_components})" if m.prior != "gaussian" else "")
     rows.append([label] + _cells(t.metrics, columns))
   if s.sample_quality:
     reference = core.real_data_reference(context)
     rows.append(["real digits"] + ["–"] * (len(columns) - 2)
                 + _cells(reference, SAMPLE_COLUMNS[:2]))
-  iwae = {t.config.model.prior: t.metrics.get("iwae_log_likelihood") for t in trials}
+  iwae = {t.config.model.vae.prior: t.metrics.get("iwae_log_likelihood") for t in trials}
   stderr = max(t.metrics.get("iwae_log_likelihood_stderr", 0.0) for t in trials)
   order = sorted(iwae, key=lambda k: -iwae[k])
   observed = " > ".join(PRIOR_NAMES[k] for k in order)
@@ -844,9 +844,9 @@ def analyse_priors(context, trials):
       "scored on the same digits, so their errors are correlated and a gap smaller than about "
       "one standard error should not be read as a ranking.",
   ]
-  elbo = {t.config.model.prior: t.metrics.get("elbo") for t in trials}
-  kl = {t.config.model.prior: t.metrics.get("kl") for t in trials}
-  active = {t.config.model.prior: t.metrics.get("active_units") for t in trials}
+  elbo = {t.config.model.vae.prior: t.metrics.get("elbo") for t in trials}
+  kl = {t.config.model.vae.prior: t.metrics.get("kl") for t in trials}
+  active = {t.config.model.vae.prior: t.metrics.get("active_units") for t in trials}
   findings.append(
       "**ELBO and KL.** " + "; ".join(
           f"{PRIOR_NAMES[p]}: ELBO {elbo[p]:.2f}, KL {kl[p]:.2f}, {active[p]} active units"
@@ -854,7 +854,7 @@ def analyse_priors(context, trials):
       "the same encoder the KL term costs less; whether that buys a better bound depends on "
       "how well the richer prior is fitted in the budget.")
   if s.sample_quality:
-    fd = {t.config.model.prior: t.metrics.get("frechet_distance") for t in trials}
+    fd = {t.config.model.vae.prior: t.metrics.get("frechet_distance") for t in trials}
     best = min(fd, key=fd.get)
     findings.append(
         f"**Samples.** The FD of prior samples is "
@@ -864,9 +864,9 @@ def analyse_priors(context, trials):
   text = [
       "## Results",
       f"All priors share the network ({report.model_sentence(c)}, {c.model.latent_dim} latent "
-      f"dimensions) and budget; the mixture and the VampPrior have {c.model.num_components} "
+      f"dimensions) and budget; the mixture and the VampPrior have {c.model.vae.num_components} "
       "components (the VampPrior's are encoded pseudo-inputs), and the KL weight warms up "
-      f"linearly over {c.model.kl_warmup_epochs:g} epochs.",
+      f"linearly over {c.model.vae.kl_warmup_epochs:g} epochs.",
       report.table(["prior"] + [col[1] for col in columns], rows),
       f"IWAE log p(x): importance-weighted bound with K = {k} samples per digit on "
       f"{trials[0].metrics.get('iwae_examples', '?')} test digits (± its standard error "

@@ -2,6 +2,8 @@
 
 import math
 
+from kerasvae import kinds
+
 
 def fmt(value, digits=2):
   """A table cell: numbers with `digits` decimals, lists as space-separated numbers."""
@@ -106,7 +108,12 @@ def model_sentence(config, capital=False):
   else:
     net = (f"a convolutional encoder and decoder (stride-2 convolutions with "
            f"{list(m.filters)} channels, a {m.dense_units}-unit dense layer)")
-  text = f"{net}, a {LIKELIHOOD_NAMES.get(m.likelihood, m.likelihood)} decoder"
+  settings = m.settings
+  if isinstance(settings, kinds.VAESettings):
+    text = f"{net}, a {LIKELIHOOD_NAMES.get(settings.likelihood, settings.likelihood)} decoder"
+  else:
+    loss = {"bce": "binary cross-entropy", "mse": "squared error"}[settings.reconstruction_loss]
+    text = f"{net}, a sigmoid decoder trained on {loss}"
   return text[0].upper() + text[1:] if capital else text
 
 

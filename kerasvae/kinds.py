@@ -1,0 +1,159 @@
+"""The model kinds: what `model.kind` names, the settings block only that kind reads, its class.
+
+A pipeline config's `model` block holds the network every kind shares (`latent_dim`,
+`architecture`, widths) and one block of settings named after the kind, as the data
+config holds `source` and one block per source:
+
+    model:
+      kind: vae
+      latent_dim: 10
+      vae: {kl_weight: 4.0, prior: gaussian}
+
+A block of another kind (`noisy_autoencoder:` beside `kind: vae`) is refused by name
+(`ModelConfig.validate`). This module imports no TensorFlow (`kerasvae config` reads it and
+stays fast): a kind names its model class as "module:Class", imported when a model is built.
+
+Adding a kind: a model module with the class (its `from_settings` builds it from the
+block), a settings dataclass and a `Kind` entry below, its tests and docs. Nothing in the
+steps, the training loop, serving or the metrics changes: they read what the model class
+declares (`LatentVariableModel`'s class attributes and hooks).
+"""
+
+import dataclasses
+import importlib
+from kerasvae.config import ConfigError
+from kerasvae.config import field
+from kerasvae.config import show
+
+
+@dataclasses.dataclass
+class VAESettings:
+  """`model.vae`: the decoder's likelihood, the prior and the KL weight of a VAE."""
+  likelihood: str = field("bernoulli", choices=("bernoulli", "gaussian", "continuous_bernoulli"),
+                          help="Decoder likelihood p(x|z).")
+  gaussian_scale: float = field(0.1, range=(1e-6, None), help="Scale of the gaussian likelihood.")
+  learn_scale: bool = field(False, help="Train the gaussian likelihood's scale.")
+  prior: str = field("gaussian", choices=("gaussian", "gmm", "vamp"), help="The prior p(z).")
+  num_components: int = field(10, range=(1, None), help="Components of the gmm/vamp prior.")
+  vamp_init_from_data: bool = field(False, help="Start VampPrior pseudo-inputs from train images.")
+  kl_weight: float = field(1.0, range=(0.0, None), help="β: the weight of the KL term.")
+  kl_warmup_epochs: float = field(0.0, range=(0.0, None),
+                                  help="Epochs of linear KL warm-up from 0 to kl_weight.")
+
+  def applies(self, name):
+    """Whether the setting `name` changes this model (e.g. no scale for a Bernoulli decoder)."""
+    used = {"gaussian_scale": self.likelihood == "gaussian",
+            "learn_scale": self.likelihood == "gaussian",
+            "num_components": self.prior in ("gmm", "vamp"),
+            "vamp_init_from_data": self.prior == "vamp"}
+    return used.get(name, True)
+
+
+@dataclasses.dataclass
+class AutoencoderSettings:
+  """`model.autoencoder`: the reconstruction loss of a deterministic autoencoder."""
+  reconstruction_loss: str = field("bce", choices=("bce", "mse"),
+                                   help="bce: binary cross-entropy; mse: squared error, summed "
+                                   "over pixels.")
+
+  def applies(self, name):  # pylint: disable=unused-argument
+    return True
+
+
+@dataclasses.dataclass
+class NoisyAutoencoderSettings(AutoencoderSettings):
+  """`model.noisy_autoencoder`: an autoencoder whose decoder sees the code plus noise."""
+  noise_factor: float = field(0.05, range=(0.0, None),
+                              help="The code noise's variance is noise_factor·R (R: the batch's "
+                              "mean squared code norm).")
+  noise_scale: str = field("total", choices=("total", "per_dimension"),
+                           help="noise_factor·R is the noise's total variance (summed over the "
+                           "latents) or the variance of every latent.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+  """What a model may need to know about its training when it is built (`from_settings`).
+
+  Attributes:
+    steps_per_epoch: optimiser steps per epoch (settings given in epochs become steps).
+    num_train_examples: the size of the training split (e.g. for estimators that weight a
+      minibatch by the dataset size), None when unknown.
+    batch_size: the global batch size, None when unknown.
+  """
+  steps_per_epoch: int = 1
+  num_train_examples: int | None = None
+  batch_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+  """One model kind.
+
+  Attributes:
+    name: the `model.kind` value, and the name of its settings block.
+    settings: the dataclass of that block.
+    model: "module:Class" of the model class (a `LatentVariableModel`).
+    summary: one line for `kerasvae config --help`-style listings and docs.
+  """
+  name: str
+  settings: type
+  model: str
+  summary: str
+
+  def model_class(self):
+    """The model class (imports TensorFlow)."""
+    module, _, name = self.model.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+KINDS = {kind.name: kind for kind in (
+    Kind("vae", VAESettings, "kerasvae.models.autoencoders:VAE",
+         "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior"),
+    Kind("autoencoder", AutoencoderSettings, "kerasvae.models.autoencoders:Autoencoder",
+         "deterministic autoencoder; generates from a Gaussian fitted to its training codes"),
+    Kind("noisy_autoencoder", NoisyAutoencoderSettings,
+         "kerasvae.models.autoencoders:NoisyAutoencoder",
+         "autoencoder whose decoder sees the code plus Gaussian noise while training"),
+)}
+
+# Keys of the flat model block before the kinds had blocks, and where each lives now.
+MOVED_KEYS = {
+    **{name: "vae" for name in ("likelihood", "gaussian_scale", "learn_scale", "prior",
+                                "num_components", "vamp_init_from_data", "kl_weight",
+                                "kl_warmup_epochs")},
+    "reconstruction_loss": "autoencoder or noisy_autoencoder",
+    "noise_factor": "noisy_autoencoder", "noise_scale": "noisy_autoencoder",
+}
+
+
+def get(name):
+  """The `Kind` called `name`; a ConfigError names the valid kinds."""
+  if name not in KINDS:
+    raise ConfigError(f"kind: expected one of {list(KINDS)}. Received: kind={name!r}")
+  return KINDS[name]
+
+
+def check_blocks(model_config):
+  """Fills the chosen kind's block with its defaults and refuses the block of another kind.
+
+  Raises:
+    ConfigError: "<kind>: ..." naming the stray block and the config's kind.
+  """
+  for name, kind in KINDS.items():
+    block = getattr(model_config, name)
+    if name == model_config.kind:
+      if block is None:
+        setattr(model_config, name, kind.settings())
+    elif block is not None:
+      raise ConfigError(
+          f"{name}: expected no settings of model.kind={name} in a model of kind "
+          f"{model_config.kind!r} (they would be ignored). Received: "
+          f"{name}={show(dataclasses.asdict(block))}; remove the block (from the command line: "
+          f"--set model.{name}=null), or set model.kind: {name}")
+
+
+def settings_field(kind):
+  """The `ModelConfig` field of one kind's block: None unless that kind is chosen."""
+  return field(None, help=f"Settings of model.kind={kind.name}: {kind.summary}.", omit_none=True)
+
