@@ -71,6 +71,24 @@ class NoisyAutoencoderSettings(AutoencoderSettings):
                            "latents) or the variance of every latent.")
 
 
+@dataclasses.dataclass
+class BetaTCVAESettings(VAESettings):
+  """`model.beta_tcvae`: a VAE whose loss weighs the total correlation of q(z) by tc_weight."""
+  tc_weight: float = field(6.0, range=(0.0, None),
+                           help="β: the weight of the total correlation (disentanglement_lib's "
+                           "study: 1, 2, 4, 6, 8, 10; 1 is the VAE).")
+  estimator: str = field("mws", choices=("mws", "mss"),
+                         help="The minibatch estimate of q(z): mws (minibatch-weighted "
+                         "sampling, as disentanglement_lib) or mss (minibatch stratified "
+                         "sampling, weighted by the training-split size).")
+
+  def validate(self):
+    if self.prior != "gaussian":
+      raise ConfigError("prior: expected 'gaussian': the total correlation's decomposition of "
+                        "the KL assumes the factorised prior N(0, I). Received: "
+                        f"prior={self.prior!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
   """What a model may need to know about its training when it is built (`from_settings`).
@@ -115,6 +133,9 @@ KINDS = {kind.name: kind for kind in (
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,
          "kerasvae.models.autoencoders:NoisyAutoencoder",
          "autoencoder whose decoder sees the code plus Gaussian noise while training"),
+    Kind("beta_tcvae", BetaTCVAESettings, "kerasvae.models.beta_tcvae:BetaTCVAE",
+         "β-TCVAE: the VAE loss plus (tc_weight − 1) times the total correlation of q(z), "
+         "estimated on the minibatch"),
 )}
 
 # Keys of the flat model block before the kinds had blocks, and where each lives now.
