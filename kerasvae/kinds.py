@@ -89,6 +89,24 @@ class BetaTCVAESettings(VAESettings):
                         f"prior={self.prior!r}")
 
 
+@dataclasses.dataclass
+class DIPVAEISettings(VAESettings):
+  """`model.dip_vae_i`: a VAE whose posterior means' covariance is pushed towards I."""
+  lambda_od: float = field(10.0, range=(0.0, None),
+                           help="λ_od: the weight of the covariance's squared off-diagonal "
+                           "entries (disentanglement_lib's study: 1, 2, 5, 10, 20, 50).")
+  lambda_d_factor: float = field(10.0, range=(0.0, None),
+                                 help="λ_d / λ_od: the diagonal entries' squared distance from 1 "
+                                 "weighs lambda_d_factor·λ_od (disentanglement_lib: 10 for "
+                                 "DIP-VAE-I, 1 for DIP-VAE-II).")
+
+  def validate(self):
+    if self.prior != "gaussian":
+      raise ConfigError("prior: expected 'gaussian': the DIP penalty matches the covariance of "
+                        "q(z) to the identity, the covariance of N(0, I). Received: "
+                        f"prior={self.prior!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
   """What a model may need to know about its training when it is built (`from_settings`).
@@ -136,6 +154,9 @@ KINDS = {kind.name: kind for kind in (
     Kind("beta_tcvae", BetaTCVAESettings, "kerasvae.models.beta_tcvae:BetaTCVAE",
          "β-TCVAE: the VAE loss plus (tc_weight − 1) times the total correlation of q(z), "
          "estimated on the minibatch"),
+    Kind("dip_vae_i", DIPVAEISettings, "kerasvae.models.dip_vae:DIPVAEI",
+         "DIP-VAE-I: the VAE loss plus a penalty on the distance of the posterior means' "
+         "covariance from I"),
 )}
 
 # Keys of the flat model block before the kinds had blocks, and where each lives now.

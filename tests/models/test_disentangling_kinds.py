@@ -10,9 +10,11 @@ import scipy.stats
 import tensorflow as tf
 
 from kerasvae import config as config_lib
+from kerasvae import kinds
 from kerasvae import serving
 from kerasvae.config import ConfigError
 from kerasvae.models import beta_tcvae
+from kerasvae.models import dip_vae
 from kerasvae.steps import common
 from kerasvae.steps import configs
 from kerasvae.training import LOGGED_TERMS
@@ -21,6 +23,7 @@ from tests.pipeline_helpers import tiny_trainer
 # Each kind with settings that exercise its dataset-size or variant-specific paths.
 KIND_BLOCKS = {
     "beta_tcvae": {"tc_weight": 4.0, "estimator": "mss"},
+    "dip_vae_i": {"lambda_od": 5.0},
 }
 
 
@@ -146,6 +149,70 @@ def test_beta_tcvae_refuses_mss_without_the_dataset_size():
     beta_tcvae.BetaTCVAE((4, 4, 1), 2, estimator="mss")
   with pytest.raises(ValueError, match="prior='gaussian'"):
     beta_tcvae.BetaTCVAE((4, 4, 1), 2, prior="gmm")
+
+
+# -- DIP-VAE -------------------------------------------------------------------
+
+# A hand-made batch of posteriors: 5 examples, 3 latents.
+DIP_MEANS = np.array([[1.0, 0.5, 0.0], [-1.0, 0.2, 0.3], [0.5, -0.5, 1.0], [-0.5, -0.2, -1.3],
+                      [0.0, 0.9, 0.4]])
+DIP_LOG_VARS = np.log(np.array([[0.1, 0.5, 1.0], [0.2, 0.4, 0.9], [0.3, 0.6, 1.2],
+                                [0.1, 0.1, 0.5], [0.4, 0.5, 0.8]]))
+
+
+def _numpy_penalty(cov, lambda_od, lambda_d):
+  d = cov.shape[0]
+  off = sum(cov[i, j] ** 2 for i in range(d) for j in range(d) if i != j)
+  return lambda_od * off + lambda_d * sum((cov[i, i] - 1) ** 2 for i in range(d))
+
+
+def _numpy_cov_of_means(mean):
+  b, d = mean.shape
+  centred = mean - mean.sum(0) / b
+  return np.array([[sum(centred[n, i] * centred[n, j] for n in range(b)) / b for j in range(d)]
+                   for i in range(d)])
+
+
+def _dip(cls, **kwargs):
+  return cls((4, 4, 1), 3, hidden_units=(8,), **kwargs)
+
+
+def test_dip_vae_i_penalty_matches_numpy():
+  model = _dip(dip_vae.DIPVAEI, lambda_od=2.0, lambda_d_factor=10.0)
+  cov = _numpy_cov_of_means(DIP_MEANS)
+  expected = _numpy_penalty(cov, 2.0, 20.0)
+  got = model.dip_regularizer(tf.constant(DIP_MEANS), tf.constant(DIP_LOG_VARS))
+  np.testing.assert_allclose(float(got), expected, rtol=1e-12)
+  # Means whose batch covariance is exactly I cost nothing, whatever their variances.
+  square = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+  assert float(dip_vae.covariance_penalty(dip_vae.covariance_of_means(tf.constant(square)),
+                                          2.0, 20.0)) == 0.0
+
+
+def test_dip_vae_loss_is_the_vae_loss_plus_the_penalty_of_its_batch():
+  keras.utils.set_random_seed(0)
+  model = _dip(dip_vae.DIPVAEI, lambda_od=3.0, lambda_d_factor=10.0)
+  x = np.random.default_rng(0).uniform(size=(6, 4, 4, 1)).astype("float32")
+  terms = model.loss_terms(x)
+  mean = terms["mean"].numpy().astype(np.float64)
+  expected = _numpy_penalty(_numpy_cov_of_means(mean), 3.0, 30.0)
+  np.testing.assert_allclose(terms["loss"] - terms["reconstruction"] - terms["kl"], expected,
+                             rtol=1e-4)
+  assert terms["dip_regularizer"].shape == (6,) and "dip_regularizer" not in LOGGED_TERMS
+
+
+@pytest.mark.parametrize("kind", ["dip_vae_i"])
+def test_dip_vae_settings_are_checked(kind):
+  with pytest.raises(ConfigError, match=rf"model\.{kind}\.prior: expected 'gaussian'.*"
+                     r"Received: prior='vamp'"):
+    config_lib.from_dict(configs.ModelConfig, {"kind": kind, kind: {"prior": "vamp"}},
+                         where="model")
+  with pytest.raises(ConfigError, match=rf"model\.{kind}\.lambda_od: expected a value in"):
+    config_lib.from_dict(configs.ModelConfig, {"kind": kind, kind: {"lambda_od": -1}},
+                         where="model")
+  model = common.build_model(config_lib.from_dict(
+      configs.ModelConfig, {"kind": kind, "latent_dim": 2, kind: {"lambda_od": 5.0}}), (4, 4, 1))
+  assert model.lambda_d == 5.0 * kinds.KINDS[kind].settings().lambda_d_factor
 
 
 # -- Every kind through the contract --------------------------------------------
