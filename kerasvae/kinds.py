@@ -107,6 +107,15 @@ class DIPVAEISettings(VAESettings):
                         f"prior={self.prior!r}")
 
 
+@dataclasses.dataclass
+class DIPVAEIISettings(DIPVAEISettings):
+  """`model.dip_vae_ii`: a VAE whose covariance of z under q(z) is pushed towards I."""
+  lambda_d_factor: float = field(1.0, range=(0.0, None),
+                                 help="λ_d / λ_od: the diagonal entries' squared distance from 1 "
+                                 "weighs lambda_d_factor·λ_od (disentanglement_lib: 1 for "
+                                 "DIP-VAE-II).")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
   """What a model may need to know about its training when it is built (`from_settings`).
@@ -157,6 +166,9 @@ KINDS = {kind.name: kind for kind in (
     Kind("dip_vae_i", DIPVAEISettings, "kerasvae.models.dip_vae:DIPVAEI",
          "DIP-VAE-I: the VAE loss plus a penalty on the distance of the posterior means' "
          "covariance from I"),
+    Kind("dip_vae_ii", DIPVAEIISettings, "kerasvae.models.dip_vae:DIPVAEII",
+         "DIP-VAE-II: the VAE loss plus a penalty on the distance of the covariance of z under "
+         "q(z) from I"),
 )}
 
 # Keys of the flat model block before the kinds had blocks, and where each lives now.

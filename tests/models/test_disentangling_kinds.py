@@ -24,6 +24,7 @@ from tests.pipeline_helpers import tiny_trainer
 KIND_BLOCKS = {
     "beta_tcvae": {"tc_weight": 4.0, "estimator": "mss"},
     "dip_vae_i": {"lambda_od": 5.0},
+    "dip_vae_ii": {"lambda_od": 2.0, "lambda_d_factor": 3.0},
 }
 
 
@@ -189,19 +190,37 @@ def test_dip_vae_i_penalty_matches_numpy():
                                           2.0, 20.0)) == 0.0
 
 
-def test_dip_vae_loss_is_the_vae_loss_plus_the_penalty_of_its_batch():
+def test_dip_vae_ii_penalty_matches_numpy():
+  model = _dip(dip_vae.DIPVAEII, lambda_od=2.0)
+  assert model.lambda_d == 2.0  # lambda_d_factor 1 by default
+  # Cov_q(z)[z] = E[Σ(x)] + Cov[μ(x)]: the mean posterior variance joins the diagonal.
+  cov = _numpy_cov_of_means(DIP_MEANS) + np.diag(np.exp(DIP_LOG_VARS).mean(0))
+  got = model.dip_regularizer(tf.constant(DIP_MEANS), tf.constant(DIP_LOG_VARS))
+  np.testing.assert_allclose(float(got), _numpy_penalty(cov, 2.0, 2.0), rtol=1e-12)
+  # Means of covariance I plus variances σ² cost λ_d Σ σ⁴ here, nothing to DIP-VAE-I.
+  square = tf.constant([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], tf.float64)
+  log_var = tf.math.log(tf.constant([[0.25, 0.5]] * 4, tf.float64))
+  np.testing.assert_allclose(float(model.dip_regularizer(square, log_var)),
+                             2.0 * (0.25**2 + 0.5**2), rtol=1e-12)
+  assert float(_dip(dip_vae.DIPVAEI).dip_regularizer(square, log_var)) == 0.0
+
+
+@pytest.mark.parametrize("cls", [dip_vae.DIPVAEI, dip_vae.DIPVAEII])
+def test_dip_vae_loss_is_the_vae_loss_plus_the_penalty_of_its_batch(cls):
   keras.utils.set_random_seed(0)
-  model = _dip(dip_vae.DIPVAEI, lambda_od=3.0, lambda_d_factor=10.0)
+  model = _dip(cls, lambda_od=3.0, lambda_d_factor=10.0)
   x = np.random.default_rng(0).uniform(size=(6, 4, 4, 1)).astype("float32")
   terms = model.loss_terms(x)
-  mean = terms["mean"].numpy().astype(np.float64)
-  expected = _numpy_penalty(_numpy_cov_of_means(mean), 3.0, 30.0)
-  np.testing.assert_allclose(terms["loss"] - terms["reconstruction"] - terms["kl"], expected,
-                             rtol=1e-4)
+  mean, log_var = (terms[k].numpy().astype(np.float64) for k in ("mean", "log_var"))
+  cov = _numpy_cov_of_means(mean)
+  if cls is dip_vae.DIPVAEII:
+    cov += np.diag(np.exp(log_var).mean(0))
+  np.testing.assert_allclose(terms["loss"] - terms["reconstruction"] - terms["kl"],
+                             _numpy_penalty(cov, 3.0, 30.0), rtol=1e-4)
   assert terms["dip_regularizer"].shape == (6,) and "dip_regularizer" not in LOGGED_TERMS
 
 
-@pytest.mark.parametrize("kind", ["dip_vae_i"])
+@pytest.mark.parametrize("kind", ["dip_vae_i", "dip_vae_ii"])
 def test_dip_vae_settings_are_checked(kind):
   with pytest.raises(ConfigError, match=rf"model\.{kind}\.prior: expected 'gaussian'.*"
                      r"Received: prior='vamp'"):
