@@ -71,6 +71,51 @@ class NoisyAutoencoderSettings(AutoencoderSettings):
                            "latents) or the variance of every latent.")
 
 
+@dataclasses.dataclass
+class BetaTCVAESettings(VAESettings):
+  """`model.beta_tcvae`: a VAE whose loss weighs the total correlation of q(z) by tc_weight."""
+  tc_weight: float = field(6.0, range=(0.0, None),
+                           help="β: the weight of the total correlation (disentanglement_lib's "
+                           "study: 1, 2, 4, 6, 8, 10; 1 is the VAE).")
+  estimator: str = field("mws", choices=("mws", "mss"),
+                         help="The minibatch estimate of q(z): mws (minibatch-weighted "
+                         "sampling, as disentanglement_lib) or mss (minibatch stratified "
+                         "sampling, weighted by the training-split size).")
+
+  def validate(self):
+    if self.prior != "gaussian":
+      raise ConfigError("prior: expected 'gaussian': the total correlation's decomposition of "
+                        "the KL assumes the factorised prior N(0, I). Received: "
+                        f"prior={self.prior!r}")
+
+
+@dataclasses.dataclass
+class DIPVAEISettings(VAESettings):
+  """`model.dip_vae_i`: a VAE whose posterior means' covariance is pushed towards I."""
+  lambda_od: float = field(10.0, range=(0.0, None),
+                           help="λ_od: the weight of the covariance's squared off-diagonal "
+                           "entries (disentanglement_lib's study: 1, 2, 5, 10, 20, 50).")
+  lambda_d_factor: float = field(10.0, range=(0.0, None),
+                                 help="λ_d / λ_od: the diagonal entries' squared distance from 1 "
+                                 "weighs lambda_d_factor·λ_od (disentanglement_lib: 10 for "
+                                 "DIP-VAE-I, 1 for DIP-VAE-II).")
+
+  def validate(self):
+    if self.prior != "gaussian":
+      raise ConfigError("prior: expected 'gaussian': the DIP penalty matches the covariance of "
+                        "q(z) to the identity, the covariance of N(0, I). Received: "
+                        f"prior={self.prior!r}")
+
+
+@dataclasses.dataclass
+class DIPVAEIISettings(DIPVAEISettings):
+  """`model.dip_vae_ii`: a VAE whose covariance of z under q(z) is pushed towards I."""
+  lambda_d_factor: float = field(1.0, range=(0.0, None),
+                                 help="λ_d / λ_od: the diagonal entries' squared distance from 1 "
+                                 "weighs lambda_d_factor·λ_od (disentanglement_lib: 1 for "
+                                 "DIP-VAE-II).")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
   """What a model may need to know about its training when it is built (`from_settings`).
@@ -115,6 +160,15 @@ KINDS = {kind.name: kind for kind in (
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,
          "kerasvae.models.autoencoders:NoisyAutoencoder",
          "autoencoder whose decoder sees the code plus Gaussian noise while training"),
+    Kind("beta_tcvae", BetaTCVAESettings, "kerasvae.models.beta_tcvae:BetaTCVAE",
+         "β-TCVAE: the VAE loss plus (tc_weight − 1) times the total correlation of q(z), "
+         "estimated on the minibatch"),
+    Kind("dip_vae_i", DIPVAEISettings, "kerasvae.models.dip_vae:DIPVAEI",
+         "DIP-VAE-I: the VAE loss plus a penalty on the distance of the posterior means' "
+         "covariance from I"),
+    Kind("dip_vae_ii", DIPVAEIISettings, "kerasvae.models.dip_vae:DIPVAEII",
+         "DIP-VAE-II: the VAE loss plus a penalty on the distance of the covariance of z under "
+         "q(z) from I"),
 )}
 
 # Keys of the flat model block before the kinds had blocks, and where each lives now.
