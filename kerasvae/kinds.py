@@ -50,6 +50,22 @@ class VAESettings:
 
 
 @dataclasses.dataclass
+class FactorVAESettings(VAESettings):
+  """`model.factor_vae`: a VAE's settings plus the total-correlation weight and discriminator
+  of FactorVAE (Kim & Mnih 2018); the defaults are disentanglement_lib's."""
+  gamma: float = field(10.0, range=(0.0, None),
+                       help="γ: the weight of the discriminator's total-correlation estimate "
+                       "(disentanglement_lib's study: 10, 20, 30, 40, 50, 100).")
+  discriminator_units: int = field(1000, range=(1, None),
+                                   help="Width of each hidden layer of the discriminator.")
+  discriminator_layers: int = field(6, range=(1, None),
+                                    help="Hidden layers of the discriminator.")
+  discriminator_learning_rate: float = field(1e-4, range=(1e-12, None),
+                                             help="Learning rate of the discriminator's Adam "
+                                             "(β1 0.5, β2 0.9).")
+
+
+@dataclasses.dataclass
 class AutoencoderSettings:
   """`model.autoencoder`: the reconstruction loss of a deterministic autoencoder."""
   reconstruction_loss: str = field("bce", choices=("bce", "mse"),
@@ -110,6 +126,8 @@ class Kind:
 KINDS = {kind.name: kind for kind in (
     Kind("vae", VAESettings, "kerasvae.models.autoencoders:VAE",
          "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior"),
+    Kind("factor_vae", FactorVAESettings, "kerasvae.models.factor_vae:FactorVAE",
+         "VAE plus γ·total correlation, estimated by a discriminator of permuted codes"),
     Kind("autoencoder", AutoencoderSettings, "kerasvae.models.autoencoders:Autoencoder",
          "deterministic autoencoder; generates from a Gaussian fitted to its training codes"),
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,
