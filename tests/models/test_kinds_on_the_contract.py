@@ -15,10 +15,15 @@ from kerasvae.steps import common
 from kerasvae.steps import configs
 from tests.pipeline_helpers import tiny_trainer
 
-# kind -> (its settings block, the model attributes it sets when built with 4 steps per epoch)
+# kind -> (its settings block, the model attributes it sets when built with 4 steps per epoch,
+#          the scheduled values the training loop logs after 2 steps)
 CASES = {
     "factor_vae": ({"gamma": 20.0, "discriminator_units": 8, "discriminator_layers": 2},
-                   {"gamma": 20.0, "discriminator_units": 8, "discriminator_layers": 2}),
+                   {"gamma": 20.0, "discriminator_units": 8, "discriminator_layers": 2},
+                   {"kl_weight": 1.0}),
+    "annealed_vae": ({"gamma": 5.0, "max_capacity": 3.0, "capacity_epochs": 2.5},
+                     {"gamma": 5.0, "max_capacity": 3.0, "capacity_steps": 10},
+                     {"capacity": 0.6}),  # 3 nats · 2 / 10 steps
 }
 
 
@@ -36,7 +41,7 @@ def _signature_inputs(spec, x, latent_dim):
 
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_a_kind_builds_from_its_block_trains_round_trips_and_exports(kind, tmp_path):
-  settings, expected = CASES[kind]
+  settings, expected, scheduled = CASES[kind]
   config = config_lib.from_dict(configs.ModelConfig, {"kind": kind, "latent_dim": 2,
                                                       "hidden_units": [8], kind: settings},
                                 where="model")
@@ -54,6 +59,7 @@ def test_a_kind_builds_from_its_block_trains_round_trips_and_exports(kind, tmp_p
   history = trainer.train()
   assert all(np.isfinite(history[-1][f"train/{key}"])
              for key in ["loss"] + [key for key, _, _ in trainer.objectives])
+  assert {name: history[-1][name] for name in scheduled} == pytest.approx(scheduled)
   for variables, optimizer in [(model.main_trainable_variables, trainer.optimizer)] + [
       (variables, optimizer) for _, variables, optimizer in trainer.objectives]:
     assert int(optimizer.iterations.numpy()) == 2
