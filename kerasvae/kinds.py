@@ -122,6 +122,15 @@ class AnnealedVAESettings(LikelihoodPriorSettings):
 
 
 @dataclasses.dataclass
+class IWAESettings(LikelihoodPriorSettings):
+  """`model.iwae`: the importance samples of the IWAE's training bound (Burda et al. 2016)."""
+  num_samples: int = field(5, range=(1, None),
+                           help="k: importance samples per example and step of the training "
+                           "bound (the paper trains with 1, 5 and 50; the decoder runs on k "
+                           "times the batch).")
+
+
+@dataclasses.dataclass
 class AutoencoderSettings:
   """`model.autoencoder`: the reconstruction loss of a deterministic autoencoder."""
   reconstruction_loss: str = field("bce", choices=("bce", "mse"),
@@ -186,6 +195,8 @@ KINDS = {kind.name: kind for kind in (
          "VAE plus γ·total correlation, estimated by a discriminator of permuted codes"),
     Kind("annealed_vae", AnnealedVAESettings, "kerasvae.models.annealed_vae:AnnealedVAE",
          "reconstruction plus γ·|KL − C|, the capacity C rising linearly to max_capacity"),
+    Kind("iwae", IWAESettings, "kerasvae.models.iwae:IWAE",
+         "VAE trained on the k-sample importance-weighted bound instead of the ELBO"),
     Kind("autoencoder", AutoencoderSettings, "kerasvae.models.autoencoders:Autoencoder",
          "deterministic autoencoder; generates from a Gaussian fitted to its training codes"),
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,

@@ -24,6 +24,8 @@ CASES = {
     "annealed_vae": ({"gamma": 5.0, "max_capacity": 3.0, "capacity_epochs": 2.5},
                      {"gamma": 5.0, "max_capacity": 3.0, "capacity_steps": 10},
                      {"capacity": 0.6}),  # 3 nats · 2 / 10 steps
+    "iwae": ({"num_samples": 3, "prior": "gmm", "num_components": 2},
+             {"num_samples": 3}, {}),
 }
 
 
