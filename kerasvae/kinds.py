@@ -21,14 +21,16 @@ declares (`LatentVariableModel`'s class attributes and hooks).
 
 import dataclasses
 import importlib
+from typing import Optional
 from kerasvae.config import ConfigError
 from kerasvae.config import field
 from kerasvae.config import show
 
 
 @dataclasses.dataclass
-class VAESettings:
-  """`model.vae`: the decoder's likelihood, the prior and the KL weight of a VAE."""
+class LikelihoodPriorSettings:
+  """The decoder's likelihood and the prior: the settings every kind with a posterior shares
+  (its block starts with them)."""
   likelihood: str = field("bernoulli", choices=("bernoulli", "gaussian", "continuous_bernoulli"),
                           help="Decoder likelihood p(x|z).")
   gaussian_scale: float = field(0.1, range=(1e-6, None), help="Scale of the gaussian likelihood.")
@@ -36,9 +38,6 @@ class VAESettings:
   prior: str = field("gaussian", choices=("gaussian", "gmm", "vamp"), help="The prior p(z).")
   num_components: int = field(10, range=(1, None), help="Components of the gmm/vamp prior.")
   vamp_init_from_data: bool = field(False, help="Start VampPrior pseudo-inputs from train images.")
-  kl_weight: float = field(1.0, range=(0.0, None), help="β: the weight of the KL term.")
-  kl_warmup_epochs: float = field(0.0, range=(0.0, None),
-                                  help="Epochs of linear KL warm-up from 0 to kl_weight.")
 
   def applies(self, name):
     """Whether the setting `name` changes this model (e.g. no scale for a Bernoulli decoder)."""
@@ -47,6 +46,88 @@ class VAESettings:
             "num_components": self.prior in ("gmm", "vamp"),
             "vamp_init_from_data": self.prior == "vamp"}
     return used.get(name, True)
+
+  def vae_settings(self):
+    """The `VAESettings` of this likelihood and prior with a KL weight of 1 and no warm-up
+    (`VAE.settings_arguments` reads it), for a kind that weighs its KL term its own way."""
+    return VAESettings(**{f.name: getattr(self, f.name)
+                          for f in dataclasses.fields(LikelihoodPriorSettings)})
+
+
+@dataclasses.dataclass
+class VAESettings(LikelihoodPriorSettings):
+  """`model.vae`: the decoder's likelihood, the prior and the KL weight of a VAE."""
+  kl_weight: float = field(1.0, range=(0.0, None), help="β: the weight of the KL term.")
+  kl_warmup_epochs: float = field(0.0, range=(0.0, None),
+                                  help="Epochs of linear KL warm-up from 0 to kl_weight.")
+
+
+@dataclasses.dataclass
+class FactorVAESettings(VAESettings):
+  """`model.factor_vae`: a VAE's settings plus the total-correlation weight and discriminator
+  of FactorVAE (Kim & Mnih 2018); the defaults are disentanglement_lib's."""
+  gamma: float = field(10.0, range=(0.0, None),
+                       help="γ: the weight of the discriminator's total-correlation estimate "
+                       "(disentanglement_lib's study: 10, 20, 30, 40, 50, 100).")
+  discriminator_units: int = field(1000, range=(1, None),
+                                   help="Width of each hidden layer of the discriminator.")
+  discriminator_layers: int = field(6, range=(1, None),
+                                    help="Hidden layers of the discriminator.")
+  discriminator_learning_rate: float = field(1e-4, range=(1e-12, None),
+                                             help="Learning rate of the discriminator's Adam "
+                                             "(β1 0.5, β2 0.9).")
+
+
+@dataclasses.dataclass
+class AnnealedVAESettings(LikelihoodPriorSettings):
+  """`model.annealed_vae`: the capacity annealing of Burgess et al. 2018: the loss is the
+  reconstruction plus gamma·|KL − C|, C rising linearly from 0 to max_capacity; the defaults are
+  disentanglement_lib's."""
+  gamma: float = field(1000.0, range=(0.0, None),
+                       help="γ: the weight of |KL − C| (disentanglement_lib: 1000).")
+  max_capacity: float = field(25.0, range=(0.0, None),
+                              help="C_max in nats, where the capacity's ramp ends "
+                              "(disentanglement_lib's study: 5, 10, 25, 50, 75, 100).")
+  capacity_steps: Optional[int] = field(None, range=(0, None),
+                                        help="Optimiser steps of the capacity's linear ramp "
+                                        "from 0 to max_capacity; null: 100,000 "
+                                        "(disentanglement_lib's) unless capacity_epochs is set.")
+  capacity_epochs: Optional[float] = field(None, range=(0.0, None),
+                                           help="The capacity's ramp in epochs, instead of "
+                                           "capacity_steps.")
+
+  DEFAULT_CAPACITY_STEPS = 100_000
+
+  def validate(self):
+    if self.capacity_steps is not None and self.capacity_epochs is not None:
+      raise ConfigError(
+          "capacity_epochs: expected the capacity's ramp in steps or in epochs, not both. "
+          f"Received: capacity_steps={self.capacity_steps}, "
+          f"capacity_epochs={self.capacity_epochs}; set one to null")
+
+  def applies(self, name):
+    if name == "capacity_steps":
+      return self.capacity_epochs is None
+    if name == "capacity_epochs":
+      return self.capacity_epochs is not None
+    return super().applies(name)
+
+  def ramp_steps(self, steps_per_epoch=1):
+    """The optimiser steps of the capacity's ramp."""
+    if self.capacity_epochs is not None:
+      return int(round(self.capacity_epochs * steps_per_epoch))
+    if self.capacity_steps is not None:
+      return self.capacity_steps
+    return self.DEFAULT_CAPACITY_STEPS
+
+
+@dataclasses.dataclass
+class IWAESettings(LikelihoodPriorSettings):
+  """`model.iwae`: the importance samples of the IWAE's training bound (Burda et al. 2016)."""
+  num_samples: int = field(5, range=(1, None),
+                           help="k: importance samples per example and step of the training "
+                           "bound (the paper trains with 1, 5 and 50; the decoder runs on k "
+                           "times the batch).")
 
 
 @dataclasses.dataclass
@@ -155,6 +236,12 @@ class Kind:
 KINDS = {kind.name: kind for kind in (
     Kind("vae", VAESettings, "kerasvae.models.autoencoders:VAE",
          "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior"),
+    Kind("factor_vae", FactorVAESettings, "kerasvae.models.factor_vae:FactorVAE",
+         "VAE plus γ·total correlation, estimated by a discriminator of permuted codes"),
+    Kind("annealed_vae", AnnealedVAESettings, "kerasvae.models.annealed_vae:AnnealedVAE",
+         "reconstruction plus γ·|KL − C|, the capacity C rising linearly to max_capacity"),
+    Kind("iwae", IWAESettings, "kerasvae.models.iwae:IWAE",
+         "VAE trained on the k-sample importance-weighted bound instead of the ELBO"),
     Kind("autoencoder", AutoencoderSettings, "kerasvae.models.autoencoders:Autoencoder",
          "deterministic autoencoder; generates from a Gaussian fitted to its training codes"),
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,
