@@ -236,8 +236,17 @@ class Kind:
 KINDS = {kind.name: kind for kind in (
     Kind("vae", VAESettings, "kerasvae.models.autoencoders:VAE",
          "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior"),
+    Kind("beta_tcvae", BetaTCVAESettings, "kerasvae.models.beta_tcvae:BetaTCVAE",
+         "β-TCVAE: the VAE loss plus (tc_weight − 1) times the total correlation of q(z), "
+         "estimated on the minibatch"),
     Kind("factor_vae", FactorVAESettings, "kerasvae.models.factor_vae:FactorVAE",
          "VAE plus γ·total correlation, estimated by a discriminator of permuted codes"),
+    Kind("dip_vae_i", DIPVAEISettings, "kerasvae.models.dip_vae:DIPVAEI",
+         "DIP-VAE-I: the VAE loss plus a penalty on the distance of the posterior means' "
+         "covariance from I"),
+    Kind("dip_vae_ii", DIPVAEIISettings, "kerasvae.models.dip_vae:DIPVAEII",
+         "DIP-VAE-II: the VAE loss plus a penalty on the distance of the covariance of z under "
+         "q(z) from I"),
     Kind("annealed_vae", AnnealedVAESettings, "kerasvae.models.annealed_vae:AnnealedVAE",
          "reconstruction plus γ·|KL − C|, the capacity C rising linearly to max_capacity"),
     Kind("iwae", IWAESettings, "kerasvae.models.iwae:IWAE",
@@ -247,15 +256,6 @@ KINDS = {kind.name: kind for kind in (
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,
          "kerasvae.models.autoencoders:NoisyAutoencoder",
          "autoencoder whose decoder sees the code plus Gaussian noise while training"),
-    Kind("beta_tcvae", BetaTCVAESettings, "kerasvae.models.beta_tcvae:BetaTCVAE",
-         "β-TCVAE: the VAE loss plus (tc_weight − 1) times the total correlation of q(z), "
-         "estimated on the minibatch"),
-    Kind("dip_vae_i", DIPVAEISettings, "kerasvae.models.dip_vae:DIPVAEI",
-         "DIP-VAE-I: the VAE loss plus a penalty on the distance of the posterior means' "
-         "covariance from I"),
-    Kind("dip_vae_ii", DIPVAEIISettings, "kerasvae.models.dip_vae:DIPVAEII",
-         "DIP-VAE-II: the VAE loss plus a penalty on the distance of the covariance of z under "
-         "q(z) from I"),
 )}
 
 # Keys of the flat model block before the kinds had blocks, and where each lives now.

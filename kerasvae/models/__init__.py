@@ -1,10 +1,16 @@
 """Networks, priors, likelihoods and the models of every kind (`kerasvae.kinds`)."""
 
 from kerasvae import kinds as _kinds
+from kerasvae.models.annealed_vae import AnnealedVAE
 from kerasvae.models.autoencoders import Autoencoder
 from kerasvae.models.autoencoders import LatentVariableModel
 from kerasvae.models.autoencoders import NoisyAutoencoder
 from kerasvae.models.autoencoders import VAE
+from kerasvae.models.beta_tcvae import BetaTCVAE
+from kerasvae.models.dip_vae import DIPVAEI
+from kerasvae.models.dip_vae import DIPVAEII
+from kerasvae.models.factor_vae import FactorVAE
+from kerasvae.models.iwae import IWAE
 from kerasvae.models.likelihoods import LIKELIHOODS
 from kerasvae.models.likelihoods import BernoulliLikelihood
 from kerasvae.models.likelihoods import ContinuousBernoulliLikelihood

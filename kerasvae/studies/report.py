@@ -109,7 +109,7 @@ def model_sentence(config, capital=False):
     net = (f"a convolutional encoder and decoder (stride-2 convolutions with "
            f"{list(m.filters)} channels, a {m.dense_units}-unit dense layer)")
   settings = m.settings
-  if isinstance(settings, kinds.VAESettings):
+  if isinstance(settings, kinds.LikelihoodPriorSettings):
     text = f"{net}, a {LIKELIHOOD_NAMES.get(settings.likelihood, settings.likelihood)} decoder"
   else:
     loss = {"bce": "binary cross-entropy", "mse": "squared error"}[settings.reconstruction_loss]
