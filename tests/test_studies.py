@@ -315,6 +315,9 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
   text, results = check_study(name, output, path, sample_quality=True)
   assert "digits 0–7,999 train, 8,000–8,999 validate" in text and "1,000" in text
   assert results["split_counts"] == {"train": 8000, "validation": 1000, "test": 1000}
+  # The data are named as MNIST's digits (`report.data_words`), never as garments.
+  assert "held-out digits" in text and "real digits" in text
+  assert not re.search(r"garment|fashion|real images|held-out images", text, re.IGNORECASE)
   # The sample-quality classifier is trained once per study and saved in the study dir.
   assert (output / core.CLASSIFIER_FILE).is_file()
   if name == "ae-vs-vae":
@@ -329,6 +332,7 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
     # The quick study states the K it used (5) and explains only the columns it has.
     assert "K = 5 samples per digit" in text and "K = 5000" not in text
     assert "*FD*" in text and "*class entropy*" not in text and "*grey pixels*" not in text
+    assert "our trials train on 8,000 MNIST digits" in text
 
 
 def test_study_force_redoes_every_trial_and_the_shared_ingest_once(tmp_path, monkeypatch):
@@ -465,11 +469,94 @@ def test_trend_and_format():
 
 
 def test_sample_quality_text_explains_only_the_table_columns():
-  text = mnist.sample_quality_text(mnist.SAMPLE_COLUMNS[:2]).format(n=200)
+  text = mnist.sample_quality_text(report.DATA_WORDS["mnist"], 200, mnist.SAMPLE_COLUMNS[:2])
   assert "*FD*" in text and "*confidence*" in text and "200 random latent points" in text
   assert "*class entropy*" not in text and "*grey pixels*" not in text
-  full = mnist.SAMPLE_QUALITY_TEXT
+  full = mnist.sample_quality_text(report.DATA_WORDS["mnist"], 200)
   assert all(f"*{name}*" in full for name in ("FD", "confidence", "class entropy", "grey pixels"))
+
+
+def _data_words(study_config, tmp_path, overrides=()):
+  path = core.resolve_study_config_path("", study_config)
+  trials = core.load_study_config(path, overrides=overrides, output=tmp_path)[3]
+  return report.data_words(trials[0].config.ingest)
+
+
+@pytest.mark.parametrize("study", ["latent-dim", "beta", "ae-vs-vae", "priors"])
+def test_data_words_come_from_the_data_config_not_the_study(study, tmp_path):
+  assert _data_words(study, tmp_path) == report.DATA_WORDS["mnist"]
+  assert _data_words(f"fashion-mnist-{study}", tmp_path) == report.DATA_WORDS["fashion_mnist"]
+  # The same study on other data: Debian's Fashion-MNIST folder, a user's IDX files, and
+  # Kuzushiji-MNIST (whose folder contains 'mnist' but holds no digits).
+  for folder, expected in (
+      ("/usr/share/datasets/fashion-mnist", report.DATA_WORDS["fashion_mnist"]),
+      ("/data/my_scans", report.OTHER_DATA_WORDS), ("/data/kmnist", report.OTHER_DATA_WORDS)):
+    assert _data_words(study, tmp_path, [
+        f"ingest.data.idx.images={folder}/train-images-idx3-ubyte.gz"]) == expected, folder
+
+
+def test_data_words_of_npz_tfds_and_dsprites_data(tmp_path):
+  from kerasvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from kerasvae.data import config as data_config  # pylint: disable=import-outside-toplevel
+
+  def words(data):
+    return report.data_words(config_lib.from_dict(data_config.IngestConfig, {"data": data}))
+
+  assert words({"source": "npz", "npz": {"path": "/data/fashion_mnist.npz"}}).name \
+      == "Fashion-MNIST"
+  assert words({"source": "npz", "npz": {"path": "/data/mnist.npz"}}).name == "MNIST"
+  assert words({"source": "tfds", "tfds": {"name": "fashion_mnist"}}).name == "Fashion-MNIST"
+  assert words({"source": "tfds", "tfds": {"name": "mnist:3.0.1"}}).name == "MNIST"
+  assert words({"source": "tfds", "tfds": {"name": "emnist"}}) == report.OTHER_DATA_WORDS
+  assert words({"source": "dsprites"}) == report.OTHER_DATA_WORDS
+
+
+def test_report_wording_names_the_data():
+  """The wording that needs no trained model: digits for MNIST only, never garments there."""
+  mnist_words = report.DATA_WORDS["mnist"]
+  text = mnist.sample_quality_text(mnist_words, 200)
+  assert "held-out digits" in text and "an FID analogue for MNIST" in text
+  assert "the ten digits are equally frequent" in text and "*real digits*" in text
+  for words in (report.DATA_WORDS["fashion_mnist"], report.OTHER_DATA_WORDS):
+    text = mnist.sample_quality_text(words, 200)
+    assert "digit" not in text.lower(), text
+    assert "held-out images" in text and "*real images*" in text
+    assert "the ten classes are equally frequent" in text
+  fashion = mnist.sample_quality_text(report.DATA_WORDS["fashion_mnist"], 200)
+  assert "an FID analogue for Fashion-MNIST" in fashion and "some fashion item?" in fashion
+  assert "an FID analogue for this data" in mnist.sample_quality_text(report.OTHER_DATA_WORDS, 200)
+
+
+def test_study_text_takes_every_data_noun_from_data_words():
+  """No string of the MNIST-family analyses says 'digit' itself: the noun comes from
+  `context.data_words`, so a Fashion-MNIST report cannot call its images digits."""
+  import ast  # pylint: disable=import-outside-toplevel
+  for module in (mnist, core):
+    tree = ast.parse(Path(module.__file__).read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr)}
+    strings = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+               and isinstance(node.value, str) and id(node) not in docstrings]
+    assert strings and not [s for s in strings if re.search(r"digit|garment", s, re.I)], module
+
+
+def test_data_paragraph_names_the_data(tmp_path):
+  counts = {"train": 8000, "validation": 1000, "test": 1000}
+  for study, expected in (
+      ("priors", "MNIST here is the official MNIST *test* split of 10,000 digits"),
+      ("fashion-mnist-priors", "**Data.** Fashion-MNIST (Xiao et al. 2017")):
+    path = core.resolve_study_config_path("", study)
+    config = core.load_study_config(path, output=tmp_path)[3][0].config
+    text = report.data_paragraph(config, counts)
+    assert expected in text
+    assert ("digit" in text) == (study == "priors"), text
+  path = core.resolve_study_config_path("priors")
+  config = core.load_study_config(path, output=tmp_path, overrides=[
+      "ingest.data.idx.images=/data/scans/train-images-idx3-ubyte.gz"])[3][0].config
+  text = report.data_paragraph(config, counts)
+  assert text.startswith("**Data.** IDX images (`/data/scans/train-images-idx3-ubyte.gz`): "
+                         "images 0–7,999 train") and "MNIST" not in text and "digit" not in text
 
 
 def test_budget_names_every_training_seed():

@@ -112,6 +112,12 @@ class StudyContext:
   def add_figure(self, caption, path):
     self.figures.append((caption, Path(path).relative_to(self.output).as_posix()))
 
+  @property
+  def data_words(self):
+    """How the report names the data (`report.DataWords`), from the trials' ingest config."""
+    from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+    return report.data_words(self.base.ingest)
+
 
 def slug(text):
   return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_")
@@ -334,8 +340,8 @@ def grey_fraction(images):
 
 
 def class_entropy_bits(probabilities):
-  """Entropy (bits) of the histogram of predicted classes: log2(10) = 3.32 when all digits appear
-  equally often, 0 when every image is read as the same digit."""
+  """Entropy (bits) of the histogram of predicted classes: log2(10) = 3.32 when ten classes appear
+  equally often, 0 when every image is read as the same class."""
   counts = np.bincount(np.argmax(probabilities, axis=-1), minlength=probabilities.shape[-1])
   p = counts / counts.sum()
   p = p[p > 0]
@@ -423,7 +429,7 @@ def add_elbo_surgery(context, trial):
 
 
 def real_data_reference(context):
-  """The scores real training digits get against the held-out digits: the floor of each number."""
+  """The scores real training images get against the held-out images: the floor of each number."""
   _, train = reference_images(context)
   return score_images(context, train)
 

@@ -1,6 +1,9 @@
 """Markdown pieces of a study report: tables, figures, the data and budget paragraphs."""
 
+import dataclasses
 import math
+import re
+from pathlib import Path
 
 from kerasvae import kinds
 
@@ -37,6 +40,65 @@ def figure(context, caption, path):
   return f"![{caption}]({rel})\n\n*{caption}*"
 
 
+@dataclasses.dataclass(frozen=True)
+class DataWords:
+  """How a report names its data, so no sentence calls a garment a digit.
+
+  Attributes:
+    name: the data set's name ("MNIST", "Fashion-MNIST"); "" for data the reports do not know.
+    noun: one example, as in "nats per digit", "held-out images" (`nouns`: the plural).
+    kind: what the classifier recognises, as in "do they look like some digit?" (`kinds`).
+    classes: the classes as a group, as in "the ten digits are equally frequent".
+  """
+  name: str
+  noun: str
+  nouns: str
+  kind: str
+  kinds: str
+  classes: str
+
+  @property
+  def named(self):
+    """'MNIST digits', 'Fashion-MNIST images', or 'images' for other data."""
+    return f"{self.name} {self.nouns}" if self.name else self.nouns
+
+
+# Keyed by the data set's folder, file or TFDS name (`known_data_set`). Fashion-MNIST's ten
+# classes are clothes, shoes and bags: an example is an image, a class a fashion item.
+DATA_WORDS = {
+    "mnist": DataWords("MNIST", "digit", "digits", "digit", "digits", "digits"),
+    "fashion_mnist": DataWords("Fashion-MNIST", "image", "images", "fashion item",
+                               "fashion items", "classes"),
+}
+OTHER_DATA_WORDS = DataWords("", "image", "images", "object", "objects", "classes")
+_IMAGE_FIELDS = {"idx": "images", "npz": "path", "image_folder": "root", "tfds": "name"}
+
+
+def known_data_set(ingest):
+  """The key of `DATA_WORDS` that an ingest config reads, or None for any other data.
+
+  Read from the data's own name: the images file's name or its folder's (`mnist/`,
+  `fashion_mnist/`, Debian's `fashion-mnist/`, `fashion_mnist.npz`) or the TFDS name, never
+  from the study's name. Only a whole name counts, so `kmnist` or `emnist` are other data.
+  """
+  source = ingest.data.source
+  if source not in _IMAGE_FIELDS:
+    return None
+  value = getattr(getattr(ingest.data, source), _IMAGE_FIELDS[source]) or ""
+  path = Path(value)
+  for name in (path.name, path.parent.name):
+    key = re.sub(r"[-_ ]+", "_", re.sub(r"(\.(gz|npz|npy))+$|:.*$", "", name.lower()))
+    if key in DATA_WORDS:
+      return key
+  return None
+
+
+def data_words(ingest):
+  """The `DataWords` of the data an ingest config reads: MNIST's digits, Fashion-MNIST's
+  images, or neutral images for any other data."""
+  return DATA_WORDS.get(known_data_set(ingest), OTHER_DATA_WORDS)
+
+
 def data_paragraph(config, split_counts):
   """Where the data comes from and how it is split, in words."""
   ingest = config.ingest
@@ -47,7 +109,9 @@ def data_paragraph(config, split_counts):
               f"{n_test:,} test. Every number below is on the test split.")
   if source == "idx":
     where = ingest.data.idx.images
-    split = (f"digits 0–{ingest.split.validation_start - 1:,} train, "
+    data_set = known_data_set(ingest)
+    nouns = data_words(ingest).nouns
+    split = (f"{nouns} 0–{ingest.split.validation_start - 1:,} train, "
              f"{ingest.split.validation_start:,}–{ingest.split.eval_start - 1:,} validate and the "
              f"remaining {n_test:,} are the test split" if ingest.split.method == "index"
              else "split by a hash of each example's index" if ingest.split.method == "hash"
@@ -55,12 +119,17 @@ def data_paragraph(config, split_counts):
              "from its training split")
     binar = (" Pixels are binarised dynamically (a fresh Bernoulli draw of each grey level every "
              "epoch; evaluation uses one fixed draw)." if ingest.binarize == "dynamic" else "")
-    if "fashion" in where.lower():
-      what = ("**Data.** Fashion-MNIST (Xiao et al. 2017; 28×28 grey images of ten kinds of "
-              f"garment), its official 60,000 training and 10,000 test images (`{where}`): ")
-    else:
+    if data_set == "fashion_mnist":
+      what = ("**Data.** Fashion-MNIST (Xiao et al. 2017; 28×28 grey images of clothes, shoes and "
+              f"bags in ten classes), its official 60,000 training and 10,000 test images "
+              f"(`{where}`): ")
+    elif data_set == "mnist" and Path(where).name.startswith("t10k"):
       what = ("**Data.** MNIST here is the official MNIST *test* split of 10,000 digits "
               f"(`{where}`), the only MNIST copy available offline: ")
+    elif data_set == "mnist":
+      what = f"**Data.** MNIST digits (`{where}`): "
+    else:
+      what = f"**Data.** IDX images (`{where}`): "
     return f"{what}{split}.{protocol}{binar}"
   if source == "dsprites":
     d = ingest.data.dsprites
