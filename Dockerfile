@@ -7,8 +7,8 @@ FROM tensorflow/tensorflow:2.21.0-gpu
 WORKDIR /opt/kerasvae
 COPY setup.cfg pyproject.toml README.md ./
 COPY kerasvae kerasvae
-COPY pipelines pipelines
-# A non-editable install: the image holds the installed package, not this source tree.
+# A non-editable install: the image holds the installed package (with its bundled configs,
+# package data in kerasvae/configs/), not this source tree.
 RUN pip install --no-cache-dir ".[kfp]" && rm -rf /opt/kerasvae/kerasvae
 # The bundled configs read their data (mnist/, fashion_mnist/) below this folder: mount the data
 # there, or set KERASVAE_DATA_DIR on the pipeline's tasks to where the cluster keeps it.

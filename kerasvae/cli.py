@@ -75,7 +75,7 @@ def _add_pipeline_parser(sub):
 
 def _pipeline(args):
   """`kerasvae pipeline ...`: the only command that needs kfp, imported here and nowhere else."""
-  from pipelines import kfp_pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae import kfp_pipeline  # pylint: disable=import-outside-toplevel
   if args.pipeline_command == "compile":
     path = kfp_pipeline.compile_pipeline(
         args.config, args.output, args.overrides, image=args.image or kfp_pipeline.DEFAULT_IMAGE,
@@ -144,7 +144,7 @@ def main(argv=None):
     if args.command in ("run", "ingest"):  # a wrong input path is named before TF's import
       from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
       sources.check_input_paths(config.ingest.data)
-    from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+    from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
     steps = pipeline.STEPS if args.command == "run" else (args.command,)
     out = pipeline.run_pipeline(config, steps=steps, force=args.force,
                                 run_dir=Path(args.run_dir) if args.run_dir else None)

@@ -20,6 +20,9 @@ Pipeline parameters:
 The components install nothing when they start (no `pip install`, not even kfp): the
 image (see the Dockerfile) holds kerasvae and kfp, and the local runner uses the
 current Python environment.
+
+This module imports kfp (the extra `kfp`): only `kerasvae pipeline ...` and the runner
+script a user edits (`pipelines/kubeflow_runner.py`) import it.
 """
 
 import os

@@ -142,8 +142,12 @@ def _check_kerasvae(argv):
 
 def _check_other(words):
   program = words[0]
-  if program in ("python", "python3"):
-    assert words[1] == "-m", words
+  if program in ("python", "python3") and words[1] != "-m":  # a script of the repository
+    script = REPO / words[1]
+    assert script.is_file(), f"no script {words[1]}: {words}"
+    for flag in (w.split("=")[0] for w in words[2:] if w.startswith("--")):
+      assert f'"{flag}"' in script.read_text(), f"{words[1]} has no flag {flag}: {words}"
+  elif program in ("python", "python3"):
     assert importlib.util.find_spec(words[2]) is not None, f"no module {words[2]}: {words}"
   elif program == "pip":
     assert words[:3] == ["pip", "install", "-e"] and len(words) == 4, words

@@ -1,6 +1,6 @@
 """The pipeline steps as Kubeflow Pipelines components see them: config text in, artifact paths out.
 
-`pipelines/kfp_pipeline.py` wires four KFP components; each one calls a function
+`kerasvae/kfp_pipeline.py` wires four KFP components; each one calls a function
 here, and each function runs the same `kerasvae.steps` code as `kerasvae run`:
 
   ingest    config                        -> examples (Dataset: the Examples artifact)

@@ -107,7 +107,7 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
   Args:
     name: a key of `STUDIES` (`latent-dim`, `beta`, `ae-vs-vae`, `priors`,
       `disentanglement`).
-    config: a study YAML; default `pipelines/configs/studies/<name>.yaml`.
+    config: a study YAML; default the bundled `kerasvae/configs/studies/<name>.yaml`.
     overrides: `key=value` items applied to every trial's pipeline config
       (e.g. `train.epochs=5`) or to the study settings (`study.num_samples=500`).
     quick: the tiny version (the `quick:` block of the YAML) the tests run.

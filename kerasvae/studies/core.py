@@ -1,6 +1,6 @@
 """What every study shares: its config, its trials (normal pipeline runs), sample quality, results.
 
-A study config (`pipelines/configs/studies/<name>.yaml`) is
+A study config (`kerasvae/configs/studies/<name>.yaml`, or a user's file) is
 
   title: one line
   study: {settings of the study itself: sample quality, figure sizes}
@@ -33,7 +33,6 @@ from kerasvae.steps import configs as step_configs
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 STUDY_CONFIG_DIR = step_configs.CONFIG_DIR / "studies"
 TRIAL_STEPS = ("ingest", "train", "evaluate")
 CLASSIFIER_FILE = "classifier.keras"
@@ -263,7 +262,7 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
   steps are reused unless `force` (train and evaluate) and `force_ingest` (the Examples
   artifact all trials share: redone once per study).
   """
-  from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
   print(label or f"study: trial {trial.name}", flush=True)
   if force:
     pipeline.run_pipeline(trial.config, steps=("ingest",), force=force_ingest)
