@@ -25,6 +25,7 @@ This module imports kfp (the extra `kfp`): only `kerasvae pipeline ...` and the 
 script a user edits (`pipelines/kubeflow_runner.py`) import it.
 """
 
+import json
 import os
 from pathlib import Path
 from typing import List
@@ -36,6 +37,8 @@ PIPELINE_NAME = "kerasvae"
 # `docker build -t kerasvae:0.1.0 .` with the repository's Dockerfile; on a cluster pass the
 # pushed name (`--image registry.example.com/kerasvae:0.1.0`).
 DEFAULT_IMAGE = "kerasvae:0.1.0"
+# kfp.local's ParallelFor runs at most this many iterations at once (a thread pool of 2).
+LOCAL_RUNNER_MAX_PARALLEL = 2
 _COMPONENT = dict(base_image=DEFAULT_IMAGE, packages_to_install=[], install_kfp_package=False)
 
 
@@ -71,6 +74,15 @@ def export(config: str, overrides: List[str], force_export: bool, model: dsl.Inp
   """Exports the model as a SavedModel with its serving signatures."""
   from kerasvae.steps import kfp_adapter
   kfp_adapter.export(config, overrides, force_export, model, evaluation, saved_model)
+
+
+@dsl.component(**_COMPONENT)
+def study_report(sweep: str, examples: dsl.Input[dsl.Dataset],
+                 models: dsl.Input[List[dsl.Model]], evaluations: dsl.Input[List[dsl.Artifact]],
+                 study: dsl.Output[dsl.Artifact], report: dsl.Output[dsl.HTML]):
+  """Gathers every trial of a study sweep into the local study's report, results and figures."""
+  from kerasvae.steps import kfp_adapter
+  kfp_adapter.study_report(sweep, examples, models, evaluations, study, report)
 
 
 def build_pipeline(config_text, overrides=(), image=DEFAULT_IMAGE, accelerator_type="",
@@ -116,14 +128,16 @@ def compile_pipeline(config, output, overrides=(), image=DEFAULT_IMAGE, accelera
     image: the container image of every component (and the `train_image` default).
     accelerator_type, accelerator_count: the train step's accelerator defaults.
   """
-  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
-  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
   from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
-  if not isinstance(accelerator_count, int) or accelerator_count < 0:
-    raise ConfigError(f"Expected accelerator_count to be an integer >= 0. "
-                     f"Received: accelerator_count={accelerator_count!r}")
+  _check_count(accelerator_count, "accelerator_count")
   config_text = kfp_adapter.config_parameter(config, overrides)
   pipeline = build_pipeline(config_text, overrides, image, accelerator_type, accelerator_count)
+  return _write_spec(pipeline, output)
+
+
+def _write_spec(pipeline, output):
+  """Compiles `pipeline` to `output` (through a temporary file and a rename); returns its path."""
+  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
   output = Path(output)
   output.parent.mkdir(parents=True, exist_ok=True)
   artifacts.remove_stale_temporaries(output.parent)
@@ -136,6 +150,78 @@ def compile_pipeline(config, output, overrides=(), image=DEFAULT_IMAGE, accelera
     if os.path.exists(tmp):
       os.remove(tmp)
   return output
+
+
+def _check_count(value, name):
+  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
+  if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    raise ConfigError(f"Expected {name} to be an integer >= 0. Received: {name}={value!r}")
+
+
+def build_study_pipeline(spec, image=DEFAULT_IMAGE, accelerator_type="", accelerator_count=1,
+                         parallelism=0):
+  """The pipeline of a study sweep (`kerasvae.studies.sweep.sweep_spec`), defaults as given.
+
+  ingest once (the trials share their ingest config), then a `dsl.ParallelFor` over the
+  trials, each a train and an evaluate task, then the report task over every trial's
+  Model and evaluation (`dsl.Collected`). `parallelism` caps the trials running at once
+  (0: no cap); KFP's spec holds it as a number of the loop, fixed when compiling.
+  """
+  sweep_text = json.dumps(spec, ensure_ascii=False, sort_keys=True)
+  # Not "name": a loop item's key "name" clashes with the channel's own name in kfp 2.17.
+  items = [{"trial": t["name"], "config": t["config"]} for t in spec["trials"]]
+  first_config = spec["trials"][0]["config"]
+
+  @dsl.pipeline(name=f"{PIPELINE_NAME}-study-{spec['study']}",
+                description=f"kerasvae study {spec['study']}: {len(items)} trials")
+  def kerasvae_study(trial_image: str = image,
+                     trial_accelerator_type: str = accelerator_type,
+                     trial_accelerator_count: int = accelerator_count):
+    ingest_task = ingest(config=first_config, overrides=[]).set_container_image(image)
+    with dsl.ParallelFor(items, parallelism=parallelism, name="trials") as trial:
+      train_task = train(config=trial.config, overrides=[],
+                         examples=ingest_task.outputs["examples"])
+      # Evaluation reads the model on the same image and accelerator.
+      evaluate_task = evaluate(config=trial.config, overrides=[], force_export=False,
+                               examples=ingest_task.outputs["examples"],
+                               model=train_task.outputs["model"])
+      for task in (train_task, evaluate_task):
+        (task.set_container_image(trial_image)
+         .set_accelerator_limit(trial_accelerator_count)
+         .set_accelerator_type(trial_accelerator_type))
+        # kfp 2.17 passes a pipeline parameter into the loop only when a task registers it:
+        # the image setter does, the accelerator setters do not (the loop then lacks them).
+        task.register_pipeline_channels([trial_accelerator_type, trial_accelerator_count])
+    study_report(sweep=sweep_text, examples=ingest_task.outputs["examples"],
+                 models=dsl.Collected(train_task.outputs["model"]),
+                 evaluations=dsl.Collected(evaluate_task.outputs["evaluation"])
+                 ).set_container_image(image)
+
+  return kerasvae_study
+
+
+def compile_study(name, output, config=None, overrides=(), quick=False, image=DEFAULT_IMAGE,
+                  accelerator_type="", accelerator_count=1, parallelism=0):
+  """Writes the KFP v2 spec of a study sweep; returns its path.
+
+  The trials are the ones `kerasvae study NAME` trains with the same arguments: the spec
+  is made from `studies.plan_study`, the local study's loader.
+
+  Args:
+    name: the study (`latent-dim`, `beta`, `ae-vs-vae`, `priors`, `disentanglement`).
+    output: the spec file.
+    config, overrides, quick: as for `kerasvae study` (`--config`, `--set`, `--quick`).
+    image: the image of every task (and the trials' default).
+    accelerator_type, accelerator_count: the trials' accelerator defaults.
+    parallelism: the most trials running at once; 0: no cap.
+  """
+  from kerasvae import studies  # pylint: disable=import-outside-toplevel
+  from kerasvae.studies import sweep  # pylint: disable=import-outside-toplevel
+  _check_count(accelerator_count, "accelerator_count")
+  _check_count(parallelism, "parallelism")
+  spec = sweep.sweep_spec(studies.plan_study(name, config, overrides, quick))
+  return _write_spec(build_study_pipeline(spec, image, accelerator_type, accelerator_count,
+                                          parallelism), output)
 
 
 def export_outcome(run_dir):
@@ -175,16 +261,55 @@ def run_local(package, pipeline_root, overrides=(), force_export=False):
   import yaml  # pylint: disable=import-outside-toplevel
   from kfp import components  # pylint: disable=import-outside-toplevel
   from kfp import local  # pylint: disable=import-outside-toplevel
+  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
   from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
   package = Path(package)
   params = yaml.safe_load(package.read_text())["root"]["inputDefinitions"]["parameters"]
-  defaults = params["overrides"].get("defaultValue", [])
-  # A bad override fails here, naming the key, rather than inside the first component.
-  kfp_adapter.load_config(params["config"].get("defaultValue", ""), [*defaults, *overrides])
+  if is_study_spec(package):
+    if overrides or force_export:  # the trials' configs are compiled into the spec
+      raise ConfigError("Expected no --set or --force-export with a study sweep's spec (its "
+                        "trials' configs are compiled in: compile again with --set). Received: "
+                        + " ".join([*(f"--set {o}" for o in overrides),
+                                    *(["--force-export"] if force_export else [])]))
+    arguments = {}
+  else:
+    defaults = params["overrides"].get("defaultValue", [])
+    # A bad override fails here, naming the key, rather than inside the first component.
+    kfp_adapter.load_config(params["config"].get("defaultValue", ""), [*defaults, *overrides])
+    arguments = {"overrides": [*defaults, *overrides], "force_export": force_export}
   pipeline_root = Path(pipeline_root).resolve()
   before = set(pipeline_root.iterdir()) if pipeline_root.is_dir() else set()
   local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
-  components.load_component_from_file(str(package))(
-      overrides=[*defaults, *overrides], force_export=force_export)
+  components.load_component_from_file(str(package))(**arguments)
   new = sorted(set(pipeline_root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
   return new[-1]
+
+
+def is_study_spec(package):
+  """Whether the compiled spec at `package` is a study sweep (`compile_study`)."""
+  import yaml  # pylint: disable=import-outside-toplevel
+  spec = yaml.safe_load(Path(package).read_text())
+  return spec["pipelineInfo"]["name"].startswith(f"{PIPELINE_NAME}-study-")
+
+
+def study_outcome(run_dir, package):
+  """What a local run of a study sweep executed and what it only compiled, as lines to print."""
+  import yaml  # pylint: disable=import-outside-toplevel
+  spec = yaml.safe_load(Path(package).read_text())
+  loop = spec["root"]["dag"]["tasks"]["for-loop-2"]
+  trials = len(json.loads(loop["parameterIterator"]["items"]["raw"]))
+  limit = loop.get("iteratorPolicy", {}).get("parallelismLimit", 0)
+  report = Path(run_dir) / "study-report" / "study" / "report.md"
+  # kfp.local 2.17 runs a ParallelFor's iterations in a thread pool of at most 2.
+  at_once = min(limit, LOCAL_RUNNER_MAX_PARALLEL) if limit else LOCAL_RUNNER_MAX_PARALLEL
+  cap = f"parallelism limit of {limit} trials" if limit else "parallelism (no limit)"
+  return [
+      f"pipeline: ran on kfp.local: ingest once, the ParallelFor of {trials} trials (a train and "
+      f"an evaluate task each, {at_once} at once), and the report task over every trial's "
+      "model and evaluation (dsl.Collected)",
+      "pipeline: compiled but not exercised by kfp.local: the images and accelerators "
+      "(trial_image, trial_accelerator_type, trial_accelerator_count: its subprocess runner "
+      f"uses this Python environment and ignores them) and the spec's {cap} (it runs at most "
+      f"{LOCAL_RUNNER_MAX_PARALLEL})",
+      f"pipeline: study report {report}" if report.is_file()
+      else "pipeline: the study report task wrote no report: see its log above"]

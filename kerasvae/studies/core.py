@@ -269,7 +269,17 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
     out = pipeline.run_pipeline(trial.config, steps=("train", "evaluate"), force=True)
   else:
     out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
-  trial.run_dir = Path(out["run_dir"])
+  read_trial_results(trial, out["run_dir"])
+  return out["examples"]
+
+
+def read_trial_results(trial, run_dir):
+  """Fills the trial's metrics, timings and epochs from its run's `train/` and `evaluate/`.
+
+  The local study reads the run it just ran; the Kubeflow sweep's report task the trial's
+  Model and evaluation artifacts, laid out as a run directory.
+  """
+  trial.run_dir = Path(run_dir)
   train_meta = artifacts.read_json(trial.run_dir / "train" / artifacts.METADATA_FILE)
   eval_meta = artifacts.read_json(trial.run_dir / "evaluate" / artifacts.METADATA_FILE)
   trial.train_seconds = training_seconds(trial.run_dir / "train", train_meta)
@@ -278,7 +288,6 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
   trial.steps_per_epoch = int(train_meta.get("steps_per_epoch", 0))
   trial.metrics = artifacts.read_json(trial.run_dir / "evaluate" / "metrics.json")
   trial.metrics.pop("activity", None)
-  return out["examples"]
 
 
 def training_seconds(train_dir, train_meta):
