@@ -108,7 +108,7 @@ def test_a_quick_sweep_on_kfp_local_reports_the_local_studys_numbers(tmp_path, c
   differently from the same trial in a fresh process, which every sweep task is.
   """
   study = ["disentanglement", "--config", "disentanglement-full-mlp", "--quick",
-           "--set", "train.jit_compile=false"]
+           "--set", 'train.jit_compile="false"']
   local = subprocess.Popen([sys.executable, "-m", "kerasvae.cli", "study", *study, "--output",
                             str(tmp_path / "local")], cwd=tmp_path, env=subprocess_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

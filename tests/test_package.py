@@ -78,11 +78,17 @@ def test_a_non_editable_install_runs_from_another_folder(tmp_path):
   The venv sees the system's packages (TensorFlow is not downloaded again); its own
   site-packages comes first, so its non-editable kerasvae shadows an editable one.
   """
-  source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
-  shutil.copytree(REPO / "kerasvae", source / "kerasvae",
-                  ignore=shutil.ignore_patterns("__pycache__"))
-  for name in ("setup.cfg", "pyproject.toml", "README.md"):
-    shutil.copy(REPO / name, source / name)
+  # What the Dockerfile copies into the image, installed the way it installs it (a copy: building
+  # in the checkout would leave build/ there).
+  source = tmp_path / "source"
+  copied = [w for line in (REPO / "Dockerfile").read_text().splitlines()
+            if line.startswith("COPY ") for w in line.split()[1:-1]]
+  assert sorted(copied) == ["README.md", "kerasvae", "pyproject.toml", "setup.cfg"], copied
+  for name in copied:
+    if (REPO / name).is_dir():
+      shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+      shutil.copy(REPO / name, source / name)
   venv = tmp_path / "venv"
   subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
                   str(venv)], check=True, timeout=120)

@@ -126,11 +126,12 @@ def _parse(argv):
 def _check_kerasvae(argv):
   args = _parse(argv)
   overrides = getattr(args, "overrides", [])
-  if args.command == "study":
+  study = args.name if args.command == "study" else getattr(args, "study", None)
+  if study:  # `kerasvae study NAME` or `kerasvae pipeline ... --study NAME`
     from kerasvae import studies  # pylint: disable=import-outside-toplevel
     from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
-    assert args.name in studies.STUDIES, argv
-    assert core.resolve_study_config_path(args.name, args.config).is_file(), argv
+    assert study in studies.STUDIES, argv
+    assert core.resolve_study_config_path(study, args.config).is_file(), argv
   elif getattr(args, "config", None) and args.config not in PLACEHOLDER_FILES:
     assert configs.resolve_config_path(args.config).is_file(), argv
   elif args.command == "pipeline" and args.pipeline_command == "run-local":

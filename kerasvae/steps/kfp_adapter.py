@@ -10,6 +10,9 @@ here, and each function runs the same `kerasvae.steps` code as `kerasvae run`:
                                              blessing.json, the PNGs), summary (HTML), and
                                              whether the model may be exported
   export    config, model, evaluation     -> saved_model (Model: the SavedModel directory)
+  study_report  sweep, examples, every trial's model and evaluation
+                                          -> study (report.md, results.json, figures/),
+                                             report (HTML: the report, figures inline)
 
 A step writes into a local scratch directory and its result is then copied to the
 output artifact's path: the steps' atomic renames stay on a local filesystem, whatever
