@@ -2,7 +2,7 @@
 
 The wiring a user edits, kept apart from the library as the TFX template keeps its
 `kubeflow_v2_runner.py` apart from the components: set the constants below (your image,
-your config, your accelerators), then
+your config or study, your accelerators), then
 
   python pipelines/kubeflow_runner.py                            # writes kerasvae_pipeline.yaml
   python pipelines/kubeflow_runner.py --host http://KFP_HOST     # and submits a run
@@ -27,12 +27,22 @@ OVERRIDES = []  # `--set` values, e.g. ["train.epochs=20"]
 # "" trains on CPU.
 ACCELERATOR_TYPE = "nvidia.com/gpu"
 ACCELERATOR_COUNT = 1
+# A study name (e.g. "priors") compiles that study as a sweep instead of one run: its trials
+# (CONFIG then names the study's YAML, None its bundled one) in parallel, at most PARALLELISM
+# at once (0: no cap), each on the accelerator above.
+STUDY = None
+PARALLELISM = 0
 OUTPUT = "kerasvae_pipeline.yaml"
 EXPERIMENT = "kerasvae"
 
 
 def compile_spec(output=OUTPUT):
   """Writes the pipeline spec with this file's settings; returns its path."""
+  if STUDY:
+    return kfp_pipeline.compile_study(STUDY, output, CONFIG, OVERRIDES, image=IMAGE,
+                                      accelerator_type=ACCELERATOR_TYPE,
+                                      accelerator_count=ACCELERATOR_COUNT,
+                                      parallelism=PARALLELISM)
   return kfp_pipeline.compile_pipeline(CONFIG, output, OVERRIDES, image=IMAGE,
                                        accelerator_type=ACCELERATOR_TYPE,
                                        accelerator_count=ACCELERATOR_COUNT)

@@ -349,3 +349,12 @@ def test_the_kubeflow_runner_compiles_its_settings_and_submits_to_the_host(tmp_p
       (configs.CONFIG_DIR / f"{kubeflow_runner.CONFIG}.yaml").read_text())
   assert submitted == [("http://kfp.example", str(output), {}, kubeflow_runner.EXPERIMENT)]
   assert "submitted run run-1" in capsys.readouterr().out
+  # STUDY set: the study's sweep, its trials on the runner's accelerator.
+  monkeypatch.setattr(kubeflow_runner, "STUDY", "priors")
+  monkeypatch.setattr(kubeflow_runner, "CONFIG", None)
+  assert kubeflow_runner.main(["--output", str(tmp_path / "study.yaml")]) == 0
+  spec = yaml.safe_load((tmp_path / "study.yaml").read_text())
+  assert spec["pipelineInfo"]["name"] == "kerasvae-study-priors"
+  assert spec["root"]["inputDefinitions"]["parameters"]["trial_accelerator_type"][
+      "defaultValue"] == kubeflow_runner.ACCELERATOR_TYPE
+  assert len(submitted) == 1  # no --host: compiled only
