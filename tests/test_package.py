@@ -81,6 +81,7 @@ def test_a_non_editable_install_runs_from_another_folder(tmp_path):
   # What the Dockerfile copies into the image, installed the way it installs it (a copy: building
   # in the checkout would leave build/ there).
   source = tmp_path / "source"
+  source.mkdir()
   copied = [w for line in (REPO / "Dockerfile").read_text().splitlines()
             if line.startswith("COPY ") for w in line.split()[1:-1]]
   assert sorted(copied) == ["README.md", "kerasvae", "pyproject.toml", "setup.cfg"], copied
