@@ -17,6 +17,17 @@ Pipeline parameters:
                     the train step's accelerators ("nvidia.com/gpu" on Kubeflow,
                     "NVIDIA_TESLA_T4" on Vertex AI); an empty type: CPU only
 
+A study compiles to a sweep of the same components (`compile_study`): ingest once, a
+`dsl.ParallelFor` of train → evaluate per trial, and a `study_report` task over every
+trial (`dsl.Collected`) that writes the local study's report:
+
+  kerasvae pipeline compile --study priors --output study.yaml --parallelism 9
+  kerasvae pipeline run-local --study priors --quick
+
+Its parameters: `trial_image`, `trial_accelerator_type`, `trial_accelerator_count` (the
+trials' train and evaluate tasks); the trials themselves and the parallelism limit are
+fixed when compiling.
+
 The components install nothing when they start (no `pip install`, not even kfp): the
 image (see the Dockerfile) holds kerasvae and kfp, and the local runner uses the
 current Python environment.
@@ -250,10 +261,11 @@ def run_local(package, pipeline_root, overrides=(), force_export=False):
   no network; the components install nothing.
 
   Args:
-    package: the compiled pipeline YAML.
+    package: the compiled pipeline YAML (a single run, or a study sweep).
     pipeline_root: where the runner writes `<pipeline>-<time>/<task>/<output>`.
-    overrides: `--set` overrides appended to the spec's default `overrides`.
-    force_export: the `force_export` parameter.
+    overrides: `--set` overrides appended to the spec's default `overrides` (not for a
+      sweep, whose trials' configs are compiled in).
+    force_export: the `force_export` parameter (not for a sweep).
 
   Returns:
     The run's directory under `pipeline_root`.

@@ -143,3 +143,21 @@ def test_a_quick_sweep_on_kfp_local_reports_the_local_studys_numbers(tmp_path, c
   assert "measured in each trial's own tasks of a Kubeflow sweep" in report
   page = (run_dir / "study-report" / "report").read_text()
   assert page.count("data:image/png;base64,") == len(swept["figures"]) and "<table>" in page
+
+
+def test_study_flags_are_refused_without_a_study_and_a_sweep_takes_no_run_time_set(tmp_path,
+                                                                                    capsys):
+  assert cli.main(["pipeline", "compile", "--quick", "--output", str(tmp_path / "p.yaml")]) == 2
+  assert "Expected --quick and --parallelism with --study only" in capsys.readouterr().err
+  path = tmp_path / "study.yaml"
+  assert cli.main(["pipeline", "compile", "--study", "beta", "--quick", "--output", str(path),
+                   "--set", "train.epochs=2"]) == 0
+  assert kfp_pipeline.is_study_spec(path)
+  spec = yaml.safe_load(path.read_text())
+  items = json.loads(spec["root"]["dag"]["tasks"]["for-loop-2"]["parameterIterator"]["items"]["raw"])
+  assert {kfp_adapter.load_config(i["config"]).train.epochs for i in items} == {2}
+  assert len(items) == len(studies.plan_study("beta", quick=True).trials)
+  assert cli.main(["pipeline", "run-local", "--package", str(path), "--set", "train.epochs=3",
+                   "--pipeline-root", str(tmp_path / "root")]) == 2
+  assert "compile again with --set" in capsys.readouterr().err
+  assert not (tmp_path / "root").exists()
