@@ -142,7 +142,8 @@ CONFIG_CASES = [
      r"config\.model\.latent_dim: expected an integer\. Received: 'abc' "
      r"\(from --set model\.latent_dim=abc\)$"),
     ("set-unknown-key", ["train", "--set", "model.latent_dims=3"],
-     r"unknown key 'latent_dims' \(from --set model\.latent_dims=3\)\. Valid keys: architecture"),
+     r"unknown key 'latent_dims' \(from --set model\.latent_dims=3\)\. Valid keys: "
+     r"annealed_vae, architecture, .*latent_dim"),
     ("set-bad-choice", ["train", "--set", "model.vae.prior=vampp"],
      r"model\.vae\.prior: expected one of \['gaussian', 'gmm', 'vamp'\]\. Received: 'vampp'"),
     ("set-bad-bool", ["train", "--set", "train.progress=maybe"],
