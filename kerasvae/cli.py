@@ -37,7 +37,7 @@ def _parser():
       p.add_argument("--force", action="store_true",
                      help="redo the step(s) even if unchanged; export an unblessed model")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
-  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors or disentanglement")
+  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or methods")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
