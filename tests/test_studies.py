@@ -271,6 +271,10 @@ def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):
   assert report.per_factor_keys(trials, "mig") == ["mig/shape", "mig/x"]
   assert trials[0].metrics["mig/shape"] == pytest.approx(0.3)
   assert report.per_factor_keys(trials, "dci_completeness") == ["dci_completeness/shape"]
+  # In the factors' order, not metrics.json's sorted one.
+  sorted_keys = {"sap/x": 0.1, "sap/shape": 0.2, "factor_names": ["x", "shape"]}
+  assert report.per_factor_keys([core.Trial("t", {}, metrics=sorted_keys)], "sap") == [
+      "sap/x", "sap/shape"]
   assert [c[0] for c in report.study_seed_columns(trials)][-3:] == [
       "dci_completeness", "sap", "new_score"]
   groups = report.by_setting(trials)

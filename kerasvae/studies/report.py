@@ -406,9 +406,12 @@ def per_factor_keys(trials, score):
   for trial in trials:
     values = trial.metrics.get(score + PER_FACTOR)
     names = trial.metrics.get("factor_names")
-    if isinstance(values, list) and isinstance(names, list) and len(values) == len(names):
+    names = names if isinstance(names, list) else []
+    if isinstance(values, list) and len(values) == len(names):
       for name, value in zip(names, values):
         trial.metrics.setdefault(f"{score}/{name}", value)
+    # The factors' own order (metrics.json's keys are sorted), then any other factor.
+    keys += [f"{score}/{name}" for name in names if f"{score}/{name}" in trial.metrics]
     keys += [k for k in trial.metrics if k.startswith(f"{score}/")]
   return list(dict.fromkeys(keys))
 
