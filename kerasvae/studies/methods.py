@@ -10,8 +10,6 @@ References:
        others; the random seed and the hyperparameters matter more than the method.)
 """
 
-import numpy as np
-
 from kerasvae.studies import core
 from kerasvae.studies import disentanglement
 from kerasvae.studies import figures as study_figures
