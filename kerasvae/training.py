@@ -312,13 +312,23 @@ class Trainer:
     preprocess = self.preprocess_fn
     logged = self._logged_terms = []  # names of the entries of `sums`, set when traced
 
+    # Every random draw of a step (the posterior sample, code noise, a permutation) comes from
+    # a stateless seed of (train.seed, step, replica): the stateful generators keep their state
+    # in the process (XLA's too), so a second training in one process (a study's next trial)
+    # drew other noise than the same training alone.
+    base_seed = tf.constant([self.config.seed, 0x5EED], tf.int32)
+
     @tf.function(jit_compile=self.jit_compile)
     def gradients(batch, step):
       # Made here, the float image fuses into the first layer, and the reader's threads, which
       # share the cores with this step, do less.
       x = (preprocess(batch) if preprocess else batch)["image"]
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      seed = tf.random.experimental.stateless_fold_in(
+          tf.random.experimental.stateless_fold_in(base_seed, tf.cast(step, tf.int32)),
+          tf.cast(replica, tf.int32))
       with tf.GradientTape(persistent=len(objectives) > 1) as tape:
-        terms = model.loss_terms(x, training=True, step=step)
+        terms = model.loss_terms(x, training=True, step=step, seed=seed)
         losses = [tf.reduce_sum(terms[key]) / global_batch for key, _, _ in objectives]
       grads = [tape.gradient(loss, variables)
                for loss, (_, variables, _) in zip(losses, objectives)]

@@ -13,13 +13,12 @@ from kerasvae.steps import configs
 from kerasvae.steps import evaluate
 from kerasvae.steps import train as train_step
 from kerasvae.studies import core
-from tests.pipeline_helpers import REPO
 from tests.pipeline_helpers import tiny_config
 
 # What an autoencoder can never be judged on (no posterior: no ELBO, KL or IWAE bound).
 AUTOENCODER_LACKS = kinds.get("autoencoder").model_class().not_applicable_metrics
-PIPELINE_CONFIGS = sorted((REPO / "pipelines" / "configs").glob("*.yaml"))
-STUDY_CONFIGS = sorted((REPO / "pipelines" / "configs" / "studies").glob("*.yaml"))
+PIPELINE_CONFIGS = sorted(configs.CONFIG_DIR.glob("*.yaml"))
+STUDY_CONFIGS = sorted(core.STUDY_CONFIG_DIR.glob("*.yaml"))
 
 
 def _trial_configs(path):
@@ -59,7 +58,7 @@ def test_thresholds_on_what_the_model_kind_lacks_are_skipped_and_nothing_else():
 
 
 QUICKSTART_THRESHOLDS = yaml.safe_load(
-    (REPO / "pipelines" / "configs" / "quickstart.yaml").read_text())["evaluate"]["thresholds"]
+    (configs.CONFIG_DIR / "quickstart.yaml").read_text())["evaluate"]["thresholds"]
 
 
 def _run(tmp_path, model):

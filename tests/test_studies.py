@@ -457,7 +457,7 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
 
 
 def test_study_force_redoes_every_trial_and_the_shared_ingest_once(tmp_path, monkeypatch):
-  from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
   calls = []
   monkeypatch.setattr(pipeline, "run_pipeline", lambda config, steps, force=False, run_dir=None:
                       calls.append((config.run.name, tuple(steps), force))

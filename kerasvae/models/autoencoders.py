@@ -195,13 +195,16 @@ class LatentVariableModel(keras.Model):
     """
     return self.decode_mean(self.sample_latents(num_samples, seed=stateless_seed(seed)))
 
-  def loss_terms(self, x, training=False, step=None):
+  def loss_terms(self, x, training=False, step=None, seed=None):
     """Per-example terms of the training objective.
 
     Args:
       x: images [B, H, W, C].
       training: whether noise for training (the AE's code noise) is added.
       step: the optimiser step, for schedules such as the KL warm-up.
+      seed: a stateless seed ([2] int32) for every random draw of the step (the training loop
+        passes one derived from train.seed, the step and the replica, so a training is the
+        same in any process, after any other); None draws fresh noise.
 
     Returns:
       A dict of [B] tensors: `loss` (what is minimised), `reconstruction`
@@ -374,8 +377,8 @@ class VAE(LatentVariableModel):
     terms = self.elbo_terms(x, seed=seed)
     return {k: terms[k] for k in ("elbo", "reconstruction", "kl")}
 
-  def loss_terms(self, x, training=False, step=None):
-    terms = self.elbo_terms(x, training=training)
+  def loss_terms(self, x, training=False, step=None, seed=None):
+    terms = self.elbo_terms(x, training=training, seed=seed)
     beta = self.kl_weight_at(step)
     weighted_kl = beta * terms["kl"]
     terms.update(loss=terms["reconstruction"] + weighted_kl, weighted_kl=weighted_kl,
@@ -521,13 +524,15 @@ class Autoencoder(LatentVariableModel):
     eps = tf.random.normal(shape) if seed is None else tf.random.stateless_normal(shape, seed=seed)
     return self.code_mean + self.code_std * eps
 
-  def code_for_decoder(self, code, training):
-    """The code the decoder sees; the noisy autoencoder perturbs it during training."""
+  def code_for_decoder(self, code, training, seed=None):
+    """The code the decoder sees; the noisy autoencoder perturbs it during training (with the
+    stateless `seed`, or fresh noise when None)."""
+    del training, seed
     return code
 
-  def loss_terms(self, x, training=False, step=None):
+  def loss_terms(self, x, training=False, step=None, seed=None):
     code = self.encode_mean(x, training=training)  # [B, D]
-    params = self.decode(self.code_for_decoder(code, training), training=training)
+    params = self.decode(self.code_for_decoder(code, training, seed=seed), training=training)
     if self.reconstruction_loss == "bce":
       reconstruction = self.likelihood.negative_log_likelihood(x, params)
     else:
@@ -596,12 +601,15 @@ class NoisyAutoencoder(Autoencoder):
       return self.noise_factor / self.latent_dim
     return self.noise_factor
 
-  def code_for_decoder(self, code, training):
+  def code_for_decoder(self, code, training, seed=None):
     if not training:
       return code
     radius_sq = tf.stop_gradient(tf.reduce_mean(tf.reduce_sum(tf.square(code), axis=-1)))  # R
     std = tf.sqrt(self.noise_variance_fraction * radius_sq)  # σ
-    return code + std * tf.random.normal(tf.shape(code))  # [B, D]
+    seed = stateless_seed(seed)
+    eps = (tf.random.normal(tf.shape(code)) if seed is None
+           else tf.random.stateless_normal(tf.shape(code), seed=seed))  # [B, D]
+    return code + std * eps
 
   def get_config(self):
     config = super().get_config()

@@ -44,6 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasvae.models import autoencoders
 from kerasvae.models import distributions
 from kerasvae.models import priors as priors_lib
 from kerasvae.models.autoencoders import VAE
@@ -190,10 +191,14 @@ class BetaTCVAE(VAE):
     return cls(**network, **cls.settings_arguments(settings, steps_per_epoch),
                dataset_size=dataset_size)
 
-  def loss_terms(self, x, training=False, step=None):
-    terms = super().loss_terms(x, training=training, step=step)  # reconstruction + α·KL
+  def loss_terms(self, x, training=False, step=None, seed=None):
+    elbo_seed = tc_seed = None
+    if seed is not None:  # one stateless seed each for the ELBO's z and the TC's z
+      elbo_seed, tc_seed = tf.unstack(tf.random.experimental.stateless_split(
+          autoencoders.stateless_seed(seed), 2))
+    terms = super().loss_terms(x, training=training, step=step, seed=elbo_seed)  # rec + α·KL
     mean, log_var = terms["mean"], terms["log_var"]  # [B, D] each
-    z = distributions.reparameterized_sample(mean, log_var)  # [B, D]
+    z = distributions.reparameterized_sample(mean, log_var, seed=tc_seed)  # [B, D]
     parts = kl_decomposition(z, mean, log_var, self.estimator, self.dataset_size)  # [B] each
     tc_extra = (self.tc_weight - terms["kl_weight"]) * parts["tc"]  # [B]
     terms.update(parts, loss=terms["loss"] + tc_extra)

@@ -103,8 +103,8 @@ class DIPVAE(VAE):
     """The penalty on the batch's posteriors (means and log-variances [B, D]): a scalar."""
     return covariance_penalty(self.covariance(mean, log_var), self.lambda_od, self.lambda_d)
 
-  def loss_terms(self, x, training=False, step=None):
-    terms = super().loss_terms(x, training=training, step=step)  # reconstruction + α·KL
+  def loss_terms(self, x, training=False, step=None, seed=None):
+    terms = super().loss_terms(x, training=training, step=step, seed=seed)  # rec + α·KL
     penalty = self.dip_regularizer(terms["mean"], terms["log_var"])  # []
     penalty = tf.fill(tf.shape(terms["loss"]), penalty)  # [B]: every example carries it
     terms.update(loss=terms["loss"] + penalty, dip_regularizer=penalty)

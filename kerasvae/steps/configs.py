@@ -6,6 +6,7 @@ A pipeline config is one YAML file with the blocks `ingest`, `model`,
 """
 
 import dataclasses
+import importlib.resources
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -18,7 +19,25 @@ from kerasvae.data.config import IngestConfig
 from kerasvae.data.config import bundled_data_dir
 from kerasvae.data.config import resolve_data_paths
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "configs"
+
+
+def _package_data_dir(name):
+  """The folder `name` of kerasvae's package data, as a filesystem path.
+
+  Found with `importlib.resources`, so it is wherever the package is installed (a
+  checkout, a wheel in site-packages, a Docker image). The configs are read as files
+  (their paths appear in error messages and decide how relative data paths resolve),
+  which every pip install gives; a zipped install does not, and is refused by name.
+  """
+  folder = importlib.resources.files("kerasvae") / name
+  if not isinstance(folder, Path):
+    raise ConfigError(f"Expected kerasvae installed as files (pip install). Received: its "
+                      f"package data {name}/ in {folder!r}")
+  return folder
+
+
+# The bundled configs: `kerasvae/configs/*.yaml`, the studies' in its `studies/`.
+CONFIG_DIR = _package_data_dir("configs")
 
 
 def _with_kind_blocks(cls):
@@ -283,7 +302,7 @@ def load_pipeline_config(path=None, overrides=(), base=None):
 
 
 def is_bundled(path):
-  """True for a config shipped in `pipelines/configs/` (or its `studies/`)."""
+  """True for a config shipped with the package in `kerasvae/configs/` (or its `studies/`)."""
   return Path(path).resolve().is_relative_to(CONFIG_DIR)
 
 

@@ -186,8 +186,12 @@ def model_sentence(config, capital=False):
   return text[0].upper() + text[1:] if capital else text
 
 
-def budget_section(trials, wall_clock_seconds, quick):
-  """The training budget of every trial and the study's wall-clock."""
+def budget_section(trials, wall_clock_seconds, quick, sweep=False):
+  """The training budget of every trial and the study's wall-clock.
+
+  `sweep`: the trials ran as a Kubeflow sweep (`kerasvae pipeline compile --study`), each in
+  its own tasks, and `wall_clock_seconds` is the report task's alone.
+  """
   c = trials[0].config
   t = c.train
   lines = []
@@ -202,9 +206,13 @@ def budget_section(trials, wall_clock_seconds, quick):
                   "better validation ELBO" if t.early_stopping_patience else "")
                + f", {_seeds(trials)}). From scratch, the trials' training and evaluation take "
                f"{sum(tr.train_seconds + tr.evaluate_seconds for tr in trials) / 60:.1f} minutes "
-               "in all (the table, measured on this machine: 2 CPU cores); this invocation took "
-               f"{wall_clock_seconds / 60:.1f} minutes of wall-clock, since trials finished by an "
-               "earlier invocation are reused and the study's own analysis comes on top.\n")
+               + ("in all (the table, measured in each trial's own tasks of a Kubeflow sweep, "
+                  "which ran side by side); the report task, the study's own analysis, took "
+                  f"{wall_clock_seconds / 60:.1f} minutes.\n" if sweep else
+                  "in all (the table, measured on this machine: 2 CPU cores); this invocation "
+                  f"took {wall_clock_seconds / 60:.1f} minutes of wall-clock, since trials "
+                  "finished by an earlier invocation are reused and the study's own analysis "
+                  "comes on top.\n"))
   rows = [[tr.name, tr.epochs_run, f"{tr.epochs_run * tr.steps_per_epoch * t.batch_size:,}",
            fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
   lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
@@ -224,9 +232,14 @@ def seed_phrase(seeds):
   return f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}"
 
 
-def tensorboard_section(context):
+def tensorboard_section(context, sweep=False):
   extra = (" The study's own numbers, such as sample quality, are scalars under `study/`."
            if context.settings.sample_quality else "")
+  if sweep:
+    return ("**TensorBoard.** The trials ran as a Kubeflow sweep: each trial's training curves, "
+            "images, projector and HParams session are in the `logs/` folder of its train "
+            "task's Model artifact (`tensorboard --logdir` on those folders shows them side by "
+            "side); the study's own numbers are in `results.json`.")
   return ("**TensorBoard.** Every trial is a normal pipeline run in `runs/`; "
           f"`tensorboard --logdir {context.output / 'runs'}` shows their training curves, "
           "images, eval latents in the projector and, in the HParams tab, one session per trial "

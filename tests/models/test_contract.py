@@ -33,6 +33,12 @@ def test_every_kind_is_built_from_its_block_through_the_registry(kind):
   cls = kinds.get(kind).model_class()
   assert type(model) is cls and models.MODELS[kind] is cls  # pylint: disable=unidiomatic-typecheck
   assert model.sample(2, seed=0).shape == (2, 8, 8, 1)
+  # Every random draw of a training step comes from the seed the training loop passes.
+  x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
+  seed = tf.constant([3, 4], tf.int32)
+  first, again = (model.loss_terms(x, training=True, step=0, seed=seed)["loss"].numpy()
+                  for _ in range(2))
+  np.testing.assert_array_equal(first, again)
   # Only the chosen kind's block is part of the config (and of its fingerprint).
   assert set(config_lib.to_dict(config)) & set(kinds.KINDS) == {kind}
 
@@ -112,8 +118,8 @@ class AdversarialAutoencoder(models.Autoencoder):
     super().__init__(*args, **kwargs)
     self.adversary = keras.Sequential([keras.Input((self.latent_dim,)), keras.layers.Dense(1)])
 
-  def loss_terms(self, x, training=False, step=None):
-    terms = super().loss_terms(x, training=training, step=step)
+  def loss_terms(self, x, training=False, step=None, seed=None):
+    terms = super().loss_terms(x, training=training, step=step, seed=seed)
     code = terms["mean"]
     fake = self.adversary(tf.stop_gradient(code))[:, 0]
     real = self.adversary(tf.random.stateless_normal(tf.shape(code), [1, 2]))[:, 0]
@@ -145,6 +151,19 @@ def test_the_training_loop_steps_each_objective_with_its_own_optimizer(tmp_path)
   # The adversary's optimizer is part of the checkpoint a resumed training restores.
   state = trainer._state  # pylint: disable=protected-access
   assert any(name.startswith("adversary_loss_optimizer_") for name in state)
+
+
+def test_a_training_is_the_same_after_another_in_the_same_process(tmp_path):
+  """The noise of every step comes from (train.seed, step, replica), not from the process's
+  random state: a study's second trial trains as it would alone (with XLA, whose generator
+  kept its state across trainings, it did not)."""
+  def history(work_dir):
+    keras.utils.set_random_seed(0)
+    model = models.VAE((4, 4, 1), 2, hidden_units=(8,))
+    config = configs.TrainConfig(epochs=2, batch_size=8, progress=False)
+    return [r["train/loss"] for r in tiny_trainer(work_dir, config, model=model,
+                                                  jit_compile=True).train()]
+  assert history(tmp_path / "a") == history(tmp_path / "b")
 
 
 def _tiny_vae():

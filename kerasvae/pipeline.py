@@ -3,6 +3,8 @@
 Only wiring lives here: each step reads the artifacts the previous steps
 wrote (`examples`, `model`, `blessing`) and the step code is in
 `kerasvae.steps`. Every step's output is a sub-directory of the run directory.
+`kerasvae run` and every study trial call `run_pipeline`; `kerasvae.kfp_pipeline` is the
+same pipeline as Kubeflow components.
 """
 
 from pathlib import Path
