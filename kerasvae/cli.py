@@ -40,7 +40,7 @@ def _parser():
       p.add_argument("--force", action="store_true",
                      help="redo the step(s) even if unchanged; export an unblessed model")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
-  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors or disentanglement")
+  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or methods")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
@@ -85,9 +85,9 @@ def _add_study_arguments(group, parser=None):
   """--study, --quick and --parallelism (the last two on `parser`, default the group's)."""
   parser = parser or group
   group.add_argument("--study", default=None,
-                     help="a study (latent-dim, beta, ae-vs-vae, priors, disentanglement): "
-                     "its trials as a sweep, ingest once, train and evaluate per trial in a "
-                     "ParallelFor, one report task")
+                     help="a study (latent-dim, beta, ae-vs-vae, priors, disentanglement, "
+                     "methods): its trials as a sweep, ingest once, train and evaluate per trial "
+                     "in a ParallelFor, one report task")
   parser.add_argument("--quick", action="store_true", help="with --study: its tiny version")
   parser.add_argument("--parallelism", type=int, default=0,
                       help="with --study: the most trials running at once (default: 0, no cap)")

@@ -219,7 +219,8 @@ def compile_study(name, output, config=None, overrides=(), quick=False, image=DE
   is made from `studies.plan_study`, the local study's loader.
 
   Args:
-    name: the study (`latent-dim`, `beta`, `ae-vs-vae`, `priors`, `disentanglement`).
+    name: the study (`latent-dim`, `beta`, `ae-vs-vae`, `priors`, `disentanglement`,
+      `methods`).
     output: the spec file.
     config, overrides, quick: as for `kerasvae study` (`--config`, `--set`, `--quick`).
     image: the image of every task (and the trials' default).

@@ -16,10 +16,14 @@ import tensorflow as tf
 import yaml
 
 from kerasvae import cli
+from kerasvae import config as config_lib
+from kerasvae import kinds
 from kerasvae import studies
 from kerasvae.config import ConfigError
 from kerasvae.studies import core
 from kerasvae.studies import disentanglement
+from kerasvae.studies import figures
+from kerasvae.studies import methods
 from kerasvae.studies import mnist
 from kerasvae.studies import report
 
@@ -39,7 +43,8 @@ TRIALS = {"latent-dim": ["2", "10", "25", "50"], "beta": ["β=1", "β=5", "β=10
           "ae-vs-vae": ["autoencoder", "noisy AE, 0.05·R per dimension",
                         "noisy AE, 0.05·R in total", "VAE"],
           "priors": ["standard Gaussian", "mixture", "VampPrior"],
-          "disentanglement": ["β=1", "β=4", "β=8", "β=16"]}
+          "disentanglement": ["β=1", "β=4", "β=8", "β=16"],
+          "methods": ["β-VAE", "β-TCVAE", "FactorVAE", "DIP-VAE-I", "DIP-VAE-II", "AnnealedVAE"]}
 
 
 def _mnist_overrides(mnist_dir):
@@ -212,6 +217,122 @@ def test_disentanglement_quick(study_dir):
   assert "*Reproduce:* `kerasvae study disentanglement --quick`" in Path(path).read_text()
 
 
+def test_methods_quick(study_dir):
+  """Every method trained and scored; a section per metric its metrics.json holds; the box plot."""
+  output = study_dir / "methods"
+  path = studies.run_study("methods", quick=True, output=output)
+  text = path.read_text()
+  results = json.loads((output / "results.json").read_text())
+  trials = results["trials"]
+  assert [t["name"] for t in trials] == TRIALS["methods"]
+  kinds = ["vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "annealed_vae"]
+  assert [t["overrides"]["model.kind"] for t in trials] == kinds
+  trial_objects = [core.Trial(t["name"], t["overrides"], metrics=t["metrics"],
+                              setting=t["setting"]) for t in trials]
+  scores = report.score_keys(trial_objects)
+  assert {"beta_vae_score", "factor_vae_score", "mig"} <= set(scores)
+  for key in scores + ["elbo", "reconstruction", "kl", "active_units"]:
+    label = report.score_label(key) if key in scores else dict(
+        (c[0], c[1]) for c in methods.MODEL_COLUMNS)[key]
+    section = text.split(f"\n### {label}", 1)[1].split("\n### ", 1)[0]
+    # One row per method, its (one seed's) value as the metrics hold it.
+    digits = 3 if key in scores else (1 if key == "active_units" else 2)
+    for t in trials:
+      assert f"| {t['name']} | 1 | {t['metrics'][key]:.{digits}f} |" in section, (key, t["name"])
+  mig = text.split("\n### MIG", 1)[1].split("\n### ", 1)[0]
+  assert "| method | shape | scale | orientation | posX | posY |" in mig
+  figures_in_text = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+  assert len(figures_in_text) == len(results["figures"])
+  for rel in figures_in_text:
+    assert (output / rel).stat().st_size > 1000, rel
+  names = {Path(f).name for f in figures_in_text}
+  assert {"methods_box.png", "methods_box_per_factor.png", "rate_distortion.png"} <= names
+  assert {f"traversals_{s}.png" for s in ("beta-VAE", "beta-TCVAE", "FactorVAE", "DIP-VAE-I",
+                                          "DIP-VAE-II", "AnnealedVAE")} <= names
+  assert "One training seed per method" in text and "**One seed.**" in text
+  assert "*Reproduce:* `kerasvae study methods --quick`" in text
+
+
+def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):
+  """Scores beyond the three (DCI, SAP, a new one written per factor) get their columns,
+  sections and panels; the seeds separate a pair only where their ranges do not overlap."""
+  def trial(method, seed, offset):
+    metrics = {"beta_vae_score": 0.8 + offset, "mig": 0.1 + offset, "mig_per_factor":
+               [0.2 + offset, 0.0], "factor_names": ["shape", "x"], "dci_completeness": 0.3,
+               "dci_completeness/shape": 0.4, "sap": 0.05 + offset,
+               "new_score": 0.5, "new_score_per_factor": [0.5, 0.5],
+               "beta_vae_train_accuracy": 0.9, "elbo": -100.0 - 10 * offset}
+    return core.Trial(f"{method} seed {seed}", {}, metrics=metrics, setting=method, seed=seed)
+  trials = ([trial("A", s, v) for s, v in enumerate((0.10, 0.12, 0.11))]
+            + [trial("B", s, v) for s, v in enumerate((0.00, 0.02, 0.01))]
+            + [trial("C", s, v) for s, v in enumerate((0.13, -0.01, 0.05))])
+  assert report.score_keys(trials) == ["beta_vae_score", "mig", "dci_completeness", "sap",
+                                       "new_score"]
+  assert report.per_factor_keys(trials, "mig") == ["mig/shape", "mig/x"]
+  assert trials[0].metrics["mig/shape"] == pytest.approx(0.3)
+  assert report.per_factor_keys(trials, "dci_completeness") == ["dci_completeness/shape"]
+  # In the factors' order, not metrics.json's sorted one.
+  sorted_keys = {"sap/x": 0.1, "sap/shape": 0.2, "factor_names": ["x", "shape"]}
+  assert report.per_factor_keys([core.Trial("t", {}, metrics=sorted_keys)], "sap") == [
+      "sap/x", "sap/shape"]
+  assert [c[0] for c in report.study_seed_columns(trials)][-3:] == [
+      "dci_completeness", "sap", "new_score"]
+  groups = report.by_setting(trials)
+  section = methods._metric_section  # pylint: disable=protected-access
+  blocks = section(groups, "mig", "MIG", 3, True, ["mig/shape", "mig/x"])
+  assert blocks[0] == "### MIG (higher is better)"
+  assert "| A | 3 | 0.210 ± 0.010 | 0.200 … 0.220 |" in blocks[1]
+  # A's seeds lie above B's; C's overlap both.
+  assert blocks[2] == "Separated by the seeds (every seed on one side): A over B."
+  assert "| A | 0.310 ± 0.010 | 0.000 ± 0.000 |" in blocks[4]
+  elbo = section(groups, "elbo", "ELBO", 2, True, [])
+  assert elbo[2] == "Separated by the seeds (every seed on one side): B over A."
+  same = section(groups, "new_score", "new_score", 3, True, [])
+  assert same[2] == "*The seeds overlap* for every pair of methods: no ranking."
+  findings = methods._findings(  # pylint: disable=protected-access
+      groups, report.score_keys(trials), [0, 1, 2])
+  assert any(f.startswith("**MIG.** Highest mean: A (0.210 ± 0.010); its seeds above every "
+                          "seed of B only") for f in findings)
+  assert any(f.startswith("**new_score.** Highest mean: A and B and C (tied)") for f in findings)
+  assert any("The scores do not put the same method first" in f for f in findings)
+  panels = [(k, report.score_label(k)) for k in report.score_keys(trials) + ["mig/shape"]]
+  assert report.score_label("mig/shape") == "MIG: shape"
+  path = figures.seed_box_figure(groups, panels, tmp_path / "box.png", "title")
+  assert path == tmp_path / "box.png" and path.stat().st_size > 1000
+  assert figures.seed_box_figure(groups, [("absent", "absent")], tmp_path / "no.png", "t") is None
+  assert not (tmp_path / "no.png").exists()
+
+
+def test_methods_config_is_the_disentanglement_study_but_for_the_method(tmp_path):
+  """Every method trains the `disentanglement` study's network on its data for its budget and
+  is scored at its sizes; only the kind and its one setting differ."""
+  def without_kind(config):
+    data = config_lib.to_dict(config)
+    model = {k: v for k, v in data["model"].items()
+             if k not in ("kind", *kinds.KINDS) and v is not None}
+    return (model, data["ingest"], {k: v for k, v in data["train"].items() if k != "seed"},
+            data["evaluate"])
+  reference = core.load_study_config(core.resolve_study_config_path("disentanglement"),
+                                     output=tmp_path)[3][0].config
+  trials = core.load_study_config(core.resolve_study_config_path("methods"), output=tmp_path)[3]
+  assert len(trials) == 18 and sorted({t.seed for t in trials}) == [0, 1, 2]
+  settings = {t.setting: (t.config.model.kind, t.config.model.settings) for t in trials}
+  assert list(settings) == TRIALS["methods"]
+  for trial in trials:
+    model, ingest, train, evaluate = without_kind(trial.config)
+    ref_model, ref_ingest, ref_train, ref_evaluate = without_kind(reference)
+    assert (model, train, evaluate) == (ref_model, ref_train, ref_evaluate), trial.name
+    assert ingest["data"] == ref_ingest["data"] and ingest["split"] == ref_ingest["split"]
+  # The third of each of disentanglement_lib's six values (the YAML's comment).
+  assert settings["β-VAE"][1].kl_weight == 4.0
+  assert settings["β-TCVAE"][1].tc_weight == 4.0
+  assert settings["FactorVAE"][1].gamma == 30.0
+  assert (settings["DIP-VAE-I"][1].lambda_od, settings["DIP-VAE-I"][1].lambda_d_factor) == (5, 10)
+  assert (settings["DIP-VAE-II"][1].lambda_od, settings["DIP-VAE-II"][1].lambda_d_factor) == (5, 1)
+  annealed = settings["AnnealedVAE"][1]
+  assert (annealed.max_capacity, annealed.gamma, annealed.capacity_epochs) == (25, 1000, 1)
+
+
 def test_report_only_trains_nothing_and_names_the_pending_trials(study_dir):
   """A study with one more trial than the finished quick study: --report-only reports on the
   finished ones, names the new one as pending and trains nothing."""
@@ -359,7 +480,8 @@ def test_study_force_redoes_every_trial_and_the_shared_ingest_once(tmp_path, mon
 
 def test_unknown_study_lists_the_names():
   with pytest.raises(ConfigError, match=r"Expected a study name among \['ae-vs-vae', 'beta', "
-                     r"'disentanglement', 'latent-dim', 'priors'\]. Received: name='nope'"):
+                     r"'disentanglement', 'latent-dim', 'methods', 'priors'\]. "
+                     r"Received: name='nope'"):
     studies.run_study("nope")
 
 

@@ -37,6 +37,8 @@ class Study:
   analyses_seeds: bool = False
   # The numbers the across-seed chart draws: (metric key, axis label).
   chart_metrics: tuple = ()
+  # What its charts call a setting ("method"); default: the keys its trials override.
+  setting_name: str = ""
 
 
 _LIKELIHOOD = ("iwae_log_likelihood", "IWAE log p(x), nats")
@@ -56,10 +58,15 @@ def _disentanglement(context, trials):
   return disentanglement.analyse_disentanglement(context, trials)
 
 
+def _methods(context, trials):
+  from kerasvae.studies import methods  # pylint: disable=import-outside-toplevel
+  return methods.analyse_methods(context, trials)
+
+
 def _needs_disentanglement_scores(trials):
   off = [t.name for t in trials if not t.config.evaluate.disentanglement]
   if off:
-    raise ConfigError("The disentanglement study compares its models' disentanglement scores. "
+    raise ConfigError("The study compares its models' disentanglement scores. "
                       "Expected evaluate.disentanglement=true in every trial. Received: false in "
                       + ", ".join(repr(n) for n in off)
                       + " (to time the training alone, run `kerasvae train`)")
@@ -94,6 +101,12 @@ STUDIES = {
         check=_needs_disentanglement_scores, analyses_seeds=True,
         chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
                        ("mig", "MIG"), ("active_units", "active units"))),
+    # Its own chart: a box plot per metric and method (`methods.analyse_methods`).
+    "methods": Study(
+        "methods", "Do β-VAE, β-TCVAE, FactorVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE differ "
+        "in how disentangled a code they learn on dSprites, by more than their training seeds "
+        "do, and at what cost in reconstruction?", _methods,
+        check=_needs_disentanglement_scores, analyses_seeds=True, setting_name="method"),
 }
 
 
@@ -106,7 +119,7 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
 
   Args:
     name: a key of `STUDIES` (`latent-dim`, `beta`, `ae-vs-vae`, `priors`,
-      `disentanglement`).
+      `disentanglement`, `methods`).
     config: a study YAML; default the bundled `kerasvae/configs/studies/<name>.yaml`.
     overrides: `key=value` items applied to every trial's pipeline config
       (e.g. `train.epochs=5`) or to the study settings (`study.num_samples=500`).
@@ -241,8 +254,8 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
     for trial in trials:
       if trial not in analysed and "frechet_distance" not in trial.metrics:
         core.score_prior_samples(context, trial)
-  across = report.seed_summary(trials, report.SEED_COLUMNS) + _charts(study, context, trials,
-                                                                       title)
+  across = (report.seed_summary(trials, report.study_seed_columns(trials))
+            + _charts(study, context, trials, title))
   if across:
     body = (["## Across seeds"] + across
             + ([f"## Seed {settings.seeds[0]} in detail",
@@ -285,7 +298,8 @@ def _charts(study, context, trials, title):
   from kerasvae.studies import figures  # pylint: disable=import-outside-toplevel
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   groups = report.by_setting(trials)
-  varied = ", ".join(dict.fromkeys(k for t in trials for k in t.overrides)) or "setting"
+  varied = (study.setting_name
+            or ", ".join(dict.fromkeys(k for t in trials for k in t.overrides)) or "setting")
   blocks = []
   path = figures.seed_metrics_figure(groups, study.chart_metrics,
                                      context.figure_path("across_seeds"),

@@ -373,3 +373,63 @@ SEED_COLUMNS = (
     ("class_entropy_bits", "class entropy (bits)", 2, None),
     ("beta_vae_score", "β-VAE score ↑", 3, True), ("factor_vae_score", "FactorVAE score ↑", 3, True),
     ("mig", "MIG ↑", 3, True))
+
+
+# The disentanglement scores the evaluate step writes (`kerasvae.steps.evaluate`), named as the
+# reports name them, in their order; a report shows those a trial's metrics.json holds.
+SCORE_LABELS = {
+    "beta_vae_score": "β-VAE score", "factor_vae_score": "FactorVAE score", "mig": "MIG",
+    "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
+    "dci_informativeness": "DCI informativeness", "sap": "SAP score"}
+PER_FACTOR = "_per_factor"  # `mig_per_factor`: one value per factor, in `factor_names`' order
+
+
+def _number(value):
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def score_keys(trials):
+  """The disentanglement scores the trials' metrics hold, in `SCORE_LABELS`' order, then any
+  other score the evaluate step writes per factor too (a scalar `<key>` beside a list
+  `<key>_per_factor`), in the order of the first trial's metrics."""
+  held = {k for t in trials for k, v in t.metrics.items() if _number(v)}
+  per_factor = [k[:-len(PER_FACTOR)] for t in trials for k in t.metrics
+                if k.endswith(PER_FACTOR)]
+  return [k for k in SCORE_LABELS if k in held] + list(dict.fromkeys(
+      k for k in per_factor if k in held and k not in SCORE_LABELS))
+
+
+def score_label(key):
+  """'MIG', 'DCI completeness'; a per-factor scalar 'MIG: shape'; an unknown key as it is."""
+  score, _, factor = key.partition("/")
+  label = SCORE_LABELS.get(score, score)
+  return f"{label}: {factor}" if factor else label
+
+
+def score_columns(trials):
+  """`seed_summary` columns `(key, header ↑, 3 digits, higher is better)` of `score_keys`."""
+  return [(key, f"{score_label(key)} ↑", 3, True) for key in score_keys(trials)]
+
+
+def per_factor_keys(trials, score):
+  """The scalars `<score>/<factor>` of one score, in the factors' order; each trial's metrics
+  gain those its `<score>_per_factor` list and `factor_names` give and it lacks (a metrics.json
+  written before the evaluate step wrote them as scalars)."""
+  keys = []
+  for trial in trials:
+    values = trial.metrics.get(score + PER_FACTOR)
+    names = trial.metrics.get("factor_names")
+    names = names if isinstance(names, list) else []
+    if isinstance(values, list) and len(values) == len(names):
+      for name, value in zip(names, values):
+        trial.metrics.setdefault(f"{score}/{name}", value)
+    # The factors' own order (metrics.json's keys are sorted), then any other factor.
+    keys += [f"{score}/{name}" for name in names if f"{score}/{name}" in trial.metrics]
+    keys += [k for k in trial.metrics if k.startswith(f"{score}/")]
+  return list(dict.fromkeys(keys))
+
+
+def study_seed_columns(trials):
+  """`SEED_COLUMNS` plus the disentanglement scores the trials hold that it lacks (DCI, SAP)."""
+  known = {c[0] for c in SEED_COLUMNS}
+  return tuple(SEED_COLUMNS) + tuple(c for c in score_columns(trials) if c[0] not in known)
