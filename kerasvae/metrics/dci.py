@@ -147,7 +147,8 @@ def gbt_importance(train_codes, train_factors, eval_codes, eval_factors, random_
   for k in range(num_factors):
     ground_truth.check_several_classes(train_factors[:, k], k)
     model = ensemble.GradientBoostingClassifier(random_state=random_state)
-    model.fit(train_codes, train_factors[:, k])
+    with ground_truth.classifying_factors():
+      model.fit(train_codes, train_factors[:, k])
     importance[:, k] = model.feature_importances_
     train_accuracy[k] = np.mean(model.predict(train_codes) == train_factors[:, k])
     eval_accuracy[k] = np.mean(model.predict(eval_codes) == eval_factors[:, k])

@@ -33,8 +33,10 @@ References:
        Autoencoders. NeurIPS 2018.
 """
 
+import contextlib
 import numbers
 import typing
+import warnings
 
 import numpy as np
 
@@ -389,8 +391,21 @@ def check_train_and_eval(train_codes, train_factors, eval_codes, eval_factors):
   return train_codes, train_factors, eval_codes, eval_factors
 
 
+@contextlib.contextmanager
+def classifying_factors():
+  """Silences scikit-learn's guess that many classes among few points are a regression target.
+
+  The factors are class indices by the protocol; with small `num_train` (tests, quick runs)
+  most of dSprites' 40 orientations appear once or twice and scikit-learn warns on each fit.
+  """
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%",
+                            category=UserWarning)
+    yield
+
+
 def check_several_classes(labels, factor):
-  """Raises ValueError when factor `factor` has one class in `labels`: a classifier cannot fit it."""
+  """Raises ValueError when `labels` of factor `factor` hold one class: nothing to classify."""
   classes = np.unique(labels)
   if len(classes) < 2:
     raise ValueError(f"Expected training points with at least two classes of factor {factor}. "

@@ -130,7 +130,8 @@ def sap_score_matrix(train_codes, train_factors, eval_codes, eval_factors, rando
     ground_truth.check_several_classes(train_factors[:, k], k)
     for i in range(num_codes):
       classifier = svm.LinearSVC(C=0.01, class_weight="balanced", random_state=random_state)
-      classifier.fit(train_codes[:, i:i + 1], train_factors[:, k])  # one feature: [N, 1]
+      with ground_truth.classifying_factors():
+        classifier.fit(train_codes[:, i:i + 1], train_factors[:, k])  # one feature: [N, 1]
       matrix[i, k] = np.mean(classifier.predict(eval_codes[:, i:i + 1]) == eval_factors[:, k])
   return matrix
 

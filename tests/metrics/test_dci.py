@@ -91,7 +91,7 @@ def test_perfect_duplicated_and_empty_importance_matrices():
 def test_importance_matrix_is_checked():
   with pytest.raises(ValueError, match=r"Received: shape=\(3,\)"):
     dci.dci_from_importance(np.ones(3))
-  with pytest.raises(ValueError, match="Expected finite non-negative importances. Received: min=-1"):
+  with pytest.raises(ValueError, match="Received: min=-1."):
     dci.dci_from_importance([[1.0, -1.0]])
 
 
@@ -159,7 +159,7 @@ def test_rejects_bad_inputs():
   with pytest.raises(ValueError, match="Expected a positive integer. Received: num_eval=0"):
     dci.compute_dci(small_codes.make_data(), small_codes.factor_code, 0, num_eval=0)
   codes = np.zeros((4, 2))
-  with pytest.raises(ValueError, match="at least two classes of factor 1. Received: classes=\\[0\\]"):
+  with pytest.raises(ValueError, match=r"two classes of factor 1. Received: classes=\[0\]"):
     dci.dci_from_codes(codes, np.array([[0, 0], [1, 0], [0, 0], [1, 0]]), codes,
                        np.zeros((4, 2), np.int64), 0)
   with pytest.raises(ValueError, match=r"same D and K.*eval_codes.shape=\(4, 3\)"):
