@@ -85,8 +85,8 @@ def disentanglement_metrics(model, data, config, show_progress=True):
   Returns:
     The scores' dicts merged (`beta_vae_score`, `factor_vae_score`, `mig`,
     `dci_disentanglement`, `dci_completeness`, `dci_informativeness`, `sap`, ...;
-    see `kerasvae.metrics`), and each per-factor list `<name>_per_factor` also as
-    scalars `<name>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...).
+    see `kerasvae.metrics`), and the per-factor lists of `configs.PER_FACTOR_METRICS`
+    also as scalars `<metric>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...).
   """
   from kerasvae import metrics  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import ground_truth  # pylint: disable=import-outside-toplevel
