@@ -1,4 +1,4 @@
-"""Time of the three disentanglement scores at disentanglement_lib's sizes: rendering, encoding, fitting.
+"""Time of the disentanglement scores at disentanglement_lib's sizes: rendering, encoding, fitting.
 
 Usage:
   python -m benchmarks.disentanglement_scoring [--architectures conv mlp]
@@ -13,7 +13,8 @@ does, see `unit_scale_codes`), and runs
 `kerasvae.steps.evaluate.disentanglement_metrics` on the full dSprites grid
 with the study's evaluate config, as `kerasvae evaluate` does: the β-VAE
 score and the FactorVAE score on `--train-points` training and `--eval-points`
-evaluation points (batches of 64), MIG on `--train-points` codes.
+evaluation points (batches of 64), MIG on `--train-points` codes, DCI and SAP on
+`--train-points` training and `--eval-points` held-out codes.
 
 Each score's wall time is split by timers wrapped around the library's own
 functions (so the same script times any version of the code):
@@ -23,9 +24,11 @@ functions (so the same script times any version of the code):
   encoding   `ground_truth.represent` calls that run the model (images to
              posterior means, including the NumPy conversion and checks);
   fitting    `beta_vae.linear_classifier_accuracy` (the logistic regression),
-             `mig.mig_from_codes` (histograms and mutual information) and the
+             `mig.mig_from_codes` (histograms and mutual information), the
              FactorVAE votes' arithmetic (`least_variance_dimension`, the
-             majority-vote classifier and its accuracy);
+             majority-vote classifier and its accuracy), `dci.gbt_importance`
+             (a gradient-boosted classifier per factor) and
+             `sap.sap_score_matrix` (a linear SVM per code and factor);
   other      the rest: drawing factors, features, code look-ups.
 
 Time before the first score (the evaluate step encoding the whole factor grid
@@ -56,7 +59,7 @@ STUDY_CONFIGS = {"conv": "disentanglement", "mlp": "disentanglement-full-mlp"}
 PARTS = ("rendering", "encoding", "fitting", "other")
 WHOLE_GRID = "whole_grid"  # before the scores: the evaluate step encoding the whole factor grid
 SCORES = (("beta_vae", "compute_beta_vae_score"), ("factor_vae", "compute_factor_vae_score"),
-          ("mig", "compute_mig"))
+          ("mig", "compute_mig"), ("dci", "compute_dci"), ("sap", "compute_sap"))
 
 
 class Stopwatch:
@@ -132,11 +135,15 @@ def instrumented(stopwatch, data):
   """Wraps the library's rendering, encoding and fitting functions in `stopwatch` timers."""
   from kerasvae import metrics  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import beta_vae  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import dci  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import factor_vae  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import ground_truth  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import mig  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import sap  # pylint: disable=import-outside-toplevel
   patches = [(beta_vae, "linear_classifier_accuracy", "fitting"),
              (mig, "mig_from_codes", "fitting"),
+             (dci, "gbt_importance", "fitting"),
+             (sap, "sap_score_matrix", "fitting"),
              (factor_vae, "least_variance_dimension", "fitting"),
              (factor_vae, "majority_vote_classifier", "fitting"),
              (factor_vae, "majority_vote_accuracy", "fitting")]
@@ -233,7 +240,9 @@ def time_scoring(architecture, args):
   images = {row: {what: stopwatch.counts.get((row, what), 0) for what in ("rendered", "encoded")}
             for row in rows}
   kept = ("beta_vae_score", "beta_vae_train_accuracy", "factor_vae_score",
-          "factor_vae_train_accuracy", "num_active_dims", "mig", "mig_per_factor")
+          "factor_vae_train_accuracy", "num_active_dims", "mig", "mig_per_factor",
+          "dci_disentanglement", "dci_completeness", "dci_informativeness",
+          "dci_informativeness_train", "dci_informativeness_per_factor", "sap", "sap_per_factor")
   return {"model": architecture, "study_config": STUDY_CONFIGS[architecture],
           "train_points": config.evaluate.disentanglement_train_points,
           "eval_points": config.evaluate.disentanglement_eval_points,
@@ -260,7 +269,7 @@ def main(argv=None):
   parser.add_argument("--architectures", nargs="+", choices=sorted(STUDY_CONFIGS),
                       default=["conv", "mlp"])
   parser.add_argument("--train-points", type=int, default=10000,
-                      help="β-VAE and FactorVAE training points, MIG codes.")
+                      help="β-VAE, FactorVAE, DCI and SAP training points, MIG codes.")
   parser.add_argument("--eval-points", type=int, default=5000)
   parser.add_argument("--json", default=None, help="Also write the results to this JSON file.")
   parser.add_argument("--quick", action="store_true", help="A seconds-long smoke run.")

@@ -36,17 +36,21 @@ def test_disentanglement_scoring_quick_times_every_part(tmp_path):
   result = results["models"]["mlp"]
   assert (result["train_points"], result["eval_points"]) == (20, 10)
   seconds = result["seconds"]
-  for score in ("beta_vae", "factor_vae", "mig", "all"):
+  for score in ("beta_vae", "factor_vae", "mig", "dci", "sap", "all"):
     parts = seconds[score]
     assert all(math.isfinite(s) and s >= 0 for s in parts.values())
     assert parts["total"] == pytest.approx(sum(parts[p] for p in disentanglement_scoring.PARTS))
   assert seconds["all"]["total"] <= result["wall_seconds"]
-  for score in ("beta_vae", "factor_vae", "mig"):
+  for score in ("beta_vae", "factor_vae", "mig", "dci", "sap"):
     assert seconds[score]["fitting"] > 0
   # Images drawn at these sizes: (20 + 10) points of 2 x 64 images, a variance estimate of 10,000
-  # and (20 + 10) votes of 64, 20 codes; no score renders or encodes more than it draws.
-  drawn = {"beta_vae": 30 * 2 * 64, "factor_vae": 10000 + 30 * 64, "mig": 20}
+  # and (20 + 10) votes of 64, 20 codes, 20 + 10 codes twice; no score renders or encodes more
+  # than it draws.
+  drawn = {"beta_vae": 30 * 2 * 64, "factor_vae": 10000 + 30 * 64, "mig": 20, "dci": 30,
+           "sap": 30}
   for score, images in drawn.items():
-    assert 0 < result["images"][score]["encoded"] <= images
+    encoded = result["images"][score]["encoded"]
+    assert encoded == 0 if score == "sap" else 0 < encoded <= images  # SAP draws DCI's codes
     assert result["images"][score]["rendered"] <= images
   assert 0 <= result["scores"]["beta_vae_score"] <= 1 and result["scores"]["num_active_dims"] == 10
+  assert 0 <= result["scores"]["dci_disentanglement"] <= 1 and 0 <= result["scores"]["sap"] <= 1

@@ -8,7 +8,9 @@ import tensorflow as tf
 import yaml
 
 from kerasvae import cli
+from kerasvae import config as config_lib
 from kerasvae import kinds
+from kerasvae.config import ConfigError
 from kerasvae.steps import configs
 from kerasvae.steps import evaluate
 from kerasvae.steps import train as train_step
@@ -55,6 +57,19 @@ def test_thresholds_on_what_the_model_kind_lacks_are_skipped_and_nothing_else():
   # A misspelt metric is never skipped.
   assert not evaluate.check_thresholds({"reconstruction": 90.0}, {"reconstruction_": {
       "upper_bound": 1e9}}, AUTOENCODER_LACKS)["blessed"]
+
+
+def test_per_factor_disentanglement_scores_may_be_thresholds():
+  config = config_lib.from_dict(configs.EvaluateConfig, {"thresholds": {
+      "mig/shape": {"lower_bound": 0.1}, "dci_informativeness/pos_x": {"lower_bound": 0.5}}})
+  metrics = {"mig/shape": 0.3, "dci_informativeness/pos_x": 0.4}
+  checks = evaluate.check_thresholds(metrics, config.thresholds)["checks"]
+  assert [(c["metric"], c["passed"]) for c in checks] == [("dci_informativeness/pos_x", False),
+                                                          ("mig/shape", True)]
+  for name in ("beta_vae_score/shape", "mig/", "mig_shape"):
+    with pytest.raises(ConfigError, match=f"thresholds.{name}: not a metric the evaluate step "
+                       r"writes\. .* or <metric>/<factor name> for mig, dci_completeness"):
+      config_lib.from_dict(configs.EvaluateConfig, {"thresholds": {name: {"lower_bound": 0}}})
 
 
 QUICKSTART_THRESHOLDS = yaml.safe_load(

@@ -94,7 +94,7 @@ def test_iwae_reports_each_batch():
 @pytest.mark.parametrize("factor_sizes", [(3, 4), (30, 40, 20)])
 def test_disentanglement_progress_counts_every_code(monkeypatch, factor_sizes):
   """Each score's bar ends at exactly the number of codes it announced; images are encoded once,
-  the whole grid first when the scores draw it several times over (15,780 draws of 12
+  the whole grid first when the scores draw it several times over (15,840 draws of 12
   combinations), else as they are drawn (of 24,000)."""
   stream = FakeTerminal()
   monkeypatch.delenv("CI", raising=False)
@@ -109,20 +109,23 @@ def test_disentanglement_progress_counts_every_code(monkeypatch, factor_sizes):
                                   disentanglement_eval_points=10)
   with contextlib.redirect_stdout(stream):
     out = evaluate.disentanglement_metrics(Model(), data, config)
-  assert {"beta_vae_score", "factor_vae_score", "mig"} <= set(out)
+  assert {"beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement", "sap"} <= set(out)
+  assert out["mig/factor_1"] == out["mig_per_factor"][1]  # each per-factor list as scalars
+  assert out["dci_completeness/factor_0"] == out["dci_completeness_per_factor"][0]
   text = stream.getvalue()
-  announced = [int(n.replace(",", "")) for n in re.findall(r"\(\d/3\), ([\d,]+) codes", text)]
-  assert announced == [30 * 2 * 64, 10000 + 30 * 64, 20]
+  announced = [int(n.replace(",", "")) for n in re.findall(r"\(\d/5\), ([\d,]+) codes", text)]
+  assert announced == [30 * 2 * 64, 10000 + 30 * 64, 20, 30, 30]
   finals = {}
   for done, total in _counts(text):
     finals[total] = done
   encoded_first = re.findall(r"encoding the ([\d,]+) images of the factor grid once \(the "
-                             r"scores draw 15,780\)", text)
+                             r"scores draw 15,840\)", text)
   encoded = [int(n.replace(",", "")) for n in re.findall(r"encoded so far: ([\d,]+)", text)]
   if factor_sizes == (3, 4):
-    assert encoded_first == ["12"] and encoded == [12, 12, 12]
+    assert encoded_first == ["12"] and encoded == [12] * 5
     assert finals == {12: 12, **{total: total for total in announced}}
   else:
     assert not encoded_first and encoded[0] == 0 and 3840 * 0.8 < encoded[1] <= 3840
     assert encoded[1] < encoded[2] < encoded[1] + 11920  # some of FactorVAE's draws repeat
+    assert encoded[3] < encoded[4] <= encoded[3] + 10  # DCI draws MIG's 20 codes, then 10 more
     assert finals == {total: total for total in announced}

@@ -1,4 +1,4 @@
-"""Ground-truth data: the protocol the disentanglement metrics read, and shared sampling helpers.
+"""Ground-truth data: the protocol the disentanglement metrics read, and their shared helpers.
 
 The disentanglement metrics ([1], [2], [3]) need a data set whose images were
 generated from known, independent factors of variation (dSprites, 3D Shapes,
@@ -33,8 +33,10 @@ References:
        Autoencoders. NeurIPS 2018.
 """
 
+import contextlib
 import numbers
 import typing
+import warnings
 
 import numpy as np
 
@@ -359,3 +361,68 @@ def check_positive(**values):
   for name, value in values.items():
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
       raise ValueError(f"Expected a positive integer. Received: {name}={value!r}")
+
+
+def check_codes_and_factors(codes, factors):
+  """Returns `codes [N, D]` and `factors [N, K]` as arrays; ValueError if the shapes disagree."""
+  codes = np.asarray(codes)
+  factors = np.asarray(factors)
+  if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors):
+    raise ValueError("Expected codes [N, D] and factors [N, K] with the same N. "
+                     f"Received: codes.shape={codes.shape}, factors.shape={factors.shape}")
+  return codes, factors
+
+
+def check_train_and_eval(train_codes, train_factors, eval_codes, eval_factors):
+  """`check_codes_and_factors` on both sets, which must also agree on `D` and `K`.
+
+  Returns:
+    The four arguments as arrays, in order.
+  """
+  train_codes, train_factors = check_codes_and_factors(train_codes, train_factors)
+  eval_codes, eval_factors = check_codes_and_factors(eval_codes, eval_factors)
+  if (eval_codes.shape[1], eval_factors.shape[1]) != (train_codes.shape[1],
+                                                       train_factors.shape[1]):
+    raise ValueError("Expected training and held-out points with the same D and K. Received: "
+                     f"train_codes.shape={train_codes.shape}, "
+                     f"train_factors.shape={train_factors.shape}, "
+                     f"eval_codes.shape={eval_codes.shape}, "
+                     f"eval_factors.shape={eval_factors.shape}")
+  return train_codes, train_factors, eval_codes, eval_factors
+
+
+@contextlib.contextmanager
+def classifying_factors():
+  """Silences scikit-learn's guess that many classes among few points are a regression target.
+
+  The factors are class indices by the protocol; with small `num_train` (tests, quick runs)
+  most of dSprites' 40 orientations appear once or twice and scikit-learn warns on each fit.
+  """
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%",
+                            category=UserWarning)
+    yield
+
+
+def check_several_classes(labels, factor):
+  """Raises ValueError when `labels` of factor `factor` hold one class: nothing to classify."""
+  classes = np.unique(labels)
+  if len(classes) < 2:
+    raise ValueError(f"Expected training points with at least two classes of factor {factor}. "
+                     f"Received: classes={classes.tolist()}; increase num_train")
+
+
+def top_two_gap(scores):
+  """Each column's largest entry minus its second largest (0 when there is one row).
+
+  Args:
+    scores: `[D, K]`, e.g. the information or predictability of code `i` for
+      factor `k`.
+
+  Returns:
+    float64 `[K]`.
+  """
+  scores = np.asarray(scores, dtype=np.float64)  # [D, K]
+  top_two = -np.sort(-scores, axis=0)[:2]  # [2 or 1, K]
+  second = top_two[1] if len(top_two) > 1 else np.zeros_like(top_two[0])
+  return top_two[0] - second

@@ -78,20 +78,14 @@ def mig_from_codes(codes, factors, *, num_bins=20):
     ValueError: if the shapes disagree or a factor is constant in the sample
       (its entropy is 0 and its gap undefined).
   """
-  codes = np.asarray(codes)
-  factors = np.asarray(factors)
-  if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors):
-    raise ValueError("Expected codes [N, D] and factors [N, K] with the same N. "
-                     f"Received: codes.shape={codes.shape}, factors.shape={factors.shape}")
+  codes, factors = ground_truth.check_codes_and_factors(codes, factors)
   mutual_information = discrete_mutual_information(histogram_discretize(codes, num_bins),
                                                    factors)  # [D, K]
   entropy = discrete_entropy(factors)  # [K]
   if np.any(entropy <= 0):
     raise ValueError("Expected every factor to vary in the sample. Received: constant factors "
                      f"at {np.flatnonzero(entropy <= 0).tolist()}; increase num_train")
-  top_two = -np.sort(-mutual_information, axis=0)[:2]  # [2 or 1, K]
-  second = top_two[1] if len(top_two) > 1 else np.zeros_like(top_two[0])
-  gap = (top_two[0] - second) / entropy  # [K]
+  gap = ground_truth.top_two_gap(mutual_information) / entropy  # [K]
   return {
       "mig": float(np.mean(gap)),
       "mig_per_factor": gap.tolist(),

@@ -154,7 +154,17 @@ THRESHOLD_METRICS = (
     "frechet_distance", "classifier_confidence", "reference_classifier_confidence",
     "num_generated", "num_reference", "precision", "recall", "iwae_examples_elbo",
     "mutual_information_xz", "marginal_kl", "average_kl", "mutual_information_bound",
-    "surgery_examples")
+    "surgery_examples", "dci_disentanglement", "dci_completeness", "dci_informativeness",
+    "dci_informativeness_train", "sap")
+# Disentanglement scores also written per factor, as `<metric>/<factor name>` (`mig/shape`).
+PER_FACTOR_METRICS = ("mig", "dci_completeness", "dci_informativeness", "sap")
+
+
+def is_threshold_metric(name):
+  """Whether thresholds may name `name`: in `THRESHOLD_METRICS`, or `<metric>/<factor name>`
+  for a metric of `PER_FACTOR_METRICS`."""
+  metric, _, factor = name.partition("/")
+  return name in THRESHOLD_METRICS or (metric in PER_FACTOR_METRICS and bool(factor))
 
 
 # The metrics a candidate is compared on with the served model (kerasvae.steps.baseline), and
@@ -202,9 +212,10 @@ class EvaluateConfig:
                           f"candidate may be worse). Received: {config_lib.show(limit)}")
     # The bounds stay as written (an integer stays one in blessing.json and the fingerprint).
     for metric, bound in self.thresholds.items():
-      if metric not in THRESHOLD_METRICS:
+      if not is_threshold_metric(metric):
         raise ConfigError(f"thresholds.{metric}: not a metric the evaluate step writes. "
-                          f"Expected one of: {', '.join(THRESHOLD_METRICS)}")
+                          f"Expected one of: {', '.join(THRESHOLD_METRICS)}, or "
+                          f"<metric>/<factor name> for {', '.join(PER_FACTOR_METRICS)}")
       if not bound or set(bound) - {"lower_bound", "upper_bound"}:
         raise ConfigError(f"thresholds.{metric}: expected a mapping with lower_bound and/or "
                           f"upper_bound. Received: {config_lib.show(bound)}")

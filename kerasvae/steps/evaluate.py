@@ -4,7 +4,8 @@ Writes (atomically, as one directory):
   metrics.json   on the test split (`split`, `num_examples`): ELBO, reconstruction, KL,
                  IWAE log-likelihood (and the ELBO of the same examples), active units, KL per
                  dimension, I(x; z) and KL(q(z) ‖ p(z)) (ELBO surgery), disentanglement
-                 scores (data with factors), sample quality
+                 scores (data with factors: β-VAE, FactorVAE, MIG, DCI, SAP, and per factor
+                 `mig/<factor>`, ...), sample quality
   blessing.json  whether every configured threshold holds, and each check
   *.png          prior samples, reconstructions, traversals, the 2-D manifold, latents by label
   metadata.json  written last
@@ -28,6 +29,7 @@ from kerasvae.metrics import elbo_surgery
 from kerasvae.metrics import likelihood
 from kerasvae.steps import baseline
 from kerasvae.steps import common
+from kerasvae.steps import configs
 from kerasvae.steps import train as train_step
 
 logger = logging.getLogger(__name__)
@@ -69,14 +71,22 @@ ENCODE_WHOLE_GRID_DRAWS = 2.3
 
 
 def disentanglement_metrics(model, data, config, show_progress=True):
-  """β-VAE score, FactorVAE score and MIG of the model's posterior mean on ground-truth data.
+  """β-VAE score, FactorVAE score, MIG, DCI and SAP of the model's posterior mean.
 
   Each score looks up many codes (with the defaults, 1.92 million for the β-VAE score,
-  970,000 for the FactorVAE score, 10,000 for MIG), so each shows its progress in codes.
-  The three share one `ground_truth.EncodedGrid`: an image is rendered and encoded, by one
-  compiled function, once. When the scores draw more than `ENCODE_WHOLE_GRID_DRAWS` codes
-  per factor combination (2.9 million of dSprites' 737,280 at the defaults), the whole grid
-  is encoded first, in full batches; otherwise each image when a score first draws it.
+  970,000 for the FactorVAE score, 10,000 for MIG, 15,000 each for DCI and SAP), so each
+  shows its progress in codes. The five share one `ground_truth.EncodedGrid`: an image is
+  rendered and encoded, by one compiled function, once. When the scores draw more than
+  `ENCODE_WHOLE_GRID_DRAWS` codes per factor combination (2.93 million of dSprites' 737,280
+  at the defaults), the whole grid is encoded first, in full batches; otherwise each image
+  when a score first draws it. DCI then fits a gradient-boosted classifier per factor, the
+  longest part at the defaults (minutes: one tree per class and stage).
+
+  Returns:
+    The scores' dicts merged (`beta_vae_score`, `factor_vae_score`, `mig`,
+    `dci_disentanglement`, `dci_completeness`, `dci_informativeness`, `sap`, ...;
+    see `kerasvae.metrics`), and the per-factor lists of `configs.PER_FACTOR_METRICS`
+    also as scalars `<metric>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...).
   """
   from kerasvae import metrics  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import ground_truth  # pylint: disable=import-outside-toplevel
@@ -99,6 +109,12 @@ def disentanglement_metrics(model, data, config, show_progress=True):
            num_eval=n_eval, num_variance_estimate=10000)),
       ("MIG", n_train,
        lambda represent: metrics.compute_mig(grid, represent, config.seed, num_train=n_train)),
+      ("DCI", n_train + n_eval,
+       lambda represent: metrics.compute_dci(grid, represent, config.seed, num_train=n_train,
+                                             num_eval=n_eval)),
+      ("SAP", n_train + n_eval,
+       lambda represent: metrics.compute_sap(grid, represent, config.seed, num_train=n_train,
+                                             num_eval=n_eval)),
   )
   draws = sum(num_codes for _, num_codes, _ in scores)
   if draws >= ENCODE_WHOLE_GRID_DRAWS * grid.num_combinations:
@@ -111,8 +127,8 @@ def disentanglement_metrics(model, data, config, show_progress=True):
         bar.update(min(start + 16384, whole))
   out = {}
   for i, (name, num_codes, compute) in enumerate(scores):
-    bar = progress.Progress(f"evaluate: {name} ({i + 1}/3), {num_codes:,} codes (images "
-                            f"encoded so far: {grid.num_encoded:,})",
+    bar = progress.Progress(f"evaluate: {name} ({i + 1}/{len(scores)}), {num_codes:,} codes "
+                            f"(images encoded so far: {grid.num_encoded:,})",
                             total=num_codes, unit_name="code", enabled=show_progress)
 
     def represent(indices, bar=bar):
@@ -122,7 +138,16 @@ def disentanglement_metrics(model, data, config, show_progress=True):
 
     with bar:
       out.update(compute(represent))
+  out.update(per_factor_scalars(out))
   return out
+
+
+def per_factor_scalars(scores):
+  """The per-factor lists of `configs.PER_FACTOR_METRICS` as scalars: `mig_per_factor` ->
+  `mig/<factor name>`, which TensorBoard shows and thresholds may name; the lists stay too."""
+  names = scores["factor_names"]
+  return {f"{metric}/{factor}": float(value) for metric in configs.PER_FACTOR_METRICS
+          for factor, value in zip(names, scores[f"{metric}_per_factor"])}
 
 
 def sample_quality_metrics(model, examples_dir, eval_images, seed):
@@ -349,7 +374,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   _write_tensorboard(train_dir, train_meta, metrics, figures)
   summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
       "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
-      "factor_vae_score", "mig") if k in metrics)
+      "factor_vae_score", "mig", "dci_disentanglement", "dci_completeness",
+      "dci_informativeness", "sap") if k in metrics)
   skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
   print(f"evaluate: {summary}; blessed: {blessing['blessed']}"
         + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))

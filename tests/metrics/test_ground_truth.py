@@ -130,6 +130,17 @@ def test_scores_through_an_encoded_grid_are_the_direct_scores():
   assert 11000 < grid.num_encoded <= np.prod(codes.FACTOR_SIZES)  # of 101,000 codes drawn
 
 
+def test_classifier_scores_through_an_encoded_grid_are_the_direct_scores():
+  from kerasvae import metrics  # pylint: disable=import-outside-toplevel
+  from tests.metrics import small_codes  # pylint: disable=import-outside-toplevel
+  data = small_codes.make_data()  # fewer classes than `codes`: DCI fits a tree per class
+  grid = ground_truth.EncodedGrid(data, small_codes.rotated_code)
+  for compute in (metrics.compute_dci, metrics.compute_sap):
+    direct = compute(data, small_codes.rotated_code, 5, num_train=200, num_eval=100)
+    assert compute(grid, grid.represent, 5, num_train=200, num_eval=100) == direct
+  assert grid.num_encoded == np.prod(small_codes.FACTOR_SIZES)  # all 24 of 600 codes drawn
+
+
 def test_encoded_grid_rejects_bad_arguments():
   with pytest.raises(ValueError, match=r"at most 134,217,728 factor combinations. "
                                        r"Received: factor_sizes=\(1, 3, 100000, 1000\)"):
