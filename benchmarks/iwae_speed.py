@@ -50,13 +50,15 @@ def trained_mnist_vae(mnist_dir, work_dir):
 def time_iwae(model, images, num_samples, batch_size=100, chunk_size=None, jit_compile=False):
   """(seconds, metrics) of `iwae_metrics`; `chunk_size`/`jit_compile` swap the chunk function."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import iwae  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import likelihood  # pylint: disable=import-outside-toplevel
-  model._iwae_chunk_fn = tf.function(  # pylint: disable=protected-access
-      model._iwae_log_weights, reduce_retracing=True,  # pylint: disable=protected-access
-      jit_compile=jit_compile)
+  iwae._CHUNK_FUNCTIONS[model] = tf.function(  # pylint: disable=protected-access
+      lambda *tensors: iwae._accumulate(model, *tensors),  # pylint: disable=protected-access
+      reduce_retracing=True, jit_compile=jit_compile)
   original = model.iwae_log_likelihood
   if chunk_size is not None:
-    model.iwae_log_likelihood = lambda x, num_samples: original(x, num_samples, chunk_size)
+    model.iwae_log_likelihood = lambda x, num_samples, seed: original(
+        x, num_samples, chunk_size, seed=seed)
   try:
     likelihood.iwae_metrics(model, images[:batch_size], num_samples=min(num_samples, 500),
                             batch_size=batch_size)  # traces (and compiles) the chunk shapes
@@ -69,7 +71,8 @@ def time_iwae(model, images, num_samples, batch_size=100, chunk_size=None, jit_c
 
 
 PRIORS_MODEL = {"kind": "vae", "latent_dim": 40, "architecture": "mlp",
-                "hidden_units": [300, 300], "likelihood": "bernoulli", "num_components": 500}
+                "hidden_units": [300, 300],
+                "vae": {"likelihood": "bernoulli", "num_components": 500}}
 
 
 def trained_prior_vaes(mnist_dir, work_dir, priors=("gaussian", "gmm", "vamp")):
@@ -82,7 +85,7 @@ def trained_prior_vaes(mnist_dir, work_dir, priors=("gaussian", "gmm", "vamp")):
   models = {}
   for prior in priors:
     config = config_lib.from_dict(configs.PipelineConfig, {
-        "model": {**PRIORS_MODEL, "prior": prior},
+        "model": {**PRIORS_MODEL, "vae": {**PRIORS_MODEL["vae"], "prior": prior}},
         "train": {"epochs": 1, "batch_size": 100, "learning_rate": 5e-4}})
     with contextlib.redirect_stdout(io.StringIO()):
       train_step.run(config, examples, Path(work_dir) / f"train-{prior}")

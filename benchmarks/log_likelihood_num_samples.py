@@ -49,6 +49,7 @@ def main(argv=None):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import kerasvae  # pylint: disable=import-outside-toplevel
   from kerasvae import serving  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import iwae  # pylint: disable=import-outside-toplevel
 
   print("{} cores; load average {:.2f} {:.2f} {:.2f}".format(os.cpu_count(), *os.getloadavg()))
   digits = load_digits(args.mnist_dir)
@@ -81,7 +82,7 @@ def main(argv=None):
   for k in ks:
     if k < 10 or k > 1000:
       continue
-    other = serving.importance_weighted_log_likelihood(vae, held_out, tf.constant(k), seed=(1, 0))
+    other = iwae.estimate(vae, held_out, tf.constant(k), seed=(1, 0))
     # The root mean square, not the SD over images: with common random numbers an error
     # shared by all images is part of each image's error.
     difference = rows[k][0]["log_likelihood"] - other["log_likelihood"].numpy()

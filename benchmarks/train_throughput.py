@@ -163,9 +163,9 @@ def reader_rate(artifact_dir, batch_size, seconds):
 # -- (1) the project's training, exactly as `kerasvae train` runs it ----------
 
 MNIST_MODEL = {"kind": "vae", "latent_dim": 20, "architecture": "mlp", "hidden_units": [400],
-               "likelihood": "bernoulli"}
+               "vae": {"likelihood": "bernoulli"}}
 DSPRITES_MODEL = {"kind": "vae", "latent_dim": 10, "architecture": "conv",
-                  "filters": [32, 32, 64, 64], "dense_units": 256, "kl_weight": 4.0}
+                  "filters": [32, 32, 64, 64], "dense_units": 256, "vae": {"kl_weight": 4.0}}
 
 
 def _epoch_end_times(log_dir):

@@ -1,6 +1,7 @@
 """kerasvae: variational autoencoders on TensorFlow 2, Keras 3 and TensorFlow Probability.
 
-Models (`VAE`, `Autoencoder`, `NoisyAutoencoder`), priors
+Models (`VAE`, `Autoencoder`, `NoisyAutoencoder` and the disentangling VAEs `BetaTCVAE`,
+`FactorVAE`, `DIPVAEI`, `DIPVAEII`, `AnnealedVAE`, plus `IWAE`; one per `model.kind`), priors
 (`StandardGaussianPrior`, `GaussianMixturePrior`, `VampPrior`) and decoder
 likelihoods are importable from the top level; the pipeline steps live in
 `kerasvae.steps` and the `kerasvae` command in `kerasvae.cli`.
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     name: "kerasvae.models"
     for name in ("VAE", "Autoencoder", "NoisyAutoencoder", "LatentVariableModel",
+                 "BetaTCVAE", "FactorVAE", "DIPVAEI", "DIPVAEII", "AnnealedVAE", "IWAE",
                  "Prior", "StandardGaussianPrior", "GaussianMixturePrior", "VampPrior",
                  "Likelihood", "BernoulliLikelihood", "GaussianLikelihood",
                  "ContinuousBernoulliLikelihood", "PRIORS", "LIKELIHOODS", "MODELS")

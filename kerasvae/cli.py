@@ -7,10 +7,13 @@
   kerasvae config [--config FILE]               print the full, validated config
   kerasvae pipeline compile --config NAME --output pipeline.yaml   the Kubeflow Pipelines spec
   kerasvae pipeline run-local --package pipeline.yaml              run it on KFP's local runner
+  kerasvae pipeline compile --study NAME [--quick] --output study.yaml   a study as a KFP sweep
+  kerasvae pipeline run-local --study NAME --quick                 the sweep on KFP's local runner
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 STEP_COMMANDS = ("ingest", "train", "evaluate", "export")
 
@@ -37,7 +40,7 @@ def _parser():
       p.add_argument("--force", action="store_true",
                      help="redo the step(s) even if unchanged; export an unblessed model")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
-  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors or disentanglement")
+  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or methods")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
@@ -54,8 +57,10 @@ def _add_pipeline_parser(sub):
   pipeline = sub.add_parser("pipeline", help="the pipeline on Kubeflow Pipelines (extra: kfp)")
   commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
   build = commands.add_parser("compile", help="write the KFP v2 pipeline spec (YAML)")
+  _add_study_arguments(build)
   build.add_argument("--config", default=None,
-                     help="YAML file or bundled config name (default: quickstart)")
+                     help="YAML file or bundled config name (default: quickstart); with "
+                     "--study, the study's YAML (default: bundled)")
   build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   build.add_argument("--output", required=True, help="the spec file, e.g. pipeline.yaml")
   build.add_argument("--image", default=None,
@@ -65,7 +70,10 @@ def _add_pipeline_parser(sub):
   build.add_argument("--accelerator-count", type=int, default=1,
                      help="accelerators of the train step when a type is set (default: 1)")
   local = commands.add_parser("run-local", help="run a compiled spec on KFP's local runner")
-  local.add_argument("--package", required=True, help="the compiled spec (pipeline.yaml)")
+  source = local.add_mutually_exclusive_group(required=True)
+  source.add_argument("--package", help="the compiled spec (pipeline.yaml or study.yaml)")
+  _add_study_arguments(source, local)
+  local.add_argument("--config", default=None, help="with --study: the study's YAML")
   local.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   local.add_argument("--force-export", action="store_true",
                      help="export even if the evaluation does not bless the model")
@@ -73,22 +81,58 @@ def _add_pipeline_parser(sub):
                      help="where the runner writes the artifacts (default: kfp_local)")
 
 
+def _add_study_arguments(group, parser=None):
+  """--study, --quick and --parallelism (the last two on `parser`, default the group's)."""
+  parser = parser or group
+  group.add_argument("--study", default=None,
+                     help="a study (latent-dim, beta, ae-vs-vae, priors, disentanglement, "
+                     "methods): its trials as a sweep, ingest once, train and evaluate per trial "
+                     "in a ParallelFor, one report task")
+  parser.add_argument("--quick", action="store_true", help="with --study: its tiny version")
+  parser.add_argument("--parallelism", type=int, default=0,
+                      help="with --study: the most trials running at once (default: 0, no cap)")
+
+
 def _pipeline(args):
   """`kerasvae pipeline ...`: the only command that needs kfp, imported here and nowhere else."""
-  from pipelines import kfp_pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae import kfp_pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
+  if not args.study and (args.quick or args.parallelism):
+    raise ConfigError("Expected --quick and --parallelism with --study only. Received: "
+                      + ("--quick" if args.quick else f"--parallelism {args.parallelism}"))
   if args.pipeline_command == "compile":
-    path = kfp_pipeline.compile_pipeline(
-        args.config, args.output, args.overrides, image=args.image or kfp_pipeline.DEFAULT_IMAGE,
-        accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count)
+    image = args.image or kfp_pipeline.DEFAULT_IMAGE
+    if args.study:
+      path = kfp_pipeline.compile_study(
+          args.study, args.output, args.config, args.overrides, args.quick, image=image,
+          accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count,
+          parallelism=args.parallelism)
+    else:
+      path = kfp_pipeline.compile_pipeline(
+          args.config, args.output, args.overrides, image=image,
+          accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count)
     print(f"pipeline: wrote {path}")
+    return 0
+  package, overrides = args.package, args.overrides
+  if args.study:  # compiled into the pipeline root, then run
+    package = kfp_pipeline.compile_study(
+        args.study, Path(args.pipeline_root) / f"study-{args.study}.yaml", args.config,
+        args.overrides, args.quick, parallelism=args.parallelism)
+    print(f"pipeline: wrote {package}")
+    overrides = []
+  elif args.config:
+    raise ConfigError("Expected --config with --study only (a compiled spec holds its config). "
+                      f"Received: --config {args.config}")
+  try:
+    run_dir = kfp_pipeline.run_local(package, args.pipeline_root, overrides,
+                                     force_export=args.force_export)
+  except RuntimeError as e:  # kfp.local: a task failed (its log is above)
+    print(f"kerasvae pipeline run-local: error: {e}", file=sys.stderr)
+    return 1
+  print(f"pipeline: artifacts in {run_dir}")
+  if kfp_pipeline.is_study_spec(package):
+    print("\n".join(kfp_pipeline.study_outcome(run_dir, package)))
   else:
-    try:
-      run_dir = kfp_pipeline.run_local(args.package, args.pipeline_root, args.overrides,
-                                       force_export=args.force_export)
-    except RuntimeError as e:  # kfp.local: a task failed (its log is above)
-      print(f"kerasvae pipeline run-local: error: {e}", file=sys.stderr)
-      return 1
-    print(f"pipeline: artifacts in {run_dir}")
     print(kfp_pipeline.export_outcome(run_dir))
   return 0
 
@@ -140,11 +184,10 @@ def main(argv=None):
       from kerasvae.config import to_dict  # pylint: disable=import-outside-toplevel
       print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
       return 0
-    from pathlib import Path  # pylint: disable=import-outside-toplevel
     if args.command in ("run", "ingest"):  # a wrong input path is named before TF's import
       from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
       sources.check_input_paths(config.ingest.data)
-    from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+    from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
     steps = pipeline.STEPS if args.command == "run" else (args.command,)
     out = pipeline.run_pipeline(config, steps=steps, force=args.force,
                                 run_dir=Path(args.run_dir) if args.run_dir else None)

@@ -180,7 +180,7 @@ def _suffix(source, key):
 
 
 def field(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING,
-          choices=None, range=None, help=""):  # pylint: disable=redefined-builtin
+          choices=None, range=None, help="", omit_none=False):  # pylint: disable=redefined-builtin
   """A dataclass field with validation metadata.
 
   Args:
@@ -189,8 +189,10 @@ def field(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING,
     choices: the allowed values, if the field is an enumeration.
     range: `(low, high)` inclusive bounds for a number; either may be None.
     help: one line describing the field, shown in errors and `--help`.
+    omit_none: leave the field out of `to_dict` while it is None (an optional block, such as
+      the settings of a model kind not chosen: adding a kind changes no existing fingerprint).
   """
-  metadata = {"choices": choices, "range": range, "help": help}
+  metadata = {"choices": choices, "range": range, "help": help, "omit_none": omit_none}
   if default_factory is not dataclasses.MISSING:
     return dataclasses.field(default_factory=default_factory, metadata=metadata)
   return dataclasses.field(default=default, metadata=metadata)
@@ -316,6 +318,14 @@ def from_dict(cls, data, where="config", source="", key=""):
   unknown = sorted(set(data) - set(fields), key=str)
   if unknown:
     sub_key = f"{key}.{unknown[0]}" if key else str(unknown[0])
+    moved = getattr(cls, "MOVED_KEYS", {}).get(unknown[0])
+    if moved:  # a key of an older layout: say where it lives now
+      blocks = moved.split(" or ")
+      places = " or ".join(f"{where}.{block}.{unknown[0]}" for block in blocks)
+      raise ConfigError(
+          f"{where}: unknown key {show(unknown[0])}{_suffix(source, sub_key)}: it moved into the "
+          f"block of its kind, {places} (e.g. {where}: {{kind: {blocks[0]}, {blocks[0]}: "
+          f"{{{unknown[0]}: ...}}}}).")
     raise ConfigError(
         f"{where}: unknown key {show(unknown[0])}{_suffix(source, sub_key)}. "
         f"Valid keys: {', '.join(sorted(fields))}.")
@@ -344,7 +354,8 @@ def from_dict(cls, data, where="config", source="", key=""):
 def to_dict(obj):
   """The plain-data form of a config (for YAML, JSON and fingerprints)."""
   if dataclasses.is_dataclass(obj):
-    return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+            if not (f.metadata.get("omit_none") and getattr(obj, f.name) is None)}
   if isinstance(obj, (list, tuple)):
     return [to_dict(v) for v in obj]
   if isinstance(obj, dict):

@@ -52,32 +52,25 @@ import tensorflow as tf
 
 from kerasvae import artifacts
 from kerasvae import config as config_lib
+from kerasvae.metrics import iwae
 
 MODELS_CONFIG_FILE = "models.config"
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "kerasvae.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
-# The stateless seed of the `log_likelihood` signature's posterior draws: fixed, so the same
-# request always gets the same answer.
-LOG_LIKELIHOOD_SEED = (0, 0)
+# The `log_likelihood` signature runs the one IWAE estimator (kerasvae.metrics.iwae) with its
+# default seed: fixed, so the same request always gets the same answer, and equal to what the
+# evaluate step and `VAE.iwae_log_likelihood` give for the same images, K and seed.
+LOG_LIKELIHOOD_SEED = iwae.DEFAULT_SEED
 # K when a request leaves `num_samples` out (gRPC; REST must send it; docs/serving.md says which
 # clients may). Chosen there ("Signatures") from the bias, standard error and latency measured
 # on a trained MNIST VAE.
 DEFAULT_NUM_SAMPLES = 1000
-MAX_NUM_SAMPLES = 100_000
-# Decoded pixels per chunk of importance samples (~16 MB of float32 decoder output): the
-# chunk holds max(1, CHUNK_PIXELS // (B * H * W * C)) samples of every image, so memory does
-# not grow with K.
-CHUNK_PIXELS = 2 ** 22
-LOG_LIKELIHOOD_OUTPUTS = ("log_likelihood", "standard_error", "elbo", "reconstruction", "kl")
+MAX_NUM_SAMPLES = iwae.MAX_NUM_SAMPLES
+LOG_LIKELIHOOD_OUTPUTS = iwae.OUTPUTS
 
 _VERSION = re.compile(r"[0-9]+")
 _MODEL_NAME = config_lib.MODEL_NAME_PATTERN  # the rule the export config checks at load
-
-
-def has_posterior(model):
-  """Whether the model has a posterior q(z|x) with a variance and an ELBO (the VAE)."""
-  return hasattr(model, "posterior_params") and hasattr(model, "elbo")
 
 
 def signature_contract(model):
@@ -92,7 +85,7 @@ def signature_contract(model):
   """
   h, w, c = model.image_shape
   d = model.latent_dim
-  posterior = has_posterior(model)
+  posterior = model.has_posterior
 
   def spec(shape, dtype="float32"):
     return {"shape": list(shape), "dtype": dtype}
@@ -118,80 +111,6 @@ def signature_contract(model):
   return contract
 
 
-def importance_weighted_log_likelihood(model, images, num_samples, seed=LOG_LIKELIHOOD_SEED,
-                                       chunk_pixels=CHUNK_PIXELS):
-  """The IWAE estimate of log p(x) with its standard error and the one-sample ELBO terms [1].
-
-  log p̂(x) = log (1/K) Σ_k w_k, w_k = p(x, z_k) / q(z_k|x), z_k = μ(x) + σ(x) ε_k,
-  a lower bound on log p(x) in expectation that tightens as K grows (K = 1 is
-  the ELBO's one-sample estimate). The draws ε [K, D] come from the stateless
-  `seed` and are shared by every image (common random numbers), so an image's
-  value depends only on the image, K and the seed: never on its position in
-  the batch or on the other images. The K samples are processed in chunks of
-  max(1, chunk_pixels // (B·H·W·C)) in a `tf.while_loop` that accumulates
-  logsumexp(log w) and logsumexp(2 log w), so memory does not grow with K.
-
-  The standard error is the delta-method estimate of the Monte Carlo error of
-  log p̂: SE² = Var(w) / (K · mean(w)²) = (K Σw² / (Σw)² − 1) / (K − 1)
-  (K / the effective sample size, minus 1, over K − 1). It measures the spread
-  over seeds, not the bound's bias (≈ Var(w) / (2K mean(w)²) below log p(x)),
-  and is itself noisy when a few weights dominate. NaN for K = 1.
-
-  The one-sample terms use the first draw ε_1: reconstruction = −log p(x|z_1),
-  kl = the model's KL term (analytic for the N(0, I) prior, log q(z_1|x) −
-  log p(z_1) otherwise), elbo = −(reconstruction + kl).
-
-  Args:
-    model: a `VAE`.
-    images: [B, H, W, C] float32.
-    num_samples: K, a scalar int32 tensor in [1, MAX_NUM_SAMPLES].
-    seed: the stateless seed, a pair of integers.
-    chunk_pixels: decoded pixels per chunk.
-
-  Returns:
-    A dict of [B] tensors named as `LOG_LIKELIHOOD_OUTPUTS`.
-
-  References:
-    [1]: Burda, Grosse & Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
-  """
-  images = tf.convert_to_tensor(images, tf.float32)
-  num_samples = tf.convert_to_tensor(num_samples, tf.int32)
-  checks = [
-      tf.debugging.assert_greater_equal(
-          num_samples, 1, message="Expected num_samples >= 1. Received: num_samples"),
-      tf.debugging.assert_less_equal(
-          num_samples, MAX_NUM_SAMPLES,
-          message=f"Expected num_samples <= {MAX_NUM_SAMPLES}. Received: num_samples")]
-  with tf.control_dependencies(checks):
-    num_samples = tf.identity(num_samples)
-  eps = tf.random.stateless_normal([num_samples, 1, model.latent_dim],
-                                   seed=tf.convert_to_tensor(seed, tf.int32))  # [K, 1, D]
-  mean, log_var = model.posterior_params(images)  # [B, D] x2
-  z_1 = mean + tf.exp(0.5 * log_var) * eps[0]  # [B, D]
-  reconstruction = model.likelihood.negative_log_likelihood(images, model.decode(z_1))  # [B]
-  kl = model.prior.kl(mean, log_var, z_1, encoder=model.posterior_params)  # [B]
-
-  batch = tf.shape(images)[0]
-  pixels = int(np.prod(model.image_shape))
-  chunk = tf.minimum(tf.maximum(1, chunk_pixels // (tf.maximum(batch, 1) * pixels)), num_samples)
-
-  def accumulate(start, lse_w, lse_w2):
-    log_w = model.importance_log_weights(images, mean, log_var,
-                                         eps[start:start + chunk])  # [c, B]
-    lse_w = tf.reduce_logsumexp(tf.stack([lse_w, tf.reduce_logsumexp(log_w, 0)]), 0)  # [B]
-    lse_w2 = tf.reduce_logsumexp(tf.stack([lse_w2, tf.reduce_logsumexp(2.0 * log_w, 0)]), 0)
-    return start + chunk, lse_w, lse_w2
-
-  empty = tf.fill([batch], tf.constant(-np.inf, tf.float32))  # log 0
-  _, lse_w, lse_w2 = tf.while_loop(lambda start, *_: start < num_samples, accumulate,
-                                   (tf.constant(0), empty, empty), parallel_iterations=1)
-  k = tf.cast(num_samples, tf.float32)
-  k_over_ess = tf.exp(lse_w2 - 2.0 * lse_w + tf.math.log(k))  # K Σw² / (Σw)², in [1, K]
-  standard_error = tf.sqrt(tf.maximum(k_over_ess - 1.0, 0.0) / (k - 1.0))
-  return {"log_likelihood": lse_w - tf.math.log(k), "standard_error": standard_error,
-          "elbo": -(reconstruction + kl), "reconstruction": reconstruction, "kl": kl}
-
-
 def serving_signatures(model):
   """Traces the model's methods into concrete functions, one per signature.
 
@@ -210,7 +129,7 @@ def serving_signatures(model):
   """
   h, w, c = model.image_shape
   d = model.latent_dim
-  posterior = has_posterior(model)
+  posterior = model.has_posterior
   image_spec = tf.TensorSpec([None, h, w, c], tf.float32, name="images")
   latent_spec = tf.TensorSpec([None, d], tf.float32, name="latents")
 
@@ -249,7 +168,7 @@ def serving_signatures(model):
     @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
                  autograph=False)
     def log_likelihood(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
-      return importance_weighted_log_likelihood(model, images, num_samples)  # [B] each
+      return iwae.estimate(model, images, num_samples)  # [B] each
 
     functions["log_likelihood"] = log_likelihood
 
@@ -455,11 +374,10 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
                      f"with '.', '_' or '-'. Received: model_name={model_name!r}")
   if metadata is not None and not isinstance(metadata, dict):
     raise ValueError(f"Expected metadata to be a dict or None. Received: metadata={metadata!r}")
-  for attribute in ("image_shape", "latent_dim", "decode_mean", "sample_latents"):
-    if not hasattr(model, attribute):
-      raise ValueError("Expected a kerasvae LatentVariableModel (VAE, Autoencoder, "
-                       f"NoisyAutoencoder). Received: model={type(model).__name__} "
-                       f"without {attribute!r}")
+  from kerasvae import models  # pylint: disable=import-outside-toplevel
+  if not isinstance(model, models.LatentVariableModel):
+    raise ValueError("Expected a kerasvae LatentVariableModel (a model of a kind in "
+                     f"kerasvae.kinds). Received: model={type(model).__name__}")
   base_dir = Path(base_dir)
   model_dir = base_dir / model_name
   if version is not None:
@@ -476,8 +394,8 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       "latent_dim": int(model.latent_dim),
       "image_shape": [int(s) for s in model.image_shape],
       "signatures": contract,
-      "log_likelihood_seed": list(LOG_LIKELIHOOD_SEED) if has_posterior(model) else None,
-      "log_likelihood_default_num_samples": DEFAULT_NUM_SAMPLES if has_posterior(model) else None,
+      "log_likelihood_seed": list(LOG_LIKELIHOOD_SEED) if model.has_posterior else None,
+      "log_likelihood_default_num_samples": DEFAULT_NUM_SAMPLES if model.has_posterior else None,
       "metadata": metadata or {},
       "package_versions": artifacts.package_versions(),
       "created": artifacts.utc_now(),
@@ -604,6 +522,5 @@ def remove_version(model_dir, version):
 
 __all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_models_config",
            "list_versions", "model_folders", "signature_contract", "serving_signatures",
-           "read_export_metadata", "version_damage", "remove_version", "has_posterior",
-           "importance_weighted_log_likelihood", "write_warmup_requests", "prediction_log",
-           "warmup_inputs"]
+           "read_export_metadata", "version_damage", "remove_version",
+           "write_warmup_requests", "prediction_log", "warmup_inputs"]

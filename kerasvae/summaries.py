@@ -48,17 +48,23 @@ def log_dirs(logs_dir):
   return {name: Path(logs_dir) / name for name in (TRAIN, VALIDATION)}
 
 
+def _settings_blocks(config):
+  """(name, settings) of the blocks whose values are hyperparameters: the model, its kind's
+  own block (`model.vae`, ...) and the training."""
+  return [("model", config.model), (f"model.{config.model.kind}", config.model.settings),
+          ("train", config.train)]
+
+
 def flat_hparams(config):
   """The config's model and train values and the data source as HParams {name: value}.
 
-  Only the settings the run uses (`ModelConfig.applies`, `TrainConfig.applies`): no conv
-  filters for an MLP, no Gaussian scale for a Bernoulli decoder. Lists become comma-separated
+  Only the settings the run uses (each block's `applies`): no conv filters for an MLP, no
+  Gaussian scale for a Bernoulli decoder, no block of another model kind. Lists become comma-separated
   strings; None values are left out (the session has no value).
   """
   from kerasvae import config as config_lib  # pylint: disable=import-outside-toplevel
   flat = {}
-  for block in ("model", "train"):
-    settings = getattr(config, block)
+  for block, settings in _settings_blocks(config):
     for key, value in config_lib.to_dict(settings).items():
       if not settings.applies(key):  # e.g. conv filters of an MLP: not a setting of this run
         continue
@@ -75,16 +81,16 @@ def _hparam_infos(config):
   from tensorboard.plugins.hparams import api_pb2  # pylint: disable=import-outside-toplevel
   from google.protobuf import struct_pb2  # pylint: disable=import-outside-toplevel
   infos = []
-  for block in ("model", "train"):
-    for f in dataclasses.fields(getattr(config, block)):
-      if not getattr(config, block).applies(f.name):
+  for block, settings in _settings_blocks(config):
+    for f in dataclasses.fields(settings):
+      if not settings.applies(f.name):
         continue
       tp = f.type
       args = [a for a in typing.get_args(tp) if a is not type(None)]
       base = args[0] if typing.get_origin(tp) is typing.Union and args else tp
       base = typing.get_origin(base) or base
       info = api_pb2.HParamInfo(name=f"{block}.{f.name}", description=f.metadata.get("help", ""))
-      if base is dict:
+      if base is dict or dataclasses.is_dataclass(base):  # a block: its settings come apart
         continue
       choices = f.metadata.get("choices")
       if base is bool:

@@ -29,6 +29,8 @@ from kerasvae import artifacts, progress
 
 logger = logging.getLogger(__name__)
 
+# The per-example terms of `loss_terms` shown first; every other per-example term a model kind
+# returns (a [B] tensor: a total correlation, an adversary's loss) is logged after them.
 LOGGED_TERMS = ("loss", "reconstruction", "kl", "weighted_kl", "elbo")
 CHECKPOINT_DIR = "checkpoints"  # in the train step's directory
 HISTORY_FILE = "history.json"  # in the checkpoint directory
@@ -247,6 +249,7 @@ class Trainer:
     self.preprocess_fn = preprocess_fn
     self.chief = is_chief(strategy)
     self.interrupted = None  # the signal that stopped the last `train`, if any
+    self._scheduled_names = ()  # the model's `scheduled_values`, logged every epoch
     self.global_batch = config.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
       self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -256,8 +259,17 @@ class Trainer:
     # traversal of the Keras object graph, 24 of the 40 ms a checkpoint took (MNIST MLP VAE,
     # 2 CPU cores), and it is written after every epoch. The order of `variables` is fixed by
     # the model's config, which also fixes the run directory.
+    # The model's own objectives beside the main loss (an adversary), each with its optimizer.
+    self.objectives = []
+    with strategy.scope():
+      for key, variables, make_optimizer in model.extra_objectives():
+        extra = make_optimizer()
+        extra.build(variables)
+        self.objectives.append((key, list(variables), extra))
     state = {f"model_{i}": v for i, v in enumerate(model.variables)}
     state.update({f"optimizer_{i}": v for i, v in enumerate(optimizer.variables)})
+    for key, _, extra in self.objectives:
+      state.update({f"{key}_optimizer_{i}": v for i, v in enumerate(extra.variables)})
     state.update(epoch=self.epoch, best_eval_elbo=self.best_eval_elbo,
                  evals_since_best=self.evals_since_best)
     self._state = state
@@ -289,6 +301,9 @@ class Trainer:
   def _make_train_fn(self):
     model, optimizer, strategy = self.model, self.optimizer, self.strategy
     global_batch = float(self.global_batch)
+    # (loss key, variables, optimizer) of every objective; the main loss trains the variables
+    # no other objective claims.
+    objectives = [("loss", model.main_trainable_variables, optimizer)] + self.objectives
 
     # Without replicas there is no all-reduce, so the Adam update joins the compiled step:
     # outside XLA it is ~40 small kernels per step, and the MLP VAE's step on 2 CPU cores ran
@@ -297,28 +312,46 @@ class Trainer:
     preprocess = self.preprocess_fn
     logged = self._logged_terms = []  # names of the entries of `sums`, set when traced
 
+    # Every random draw of a step (the posterior sample, code noise, a permutation) comes from
+    # a stateless seed of (train.seed, step, replica): the stateful generators keep their state
+    # in the process (XLA's too), so a second training in one process (a study's next trial)
+    # drew other noise than the same training alone.
+    base_seed = tf.constant([self.config.seed, 0x5EED], tf.int32)
+
     @tf.function(jit_compile=self.jit_compile)
     def gradients(batch, step):
       # Made here, the float image fuses into the first layer, and the reader's threads, which
       # share the cores with this step, do less.
       x = (preprocess(batch) if preprocess else batch)["image"]
-      with tf.GradientTape() as tape:
-        terms = model.loss_terms(x, training=True, step=step)
-        loss = tf.reduce_sum(terms["loss"]) / global_batch
-      grads = tape.gradient(loss, model.trainable_variables)
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      seed = tf.random.experimental.stateless_fold_in(
+          tf.random.experimental.stateless_fold_in(base_seed, tf.cast(step, tf.int32)),
+          tf.cast(replica, tf.int32))
+      with tf.GradientTape(persistent=len(objectives) > 1) as tape:
+        terms = model.loss_terms(x, training=True, step=step, seed=seed)
+        losses = [tf.reduce_sum(terms[key]) / global_batch for key, _, _ in objectives]
+      grads = [tape.gradient(loss, variables)
+               for loss, (_, variables, _) in zip(losses, objectives)]
+      del tape
       # One [T] output, not T scalars: at batch 1024 a dict of five scalar outputs made the
       # MNIST MLP VAE's compiled step 7 % slower (benchmarks/README.md).
-      logged.extend(k for k in LOGGED_TERMS if k in terms and k not in logged)
+      per_example = sorted(k for k, v in terms.items() if v.shape.rank == 1)
+      logged.extend(k for k in [*LOGGED_TERMS, *per_example] if k in per_example
+                    and k not in logged)
       sums = tf.reduce_sum(tf.stack([terms[k] for k in logged]), axis=1)  # [T]
       if fused_update:
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        apply(grads)
         return None, sums
       return grads, sums
+
+    def apply(grads):
+      for (_, variables, objective_optimizer), objective_grads in zip(objectives, grads):
+        objective_optimizer.apply_gradients(zip(objective_grads, variables))
 
     def replica_step(batch):
       grads, sums = gradients(batch, tf.convert_to_tensor(optimizer.iterations))
       if not fused_update:
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        apply(grads)
       return sums
 
     @tf.function
@@ -517,8 +550,9 @@ class Trainer:
       record = {f"train/{k}": v / examples for k, v in totals.items()}
       record["epoch"] = epoch + 1
       record["learning_rate"] = self._learning_rate()
-      if hasattr(self.model, "kl_weight_at"):
-        record["kl_weight"] = float(self.model.kl_weight_at(self.optimizer.iterations))
+      scheduled = self.model.scheduled_values(self.optimizer.iterations)  # e.g. kl_weight
+      self._scheduled_names = tuple(scheduled)
+      record.update({name: float(value) for name, value in scheduled.items()})
       record["seconds"] = time.time() - started
       record["examples_per_second"] = examples / record["seconds"]
       stop = False
@@ -585,11 +619,12 @@ class Trainer:
     return int(self.evals_since_best.numpy()) >= self.config.early_stopping_patience
 
   def _write_scalars(self, record):
-    """One epoch's scalars: train terms, learning rate, KL weight, speed; eval metrics with
+    """One epoch's scalars: train terms, learning rate, the model's scheduled values (the KL
+    weight), speed; eval metrics with
     the KL of each latent dimension as `kl_per_dim/z<i>`."""
     train = {key[len("train/"):]: value for key, value in record.items()
              if key.startswith("train/")}
-    train.update({key: record[key] for key in ("learning_rate", "kl_weight",
+    train.update({key: record[key] for key in ("learning_rate", *self._scheduled_names,
                                                "examples_per_second") if key in record})
     evaluation = {}
     for key, value in record.items():

@@ -56,9 +56,9 @@ def run_cli(args, cwd, timeout=300, **env):
                         timeout=timeout)
 
 
-def tiny_trainer(work_dir, config, data=None, **kwargs):
-  """A `Trainer` of a 4x4x1 autoencoder (2 latents) on 16 uniform images (or `data`), two
-  steps of 8 per epoch, without XLA: seconds-long training for the loop's own tests.
+def tiny_trainer(work_dir, config, data=None, model=None, **kwargs):
+  """A `Trainer` of a 4x4x1 autoencoder (2 latents; or `model`) on 16 uniform images (or
+  `data`), two steps of 8 per epoch, without XLA: seconds-long training for the loop's own tests.
 
   `kwargs` go to `Trainer` (`epoch_end_fn=...`, `evaluate_fn=...`).
   """
@@ -69,9 +69,10 @@ def tiny_trainer(work_dir, config, data=None, **kwargs):
   from kerasvae import training  # pylint: disable=import-outside-toplevel
   if data is None:
     data = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
-  model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
+  if model is None:
+    model = models.Autoencoder((4, 4, 1), 2, hidden_units=(8,))
   optimizer = keras.optimizers.Adam(1e-3)
-  optimizer.build(model.trainable_variables)
+  optimizer.build(model.main_trainable_variables)
   return training.Trainer(
       model, optimizer, tf.distribute.get_strategy(), config, str(work_dir),
       lambda _: tf.data.Dataset.from_tensor_slices({"image": data}).batch(8).repeat(),

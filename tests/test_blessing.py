@@ -9,16 +9,18 @@ import yaml
 
 from kerasvae import cli
 from kerasvae import config as config_lib
+from kerasvae import kinds
 from kerasvae.config import ConfigError
 from kerasvae.steps import configs
 from kerasvae.steps import evaluate
 from kerasvae.steps import train as train_step
 from kerasvae.studies import core
-from tests.pipeline_helpers import REPO
 from tests.pipeline_helpers import tiny_config
 
-PIPELINE_CONFIGS = sorted((REPO / "pipelines" / "configs").glob("*.yaml"))
-STUDY_CONFIGS = sorted((REPO / "pipelines" / "configs" / "studies").glob("*.yaml"))
+# What an autoencoder can never be judged on (no posterior: no ELBO, KL or IWAE bound).
+AUTOENCODER_LACKS = kinds.get("autoencoder").model_class().not_applicable_metrics
+PIPELINE_CONFIGS = sorted(configs.CONFIG_DIR.glob("*.yaml"))
+STUDY_CONFIGS = sorted(core.STUDY_CONFIG_DIR.glob("*.yaml"))
 
 
 def _trial_configs(path):
@@ -40,21 +42,21 @@ def test_every_bundled_config_has_thresholds_that_fit_its_model_kinds(path):
     # A collapsed model: no active unit, the mean image for every input (calibrated dSprites -560,
     # MNIST -212 nats): refused whatever its kind.
     collapsed = {"active_units": 0, "elbo": -212.0, "kl": 0.0, "reconstruction": 212.0}
-    not_applicable = () if config.model.kind == "vae" else evaluate.VAE_ONLY_METRICS
+    not_applicable = kinds.get(config.model.kind).model_class().not_applicable_metrics
     assert not evaluate.check_thresholds(collapsed, thresholds, not_applicable)["blessed"]
 
 
 def test_thresholds_on_what_the_model_kind_lacks_are_skipped_and_nothing_else():
   thresholds = {"elbo": {"lower_bound": -150.0}, "reconstruction": {"upper_bound": 150.0}}
   autoencoder = evaluate.check_thresholds({"reconstruction": 90.0}, thresholds,
-                                          evaluate.VAE_ONLY_METRICS)
+                                          AUTOENCODER_LACKS)
   assert autoencoder["blessed"]
   assert [c["metric"] for c in autoencoder["checks"] if "skipped" in c] == ["elbo"]
   # The same metrics from a VAE (nothing is "not applicable"): the missing ELBO fails.
   assert not evaluate.check_thresholds({"reconstruction": 90.0}, thresholds)["blessed"]
   # A misspelt metric is never skipped.
   assert not evaluate.check_thresholds({"reconstruction": 90.0}, {"reconstruction_": {
-      "upper_bound": 1e9}}, evaluate.VAE_ONLY_METRICS)["blessed"]
+      "upper_bound": 1e9}}, AUTOENCODER_LACKS)["blessed"]
 
 
 def test_per_factor_disentanglement_scores_may_be_thresholds():
@@ -71,7 +73,7 @@ def test_per_factor_disentanglement_scores_may_be_thresholds():
 
 
 QUICKSTART_THRESHOLDS = yaml.safe_load(
-    (REPO / "pipelines" / "configs" / "quickstart.yaml").read_text())["evaluate"]["thresholds"]
+    (configs.CONFIG_DIR / "quickstart.yaml").read_text())["evaluate"]["thresholds"]
 
 
 def _run(tmp_path, model):
@@ -93,7 +95,7 @@ def test_an_autoencoder_passes_the_quickstart_thresholds_and_is_exported(tmp_pat
 
 def test_a_collapsed_vae_is_refused_by_the_quickstart_thresholds(tmp_path, capsys):
   # β = 1000 drives every posterior onto the prior: no active unit, the mean image decoded.
-  assert _run(tmp_path, {"kind": "vae", "kl_weight": 1000.0}) == 2
+  assert _run(tmp_path, {"kind": "vae", "vae": {"kl_weight": 1000.0}}) == 2
   err = capsys.readouterr().err
   assert "not blessed" in err and "active_units=0 (expected >= 1)" in err
   assert not (tmp_path / "saved_models" / "tiny").exists()
@@ -111,6 +113,7 @@ def test_traversals_show_the_latents_with_the_most_kl_first():
 class _FixedCodes:
   """A stand-in autoencoder whose codes vary across the batch along latents 2 (most) and 7."""
   latent_dim = 12
+  has_posterior = False
 
   def encode_mean(self, x):
     t = tf.range(tf.cast(tf.shape(x)[0], tf.float32))[:, None]  # [N, 1]
@@ -119,6 +122,7 @@ class _FixedCodes:
 
 class _FixedPosterior(_FixedCodes):
   """A stand-in VAE: latent 11's posterior far from the prior (KL 4.5), latent 5's a little (0.5)."""
+  has_posterior = True
 
   def posterior_params(self, x):
     mean = tf.zeros([tf.shape(x)[0], 1]) + tf.constant([0.0] * 5 + [1.0] + [0.0] * 5 + [3.0])

@@ -30,11 +30,11 @@ def test_faithful_config_is_disentanglement_libs_and_its_quick_mode_runs(tmp_pat
   for trial in full:
     model, train = trial.config.model, trial.config.train
     assert (model.architecture, list(model.filters), model.dense_units, model.latent_dim,
-            model.likelihood) == ("conv", [32, 32, 64, 64], 256, 10, "bernoulli")
+            model.vae.likelihood) == ("conv", [32, 32, 64, 64], 256, 10, "bernoulli")
     assert (train.learning_rate, train.batch_size, train.epochs * train.steps_per_epoch) == (
         1e-4, 64, 300000)
     assert trial.config.ingest.data.dsprites.num_examples is None  # the full grid
-  assert [t.config.model.kl_weight for t in full] == [1.0] * 3 + [4.0] * 3
+  assert [t.config.model.vae.kl_weight for t in full] == [1.0] * 3 + [4.0] * 3
   # The quick mode trains the same network for a few steps and scores it.
   output = tmp_path / "faithful"
   report = studies.run_study("disentanglement", config="disentanglement-faithful", quick=True,

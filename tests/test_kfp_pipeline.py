@@ -16,7 +16,7 @@ from kerasvae import cli
 from kerasvae.steps import configs
 from kerasvae.steps import export as export_step
 from kerasvae.steps import kfp_adapter
-from pipelines import kfp_pipeline
+from kerasvae import kfp_pipeline
 from tests.pipeline_helpers import subprocess_env
 from tests.pipeline_helpers import tiny_config
 
@@ -319,3 +319,42 @@ def test_export_outcome_says_in_one_line_why_a_local_run_exported_nothing(tmp_pa
   saved.mkdir(parents=True)
   (saved / "saved_model.pb").write_bytes(b"")
   assert kfp_pipeline.export_outcome(run_dir) == f"pipeline: exported the SavedModel {saved}"
+
+
+def test_the_kubeflow_runner_compiles_its_settings_and_submits_to_the_host(tmp_path, monkeypatch,
+                                                                           capsys):
+  """`pipelines/kubeflow_runner.py`, the file a user edits: its image, config and accelerators
+  reach the spec; `--host` hands the spec to `kfp.Client` (a stand-in here: no cluster)."""
+  import kfp  # pylint: disable=import-outside-toplevel
+  from pipelines import kubeflow_runner  # pylint: disable=import-outside-toplevel
+  submitted = []
+
+  class Client:
+    def __init__(self, host):
+      self.host = host
+
+    def create_run_from_pipeline_package(self, package, arguments, experiment_name):
+      submitted.append((self.host, package, arguments, experiment_name))
+      return type("Run", (), {"run_id": "run-1"})()
+
+  monkeypatch.setattr(kfp, "Client", Client)
+  monkeypatch.setattr(kubeflow_runner, "IMAGE", "registry.example.com/team/kerasvae:0.1.0")
+  output = tmp_path / "spec.yaml"
+  assert kubeflow_runner.main(["--output", str(output), "--host", "http://kfp.example"]) == 0
+  spec = yaml.safe_load(output.read_text())
+  params = spec["root"]["inputDefinitions"]["parameters"]
+  assert params["train_image"]["defaultValue"] == "registry.example.com/team/kerasvae:0.1.0"
+  assert params["train_accelerator_type"]["defaultValue"] == kubeflow_runner.ACCELERATOR_TYPE
+  assert yaml.safe_load(params["config"]["defaultValue"]) == yaml.safe_load(
+      (configs.CONFIG_DIR / f"{kubeflow_runner.CONFIG}.yaml").read_text())
+  assert submitted == [("http://kfp.example", str(output), {}, kubeflow_runner.EXPERIMENT)]
+  assert "submitted run run-1" in capsys.readouterr().out
+  # STUDY set: the study's sweep, its trials on the runner's accelerator.
+  monkeypatch.setattr(kubeflow_runner, "STUDY", "priors")
+  monkeypatch.setattr(kubeflow_runner, "CONFIG", None)
+  assert kubeflow_runner.main(["--output", str(tmp_path / "study.yaml")]) == 0
+  spec = yaml.safe_load((tmp_path / "study.yaml").read_text())
+  assert spec["pipelineInfo"]["name"] == "kerasvae-study-priors"
+  assert spec["root"]["inputDefinitions"]["parameters"]["trial_accelerator_type"][
+      "defaultValue"] == kubeflow_runner.ACCELERATOR_TYPE
+  assert len(submitted) == 1  # no --host: compiled only

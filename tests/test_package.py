@@ -1,7 +1,12 @@
-"""The installed package: its top-level exports, the backend guard and the command line."""
+"""The installed package: its top-level exports, the backend guard, the command line, and that it
+stands alone (no import of pipelines/, the configs as package data, a non-editable install)."""
 
+import ast
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -41,3 +46,88 @@ def test_cli_help_lists_the_commands():
   assert proc.returncode == 0
   for command in ("run", "ingest", "train", "evaluate", "export", "study"):
     assert command in proc.stdout
+
+
+def _imports_of(path):
+  """Every module name the file imports: `import a.b`, `from a import b`, `import_module("a")`."""
+  names = []
+  for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    if isinstance(node, ast.Import):
+      names += [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0:
+      names.append(node.module)
+    elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) \
+        in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+      names.append(str(node.args[0].value))
+  return names
+
+
+def test_the_library_never_imports_the_pipelines_folder():
+  files = sorted((REPO / "kerasvae").rglob("*.py"))
+  assert len(files) > 40
+  offenders = {str(p.relative_to(REPO)): n for p in files for n in _imports_of(p)
+               if n == "pipelines" or n.startswith("pipelines.")}
+  assert not offenders, offenders
+  assert "kerasvae" in _imports_of(REPO / "pipelines" / "kubeflow_runner.py")  # it sees imports
+
+
+def test_a_non_editable_install_runs_from_another_folder(tmp_path):
+  """The package as a wheel installs it (site-packages, no checkout): `kerasvae config` finds the
+  bundled configs by name and `kerasvae run` runs the quickstart, from a folder of its own.
+
+  The venv sees the system's packages (TensorFlow is not downloaded again); its own
+  site-packages comes first, so its non-editable kerasvae shadows an editable one.
+  """
+  # What the Dockerfile copies into the image, installed the way it installs it (a copy: building
+  # in the checkout would leave build/ there).
+  source = tmp_path / "source"
+  source.mkdir()
+  copied = [w for line in (REPO / "Dockerfile").read_text().splitlines()
+            if line.startswith("COPY ") for w in line.split()[1:-1]]
+  assert sorted(copied) == ["README.md", "kerasvae", "pyproject.toml", "setup.cfg"], copied
+  for name in copied:
+    if (REPO / name).is_dir():
+      shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+      shutil.copy(REPO / name, source / name)
+  venv = tmp_path / "venv"
+  subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                  str(venv)], check=True, timeout=120)
+  python, kerasvae_command = venv / "bin" / "python", venv / "bin" / "kerasvae"
+  env = subprocess_env(KERASVAE_DATA_DIR=str(tmp_path / "data"))
+  env.pop("PYTHONPATH")
+  proc = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                         "--no-index", "--quiet", str(source)], env=env, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+
+  def run(*args):
+    proc = subprocess.run([*map(str, args)], cwd=elsewhere, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+  where = ("import importlib.metadata as m, kerasvae; from kerasvae.studies import core; "
+           "print(kerasvae.__file__); print(core.resolve_study_config_path('beta', "
+           "'fashion-mnist-beta')); print('\\n'.join(str(f) for f in m.files('kerasvae')))")
+  location, study, *files = run(python, "-c", where).split()
+  assert Path(location).is_relative_to(venv), location
+  assert Path(study) == Path(location).parent / "configs" / "studies" / "fashion-mnist-beta.yaml"
+  installed = {Path(p).as_posix() for p in files}
+  assert {"kerasvae/configs/mnist_vae.yaml", "kerasvae/configs/studies/beta.yaml"} <= installed
+  assert not any(p.startswith("pipelines/") for p in installed)  # no generic top-level package
+
+  config = yaml.safe_load(run(kerasvae_command, "config", "--config", "mnist_vae"))
+  assert config["ingest"]["data"]["idx"]["images"] == str(
+      tmp_path / "data" / "mnist" / "t10k-images-idx3-ubyte.gz")
+  shrink = ["ingest.data.dsprites.num_examples=640", "train.epochs=1", "train.progress=false",
+            "train.projector_examples=50", "evaluate.iwae_samples=10", "evaluate.iwae_examples=50",
+            "evaluate.disentanglement=false", f"run.runs_dir={tmp_path / 'runs'}",
+            f"export.base_dir={tmp_path / 'saved_models'}"]
+  # --force: one epoch on 640 images is not blessed; the export is what is checked.
+  out = run(kerasvae_command, "run", "--force", *(f"--set={s}" for s in shrink))
+  assert "export: wrote" in out, out
+  assert (tmp_path / "saved_models" / "quickstart_vae" / "1" / "saved_model.pb").is_file()
+  assert os.listdir(elsewhere) == []

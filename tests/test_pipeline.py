@@ -154,7 +154,7 @@ def test_tensorboard_server_shows_scalars_images_hparams_and_projector(tensorboa
   metric_tags = [m["name"]["tag"] for m in experiment["metricInfos"]]
   assert "evaluate/iwae_log_likelihood" in metric_tags and len(metric_tags) <= 12
   hparams = {h["name"]: h for h in experiment["hparamInfos"]}
-  assert hparams["model.prior"]["domainDiscrete"] == ["gaussian", "gmm", "vamp"]
+  assert hparams["model.vae.prior"]["domainDiscrete"] == ["gaussian", "gmm", "vamp"]
   groups = _get(f"{url}/data/plugin/hparams/session_groups",
                 {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"],
                  "startIndex": 0, "sliceSize": 10})
@@ -207,8 +207,9 @@ def test_unknown_config_key_is_rejected_with_the_valid_keys(tmp_path, capsys):
 
 @pytest.mark.parametrize("override,message", [
     ("model.latent_dim=0", "config.model.latent_dim: expected a value in [1, 4096]"),
-    ("model.prior=laplace", "config.model.prior: expected one of"),
-    ("model.noise_scale=per_dim", "config.model.noise_scale: expected one of ['total', "
+    ("model.vae.prior=laplace", "config.model.vae.prior: expected one of"),
+    ("model.noisy_autoencoder.noise_scale=per_dim",
+     "config.model.noisy_autoencoder.noise_scale: expected one of ['total', "
      "'per_dimension']. Received: 'per_dim'"),
     ("train.epochs=two", "config.train.epochs: expected an integer"),
     ("evaluate.thresholds={elbo: 3}", "thresholds.elbo"),

@@ -81,8 +81,8 @@ def test_training_epochs_show_a_bar_on_a_terminal_and_one_line_per_epoch_otherwi
 
 def test_iwae_reports_each_batch():
   class Model:  # a stand-in: the IWAE bound of every example is -1
-    def iwae_log_likelihood(self, x, num_samples):
-      del num_samples
+    def iwae_log_likelihood(self, x, num_samples, seed):
+      del num_samples, seed
       return tf.fill([len(x)], -1.0)
 
   done = []

@@ -4,7 +4,7 @@ import numpy as np
 
 from kerasvae.data import reader
 from kerasvae.steps import configs
-from pipelines import pipeline
+from kerasvae import pipeline
 from tests import pipeline_helpers
 
 

@@ -126,11 +126,12 @@ def _parse(argv):
 def _check_kerasvae(argv):
   args = _parse(argv)
   overrides = getattr(args, "overrides", [])
-  if args.command == "study":
+  study = args.name if args.command == "study" else getattr(args, "study", None)
+  if study:  # `kerasvae study NAME` or `kerasvae pipeline ... --study NAME`
     from kerasvae import studies  # pylint: disable=import-outside-toplevel
     from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
-    assert args.name in studies.STUDIES, argv
-    assert core.resolve_study_config_path(args.name, args.config).is_file(), argv
+    assert study in studies.STUDIES, argv
+    assert core.resolve_study_config_path(study, args.config).is_file(), argv
   elif getattr(args, "config", None) and args.config not in PLACEHOLDER_FILES:
     assert configs.resolve_config_path(args.config).is_file(), argv
   elif args.command == "pipeline" and args.pipeline_command == "run-local":
@@ -142,8 +143,12 @@ def _check_kerasvae(argv):
 
 def _check_other(words):
   program = words[0]
-  if program in ("python", "python3"):
-    assert words[1] == "-m", words
+  if program in ("python", "python3") and words[1] != "-m":  # a script of the repository
+    script = REPO / words[1]
+    assert script.is_file(), f"no script {words[1]}: {words}"
+    for flag in (w.split("=")[0] for w in words[2:] if w.startswith("--")):
+      assert f'"{flag}"' in script.read_text(), f"{words[1]} has no flag {flag}: {words}"
+  elif program in ("python", "python3"):
     assert importlib.util.find_spec(words[2]) is not None, f"no module {words[2]}: {words}"
   elif program == "pip":
     assert words[:3] == ["pip", "install", "-e"] and len(words) == 4, words

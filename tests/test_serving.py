@@ -27,6 +27,7 @@ from google.protobuf import text_format
 import kerasvae
 from kerasvae import artifacts
 from kerasvae import serving
+from kerasvae.metrics import iwae
 from tests import markdown
 from tests import tf_serving_emulator
 
@@ -453,7 +454,7 @@ def test_log_likelihood_memory_is_bounded_for_k_5000(tf_only_run):
 
 def test_standard_error_predicts_the_spread_over_seeds(exported):
   model, x = exported.models["vamp"], images(4, seed=9)
-  fn = tf.function(lambda x, seed: serving.importance_weighted_log_likelihood(
+  fn = tf.function(lambda x, seed: iwae.estimate(
       model, x, tf.constant(1000), seed=seed), autograph=False)
   runs = [fn(x, tf.constant([s, 1])) for s in range(40)]
   values = np.stack([r["log_likelihood"].numpy() for r in runs])  # [40, 4]
@@ -730,7 +731,7 @@ def test_readme_grpc_example_runs_against_the_quickstart_export(quickstart, monk
                              atol=1e-5)
   assert namespace["samples"].shape == (4, *quickstart.shape)
   np.testing.assert_allclose(namespace["samples"], model.sample(4, seed=42).numpy(), atol=1e-6)
-  expected = serving.importance_weighted_log_likelihood(
+  expected = iwae.estimate(
       model, x, tf.constant(serving.DEFAULT_NUM_SAMPLES))
   np.testing.assert_allclose(namespace["log_px"], expected["log_likelihood"].numpy(),
                              rtol=1e-5, atol=1e-3)

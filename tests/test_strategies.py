@@ -31,7 +31,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
 from kerasvae.steps import configs, train
-from pipelines import pipeline
+from kerasvae import pipeline
 config_path, kind, out = sys.argv[1:4]
 results = {}
 for strategy, batch in (("default", 16), ("mirrored", 8)):

@@ -16,10 +16,14 @@ import tensorflow as tf
 import yaml
 
 from kerasvae import cli
+from kerasvae import config as config_lib
+from kerasvae import kinds
 from kerasvae import studies
 from kerasvae.config import ConfigError
 from kerasvae.studies import core
 from kerasvae.studies import disentanglement
+from kerasvae.studies import figures
+from kerasvae.studies import methods
 from kerasvae.studies import mnist
 from kerasvae.studies import report
 
@@ -39,7 +43,8 @@ TRIALS = {"latent-dim": ["2", "10", "25", "50"], "beta": ["β=1", "β=5", "β=10
           "ae-vs-vae": ["autoencoder", "noisy AE, 0.05·R per dimension",
                         "noisy AE, 0.05·R in total", "VAE"],
           "priors": ["standard Gaussian", "mixture", "VampPrior"],
-          "disentanglement": ["β=1", "β=4", "β=8", "β=16"]}
+          "disentanglement": ["β=1", "β=4", "β=8", "β=16"],
+          "methods": ["β-VAE", "β-TCVAE", "FactorVAE", "DIP-VAE-I", "DIP-VAE-II", "AnnealedVAE"]}
 
 
 def _mnist_overrides(mnist_dir):
@@ -212,6 +217,122 @@ def test_disentanglement_quick(study_dir):
   assert "*Reproduce:* `kerasvae study disentanglement --quick`" in Path(path).read_text()
 
 
+def test_methods_quick(study_dir):
+  """Every method trained and scored; a section per metric its metrics.json holds; the box plot."""
+  output = study_dir / "methods"
+  path = studies.run_study("methods", quick=True, output=output)
+  text = path.read_text()
+  results = json.loads((output / "results.json").read_text())
+  trials = results["trials"]
+  assert [t["name"] for t in trials] == TRIALS["methods"]
+  kinds = ["vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "annealed_vae"]
+  assert [t["overrides"]["model.kind"] for t in trials] == kinds
+  trial_objects = [core.Trial(t["name"], t["overrides"], metrics=t["metrics"],
+                              setting=t["setting"]) for t in trials]
+  scores = report.score_keys(trial_objects)
+  assert {"beta_vae_score", "factor_vae_score", "mig"} <= set(scores)
+  for key in scores + ["elbo", "reconstruction", "kl", "active_units"]:
+    label = report.score_label(key) if key in scores else dict(
+        (c[0], c[1]) for c in methods.MODEL_COLUMNS)[key]
+    section = text.split(f"\n### {label}", 1)[1].split("\n### ", 1)[0]
+    # One row per method, its (one seed's) value as the metrics hold it.
+    digits = 3 if key in scores else (1 if key == "active_units" else 2)
+    for t in trials:
+      assert f"| {t['name']} | 1 | {t['metrics'][key]:.{digits}f} |" in section, (key, t["name"])
+  mig = text.split("\n### MIG", 1)[1].split("\n### ", 1)[0]
+  assert "| method | shape | scale | orientation | posX | posY |" in mig
+  figures_in_text = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+  assert len(figures_in_text) == len(results["figures"])
+  for rel in figures_in_text:
+    assert (output / rel).stat().st_size > 1000, rel
+  names = {Path(f).name for f in figures_in_text}
+  assert {"methods_box.png", "methods_box_per_factor.png", "rate_distortion.png"} <= names
+  assert {f"traversals_{s}.png" for s in ("beta-VAE", "beta-TCVAE", "FactorVAE", "DIP-VAE-I",
+                                          "DIP-VAE-II", "AnnealedVAE")} <= names
+  assert "One training seed per method" in text and "**One seed.**" in text
+  assert "*Reproduce:* `kerasvae study methods --quick`" in text
+
+
+def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):
+  """Scores beyond the three (DCI, SAP, a new one written per factor) get their columns,
+  sections and panels; the seeds separate a pair only where their ranges do not overlap."""
+  def trial(method, seed, offset):
+    metrics = {"beta_vae_score": 0.8 + offset, "mig": 0.1 + offset, "mig_per_factor":
+               [0.2 + offset, 0.0], "factor_names": ["shape", "x"], "dci_completeness": 0.3,
+               "dci_completeness/shape": 0.4, "sap": 0.05 + offset,
+               "new_score": 0.5, "new_score_per_factor": [0.5, 0.5],
+               "beta_vae_train_accuracy": 0.9, "elbo": -100.0 - 10 * offset}
+    return core.Trial(f"{method} seed {seed}", {}, metrics=metrics, setting=method, seed=seed)
+  trials = ([trial("A", s, v) for s, v in enumerate((0.10, 0.12, 0.11))]
+            + [trial("B", s, v) for s, v in enumerate((0.00, 0.02, 0.01))]
+            + [trial("C", s, v) for s, v in enumerate((0.13, -0.01, 0.05))])
+  assert report.score_keys(trials) == ["beta_vae_score", "mig", "dci_completeness", "sap",
+                                       "new_score"]
+  assert report.per_factor_keys(trials, "mig") == ["mig/shape", "mig/x"]
+  assert trials[0].metrics["mig/shape"] == pytest.approx(0.3)
+  assert report.per_factor_keys(trials, "dci_completeness") == ["dci_completeness/shape"]
+  # In the factors' order, not metrics.json's sorted one.
+  sorted_keys = {"sap/x": 0.1, "sap/shape": 0.2, "factor_names": ["x", "shape"]}
+  assert report.per_factor_keys([core.Trial("t", {}, metrics=sorted_keys)], "sap") == [
+      "sap/x", "sap/shape"]
+  assert [c[0] for c in report.study_seed_columns(trials)][-3:] == [
+      "dci_completeness", "sap", "new_score"]
+  groups = report.by_setting(trials)
+  section = methods._metric_section  # pylint: disable=protected-access
+  blocks = section(groups, "mig", "MIG", 3, True, ["mig/shape", "mig/x"])
+  assert blocks[0] == "### MIG (higher is better)"
+  assert "| A | 3 | 0.210 ± 0.010 | 0.200 … 0.220 |" in blocks[1]
+  # A's seeds lie above B's; C's overlap both.
+  assert blocks[2] == "Separated by the seeds (every seed on one side): A over B."
+  assert "| A | 0.310 ± 0.010 | 0.000 ± 0.000 |" in blocks[4]
+  elbo = section(groups, "elbo", "ELBO", 2, True, [])
+  assert elbo[2] == "Separated by the seeds (every seed on one side): B over A."
+  same = section(groups, "new_score", "new_score", 3, True, [])
+  assert same[2] == "*The seeds overlap* for every pair of methods: no ranking."
+  findings = methods._findings(  # pylint: disable=protected-access
+      groups, report.score_keys(trials), [0, 1, 2])
+  assert any(f.startswith("**MIG.** Highest mean: A (0.210 ± 0.010); its seeds above every "
+                          "seed of B only") for f in findings)
+  assert any(f.startswith("**new_score.** Highest mean: A and B and C (tied)") for f in findings)
+  assert any("The scores do not put the same method first" in f for f in findings)
+  panels = [(k, report.score_label(k)) for k in report.score_keys(trials) + ["mig/shape"]]
+  assert report.score_label("mig/shape") == "MIG: shape"
+  path = figures.seed_box_figure(groups, panels, tmp_path / "box.png", "title")
+  assert path == tmp_path / "box.png" and path.stat().st_size > 1000
+  assert figures.seed_box_figure(groups, [("absent", "absent")], tmp_path / "no.png", "t") is None
+  assert not (tmp_path / "no.png").exists()
+
+
+def test_methods_config_is_the_disentanglement_study_but_for_the_method(tmp_path):
+  """Every method trains the `disentanglement` study's network on its data for its budget and
+  is scored at its sizes; only the kind and its one setting differ."""
+  def without_kind(config):
+    data = config_lib.to_dict(config)
+    model = {k: v for k, v in data["model"].items()
+             if k not in ("kind", *kinds.KINDS) and v is not None}
+    return (model, data["ingest"], {k: v for k, v in data["train"].items() if k != "seed"},
+            data["evaluate"])
+  reference = core.load_study_config(core.resolve_study_config_path("disentanglement"),
+                                     output=tmp_path)[3][0].config
+  trials = core.load_study_config(core.resolve_study_config_path("methods"), output=tmp_path)[3]
+  assert len(trials) == 18 and sorted({t.seed for t in trials}) == [0, 1, 2]
+  settings = {t.setting: (t.config.model.kind, t.config.model.settings) for t in trials}
+  assert list(settings) == TRIALS["methods"]
+  for trial in trials:
+    model, ingest, train, evaluate = without_kind(trial.config)
+    ref_model, ref_ingest, ref_train, ref_evaluate = without_kind(reference)
+    assert (model, train, evaluate) == (ref_model, ref_train, ref_evaluate), trial.name
+    assert ingest["data"] == ref_ingest["data"] and ingest["split"] == ref_ingest["split"]
+  # The third of each of disentanglement_lib's six values (the YAML's comment).
+  assert settings["β-VAE"][1].kl_weight == 4.0
+  assert settings["β-TCVAE"][1].tc_weight == 4.0
+  assert settings["FactorVAE"][1].gamma == 30.0
+  assert (settings["DIP-VAE-I"][1].lambda_od, settings["DIP-VAE-I"][1].lambda_d_factor) == (5, 10)
+  assert (settings["DIP-VAE-II"][1].lambda_od, settings["DIP-VAE-II"][1].lambda_d_factor) == (5, 1)
+  annealed = settings["AnnealedVAE"][1]
+  assert (annealed.max_capacity, annealed.gamma, annealed.capacity_epochs) == (25, 1000, 1)
+
+
 def test_report_only_trains_nothing_and_names_the_pending_trials(study_dir):
   """A study with one more trial than the finished quick study: --report-only reports on the
   finished ones, names the new one as pending and trains nothing."""
@@ -219,7 +340,7 @@ def test_report_only_trains_nothing_and_names_the_pending_trials(study_dir):
   if not (output / "results.json").is_file():
     studies.run_study("disentanglement", quick=True, output=output)
   raw = yaml.safe_load((core.STUDY_CONFIG_DIR / "disentanglement.yaml").read_text())
-  raw["trials"].append({"name": "β=2", "model.kl_weight": 2.0})
+  raw["trials"].append({"name": "β=2", "model.vae.kl_weight": 2.0})
   config = study_dir / "with-pending.yaml"
   config.write_text(yaml.safe_dump(raw, allow_unicode=True))
   runs = sorted(p.name for p in (output / "runs").iterdir())
@@ -315,6 +436,9 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
   text, results = check_study(name, output, path, sample_quality=True)
   assert "digits 0–7,999 train, 8,000–8,999 validate" in text and "1,000" in text
   assert results["split_counts"] == {"train": 8000, "validation": 1000, "test": 1000}
+  # The data are named as MNIST's digits (`report.data_words`), never as garments.
+  assert "held-out digits" in text and "real digits" in text
+  assert not re.search(r"garment|fashion|real images|held-out images", text, re.IGNORECASE)
   # The sample-quality classifier is trained once per study and saved in the study dir.
   assert (output / core.CLASSIFIER_FILE).is_file()
   if name == "ae-vs-vae":
@@ -329,10 +453,11 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
     # The quick study states the K it used (5) and explains only the columns it has.
     assert "K = 5 samples per digit" in text and "K = 5000" not in text
     assert "*FD*" in text and "*class entropy*" not in text and "*grey pixels*" not in text
+    assert "our trials train on 8,000 MNIST digits" in text
 
 
 def test_study_force_redoes_every_trial_and_the_shared_ingest_once(tmp_path, monkeypatch):
-  from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
   calls = []
   monkeypatch.setattr(pipeline, "run_pipeline", lambda config, steps, force=False, run_dir=None:
                       calls.append((config.run.name, tuple(steps), force))
@@ -355,7 +480,8 @@ def test_study_force_redoes_every_trial_and_the_shared_ingest_once(tmp_path, mon
 
 def test_unknown_study_lists_the_names():
   with pytest.raises(ConfigError, match=r"Expected a study name among \['ae-vs-vae', 'beta', "
-                     r"'disentanglement', 'latent-dim', 'priors'\]. Received: name='nope'"):
+                     r"'disentanglement', 'latent-dim', 'methods', 'priors'\]. "
+                     r"Received: name='nope'"):
     studies.run_study("nope")
 
 
@@ -396,7 +522,8 @@ def test_full_only_trials_are_left_out_of_quick(tmp_path):
   assert [t.name for t in full][:12] == [f"{n} seed {s}" for n in TRIALS["ae-vs-vae"]
                                          for s in (0, 1, 2)]
   assert [t.config.train.seed for t in full][:3] == [0, 1, 2]
-  sweep = [(t.config.model.noise_factor, t.config.model.noise_scale) for t in full
+  sweep = [(t.config.model.noisy_autoencoder.noise_factor,
+            t.config.model.noisy_autoencoder.noise_scale) for t in full
            if t.full_only and t.seed == 0]
   assert sweep == [(f, "total") for f in (0.01, 0.02, 0.1, 0.2, 1.0)]
   with pytest.raises(ConfigError, match=r"trials\[0\]: expected the training seeds in "
@@ -464,11 +591,94 @@ def test_trend_and_format():
 
 
 def test_sample_quality_text_explains_only_the_table_columns():
-  text = mnist.sample_quality_text(mnist.SAMPLE_COLUMNS[:2]).format(n=200)
+  text = mnist.sample_quality_text(report.DATA_WORDS["mnist"], 200, mnist.SAMPLE_COLUMNS[:2])
   assert "*FD*" in text and "*confidence*" in text and "200 random latent points" in text
   assert "*class entropy*" not in text and "*grey pixels*" not in text
-  full = mnist.SAMPLE_QUALITY_TEXT
+  full = mnist.sample_quality_text(report.DATA_WORDS["mnist"], 200)
   assert all(f"*{name}*" in full for name in ("FD", "confidence", "class entropy", "grey pixels"))
+
+
+def _data_words(study_config, tmp_path, overrides=()):
+  path = core.resolve_study_config_path("", study_config)
+  trials = core.load_study_config(path, overrides=overrides, output=tmp_path)[3]
+  return report.data_words(trials[0].config.ingest)
+
+
+@pytest.mark.parametrize("study", ["latent-dim", "beta", "ae-vs-vae", "priors"])
+def test_data_words_come_from_the_data_config_not_the_study(study, tmp_path):
+  assert _data_words(study, tmp_path) == report.DATA_WORDS["mnist"]
+  assert _data_words(f"fashion-mnist-{study}", tmp_path) == report.DATA_WORDS["fashion_mnist"]
+  # The same study on other data: Debian's Fashion-MNIST folder, a user's IDX files, and
+  # Kuzushiji-MNIST (whose folder contains 'mnist' but holds no digits).
+  for folder, expected in (
+      ("/usr/share/datasets/fashion-mnist", report.DATA_WORDS["fashion_mnist"]),
+      ("/data/my_scans", report.OTHER_DATA_WORDS), ("/data/kmnist", report.OTHER_DATA_WORDS)):
+    assert _data_words(study, tmp_path, [
+        f"ingest.data.idx.images={folder}/train-images-idx3-ubyte.gz"]) == expected, folder
+
+
+def test_data_words_of_npz_tfds_and_dsprites_data(tmp_path):
+  from kerasvae import config as config_lib  # pylint: disable=import-outside-toplevel
+  from kerasvae.data import config as data_config  # pylint: disable=import-outside-toplevel
+
+  def words(data):
+    return report.data_words(config_lib.from_dict(data_config.IngestConfig, {"data": data}))
+
+  assert words({"source": "npz", "npz": {"path": "/data/fashion_mnist.npz"}}).name \
+      == "Fashion-MNIST"
+  assert words({"source": "npz", "npz": {"path": "/data/mnist.npz"}}).name == "MNIST"
+  assert words({"source": "tfds", "tfds": {"name": "fashion_mnist"}}).name == "Fashion-MNIST"
+  assert words({"source": "tfds", "tfds": {"name": "mnist:3.0.1"}}).name == "MNIST"
+  assert words({"source": "tfds", "tfds": {"name": "emnist"}}) == report.OTHER_DATA_WORDS
+  assert words({"source": "dsprites"}) == report.OTHER_DATA_WORDS
+
+
+def test_report_wording_names_the_data():
+  """The wording that needs no trained model: digits for MNIST only, never garments there."""
+  mnist_words = report.DATA_WORDS["mnist"]
+  text = mnist.sample_quality_text(mnist_words, 200)
+  assert "held-out digits" in text and "an FID analogue for MNIST" in text
+  assert "the ten digits are equally frequent" in text and "*real digits*" in text
+  for words in (report.DATA_WORDS["fashion_mnist"], report.OTHER_DATA_WORDS):
+    text = mnist.sample_quality_text(words, 200)
+    assert "digit" not in text.lower(), text
+    assert "held-out images" in text and "*real images*" in text
+    assert "the ten classes are equally frequent" in text
+  fashion = mnist.sample_quality_text(report.DATA_WORDS["fashion_mnist"], 200)
+  assert "an FID analogue for Fashion-MNIST" in fashion and "some fashion item?" in fashion
+  assert "an FID analogue for this data" in mnist.sample_quality_text(report.OTHER_DATA_WORDS, 200)
+
+
+def test_study_text_takes_every_data_noun_from_data_words():
+  """No string of the MNIST-family analyses says 'digit' itself: the noun comes from
+  `context.data_words`, so a Fashion-MNIST report cannot call its images digits."""
+  import ast  # pylint: disable=import-outside-toplevel
+  for module in (mnist, core):
+    tree = ast.parse(Path(module.__file__).read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr)}
+    strings = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+               and isinstance(node.value, str) and id(node) not in docstrings]
+    assert strings and not [s for s in strings if re.search(r"digit|garment", s, re.I)], module
+
+
+def test_data_paragraph_names_the_data(tmp_path):
+  counts = {"train": 8000, "validation": 1000, "test": 1000}
+  for study, expected in (
+      ("priors", "MNIST here is the official MNIST *test* split of 10,000 digits"),
+      ("fashion-mnist-priors", "**Data.** Fashion-MNIST (Xiao et al. 2017")):
+    path = core.resolve_study_config_path("", study)
+    config = core.load_study_config(path, output=tmp_path)[3][0].config
+    text = report.data_paragraph(config, counts)
+    assert expected in text
+    assert ("digit" in text) == (study == "priors"), text
+  path = core.resolve_study_config_path("priors")
+  config = core.load_study_config(path, output=tmp_path, overrides=[
+      "ingest.data.idx.images=/data/scans/train-images-idx3-ubyte.gz"])[3][0].config
+  text = report.data_paragraph(config, counts)
+  assert text.startswith("**Data.** IDX images (`/data/scans/train-images-idx3-ubyte.gz`): "
+                         "images 0–7,999 train") and "MNIST" not in text and "digit" not in text
 
 
 def test_budget_names_every_training_seed():

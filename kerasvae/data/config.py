@@ -109,6 +109,26 @@ def resolve_data_paths(ingest, base, bundled=False):
   return ingest
 
 
+def relative_data_paths(ingest, base):
+  """The inverse of `resolve_data_paths` for paths under `base`: made relative to it, in place.
+
+  A compiled Kubeflow sweep carries its trials' configs with the paths inside the data
+  directory relative to it, so each task resolves them against its own `$KERASVAE_DATA_DIR`
+  (the image's); other paths stay as they are.
+  """
+  data = ingest.get("data") if isinstance(ingest, dict) else None
+  if not isinstance(data, dict):
+    return ingest
+  base = Path(base).absolute()
+  for source, fields in PATH_FIELDS.items():
+    block = data.get(source)
+    for name in fields if isinstance(block, dict) else ():
+      value = block.get(name)
+      if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(base):
+        block[name] = Path(value).relative_to(base).as_posix()
+  return ingest
+
+
 @dataclasses.dataclass
 class IdxConfig:
   """MNIST-format IDX files, gzip-compressed or raw (detected from the bytes)."""

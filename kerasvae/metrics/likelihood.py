@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasvae.metrics import iwae
 from kerasvae.models import distributions
 
 
@@ -37,7 +38,7 @@ def _elbo_function(model):
   fn = _ELBO_FUNCTIONS.get(model)
   if fn is None:
     ref = weakref.ref(model)
-    if hasattr(model, "elbo_terms"):
+    if model.has_posterior:
       def terms(x, seed):
         out = ref().elbo_terms(x, seed=seed)
         return {k: out[k] for k in ("elbo", "reconstruction", "kl", "mean", "log_var")}
@@ -103,15 +104,16 @@ def iwae_metrics(model, images, num_samples=5000, batch_size=100, seed=None, on_
                  verbose=0):
   """The mean IWAE estimate of log p(x) in nats with K = `num_samples` [1].
 
-  `seed` (an int) makes the estimate repeatable: batch i draws with the stateless
-  seed [seed, i]. None: a new draw each call.
+  Every batch draws from the same `seed` (`metrics.iwae`: draws shared by every image), so each
+  image's estimate is the one `VAE.iwae_log_likelihood` and the `log_likelihood` serving
+  signature give for it with that seed and K. None: a new draw each call.
 
   Args:
-    model: a `VAE`.
+    model: a model with a posterior.
     images: [N, H, W, C] float32.
     num_samples: K, importance samples per example.
-    batch_size: examples per call of `model.iwae_log_likelihood`.
-    seed: None or an int, as above.
+    batch_size: examples per call of the estimator.
+    seed: None or an int (the stateless seed (seed, 0)), as above.
     on_batch: None, or `(examples_done) -> None` called after each batch (progress).
     verbose: 0 silent; 1 a Keras progress bar over the examples with an ETA.
 
@@ -122,14 +124,12 @@ def iwae_metrics(model, images, num_samples=5000, batch_size=100, seed=None, on_
   parts, done = [], 0
   if verbose and on_batch is None:
     on_batch = keras.utils.Progbar(len(images), unit_name="example").update
-  for i, x in enumerate(_batches(images, batch_size)):
-    seeded = {} if seed is None else {"seed": [seed, i]}
-    parts.append(model.iwae_log_likelihood(x, num_samples=num_samples, **seeded).numpy())
+  seed = iwae.seed_pair(seed)  # one draw for every batch
+  for x in _batches(images, batch_size):
+    parts.append(model.iwae_log_likelihood(x, num_samples=num_samples, seed=seed).numpy())
     done += len(x)
     if on_batch is not None:
       on_batch(done)
-  values = np.concatenate(parts)
-  return {"iwae_log_likelihood": float(values.mean()),
-          "iwae_log_likelihood_stderr": float(values.std(ddof=1) / np.sqrt(len(values)))
-          if len(values) > 1 else 0.0,
-          "iwae_samples": int(num_samples), "iwae_examples": int(len(values))}
+  mean, stderr = iwae.mean_bound(np.concatenate(parts))
+  return {"iwae_log_likelihood": mean, "iwae_log_likelihood_stderr": stderr,
+          "iwae_samples": int(num_samples), "iwae_examples": int(done)}

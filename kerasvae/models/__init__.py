@@ -1,10 +1,16 @@
-"""Networks, priors, likelihoods and the autoencoder models."""
+"""Networks, priors, likelihoods and the models of every kind (`kerasvae.kinds`)."""
 
-from kerasvae.models.autoencoders import MODELS
+from kerasvae import kinds as _kinds
+from kerasvae.models.annealed_vae import AnnealedVAE
 from kerasvae.models.autoencoders import Autoencoder
 from kerasvae.models.autoencoders import LatentVariableModel
 from kerasvae.models.autoencoders import NoisyAutoencoder
 from kerasvae.models.autoencoders import VAE
+from kerasvae.models.beta_tcvae import BetaTCVAE
+from kerasvae.models.dip_vae import DIPVAEI
+from kerasvae.models.dip_vae import DIPVAEII
+from kerasvae.models.factor_vae import FactorVAE
+from kerasvae.models.iwae import IWAE
 from kerasvae.models.likelihoods import LIKELIHOODS
 from kerasvae.models.likelihoods import BernoulliLikelihood
 from kerasvae.models.likelihoods import ContinuousBernoulliLikelihood
@@ -17,3 +23,7 @@ from kerasvae.models.priors import GaussianMixturePrior
 from kerasvae.models.priors import Prior
 from kerasvae.models.priors import StandardGaussianPrior
 from kerasvae.models.priors import VampPrior
+
+# model.kind -> model class. Importing every kind's module registers its classes with Keras'
+# serialization, so `keras.saving.load_model` finds them.
+MODELS = {name: kind.model_class() for name, kind in _kinds.KINDS.items()}

@@ -13,7 +13,7 @@ References:
   [3]: Burda, Grosse & Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
 """
 
-import math
+import dataclasses
 
 import keras
 import numpy as np
@@ -77,6 +77,17 @@ class LatentVariableModel(keras.Model):
     The reconstruction mean [B, H, W, C].
   """
 
+  # What a model kind declares; the steps, the training loop, serving and the metrics read
+  # these and never ask with hasattr (kerasvae/kinds.py registers the kinds).
+  # A posterior q(z|x) (`posterior_params`), hence an ELBO, the IWAE bound, KL per latent and
+  # the `log_likelihood` serving signature.
+  has_posterior = False
+  # The evaluate step's metrics this kind can never have (a threshold on one is skipped).
+  not_applicable_metrics = ("elbo", "kl", "iwae_log_likelihood", "iwae_log_likelihood_stderr")
+  # How many training images `prepare` and `finalize` want (0: the hook is not called).
+  prepare_examples = 0
+  finalize_examples = 0
+
   def __init__(self, input_shape, latent_dim, architecture="mlp", hidden_units=(400,),
                filters=(32, 64), dense_units=256, likelihood="bernoulli", **kwargs):
     super().__init__(**kwargs)
@@ -102,6 +113,52 @@ class LatentVariableModel(keras.Model):
 
   def _encoder_units(self):
     return self.latent_dim
+
+  # -- The contract with the steps and the training loop --------------------
+
+  @classmethod
+  def from_settings(cls, settings, network, data=None):
+    """Builds the model from its kind's settings block.
+
+    Args:
+      settings: the kind's settings dataclass (`kerasvae.kinds`), e.g. `VAESettings`.
+      network: the arguments every kind shares: `input_shape`, `latent_dim`, `architecture`,
+        `hidden_units`, `filters`, `dense_units`.
+      data: a `kinds.TrainingData` (steps per epoch, training-split size, batch size), for
+        settings that depend on them; None: one step per epoch, sizes unknown.
+    """
+    raise NotImplementedError
+
+  def prepare(self, train_images, seed=0):
+    """Called once before the first training step with `prepare_examples` training images
+    [N, H, W, C] (e.g. the VampPrior's pseudo-inputs start from data). A resumed training
+    restores its checkpoint after this."""
+
+  def finalize(self, train_images):
+    """Called once after training with `finalize_examples` training images [N, H, W, C],
+    before the model is saved (e.g. the autoencoder fits the code distribution it samples)."""
+
+  def scheduled_values(self, step):
+    """The model's scheduled settings at an optimiser step, logged every epoch: {name: value}
+    (e.g. the VAE's KL weight during warm-up)."""
+    del step
+    return {}
+
+  def extra_objectives(self):
+    """Objectives beside the main `loss`, each with its own optimizer (e.g. an adversary).
+
+    Returns:
+      A list of `(loss_key, variables, make_optimizer)`: `loss_terms` returns the per-example
+      `loss_key` term [B], minimised over `variables` (excluded from the main loss's) by the
+      optimizer `make_optimizer()` returns. The training loop builds, steps and checkpoints it.
+    """
+    return []
+
+  @property
+  def main_trainable_variables(self):
+    """The trainable variables of the main `loss`: all but those of `extra_objectives`."""
+    claimed = {id(v) for _, variables, _ in self.extra_objectives() for v in variables}
+    return [v for v in self.trainable_variables if id(v) not in claimed]
 
   # -- The shared interface -------------------------------------------------
 
@@ -138,13 +195,16 @@ class LatentVariableModel(keras.Model):
     """
     return self.decode_mean(self.sample_latents(num_samples, seed=stateless_seed(seed)))
 
-  def loss_terms(self, x, training=False, step=None):
+  def loss_terms(self, x, training=False, step=None, seed=None):
     """Per-example terms of the training objective.
 
     Args:
       x: images [B, H, W, C].
       training: whether noise for training (the AE's code noise) is added.
       step: the optimiser step, for schedules such as the KL warm-up.
+      seed: a stateless seed ([2] int32) for every random draw of the step (the training loop
+        passes one derived from train.seed, the step and the replica, so a training is the
+        same in any process, after any other); None draws fresh noise.
 
     Returns:
       A dict of [B] tensors: `loss` (what is minimised), `reconstruction`
@@ -223,6 +283,9 @@ class VAE(LatentVariableModel):
     >>> log_px = vae.iwae_log_likelihood(images, num_samples=5000)
   """
 
+  has_posterior = True
+  not_applicable_metrics = ()
+
   def __init__(self, input_shape, latent_dim, prior="gaussian", kl_weight=1.0,
                kl_warmup_steps=0, **kwargs):
     super().__init__(input_shape, latent_dim, **kwargs)
@@ -232,11 +295,40 @@ class VAE(LatentVariableModel):
                        f"Received: kl_warmup_steps={kl_warmup_steps}")
     self.kl_warmup_steps = int(kl_warmup_steps)
     self.prior = priors_lib.make_prior(prior, self.latent_dim, self.image_shape)
-    self._iwae_chunk_fn = None
+    self.prior_from_data = False  # `prepare` starts a VampPrior's pseudo-inputs from images
     self.built = True
 
   def _encoder_units(self):
     return 2 * self.latent_dim
+
+  @staticmethod
+  def settings_arguments(settings, steps_per_epoch=1):
+    """The constructor arguments a `VAESettings` block gives (subclasses' blocks extend it);
+    `kl_warmup_epochs` becomes steps."""
+    likelihood = {"name": settings.likelihood}
+    if settings.likelihood == "gaussian":
+      likelihood.update(scale=settings.gaussian_scale, learn_scale=settings.learn_scale)
+    prior = {"name": settings.prior}
+    if settings.prior != "gaussian":
+      prior["num_components"] = settings.num_components
+    return dict(prior=prior, likelihood=likelihood, kl_weight=settings.kl_weight,
+                kl_warmup_steps=int(round(settings.kl_warmup_epochs * steps_per_epoch)))
+
+  @classmethod
+  def from_settings(cls, settings, network, data=None):
+    steps_per_epoch = data.steps_per_epoch if data is not None else 1
+    model = cls(**network, **cls.settings_arguments(settings, steps_per_epoch))
+    if settings.prior == "vamp" and settings.vamp_init_from_data:
+      model.prior_from_data = True
+      model.prepare_examples = max(5000, settings.num_components)
+    return model
+
+  def prepare(self, train_images, seed=0):
+    if self.prior_from_data:
+      self.prior.initialize_from_data(train_images, seed=seed)
+
+  def scheduled_values(self, step):
+    return {"kl_weight": self.kl_weight_at(step)}
 
   def posterior_params(self, x, training=False):
     """q(z|x) parameters: x [B, H, W, C] → (mean [B, D], log_var [B, D])."""
@@ -285,8 +377,8 @@ class VAE(LatentVariableModel):
     terms = self.elbo_terms(x, seed=seed)
     return {k: terms[k] for k in ("elbo", "reconstruction", "kl")}
 
-  def loss_terms(self, x, training=False, step=None):
-    terms = self.elbo_terms(x, training=training)
+  def loss_terms(self, x, training=False, step=None, seed=None):
+    terms = self.elbo_terms(x, training=training, seed=seed)
     beta = self.kl_weight_at(step)
     weighted_kl = beta * terms["kl"]
     terms.update(loss=terms["reconstruction"] + weighted_kl, weighted_kl=weighted_kl,
@@ -315,56 +407,30 @@ class VAE(LatentVariableModel):
     log_px = -self.likelihood.negative_log_likelihood(x_rep, params)  # [S*B]
     return tf.reshape(log_px, [num_samples, batch]) + log_pz - log_q
 
-  def _iwae_log_weights(self, x, mean, log_var, num_samples, seed=None):
-    """`importance_log_weights` for `num_samples` draws per example: [S, B]. With a [2] int32
-    stateless `seed` the same seed draws the same z_k; None draws fresh noise."""
-    shape = [num_samples, tf.shape(x)[0], self.latent_dim]
-    eps = (tf.random.normal(shape) if seed is None
-           else tf.random.stateless_normal(shape, seed=seed))  # [S, B, D]
-    return self.importance_log_weights(x, mean, log_var, eps)
-
   def iwae_log_likelihood(self, x, num_samples=5000, chunk_size=None, seed=None, verbose=0):
     """The importance-weighted estimate of log p(x) with K = `num_samples` [3].
 
-    log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x). It is a
-    lower bound that tightens as K grows (K = 1 is the ELBO). Samples are drawn
-    in chunks and combined with a running logsumexp, so K = 5000 fits in memory.
+    log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): a lower bound that
+    tightens as K grows (K = 1 is the ELBO). `kerasvae.metrics.iwae` computes it, the same
+    estimator as the evaluate step's and the `log_likelihood` serving signature's: the K draws
+    come from `seed` and are shared by every image, so an image's estimate depends only on
+    the image, K and the seed.
 
     Args:
       x: images [B, H, W, C].
       num_samples: K.
-      chunk_size: samples per chunk; by default about 50,000 decoded images per chunk.
-      seed: an integer or a [2] integer tensor: the same seed (and chunk size) gives
-        the same estimate. None draws fresh noise.
+      chunk_size: samples per chunk (memory); by default about 4 million decoded pixels.
+      seed: an integer or a [2] integer tensor: the same seed gives the same estimate. None
+        draws fresh noise.
       verbose: 0 silent; 1 a Keras progress bar over the K samples with an ETA (K = 5000 on
         hundreds of images takes minutes on a CPU).
 
     Returns:
       [B] log-likelihood estimates in nats.
     """
-    x = tf.convert_to_tensor(x, tf.float32)
-    batch = int(x.shape[0])
-    if chunk_size is None:
-      chunk_size = max(1, min(num_samples, 50_000 // max(batch, 1)))
-    if self._iwae_chunk_fn is None:
-      self._iwae_chunk_fn = tf.function(self._iwae_log_weights, reduce_retracing=True)
-    mean, log_var = self.posterior_params(x)
-    seed = stateless_seed(seed)
-    total = tf.fill([batch], -np.inf)
-    remaining = num_samples
-    chunk = 0
-    bar = keras.utils.Progbar(num_samples, unit_name="sample") if verbose else None
-    while remaining > 0:
-      n = min(chunk_size, remaining)
-      chunk_seed = (None if seed is None
-                    else tf.random.experimental.stateless_fold_in(seed, chunk))
-      log_w = self._iwae_chunk_fn(x, mean, log_var, n, chunk_seed)  # [n, B]
-      chunk += 1
-      total = tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, 0)]), axis=0)
-      remaining -= n
-      if bar is not None:
-        bar.update(num_samples - remaining)
-    return total - math.log(num_samples)
+    from kerasvae.metrics import iwae  # pylint: disable=import-outside-toplevel
+    return iwae.log_likelihood(self, x, num_samples=num_samples, seed=seed,
+                               chunk_size=chunk_size, verbose=verbose)["log_likelihood"]
 
   def get_config(self):
     config = super().get_config()
@@ -399,6 +465,8 @@ class Autoencoder(LatentVariableModel):
 
   RECONSTRUCTION_LOSSES = ("bce", "mse")
   LATENT_SAMPLERS = ("gaussian", "uniform_box")
+  # The codes of up to 10,000 training images fit the distribution `sample` draws from.
+  finalize_examples = 10_000
 
   def __init__(self, input_shape, latent_dim, reconstruction_loss="bce",
                latent_sampler="gaussian", **kwargs):
@@ -422,6 +490,14 @@ class Autoencoder(LatentVariableModel):
                                      name="code_high")
     self.latent_sampler = latent_sampler
     self.built = True
+
+  @classmethod
+  def from_settings(cls, settings, network, data=None):
+    del data
+    return cls(**network, **dataclasses.asdict(settings))
+
+  def finalize(self, train_images):
+    self.fit_latent_sampler(self.encode_mean(tf.constant(train_images)).numpy())
 
   def encode(self, x):
     """The code [B, D] (and None: an autoencoder has no posterior variance)."""
@@ -448,13 +524,15 @@ class Autoencoder(LatentVariableModel):
     eps = tf.random.normal(shape) if seed is None else tf.random.stateless_normal(shape, seed=seed)
     return self.code_mean + self.code_std * eps
 
-  def code_for_decoder(self, code, training):
-    """The code the decoder sees; the noisy autoencoder perturbs it during training."""
+  def code_for_decoder(self, code, training, seed=None):
+    """The code the decoder sees; the noisy autoencoder perturbs it during training (with the
+    stateless `seed`, or fresh noise when None)."""
+    del training, seed
     return code
 
-  def loss_terms(self, x, training=False, step=None):
+  def loss_terms(self, x, training=False, step=None, seed=None):
     code = self.encode_mean(x, training=training)  # [B, D]
-    params = self.decode(self.code_for_decoder(code, training), training=training)
+    params = self.decode(self.code_for_decoder(code, training, seed=seed), training=training)
     if self.reconstruction_loss == "bce":
       reconstruction = self.likelihood.negative_log_likelihood(x, params)
     else:
@@ -523,17 +601,18 @@ class NoisyAutoencoder(Autoencoder):
       return self.noise_factor / self.latent_dim
     return self.noise_factor
 
-  def code_for_decoder(self, code, training):
+  def code_for_decoder(self, code, training, seed=None):
     if not training:
       return code
     radius_sq = tf.stop_gradient(tf.reduce_mean(tf.reduce_sum(tf.square(code), axis=-1)))  # R
     std = tf.sqrt(self.noise_variance_fraction * radius_sq)  # σ
-    return code + std * tf.random.normal(tf.shape(code))  # [B, D]
+    seed = stateless_seed(seed)
+    eps = (tf.random.normal(tf.shape(code)) if seed is None
+           else tf.random.stateless_normal(tf.shape(code), seed=seed))  # [B, D]
+    return code + std * eps
 
   def get_config(self):
     config = super().get_config()
     config.update(noise_factor=self.noise_factor, noise_scale=self.noise_scale)
     return config
 
-
-MODELS = {"vae": VAE, "autoencoder": Autoencoder, "noisy_autoencoder": NoisyAutoencoder}

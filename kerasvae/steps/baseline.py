@@ -3,8 +3,8 @@
 The candidate model is compared with the *baseline*: the newest version exported under the
 same `export.model_name` by another run (the model TF Serving serves now). Both are scored on
 the same test images with the same estimator, the one the `log_likelihood` signature serves
-(`serving.importance_weighted_log_likelihood` with K = 1: the one-sample ELBO terms at the
-signature's fixed seed), and the candidate is blessed only if no configured metric is worse than
+(`metrics.iwae.estimate` with K = 1: the one-sample ELBO terms at the signature's fixed
+seed), and the candidate is blessed only if no configured metric is worse than
 the baseline's by more than its change threshold (`evaluate.change_thresholds`). The first
 export of a model name has no baseline.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasvae import serving
+from kerasvae.metrics import iwae
 from kerasvae.steps.configs import BASELINE_METRICS
 
 BATCH = 250  # images per call of the estimator
@@ -70,14 +71,13 @@ def compare(model, images, change_thresholds, baseline):
   version_dir = baseline[0]
   loaded = tf.saved_model.load(str(version_dir))
   result = {"version_dir": str(version_dir), "examples": int(len(images)), "checks": []}
-  if not (serving.has_posterior(model) and hasattr(loaded, "log_likelihood")):
-    which = "the candidate" if not serving.has_posterior(model) else "the baseline"
+  if not (model.has_posterior and hasattr(loaded, "log_likelihood")):  # a SavedModel's function
+    which = "the candidate" if not model.has_posterior else "the baseline"
     result["checks"] = [{"metric": m, "max_change": t, "passed": True,
                          "skipped": f"{which} has no posterior (no log_likelihood signature)"}
                         for m, t in sorted(change_thresholds.items())]
     return result
-  candidate = _scores(lambda x, k: serving.importance_weighted_log_likelihood(model, x, k),
-                      images)
+  candidate = _scores(lambda x, k: iwae.estimate(model, x, k), images)
   served = _scores(loaded.log_likelihood, images)
   result.update(candidate=candidate, baseline=served)
   for metric, limit in sorted(change_thresholds.items()):

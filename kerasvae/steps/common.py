@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from kerasvae import artifacts
+from kerasvae import kinds
 from kerasvae import config as config_lib
 
 logger = logging.getLogger(__name__)
@@ -198,30 +199,20 @@ def remove_tree(path):
     shutil.rmtree(path)
 
 
-def build_model(model_config, image_shape, steps_per_epoch=1):
-  """Builds the model a `ModelConfig` describes, for images of `image_shape`.
+def build_model(model_config, image_shape, steps_per_epoch=1, num_train_examples=None,
+                batch_size=None):
+  """Builds the model a `ModelConfig` describes, for images of `image_shape`, through the
+  kind registry (`kerasvae.kinds`): the kind's class builds itself from its settings block.
 
-  `steps_per_epoch` turns `kl_warmup_epochs` into the model's warm-up steps.
+  `steps_per_epoch`, `num_train_examples` and the global `batch_size` are what the training
+  tells the model (`kinds.TrainingData`), e.g. to turn a warm-up in epochs into steps.
   """
-  from kerasvae import models  # pylint: disable=import-outside-toplevel
   c = model_config
-  common = dict(input_shape=tuple(image_shape), latent_dim=c.latent_dim,
-                architecture=c.architecture, hidden_units=tuple(c.hidden_units),
-                filters=tuple(c.filters), dense_units=c.dense_units)
-  if c.kind == "vae":
-    likelihood = {"name": c.likelihood}
-    if c.likelihood == "gaussian":
-      likelihood.update(scale=c.gaussian_scale, learn_scale=c.learn_scale)
-    prior = {"name": c.prior}
-    if c.prior != "gaussian":
-      prior["num_components"] = c.num_components
-    return models.VAE(prior=prior, likelihood=likelihood, kl_weight=c.kl_weight,
-                      kl_warmup_steps=int(round(c.kl_warmup_epochs * steps_per_epoch)), **common)
-  if c.kind == "autoencoder":
-    return models.Autoencoder(reconstruction_loss=c.reconstruction_loss, **common)
-  return models.NoisyAutoencoder(reconstruction_loss=c.reconstruction_loss,
-                                 noise_factor=c.noise_factor, noise_scale=c.noise_scale,
-                                 **common)
+  network = dict(input_shape=tuple(image_shape), latent_dim=c.latent_dim,
+                 architecture=c.architecture, hidden_units=tuple(c.hidden_units),
+                 filters=tuple(c.filters), dense_units=c.dense_units)
+  data = kinds.TrainingData(steps_per_epoch, num_train_examples, batch_size)
+  return kinds.get(c.kind).model_class().from_settings(c.settings, network, data)
 
 
 class Timer:

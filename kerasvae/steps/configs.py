@@ -6,25 +6,58 @@ A pipeline config is one YAML file with the blocks `ingest`, `model`,
 """
 
 import dataclasses
+import importlib.resources
 import math
 from pathlib import Path
 from typing import Any, Optional
 
 from kerasvae import config as config_lib
+from kerasvae import kinds
 from kerasvae.config import ConfigError
 from kerasvae.config import field
 from kerasvae.data.config import IngestConfig
 from kerasvae.data.config import bundled_data_dir
 from kerasvae.data.config import resolve_data_paths
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "configs"
+
+
+def _package_data_dir(name):
+  """The folder `name` of kerasvae's package data, as a filesystem path.
+
+  Found with `importlib.resources`, so it is wherever the package is installed (a
+  checkout, a wheel in site-packages, a Docker image). The configs are read as files
+  (their paths appear in error messages and decide how relative data paths resolve),
+  which every pip install gives; a zipped install does not, and is refused by name.
+  """
+  folder = importlib.resources.files("kerasvae") / name
+  if not isinstance(folder, Path):
+    raise ConfigError(f"Expected kerasvae installed as files (pip install). Received: its "
+                      f"package data {name}/ in {folder!r}")
+  return folder
+
+
+# The bundled configs: `kerasvae/configs/*.yaml`, the studies' in its `studies/`.
+CONFIG_DIR = _package_data_dir("configs")
+
+
+def _with_kind_blocks(cls):
+  """Adds one optional field per registered model kind (`kinds.KINDS`) to `cls`."""
+  for kind in kinds.KINDS.values():
+    cls.__annotations__[kind.name] = Optional[kind.settings]
+    setattr(cls, kind.name, kinds.settings_field(kind))
+  return cls
 
 
 @dataclasses.dataclass
+@_with_kind_blocks
 class ModelConfig:
-  """Which model to train; the names match the model constructors' arguments."""
-  kind: str = field("vae", choices=("vae", "autoencoder", "noisy_autoencoder"),
-                    help="vae, autoencoder or noisy_autoencoder.")
+  """Which model to train: its kind, the network every kind shares, and the kind's own block.
+
+  The block named after `kind` (e.g. `vae: {kl_weight: 4.0}`) holds the settings only that kind
+  reads (`kinds.py`); it gets its defaults when absent, and a block of another kind is refused.
+  """
+  kind: str = field("vae", choices=tuple(kinds.KINDS),
+                    help="The model: " + ", ".join(kinds.KINDS) + ".")
   latent_dim: int = field(10, range=(1, 4096), help="Dimension of the code z.")
   architecture: str = field("mlp", choices=("mlp", "conv"), help="Encoder/decoder family.")
   hidden_units: list[int] = field(default_factory=lambda: [400], range=(1, None),
@@ -32,38 +65,28 @@ class ModelConfig:
   filters: list[int] = field(default_factory=lambda: [32, 64], range=(1, None),
                              help="Conv channels, one stride-2 layer each.")
   dense_units: int = field(256, range=(1, None), help="Conv dense-layer width.")
-  prior: str = field("gaussian", choices=("gaussian", "gmm", "vamp"), help="VAE prior.")
-  num_components: int = field(10, range=(1, None), help="Components of the gmm/vamp prior.")
-  vamp_init_from_data: bool = field(False, help="Start VampPrior pseudo-inputs from train images.")
-  likelihood: str = field("bernoulli", choices=("bernoulli", "gaussian", "continuous_bernoulli"),
-                          help="Decoder likelihood.")
-  gaussian_scale: float = field(0.1, range=(1e-6, None), help="Scale of the gaussian likelihood.")
-  learn_scale: bool = field(False, help="Train the gaussian likelihood's scale.")
-  kl_weight: float = field(1.0, range=(0.0, None), help="β: the weight of the KL term.")
-  kl_warmup_epochs: float = field(0.0, range=(0.0, None),
-                                  help="Epochs of linear KL warm-up from 0 to kl_weight.")
-  reconstruction_loss: str = field("bce", choices=("bce", "mse"), help="Autoencoder loss.")
-  noise_factor: float = field(0.05, range=(0.0, None),
-                              help="Noisy AE: the code noise's variance is noise_factor·R.")
-  noise_scale: str = field("total", choices=("total", "per_dimension"),
-                           help="Noisy AE: noise_factor·R is the noise's total variance "
-                           "(summed over the latents) or the variance of every latent.")
+
+  # Keys of the flat model block before the kinds had blocks: the error says where they went.
+  MOVED_KEYS = kinds.MOVED_KEYS
+
+  def __post_init__(self):
+    if self.kind in kinds.KINDS and getattr(self, self.kind) is None:
+      setattr(self, self.kind, kinds.KINDS[self.kind].settings())
+
+  def validate(self):
+    kinds.check_blocks(self)
+
+  @property
+  def settings(self):
+    """The block of the chosen kind (e.g. `VAESettings`)."""
+    return getattr(self, self.kind)
 
   def applies(self, name):
-    """Whether the setting `name` is used by this model (its kind, network and prior)."""
-    vae = self.kind == "vae"
-    used = {
-        "hidden_units": self.architecture == "mlp",
-        "filters": self.architecture == "conv", "dense_units": self.architecture == "conv",
-        "prior": vae, "kl_weight": vae, "kl_warmup_epochs": vae, "likelihood": vae,
-        "num_components": vae and self.prior in ("gmm", "vamp"),
-        "vamp_init_from_data": vae and self.prior == "vamp",
-        "gaussian_scale": vae and self.likelihood == "gaussian",
-        "learn_scale": vae and self.likelihood == "gaussian",
-        "reconstruction_loss": not vae,
-        "noise_factor": self.kind == "noisy_autoencoder",
-        "noise_scale": self.kind == "noisy_autoencoder",
-    }
+    """Whether the setting `name` is used by this model: its network, and its kind's block only."""
+    used = {"hidden_units": self.architecture == "mlp",
+            "filters": self.architecture == "conv", "dense_units": self.architecture == "conv"}
+    if name in kinds.KINDS:
+      return name == self.kind
     return used.get(name, True)
 
 
@@ -292,7 +315,7 @@ def load_pipeline_config(path=None, overrides=(), base=None):
 
 
 def is_bundled(path):
-  """True for a config shipped in `pipelines/configs/` (or its `studies/`)."""
+  """True for a config shipped with the package in `kerasvae/configs/` (or its `studies/`)."""
   return Path(path).resolve().is_relative_to(CONFIG_DIR)
 
 

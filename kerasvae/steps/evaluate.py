@@ -166,18 +166,14 @@ def sample_quality_metrics(model, examples_dir, eval_images, seed):
   return {k: v for k, v in result.items() if isinstance(v, (int, float))}
 
 
-# What only a VAE measures: an autoencoder has no posterior, so no ELBO, KL or IWAE bound.
-VAE_ONLY_METRICS = ("elbo", "kl", "iwae_log_likelihood", "iwae_log_likelihood_stderr")
-
-
 def check_thresholds(metrics, thresholds, not_applicable=()):
   """The blessing: each `{metric: {lower_bound, upper_bound}}` checked against the metrics.
 
   Args:
     metrics: the evaluate step's metrics.
     thresholds: `evaluate.thresholds`.
-    not_applicable: metrics the model kind never has (`VAE_ONLY_METRICS` for an
-      autoencoder): their thresholds are recorded as skipped, so one config can
+    not_applicable: metrics the model kind never has (its class's `not_applicable_metrics`: an
+      autoencoder has no ELBO, KL or IWAE bound): their thresholds are recorded as skipped, so one config can
       bless a VAE on its ELBO and an autoencoder on its reconstruction. Any
       other missing metric fails its check.
 
@@ -339,7 +335,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   usage = likelihood.latent_usage(latent_mean, latent_log_var, cfg.active_unit_threshold)
   metrics.update(elbo)
   metrics.update(usage)
-  if cfg.iwae_samples > 0 and hasattr(model, "iwae_log_likelihood"):
+  if cfg.iwae_samples > 0 and model.has_posterior:
     n = cfg.iwae_examples or len(images)
     n = min(n, len(images))
     with progress.Progress(f"evaluate: IWAE bound with K={cfg.iwae_samples} on {n} examples",
@@ -348,7 +344,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
                                              seed=cfg.seed, on_batch=bar.update))
     if elbo_per_example is not None:  # the ELBO of the same examples, to set beside the IWAE
       metrics["iwae_examples_elbo"] = float(elbo_per_example[:n].mean())
-  if latent_log_var is not None and hasattr(model, "prior"):
+  if model.has_posterior:
     # The KL term split into I(x; z) and KL(q(z) ‖ p(z)) over (at most) the IWAE's examples.
     n = min(len(images), cfg.iwae_examples or SURGERY_EXAMPLES, SURGERY_EXAMPLES)
     metrics.update(elbo_surgery.model_elbo_surgery(model, latent_mean[:n], latent_log_var[:n],
@@ -358,9 +354,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     metrics.update(disentanglement_metrics(model, truth, cfg))
   if cfg.sample_quality and labels is not None:
     metrics.update(sample_quality_metrics(model, examples_dir, images, cfg.seed))
-  is_vae = hasattr(model, "iwae_log_likelihood")
   blessing = check_thresholds(metrics, cfg.thresholds,
-                              not_applicable=() if is_vae else VAE_ONLY_METRICS)
+                              not_applicable=model.not_applicable_metrics)
   if not cfg.thresholds and not cfg.change_thresholds:
     print("evaluate: warning: no evaluate.thresholds or change_thresholds: every model is "
           "blessed, whatever its metrics", flush=True)

@@ -85,7 +85,7 @@ def traversal_dims(model, images, limit=10):
   ≈ 0: its row would not change), an autoencoder's by the variance of its codes, as the
   evaluate step ranks them. Ties keep the lower index first.
   """
-  if hasattr(model, "posterior_params"):
+  if model.has_posterior:
     mean, log_var = model.posterior_params(images)  # [N, D] each
     score = tf.reduce_mean(0.5 * (tf.square(mean) + tf.exp(log_var) - log_var - 1.0), 0)  # [D]
   else:
@@ -197,13 +197,13 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   image_shape = tuple(examples_meta["image_shape"])
 
   with strategy.scope():
-    model = common.build_model(config.model, image_shape, steps_per_epoch)
+    model = common.build_model(config.model, image_shape, steps_per_epoch, num_train,
+                               global_batch)
     optimizer = keras.optimizers.Adam(training.learning_rate_schedule(cfg, steps_per_epoch))
-    optimizer.build(model.trainable_variables)
-  if config.model.kind == "vae" and config.model.prior == "vamp" and config.model.vamp_init_from_data:
-    model.prior.initialize_from_data(
-        reader.load_split(examples_dir, "train", limit=max(5000, config.model.num_components))
-        ["image"], seed=cfg.seed)
+    optimizer.build(model.main_trainable_variables)
+  if model.prepare_examples:  # e.g. a VampPrior's pseudo-inputs start from training images
+    model.prepare(reader.load_split(examples_dir, "train", limit=model.prepare_examples)["image"],
+                  seed=cfg.seed)
 
   # The reader hands over stored pixels and the compiled step makes them floats (fused into the
   # first layer). A dynamic Bernoulli draw stays in the reader: drawn inside the XLA step it
@@ -264,10 +264,9 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
     history = trainer.train()
   except tf.errors.DataLossError as e:  # a damaged record file of a split too large to
     raise reader.unreadable(examples_dir, e) from None  # read up front (no digests)
-  if hasattr(model, "fit_latent_sampler"):
-    # An autoencoder generates from a Gaussian fitted to its training codes.
-    train_images = reader.load_split(examples_dir, "train", limit=10000)["image"]
-    model.fit_latent_sampler(model.encode_mean(tf.constant(train_images)).numpy())
+  if model.finalize_examples:  # e.g. an autoencoder fits the code distribution it samples
+    model.finalize(
+        reader.load_split(examples_dir, "train", limit=model.finalize_examples)["image"])
   if not chief:
     return train_dir
   model_path = train_dir / MODEL_FILE

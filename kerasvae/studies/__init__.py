@@ -37,6 +37,8 @@ class Study:
   analyses_seeds: bool = False
   # The numbers the across-seed chart draws: (metric key, axis label).
   chart_metrics: tuple = ()
+  # What its charts call a setting ("method"); default: the keys its trials override.
+  setting_name: str = ""
 
 
 _LIKELIHOOD = ("iwae_log_likelihood", "IWAE log p(x), nats")
@@ -56,10 +58,15 @@ def _disentanglement(context, trials):
   return disentanglement.analyse_disentanglement(context, trials)
 
 
+def _methods(context, trials):
+  from kerasvae.studies import methods  # pylint: disable=import-outside-toplevel
+  return methods.analyse_methods(context, trials)
+
+
 def _needs_disentanglement_scores(trials):
   off = [t.name for t in trials if not t.config.evaluate.disentanglement]
   if off:
-    raise ConfigError("The disentanglement study compares its models' disentanglement scores. "
+    raise ConfigError("The study compares its models' disentanglement scores. "
                       "Expected evaluate.disentanglement=true in every trial. Received: false in "
                       + ", ".join(repr(n) for n in off)
                       + " (to time the training alone, run `kerasvae train`)")
@@ -94,6 +101,12 @@ STUDIES = {
         check=_needs_disentanglement_scores, analyses_seeds=True,
         chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
                        ("mig", "MIG"), ("active_units", "active units"))),
+    # Its own chart: a box plot per metric and method (`methods.analyse_methods`).
+    "methods": Study(
+        "methods", "Do β-VAE, β-TCVAE, FactorVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE differ "
+        "in how disentangled a code they learn on dSprites, by more than their training seeds "
+        "do, and at what cost in reconstruction?", _methods,
+        check=_needs_disentanglement_scores, analyses_seeds=True, setting_name="method"),
 }
 
 
@@ -106,8 +119,8 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
 
   Args:
     name: a key of `STUDIES` (`latent-dim`, `beta`, `ae-vs-vae`, `priors`,
-      `disentanglement`).
-    config: a study YAML; default `pipelines/configs/studies/<name>.yaml`.
+      `disentanglement`, `methods`).
+    config: a study YAML; default the bundled `kerasvae/configs/studies/<name>.yaml`.
     overrides: `key=value` items applied to every trial's pipeline config
       (e.g. `train.epochs=5`) or to the study settings (`study.num_samples=500`).
     quick: the tiny version (the `quick:` block of the YAML) the tests run.
@@ -125,9 +138,40 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
   Raises:
     ConfigError: for an unknown study name or an invalid study config.
   """
-  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
   if force and report_only:
     raise ConfigError("Expected at most one of --force and --report-only. Received: both")
+  plan = plan_study(name, config, overrides, quick, output)
+  output = plan.output
+  if output.exists() and not output.is_dir():
+    raise ConfigError(f"--output: expected a directory for the study. Received: a file at {output}")
+  with artifacts.remove_empty_on_failure(output):
+    output.mkdir(parents=True, exist_ok=True)
+    return _run_trials_and_report(plan, force, report_only)
+
+
+@dataclasses.dataclass
+class StudyPlan:
+  """A study as its config defines it, before anything runs: what `kerasvae study` trains,
+  and what `kerasvae pipeline compile --study` compiles into a Kubeflow sweep."""
+  study: Study
+  name: str
+  path: Path  # the study YAML
+  output: Path  # the study directory
+  title: str
+  description: str
+  settings: object  # core.StudySettings
+  trials: list  # [core.Trial], each with its PipelineConfig
+  overrides: tuple
+  quick: bool
+
+
+def plan_study(name, config=None, overrides=(), quick=False, output=None):
+  """Loads a study's config into its trials: the one loader of `kerasvae study` and the sweep.
+
+  Args are `run_study`'s. Returns a `StudyPlan`; raises ConfigError for an unknown study or
+  an invalid config, before anything runs.
+  """
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
   if name not in STUDIES:
     raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
   study = STUDIES[name]
@@ -136,24 +180,19 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
   # report with the default config's.
   stem = name if not config else Path(path).stem
   output = Path(output) if output else Path("studies") / (f"{stem}-quick" if quick else stem)
-  if output.exists() and not output.is_dir():
-    raise ConfigError(f"--output: expected a directory for the study. Received: a file at {output}")
   title, description, settings, trials = core.load_study_config(
       path, overrides=overrides, quick=quick, output=output)
   study.check(trials)
-  with artifacts.remove_empty_on_failure(output):
-    output.mkdir(parents=True, exist_ok=True)
-    return _run_trials_and_report(study, name, output, path, title, description, settings,
-                                  trials, overrides, quick, force, report_only)
+  return StudyPlan(study, name, Path(path), output, title, description, settings, trials,
+                   tuple(overrides), quick)
 
 
-def _run_trials_and_report(study, name, output, path, title, description, settings, trials,
-                           overrides, quick, force, report_only=False):
+def _run_trials_and_report(plan, force, report_only=False):
   """The body of `run_study` once its config is valid: trials, analysis, report."""
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
-  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   from kerasvae.steps.common import StepError  # pylint: disable=import-outside-toplevel
   t0 = time.time()
+  name, output, settings, trials = plan.name, plan.output, plan.settings, plan.trials
   pending = []
   if report_only:
     pending = [t for t in trials if not core.trial_finished(t)]
@@ -163,7 +202,7 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
                       "Run it without --report-only to train its trials.")
     for trial in pending:
       print(f"study: trial {trial.name} has not finished: left out of the report", flush=True)
-  context = core.StudyContext(name=name, output=output, settings=settings, quick=quick,
+  context = core.StudyContext(name=name, output=output, settings=settings, quick=plan.quick,
                               base=trials[0].config, force=force)
   run_times = []  # wall seconds of the trials this invocation trained (not reused)
   for i, trial in enumerate(trials):
@@ -181,6 +220,27 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
       raise ConfigError(f"Expected every trial of a study to share one ingest config. Received: "
                         f"trial {trial.name!r} reads {examples}, the first {context.examples_dir}")
     context.examples_dir = examples
+  return write_report(plan, context, trials, t0, pending)
+
+
+def write_report(plan, context, trials, t0, pending=(), sweep=False):
+  """Analyses the finished `trials` and writes `report.md`, `results.json` and the figures.
+
+  Args:
+    plan: the `StudyPlan`.
+    context: its `StudyContext`, with `examples_dir` set.
+    trials: the finished trials, their run directories and metrics filled.
+    t0: when this invocation started (`time.time()`), for the wall-clock line.
+    pending: trials left out (`--report-only`).
+    sweep: the trials ran as a Kubeflow sweep, each in its own tasks (the budget says so).
+
+  Returns:
+    The path of `report.md`.
+  """
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  study, name, output, path = plan.study, plan.name, plan.output, plan.path
+  settings, overrides, quick, title = plan.settings, plan.overrides, plan.quick, plan.title
   if settings.sample_quality:
     print("study: sample-quality classifier")
     context.classifier = core.study_classifier(context)
@@ -194,8 +254,8 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
     for trial in trials:
       if trial not in analysed and "frechet_distance" not in trial.metrics:
         core.score_prior_samples(context, trial)
-  across = report.seed_summary(trials, report.SEED_COLUMNS) + _charts(study, context, trials,
-                                                                       title)
+  across = (report.seed_summary(trials, report.study_seed_columns(trials))
+            + _charts(study, context, trials, title))
   if across:
     body = (["## Across seeds"] + across
             + ([f"## Seed {settings.seeds[0]} in detail",
@@ -208,15 +268,15 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
   intro = [
       f"# {title}",
       f"*Question.* {study.question}",
-      description.strip(),
+      plan.description.strip(),
       report.data_paragraph(trials[0].config, counts),
       f"**Model.** {report.model_sentence(trials[0].config, capital=True)}, "
       f"{trials[0].config.model.latent_dim} latent dimensions unless a trial says otherwise; "
       "trials differ only in: "
       + "; ".join(f"**{t.name}** (`" + ", ".join(f"{k}={v}" for k, v in t.overrides.items())
                   + "`)" for t in trials) + ".",
-      report.budget_section(trials, wall_clock, quick),
-      report.tensorboard_section(context),
+      report.budget_section(trials, wall_clock, quick, sweep=sweep),
+      report.tensorboard_section(context, sweep=sweep),
       _pending_note(pending, len(trials)),
       f"*Reproduce:* `kerasvae study {name}" + _config_flag(name, path)
       + (" --quick" if quick else "") + "".join(f" --set {o}" for o in overrides) + "`",
@@ -224,7 +284,7 @@ def _run_trials_and_report(study, name, output, path, title, description, settin
   text = "\n\n".join(block for block in intro + body if block) + "\n"
   artifacts.write_json(output / "results.json", {
       "study": name, "title": title, "quick": quick, "config": str(path),
-      "overrides": list(overrides), "wall_clock_seconds": wall_clock,
+      "overrides": list(overrides), "wall_clock_seconds": wall_clock, "sweep": sweep,
       "split_counts": counts, "examples": str(context.examples_dir),
       "figures": [{"caption": c, "path": p} for c, p in context.figures],
       "trials": [t.to_json() for t in trials], "pending": [t.name for t in pending]})
@@ -238,7 +298,8 @@ def _charts(study, context, trials, title):
   from kerasvae.studies import figures  # pylint: disable=import-outside-toplevel
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   groups = report.by_setting(trials)
-  varied = ", ".join(dict.fromkeys(k for t in trials for k in t.overrides)) or "setting"
+  varied = (study.setting_name
+            or ", ".join(dict.fromkeys(k for t in trials for k in t.overrides)) or "setting")
   blocks = []
   path = figures.seed_metrics_figure(groups, study.chart_metrics,
                                      context.figure_path("across_seeds"),

@@ -1,6 +1,6 @@
 """What every study shares: its config, its trials (normal pipeline runs), sample quality, results.
 
-A study config (`pipelines/configs/studies/<name>.yaml`) is
+A study config (`kerasvae/configs/studies/<name>.yaml`, or a user's file) is
 
   title: one line
   study: {settings of the study itself: sample quality, figure sizes}
@@ -33,7 +33,6 @@ from kerasvae.steps import configs as step_configs
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 STUDY_CONFIG_DIR = step_configs.CONFIG_DIR / "studies"
 TRIAL_STEPS = ("ingest", "train", "evaluate")
 CLASSIFIER_FILE = "classifier.keras"
@@ -111,6 +110,12 @@ class StudyContext:
 
   def add_figure(self, caption, path):
     self.figures.append((caption, Path(path).relative_to(self.output).as_posix()))
+
+  @property
+  def data_words(self):
+    """How the report names the data (`report.DataWords`), from the trials' ingest config."""
+    from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+    return report.data_words(self.base.ingest)
 
 
 def slug(text):
@@ -263,14 +268,24 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
   steps are reused unless `force` (train and evaluate) and `force_ingest` (the Examples
   artifact all trials share: redone once per study).
   """
-  from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
   print(label or f"study: trial {trial.name}", flush=True)
   if force:
     pipeline.run_pipeline(trial.config, steps=("ingest",), force=force_ingest)
     out = pipeline.run_pipeline(trial.config, steps=("train", "evaluate"), force=True)
   else:
     out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
-  trial.run_dir = Path(out["run_dir"])
+  read_trial_results(trial, out["run_dir"])
+  return out["examples"]
+
+
+def read_trial_results(trial, run_dir):
+  """Fills the trial's metrics, timings and epochs from its run's `train/` and `evaluate/`.
+
+  The local study reads the run it just ran; the Kubeflow sweep's report task the trial's
+  Model and evaluation artifacts, laid out as a run directory.
+  """
+  trial.run_dir = Path(run_dir)
   train_meta = artifacts.read_json(trial.run_dir / "train" / artifacts.METADATA_FILE)
   eval_meta = artifacts.read_json(trial.run_dir / "evaluate" / artifacts.METADATA_FILE)
   trial.train_seconds = training_seconds(trial.run_dir / "train", train_meta)
@@ -279,7 +294,6 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
   trial.steps_per_epoch = int(train_meta.get("steps_per_epoch", 0))
   trial.metrics = artifacts.read_json(trial.run_dir / "evaluate" / "metrics.json")
   trial.metrics.pop("activity", None)
-  return out["examples"]
 
 
 def training_seconds(train_dir, train_meta):
@@ -334,8 +348,8 @@ def grey_fraction(images):
 
 
 def class_entropy_bits(probabilities):
-  """Entropy (bits) of the histogram of predicted classes: log2(10) = 3.32 when all digits appear
-  equally often, 0 when every image is read as the same digit."""
+  """Entropy (bits) of the histogram of predicted classes: log2(10) = 3.32 when ten classes appear
+  equally often, 0 when every image is read as the same class."""
   counts = np.bincount(np.argmax(probabilities, axis=-1), minlength=probabilities.shape[-1])
   p = counts / counts.sum()
   p = p[p > 0]
@@ -423,7 +437,7 @@ def add_elbo_surgery(context, trial):
 
 
 def real_data_reference(context):
-  """The scores real training digits get against the held-out digits: the floor of each number."""
+  """The scores real training images get against the held-out images: the floor of each number."""
   _, train = reference_images(context)
   return score_images(context, train)
 

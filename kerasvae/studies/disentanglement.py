@@ -33,57 +33,25 @@ def analyse_disentanglement(context, trials):
   """
   groups = {}  # β -> its trials (seeds), in the config's order
   for trial in trials:
-    groups.setdefault(trial.config.model.kl_weight, []).append(trial)
+    groups.setdefault(trial.config.model.vae.kl_weight, []).append(trial)
   seeded = any(len(g) > 1 for g in groups.values())
   # Traversals start from the code of the middle image (after a short training the prior's
   # mean, z = 0, often decodes to an empty canvas, and rows swept from there only blink).
-  seed_image = _middle_image(context.examples_dir)
+  seed_image = middle_image(context.examples_dir)
   figures = []
   for trial in trials:
-    model = core.load_trial_model(trial)
     core.write_study_scalars(trial, {k: v for k, v in trial.metrics.items()
                                      if k in dict((c[0], c) for c in METRIC_COLUMNS)})
-    beta = trial.config.model.kl_weight
+    beta = trial.config.model.vae.kl_weight
     label = f"β = {beta:g}" + (f", seed {trial.config.train.seed}" if seeded else "")
     stem = f"beta_{beta:g}" + (f"_seed_{trial.config.train.seed}" if seeded else "")
-    kl = trial.metrics.get("kl_per_dim", [float("nan")] * model.latent_dim)
-    carried = factor_carried(trial.metrics)
-    # Rows sorted by KL (the informative latents first), each named by the factor it carries.
-    order = sorted(range(model.latent_dim), key=lambda j: -np.nan_to_num(kl[j], nan=-1.0))
-    path = context.figure_path(f"traversals_{stem}")
-    decode = lambda z, m=model: m.decode_mean(z.astype(np.float32)).numpy()  # noqa: E731
-    base = model.encode_mean(seed_image).numpy()[0]
-    viz.traversal_figure(decode, model.latent_dim, path, base=base, num_steps=9, span=3.0,
-                         dims=order, annotations=[f"KL {kl[j]:.2f}\n{carried[j]}" if carried
-                                                  else f"KL {kl[j]:.2f}" for j in order],
-                         scale=1, title=f"{label}: each row sweeps one latent from -3 to +3")
-    figures.append(report.figure(
-        context, f"{label}: latent traversals from the code of the middle image (every factor "
-        "at its middle value, the sprite at the centre). Each row sets one latent to -3 ... +3 "
-        "and keeps the others at that image's posterior mean; rows are sorted by the latent's "
-        "KL in nats (a latent with KL ≈ 0 is unused and its row does not change) and name the "
-        "factor it carries most information about (MIG's estimate; '–' for an unused latent, "
-        f"KL below {ACTIVE_KL}, or one with less than {CARRIES_NATS} nats about every "
-        "factor).", path))
-    if "mutual_information" in trial.metrics and "factor_names" in trial.metrics:
-      path = study_figures.information_heatmap(
-          np.asarray(trial.metrics["mutual_information"])[order],
-          trial.metrics["factor_names"], context.figure_path(f"information_{stem}"),
-          f"{label}: I(latent; factor) on the MIG's codes",
-          latent_labels=[f"z{j} (KL {kl[j]:.1f})" for j in order],
-          mig_per_factor=trial.metrics.get("mig_per_factor"))
-      figures.append(report.figure(
-          context, f"{label}: mutual information between each latent (rows, by KL) and each "
-          "ground-truth factor (columns, with that factor's MIG): the MIG's plug-in estimate "
-          f"from {trial.config.evaluate.disentanglement_train_points:,} codes cut into 20 bins. "
-          "A disentangled code has one bright cell per row and per column.",
-          path))
+    figures += trial_figures(context, trial, label, stem, seed_image)
   latent_dim = trials[0].config.model.latent_dim
   columns = METRIC_COLUMNS
   rows = []
   for t in trials:
     kl = sorted(t.metrics.get("kl_per_dim", []), reverse=True)
-    rows.append([f"{t.config.model.kl_weight:g}"] + ([str(t.config.train.seed)] if seeded else [])
+    rows.append([f"{t.config.model.vae.kl_weight:g}"] + ([str(t.config.train.seed)] if seeded else [])
                 + [fmt(t.metrics.get(k), d) if d else fmt(t.metrics.get(k)) for k, _, d in columns]
                 + [" ".join(f"{v:.1f}" for v in kl)])
   betas = list(groups)
@@ -93,9 +61,6 @@ def analyse_disentanglement(context, trials):
   names = [f"β={b:g}" for b in betas]
   series = lambda key, d=3: ", ".join(f"{v:.{d}f} ({n})" for n, v in zip(names, m(key)))  # noqa
   c = trials[0].config
-  examples_seen = [t.epochs_run * t.steps_per_epoch * c.train.batch_size for t in trials]
-  # Training images per second over all trials (train_seconds includes the per-epoch evals).
-  rate = sum(examples_seen) / max(1e-9, sum(t.train_seconds for t in trials))
   findings = []
   if 1.0 in groups and 4.0 in groups:
     findings.append(_beta_4_against_1(
@@ -154,18 +119,75 @@ def analyse_disentanglement(context, trials):
     text += ["Mean ± standard deviation over the seeds:",
              report.table(["β", "seeds"] + [col[1] for col in columns], summary)]
   text += [
-      "## What the numbers say", "\n\n".join(findings),
-      f"**Budget against the literature.** Each trial saw about {max(examples_seen):,} images "
-      f"({100 * max(examples_seen) / REFERENCE_EXAMPLES:.1f}% of disentanglement_lib's "
-      f"300,000 steps × 64 = {REFERENCE_EXAMPLES:,} per model) on {_data_extent(c)}. At "
-      f"the {rate:,.0f} images per second this network trained at here (2 CPU cores), the "
-      f"literature's budget is about {REFERENCE_EXAMPLES / rate / 3600:.1f} hours per model "
-      f"({len(trials) * REFERENCE_EXAMPLES / rate / 3600:.1f} hours for the {len(trials)} "
-      f"trial{'s' if len(trials) > 1 else ''}), so this study is "
-      "a budgeted version: its scores are those of under-trained models.",
+      "## What the numbers say", "\n\n".join(findings), literature_budget(trials),
       "## Figures",
   ] + figures
   return text
+
+
+def literature_budget(trials):
+  """The paragraph setting the trials' training budget against disentanglement_lib's [2]."""
+  c = trials[0].config
+  examples_seen = [t.epochs_run * t.steps_per_epoch * c.train.batch_size for t in trials]
+  # Training images per second over all trials (train_seconds includes the per-epoch evals).
+  rate = sum(examples_seen) / max(1e-9, sum(t.train_seconds for t in trials))
+  return (f"**Budget against the literature.** Each trial saw about {max(examples_seen):,} "
+          f"images ({100 * max(examples_seen) / REFERENCE_EXAMPLES:.1f}% of "
+          f"disentanglement_lib's 300,000 steps × 64 = {REFERENCE_EXAMPLES:,} per model) on "
+          f"{_data_extent(c)}. At the {rate:,.0f} images per second this network trained at "
+          f"here (2 CPU cores), the literature's budget is about "
+          f"{REFERENCE_EXAMPLES / rate / 3600:.1f} hours per model "
+          f"({len(trials) * REFERENCE_EXAMPLES / rate / 3600:.1f} hours for the {len(trials)} "
+          f"trial{'s' if len(trials) > 1 else ''}), so this study is "
+          "a budgeted version: its scores are those of under-trained models.")
+
+
+def trial_figures(context, trial, label, stem, seed_image):
+  """One trial's latent traversals and, when its MIG wrote them, the latent × factor mutual
+  information, as report blocks.
+
+  Args:
+    context: the `StudyContext` (figures are written into its figure folder).
+    trial: a finished trial of a model with a posterior, scored on data with factors.
+    label: how the captions name the trial ("β = 4, seed 1").
+    stem: the figures' file stem ("beta_4_seed_1": `traversals_<stem>.png`).
+    seed_image: [1, H, W, C], the image whose code the traversals start from.
+  """
+  model = core.load_trial_model(trial)
+  figures = []
+  kl = trial.metrics.get("kl_per_dim", [float("nan")] * model.latent_dim)
+  carried = factor_carried(trial.metrics)
+  # Rows sorted by KL (the informative latents first), each named by the factor it carries.
+  order = sorted(range(model.latent_dim), key=lambda j: -np.nan_to_num(kl[j], nan=-1.0))
+  path = context.figure_path(f"traversals_{stem}")
+  decode = lambda z, m=model: m.decode_mean(z.astype(np.float32)).numpy()  # noqa: E731
+  base = model.encode_mean(seed_image).numpy()[0]
+  viz.traversal_figure(decode, model.latent_dim, path, base=base, num_steps=9, span=3.0,
+                       dims=order, annotations=[f"KL {kl[j]:.2f}\n{carried[j]}" if carried
+                                                else f"KL {kl[j]:.2f}" for j in order],
+                       scale=1, title=f"{label}: each row sweeps one latent from -3 to +3")
+  figures.append(report.figure(
+      context, f"{label}: latent traversals from the code of the middle image (every factor "
+      "at its middle value, the sprite at the centre). Each row sets one latent to -3 ... +3 "
+      "and keeps the others at that image's posterior mean; rows are sorted by the latent's "
+      "KL in nats (a latent with KL ≈ 0 is unused and its row does not change) and name the "
+      "factor it carries most information about (MIG's estimate; '–' for an unused latent, "
+      f"KL below {ACTIVE_KL}, or one with less than {CARRIES_NATS} nats about every "
+      "factor).", path))
+  if "mutual_information" in trial.metrics and "factor_names" in trial.metrics:
+    path = study_figures.information_heatmap(
+        np.asarray(trial.metrics["mutual_information"])[order],
+        trial.metrics["factor_names"], context.figure_path(f"information_{stem}"),
+        f"{label}: I(latent; factor) on the MIG's codes",
+        latent_labels=[f"z{j} (KL {kl[j]:.1f})" for j in order],
+        mig_per_factor=trial.metrics.get("mig_per_factor"))
+    figures.append(report.figure(
+        context, f"{label}: mutual information between each latent (rows, by KL) and each "
+        "ground-truth factor (columns, with that factor's MIG): the MIG's plug-in estimate "
+        f"from {trial.config.evaluate.disentanglement_train_points:,} codes cut into 20 bins. "
+        "A disentangled code has one bright cell per row and per column.",
+        path))
+  return figures
 
 
 CARRIES_NATS = 0.05  # a latent with less information about every factor carries none
@@ -235,7 +257,7 @@ def _mean_sd(values, digits):
   return f"{np.nanmean(values):.{digits}f} ± {np.nanstd(values, ddof=1):.{digits}f}"
 
 
-def _middle_image(examples_dir):
+def middle_image(examples_dir):
   """[1, H, W, C]: the image with every factor at its middle class (the first held-out image
   when the data has no factors)."""
   from kerasvae.steps import evaluate  # pylint: disable=import-outside-toplevel

@@ -1,5 +1,5 @@
-"""A study's summary charts, drawn with matplotlib: numbers across seeds, rate–distortion, and
-the latent × factor information of a disentanglement model.
+"""A study's summary charts, drawn with matplotlib: numbers across seeds (error bars or box
+plots), rate–distortion, and the latent × factor information of a disentanglement model.
 
 Each function takes the numbers (never a model), writes one PNG and returns its path, so a
 report's charts can be redrawn from `results.json` alone.
@@ -74,6 +74,54 @@ def seed_metrics_figure(groups, metrics, path, title, x_label="setting"):
     ax.set_title(label)
     ax.grid(alpha=0.3)
   axes[0][0].legend(loc="best", fontsize=8)
+  fig.suptitle(title)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def seed_box_figure(groups, metrics, path, title, columns=4):
+  """One panel per metric, one box per setting over its seeds, the seeds as dots on it.
+
+  As Locatello et al. (2019) draw their methods' scores: the box spans the quartiles with
+  the median as its line, the whiskers reach the extreme seeds (no outliers: with three
+  seeds every seed is data), and the dots are the seeds themselves.
+
+  Args:
+    groups: {setting name: [trials, one per seed]} in the order to draw.
+    metrics: [(metric key, panel title)]; keys no trial has are left out.
+    path: the PNG to write.
+    title: the figure's title.
+    columns: panels per row.
+
+  Returns:
+    `path`, or None when no metric has a value.
+  """
+  metrics = [(k, label) for k, label in metrics
+             if any(len(_values(g, k)) for g in groups.values())]
+  if not metrics:
+    return None
+  plt = _pyplot()
+  names = list(groups)
+  columns = min(columns, len(metrics))
+  rows = -(-len(metrics) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(0.55 * len(names) * columns + 1.2 * columns,
+                                                   3.3 * rows), squeeze=False)
+  for ax, (key, label) in zip(axes.flat, metrics):
+    values = [_values(groups[name], key) for name in names]
+    drawn = [x for x, v in enumerate(values) if len(v)]
+    ax.boxplot([values[x] for x in drawn], positions=drawn, widths=0.6, whis=(0, 100),
+               showfliers=False, medianprops={"color": "black"},
+               boxprops={"color": "tab:gray"}, whiskerprops={"color": "tab:gray"},
+               capprops={"color": "tab:gray"})
+    for x in drawn:
+      ax.scatter(np.full(len(values[x]), x) + np.linspace(-0.12, 0.12, len(values[x])),
+                 values[x], color="tab:blue", **SEED_MARKER)
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_title(label, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+  for ax in list(axes.flat)[len(metrics):]:
+    ax.set_visible(False)
   fig.suptitle(title)
   fig.tight_layout()
   return _save(fig, path)

@@ -1,9 +1,11 @@
-"""The MNIST studies: latent size, β, autoencoder versus VAE, priors.
+"""The MNIST-family studies: latent size, β, autoencoder versus VAE, priors.
 
 Each `analyse_*` function gets the finished trials, adds the study's own
 measurements (sample quality with the study's classifier), draws the figures
 and returns the report's sections as markdown. Every sentence about results is
-built from the measured numbers, so the text cannot contradict the table.
+built from the measured numbers, so the text cannot contradict the table, and
+names the data with `context.data_words` (MNIST's digits, Fashion-MNIST's
+images), so it cannot call a garment a digit.
 """
 
 import numpy as np
@@ -22,37 +24,42 @@ SAMPLE_COLUMNS = (("frechet_distance", "FD ↓", 1), ("classifier_confidence", "
 ELBO_COLUMNS = (("elbo", "ELBO", 2), ("reconstruction", "reconstruction", 2), ("kl", "KL", 2),
                 ("iwae_log_likelihood", "IWAE log p(x)", 2), ("active_units", "active units", 0))
 
-_SAMPLE_COLUMN_TEXT = {
-    "frechet_distance":
-        "*FD* is a Fréchet distance between generated and held-out digits in the "
-        "64-dimensional feature space of a small convolutional classifier trained once for "
-        "this study on the training digits (an FID analogue for MNIST; lower is closer to real "
-        "data; it penalises both blur and a lack of variety).",
-    "classifier_confidence":
-        "*confidence* is that classifier's mean top probability on generated images (do they "
-        "look like some digit?).",
-    "class_entropy_bits":
-        "*class entropy* is the entropy of the histogram of predicted digits over the samples: "
-        "3.32 bits when the ten digits are equally frequent, lower when some digits are "
-        "missing (diversity).",
-    "grey_fraction":
-        "*grey pixels* is the fraction of pixels strictly between 0.2 and 0.8 (blur: a sharp "
-        "digit is mostly black and white).",
-}
+def _sample_column_text(words):
+  """What each sample-quality column means, named for the data (`report.DataWords`)."""
+  w = words
+  return {
+      "frechet_distance":
+          f"*FD* is a Fréchet distance between generated and held-out {w.nouns} in the "
+          "64-dimensional feature space of a small convolutional classifier trained once for "
+          f"this study on the training {w.nouns} (an FID analogue for "
+          f"{w.name or 'this data'}; lower is closer to real data; it penalises both blur and a "
+          "lack of variety).",
+      "classifier_confidence":
+          "*confidence* is that classifier's mean top probability on generated images (do they "
+          f"look like some {w.kind}?).",
+      "class_entropy_bits":
+          "*class entropy* is the entropy of the histogram of predicted classes over the "
+          f"samples: 3.32 bits when the ten {w.classes} are equally frequent, lower when some "
+          f"{w.classes} are missing (diversity).",
+      "grey_fraction":
+          "*grey pixels* is the fraction of pixels strictly between 0.2 and 0.8 (blur: a sharp "
+          f"{w.noun} is mostly black and white).",
+  }
 
 
-def sample_quality_text(columns=SAMPLE_COLUMNS):
+def sample_quality_text(words, n, columns=SAMPLE_COLUMNS):
   """The paragraph explaining the sample-quality `columns` of a table, and only those.
 
-  A `str.format` template with `{n}`, the number of samples.
+  Args:
+    words: how to name the data (`report.DataWords`, `context.data_words`).
+    n: the number of samples scored.
+    columns: the table's sample-quality columns.
   """
-  return ("**Sample quality.** " + " ".join(_SAMPLE_COLUMN_TEXT[key] for key, _, _ in columns)
-          + " Samples are the decoder's mean images of {n} random latent points; the row *real "
-          "digits* scores {n} real training digits the same way, the floor each number can "
-          "reach.")
-
-
-SAMPLE_QUALITY_TEXT = sample_quality_text()
+  text = _sample_column_text(words)
+  return ("**Sample quality.** " + " ".join(text[key] for key, _, _ in columns)
+          + f" Samples are the decoder's mean images of {n} random latent points; the row *real "
+          f"{words.nouns}* scores {n} real training {words.nouns} the same way, the floor each "
+          "number can reach.")
 
 
 def _decode_fn(model):
@@ -71,14 +78,15 @@ def _cells(metrics, columns):
 def _classifier_note(context):
   from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
   meta = artifacts.read_json(context.output / "classifier.json")
+  nouns = context.data_words.nouns
   return (f" The classifier was trained for {context.settings.classifier_epochs} epochs on "
-          f"{meta['train_examples']:,} training digits and classifies "
-          f"{100 * meta['eval_accuracy']:.1f}% of the held-out digits correctly; it is saved as "
+          f"{meta['train_examples']:,} training {nouns} and classifies "
+          f"{100 * meta['eval_accuracy']:.1f}% of the held-out {nouns} correctly; it is saved as "
           f"`{core.CLASSIFIER_FILE}`.")
 
 
 def _eval_images(context, n):
-  """The first n held-out digits as the models see them (one fixed binarisation) and labels."""
+  """The first n held-out images as the models see them (one fixed binarisation) and labels."""
   data = reader.load_split(context.examples_dir, "eval", limit=n)
   return data["image"], data.get("label")
 
@@ -96,9 +104,9 @@ def _series(names, values, digits=2):
 
 
 def _with_reference(context, trials, columns):
-  """Table rows of the sample columns with a final 'real digits' row."""
+  """Table rows of the sample columns with a final 'real digits' (or 'real images') row."""
   reference = core.real_data_reference(context)
-  return reference, ["real digits"] + _cells(reference, columns)
+  return reference, [f"real {context.data_words.nouns}"] + _cells(reference, columns)
 
 
 # ----------------------------------------------------------------------------- latent-dim
@@ -106,7 +114,7 @@ def _with_reference(context, trials, columns):
 
 def analyse_latent_dim(context, trials):
   """Prior samples and reconstructions per latent size; ELBO, IWAE, usage and sample quality."""
-  s = context.settings
+  s, w = context.settings, context.data_words
   originals, _ = _eval_images(context, 10)
   panels, recon_rows, recon_labels = [], [_grid(originals, 10)], ["original"]
   for trial in trials:
@@ -119,7 +127,7 @@ def analyse_latent_dim(context, trials):
   samples_path = context.figure_path("samples_by_latent_dim")
   viz.save_png(viz.side_by_side(panels), samples_path)
   recon_path = context.figure_path("reconstructions_by_latent_dim")
-  viz.save_png(viz.labelled_rows(recon_rows, recon_labels, title="Held-out digits and their "
+  viz.save_png(viz.labelled_rows(recon_rows, recon_labels, title=f"Held-out {w.nouns} and their "
                                  "reconstructions (decoder mean of the posterior mean)"),
                recon_path)
   reference, reference_row = _with_reference(context, trials, SAMPLE_COLUMNS)
@@ -138,13 +146,14 @@ def analyse_latent_dim(context, trials):
       f"reconstruction term is {_series(names, rec)} (best at "
       f"d={sizes[_argbest(rec, higher=False)]}) and the KL {_series(names, kl)} (largest at "
       f"d={sizes[_argbest(kl)]})"
-      + (f": from {first} to {last} the code carries more information about each digit "
+      + (f": from {first} to {last} the code carries more information about each {w.noun} "
          f"(KL {kl[0]:.1f} → {kl[-1]:.1f} nats) and reconstructs it better "
          f"({rec[0]:.1f} → {rec[-1]:.1f})." if kl[-1] > kl[0] and rec[-1] < rec[0] else "."))
   active = m("active_units")
   findings.append(
-      "**Used dimensions.** Active units (dimensions whose posterior mean varies across digits, "
-      "Cov > 0.01): " + ", ".join(f"{int(a)} of {d}" for a, d in zip(active, sizes)) + ". "
+      "**Used dimensions.** Active units (dimensions whose posterior mean varies across "
+      f"{w.nouns}, Cov > 0.01): "
+      + ", ".join(f"{int(a)} of {d}" for a, d in zip(active, sizes)) + ". "
       + (f"No model uses more than {int(max(active))} dimensions: the KL term switches the "
          "extra latents off (their posterior equals the prior), so the effective code size "
          "saturates however many latents are offered." if sizes[-1] > max(active) + 1 else
@@ -154,7 +163,7 @@ def analyse_latent_dim(context, trials):
     grey, ent = m("grey_fraction"), m("class_entropy_bits")
     findings.append(
         f"**Sharpness.** The fraction of grey (blurred) pixels in prior samples is "
-        f"{_series(names, grey, 3)} against {reference['grey_fraction']:.3f} for real digits: "
+        f"{_series(names, grey, 3)} against {reference['grey_fraction']:.3f} for real {w.nouns}: "
         + (f"samples get sharper from {first} to {last}" if grey[-1] < grey[0] - 0.005 else
            f"samples get blurrier from {first} to {last}" if grey[-1] > grey[0] + 0.005 else
            f"sharpness hardly changes from {first} to {last}")
@@ -162,21 +171,21 @@ def analyse_latent_dim(context, trials):
         + ("sharpen the same way (figure below)." if rec[-1] < rec[0] else
            "do not improve with the size.")
         + f" The classifier's confidence on the samples is {_series(names, conf, 3)} (real "
-        f"digits: {reference['classifier_confidence']:.3f})"
+        f"{w.nouns}: {reference['classifier_confidence']:.3f})"
         + (f": the blurred samples of {first} are recognised more readily than the sharper "
-           "ones of larger codes, some of which are crisp strokes that form no clear digit "
+           f"ones of larger codes, some of which are crisp strokes that form no clear {w.kind} "
            "(compare the sample grids)." if conf[0] > max(conf[1:]) and grey[0] > min(grey)
            else "."))
     spread = max(ent) - min(ent)
     findings.append(
-        f"**Diversity.** The entropy of the predicted digit classes is {_series(names, ent)} bits "
-        f"(real digits: {reference['class_entropy_bits']:.2f}, ten equal classes: 3.32): "
-        + ("every size generates all ten digits in nearly equal proportions, so the class "
+        f"**Diversity.** The entropy of the predicted classes is {_series(names, ent)} bits "
+        f"(real {w.nouns}: {reference['class_entropy_bits']:.2f}, ten equal classes: 3.32): "
+        + (f"every size generates all ten {w.classes} in nearly equal proportions, so the class "
            "diversity hardly depends on the latent size" if spread < 0.1 and min(ent) > 3.0 else
            f"the class diversity is highest at d={sizes[_argbest(ent)]} and lowest at "
            f"d={sizes[_argbest(ent, higher=False)]}")
-        + f". The FD, which counts blur, malformed digits and missing variety (within and "
-        f"across classes) together, is {_series(names, fd, 1)} (real digits: "
+        + f". The FD, which counts blur, malformed {w.kinds} and missing variety (within and "
+        f"across classes) together, is {_series(names, fd, 1)} (real {w.nouns}: "
         f"{reference['frechet_distance']:.1f}); the best samples by this measure come from "
         f"d={sizes[_argbest(fd, higher=False)]}.")
     findings.append(
@@ -185,9 +194,10 @@ def analyse_latent_dim(context, trials):
            else "about as sharp")
         + f" (grey pixels {grey[0]:.3f} → {grey[-1]:.3f}), "
         + ("closer to" if fd[-1] < fd[0] else "farther from")
-        + f" held-out digits in the classifier's feature space (FD {fd[0]:.1f} → {fd[-1]:.1f}), "
-        + ("about as diverse in digit classes" if abs(ent[-1] - ent[0]) < 0.1 else
-           "more diverse in digit classes" if ent[-1] > ent[0] else "less diverse in digit classes")
+        + f" held-out {w.nouns} in the classifier's feature space "
+        f"(FD {fd[0]:.1f} → {fd[-1]:.1f}), "
+        + ("about as diverse in classes" if abs(ent[-1] - ent[0]) < 0.1 else
+           "more diverse in classes" if ent[-1] > ent[0] else "less diverse in classes")
         + f" ({ent[0]:.2f} → {ent[-1]:.2f} bits) and "
         + ("less" if conf[-1] < conf[0] else "more")
         + f" often confidently recognisable ({conf[0]:.3f} → {conf[-1]:.3f}).")
@@ -195,16 +205,16 @@ def analyse_latent_dim(context, trials):
       "## Results",
       report.table(["latent size"] + [c[1] for c in columns], rows),
       "ELBO, reconstruction (negative log-likelihood of the Bernoulli decoder) and KL are "
-      "nats per digit (one posterior sample); IWAE log p(x) is the importance-weighted bound "
+      f"nats per {w.noun} (one posterior sample); IWAE log p(x) is the importance-weighted bound "
       f"with K = {trials[0].metrics.get('iwae_samples', '?')} on "
-      f"{trials[0].metrics.get('iwae_examples', '?')} held-out digits (higher is better).",
-      SAMPLE_QUALITY_TEXT.format(n=s.num_samples) + _classifier_note(context),
+      f"{trials[0].metrics.get('iwae_examples', '?')} held-out {w.nouns} (higher is better).",
+      sample_quality_text(w, s.num_samples) + _classifier_note(context),
       "## What the numbers say",
       "\n\n".join(findings),
       "## Figures",
       report.figure(context, "Prior samples z ~ N(0, I) decoded, one panel per latent size "
                     "(the same random seed).", samples_path),
-      report.figure(context, "Reconstructions of held-out digits: the first row is the input, "
+      report.figure(context, f"Reconstructions of held-out {w.nouns}: the first row is the input, "
                     "each further row one latent size.", recon_path),
   ]
   return text
@@ -215,12 +225,12 @@ def analyse_latent_dim(context, trials):
 
 def analyse_beta(context, trials):
   """Traversals and 2-D manifolds per KL weight; KL per dimension; sample quality."""
-  s = context.settings
+  s, w = context.settings, context.data_words
   trav_rows, trav_labels, manifolds, sample_panels = [], [], [], []
   num_steps = 11
   for trial in trials:
     model = core.load_trial_model(trial)
-    beta = trial.config.model.kl_weight
+    beta = trial.config.model.vae.kl_weight
     samples = (core.score_prior_samples(context, trial, model) if s.sample_quality
                else model.sample(36, seed=s.seed).numpy())
     sample_panels.append((f"β = {beta:g}", _grid(samples[:36], 6)))
@@ -257,19 +267,19 @@ def analyse_beta(context, trials):
   columns = ELBO_COLUMNS + (("kl_per_dim", f"KL per dim (z0..z{latent_dim - 1})", 2),)
   if s.sample_quality:
     columns += SAMPLE_COLUMNS
-  rows = [[f"{t.config.model.kl_weight:g}"] + _cells(t.metrics, columns) for t in trials]
+  rows = [[f"{t.config.model.vae.kl_weight:g}"] + _cells(t.metrics, columns) for t in trials]
   if s.sample_quality:
     _, reference_row = _with_reference(context, trials, SAMPLE_COLUMNS)
     rows.append(reference_row[:1] + ["–"] * (len(columns) - len(SAMPLE_COLUMNS))
                 + reference_row[1:])
-  betas = [t.config.model.kl_weight for t in trials]
+  betas = [t.config.model.vae.kl_weight for t in trials]
   names = [f"β={b:g}" for b in betas]
   m = lambda key: [t.metrics.get(key, float("nan")) for t in trials]  # noqa: E731
   kl, rec, active = m("kl"), m("reconstruction"), m("active_units")
   findings = [
       f"**The KL.** Raising the weight of the KL term {'squeezes' if _trend(kl, 0.1) == 'falls' else 'changes'} "
       f"the information the code carries: KL(q(z|x) || p(z)) is {_series(names, kl)} nats "
-      f"per digit ({_trend(kl, 0.1)} with β). Per dimension: "
+      f"per {w.noun} ({_trend(kl, 0.1)} with β). Per dimension: "
       + "; ".join(f"{n}: " + " / ".join(f"{v:.2f}" for v in t.metrics.get("kl_per_dim", []))
                   for n, t in zip(names, trials)) + ".",
       f"**The price.** The reconstruction term {_trend(rec, 0.5)}: {_series(names, rec)} nats, "
@@ -297,28 +307,28 @@ def analyse_beta(context, trials):
     findings.append(
         f"**Samples.** The FD of prior samples is {_series(names, fd, 1)} and their grey-pixel "
         f"fraction {_series(names, grey, 3)} ({blur} with β"
-        + ("; a larger β gives blurrier images, since the code says less about which digit, in "
-           "which style, to draw" if blur == "rises" else "") + "). "
+        + (f"; a larger β gives blurrier images, since the code says less about which {w.kind}, "
+           "in which style, to draw" if blur == "rises" else "") + "). "
         + (f"The best samples come from β={best:g}: a larger β pulls every q(z|x) towards the "
            "prior, so random prior points land nearer to codes the decoder was trained on, "
            "which here outweighs the blur." if best != betas[0] else
            f"The best samples come from the plain VAE (β={best:g}).")
-        + f" The entropy of the predicted digit classes is {_series(names, ent)} bits (ten equal "
+        + f" The entropy of the predicted classes is {_series(names, ent)} bits (ten equal "
         "classes: 3.32)"
-        + (": as β grows, fewer kinds of digit appear among the samples"
+        + (": as β grows, fewer classes appear among the samples"
            + (f", and at β={betas[_argbest(ent, higher=False)]:g} every sample is read as the "
-              "same digit" if min(ent) < 0.05 else "") + "."
+              f"same {w.kind}" if min(ent) < 0.05 else "") + "."
            if _trend(ent, 0.02) == "falls" else "."))
   text = [
       "## Results",
       report.table(["β (kl_weight)"] + [c[1] for c in columns], rows),
-      "ELBO, reconstruction and KL are nats per held-out digit; the ELBO is always the β = 1 "
+      f"ELBO, reconstruction and KL are nats per held-out {w.noun}; the ELBO is always the β = 1 "
       "bound −(reconstruction + KL), so it compares models trained with different β. KL per "
       "dim is the mean KL of each posterior coordinate to N(0, 1). IWAE log p(x) uses K = "
       f"{trials[0].metrics.get('iwae_samples', '?')}.",
   ]
   if s.sample_quality:
-    text.append(SAMPLE_QUALITY_TEXT.format(n=s.num_samples) + _classifier_note(context))
+    text.append(sample_quality_text(w, s.num_samples) + _classifier_note(context))
   text += ["## What the numbers say", "\n\n".join(findings), "## Figures"] + figures
   return text
 
@@ -336,14 +346,14 @@ NOTABLE_CHANGE = 0.1
 
 def _noise_reading(trial):
   """'0.05·R per dimension' or '0.05·R in total' for a noisy autoencoder's trial."""
-  m = trial.config.model
+  m = trial.config.model.noisy_autoencoder
   return f"{m.noise_factor:g}·R " + ("per dimension" if m.noise_scale == "per_dimension"
                                      else "in total")
 
 
 def _is_per_dimension(trial):
   m = trial.config.model
-  return m.kind == "noisy_autoencoder" and m.noise_scale == "per_dimension"
+  return m.kind == "noisy_autoencoder" and m.noisy_autoencoder.noise_scale == "per_dimension"
 
 
 def _trial_label(trial):
@@ -413,7 +423,7 @@ def _noise_sentence(noise, d):
           f"{noise['max_bits']:.1f} bits per code")
 
 
-def _reading_finding(trial, noise, scores, ae, ae_rec, vae, vae_rec, d):
+def _reading_finding(trial, noise, scores, ae, ae_rec, vae, vae_rec, d, words):
   """The answer for one reading of 'variance 0.05·R', from its measured numbers."""
   box, gauss = scores["uniform_box"], scores["gaussian"]
   box_change = _change(box["frechet_distance"], ae["uniform_box"]["frechet_distance"])
@@ -434,7 +444,7 @@ def _reading_finding(trial, noise, scores, ae, ae_rec, vae, vae_rec, d):
               f"{_RELATION[gauss_change]} the plain autoencoder's")
   rec = trial.metrics.get("reconstruction")
   rec_change = _change(rec, ae_rec)
-  rec_text = (f"reconstructs held-out digits at {rec:.1f} nats against {ae_rec:.1f} for the "
+  rec_text = (f"reconstructs held-out {words.nouns} at {rec:.1f} nats against {ae_rec:.1f} for the "
               "plain autoencoder"
               + (f" and {vae_rec:.1f} for the VAE" if vae_rec is not None else "")
               + {"closer": " (better)", "same": " (about as well)",
@@ -509,6 +519,7 @@ def _sweep_finding(points, vae_fd, vae_rec):
 
 def _sweep_figure(context, points, vae_fd, vae_rec, reference):
   """FD of random samples and reconstruction against the total code noise (log scale)."""
+  w = context.data_words
   noisy = [p for p in points if p[0] > 0]
   x = [p[0] for p in noisy]
   ae = points[0][2]
@@ -526,7 +537,7 @@ def _sweep_figure(context, points, vae_fd, vae_rec, reference):
     if vae_fd is not None:
       references.append({"y": vae_fd, "color": "tab:green", "label": "VAE prior samples"})
     references.append({"y": reference["frechet_distance"], "color": "black",
-                       "label": "real digits"})
+                       "label": f"real {w.nouns}"})
     for p in per_dim:
       lines.append({"x": [p[0]] * 2, "y": [p[2][f"{s}/frechet_distance"] for s in colors],
                     "label": f"{_noise_reading(p[4])} (= {p[0]:g}·R in total)", "marker": "s",
@@ -543,9 +554,9 @@ def _sweep_figure(context, points, vae_fd, vae_rec, reference):
   references = [{"y": ae["reconstruction"], "color": "tab:blue", "label": "no noise"}]
   if vae_rec is not None:
     references.append({"y": vae_rec, "color": "tab:green", "label": "VAE"})
-  panels.append({"title": "Reconstruction of held-out digits", "log_x": True,
+  panels.append({"title": f"Reconstruction of held-out {w.nouns}", "log_x": True,
                  "x_label": "total code noise variance / R",
-                 "y_label": "-log p(x|z), nats per digit (lower is better)",
+                 "y_label": f"-log p(x|z), nats per {w.noun} (lower is better)",
                  "lines": lines, "references": references})
   path = context.figure_path("noise_sweep_ae_vs_vae")
   viz.line_plot_figure(panels, path, title="Noisy autoencoder: code noise during training")
@@ -554,7 +565,7 @@ def _sweep_figure(context, points, vae_fd, vae_rec, reference):
 
 def _interpolate(context, trial, model, label, eval_images, eval_labels, pairs, rows, labels,
                  confidence):
-  """Adds a model's interpolation rows between held-out digit pairs and their confidence."""
+  """Adds a model's interpolation rows between held-out image pairs and their confidence."""
   decode = _decode_fn(model)
   inner = []
   for a, b in pairs:
@@ -575,7 +586,7 @@ def _interpolate(context, trial, model, label, eval_images, eval_labels, pairs, 
 
 def analyse_ae_vs_vae(context, trials):
   """Samples from random latent points of an AE, noisy AEs (both readings, a sweep) and a VAE."""
-  s = context.settings
+  s, w = context.settings, context.data_words
   train_images = reader.load_split(context.examples_dir, "train")["image"]
   rng = np.random.RandomState(s.seed)
   eval_images, eval_labels = _eval_images(context, 200)
@@ -616,7 +627,7 @@ def analyse_ae_vs_vae(context, trials):
   interp_path = context.figure_path("interpolations_ae_vs_vae")
   viz.save_png(viz.labelled_rows(interp_rows, interp_labels,
                                  title="Linear interpolation between the codes of two held-out "
-                                 "digits (the inputs at both ends)"), interp_path)
+                                 f"{w.nouns} (the inputs at both ends)"), interp_path)
   columns = (SAMPLE_COLUMNS if s.sample_quality else ()) + (
       ("nearest_code_ratio", "distance to nearest code", 2),)
   rows, reference = [], None
@@ -625,7 +636,7 @@ def analyse_ae_vs_vae(context, trials):
                 + _cells(scores, columns))
   if s.sample_quality:
     reference = core.real_data_reference(context)
-    rows.append(["real digits", "–", "–"] + _cells(reference, SAMPLE_COLUMNS) + ["–"])
+    rows.append([f"real {w.nouns}", "–", "–"] + _cells(reference, SAMPLE_COLUMNS) + ["–"])
   by = {(r[0], r[2]): r[4] for r in sample_rows}
   main = [t for t in trials if not t.full_only]
   findings = []
@@ -645,21 +656,21 @@ def analyse_ae_vs_vae(context, trials):
       elif ratio > 1.2:
         verdict = "to somewhat worse images than the VAE's prior samples"
       elif ratio < 0.8:
-        verdict = "to images closer to real digits than the VAE's prior samples"
+        verdict = f"to images closer to real {w.nouns} than the VAE's prior samples"
       else:
-        verdict = "to images about as close to real digits as the VAE's prior samples"
+        verdict = f"to images about as close to real {w.nouns} as the VAE's prior samples"
       real_conf = reference["classifier_confidence"]
-      verdict += (" (the classifier recognises them about as confidently as real digits)"
+      verdict += (f" (the classifier recognises them about as confidently as real {w.nouns})"
                   if ae_box["classifier_confidence"] >= 0.85 * real_conf else
-                  " (many are not recognisable digits: the classifier is much less confident "
-                  "than on real digits)" if ae_box["classifier_confidence"] < 0.7 * real_conf
+                  f" (many are not recognisable {w.kinds}: the classifier is much less confident "
+                  f"than on real {w.nouns})" if ae_box["classifier_confidence"] < 0.7 * real_conf
                   else "")
       findings.append(
           f"**Do random points of an autoencoder decode to data?** In our runs ({latent_dim}-D "
           f"codes), points drawn uniformly from the bounding box of the autoencoder's training "
           f"codes decode {verdict}: FD {ae_box['frechet_distance']:.1f} against "
           f"{vae['frechet_distance']:.1f} for the VAE's prior samples ({ratio:.1f}×; real "
-          f"digits {reference['frechet_distance']:.1f}), classifier confidence "
+          f"{w.nouns} {reference['frechet_distance']:.1f}), classifier confidence "
           f"{ae_box['classifier_confidence']:.3f} against {vae['classifier_confidence']:.3f} "
           f"(real {reference['classifier_confidence']:.3f}). A box sample lies "
           f"{ae_box['nearest_code_ratio']:.1f}× the typical spacing of training codes from its "
@@ -669,7 +680,8 @@ def analyse_ae_vs_vae(context, trials):
              "autoencoder's loss makes that space meaningful." if
              ae_box["nearest_code_ratio"] > 1.5 * vae["nearest_code_ratio"] and ratio > 1.2 else
              "; although box points land farther from the training codes, in this run the "
-             "decoder still maps them to digit-like images, so the textbook answer (noise) "
+             f"decoder still maps them to images that look like {w.kinds}, so the textbook "
+             "answer (noise) "
              "does not hold for this autoencoder." if ratio <= 1.2 else
              ": in this run the box is not much emptier than the VAE's prior is far from its "
              "codes, so the difference lies in what the decoders learned around the codes, not "
@@ -697,7 +709,7 @@ def analyse_ae_vs_vae(context, trials):
       for t in readings:
         findings.append(_reading_finding(
             t, noise[t.name], {k: by[(_trial_label(t), k)] for k, _ in AE_SAMPLERS}, ae_scores,
-            ae_rec, vae, vae_rec, latent_dim))
+            ae_rec, vae, vae_rec, latent_dim, w))
   points = sorted(((noise[t.name]["total_fraction"], _trial_label(t), t.metrics, noise[t.name], t)
                    for t in trials if noise[t.name] is not None), key=lambda p: p[0])
   sweep = len(points) >= 3 and points[0][0] == 0
@@ -706,20 +718,20 @@ def analyse_ae_vs_vae(context, trials):
   recs = {_trial_label(t): t.metrics.get("reconstruction") for t in main}
   findings.append(
       "**Reconstruction.** " + ", ".join(f"{k}: {v:.2f}" for k, v in recs.items() if v is not None)
-      + " nats per digit: the autoencoders reconstruct better than the VAE, whose code "
+      + f" nats per {w.noun}: the autoencoders reconstruct better than the VAE, whose code "
       "must also be a sample of a distribution close to the prior, so the comparison of "
       "samples above is not a comparison of capacity."
       if recs.get("VAE") is not None and all(v is not None and v < recs["VAE"]
                                              for k, v in recs.items() if k != "VAE")
       else "**Reconstruction.** " + ", ".join(f"{k}: {v:.2f}" for k, v in recs.items()
-                                              if v is not None) + " nats per digit.")
+                                              if v is not None) + f" nats per {w.noun}.")
   if s.sample_quality and interp_confidence:
     best = max(interp_confidence, key=interp_confidence.get)
     findings.append(
-        "**Interpolations.** Along the straight lines between the codes of two held-out digits "
+        f"**Interpolations.** Along the straight lines between the codes of two held-out {w.nouns} "
         "(figure below), the classifier's mean confidence on the 8 intermediate images is "
         + ", ".join(f"{k} {v:.3f}" for k, v in interp_confidence.items())
-        + f": the path stays most digit-like for the {best}.")
+        + f": the path stays most like a recognisable {w.kind} for the {best}.")
   text = [
       "## Results",
       f"All models have the same {latent_dim}-D encoder and decoder network and training "
@@ -735,11 +747,11 @@ def analyse_ae_vs_vae(context, trials):
       "than 1 means they land in empty space.",
   ]
   if s.sample_quality:
-    text.append(SAMPLE_QUALITY_TEXT.format(n=s.num_samples) + _classifier_note(context))
+    text.append(sample_quality_text(w, s.num_samples) + _classifier_note(context))
   figures = [
       report.figure(context, "Images decoded from random latent points (the same seed for "
                     "each), one panel per model and sampler.", samples_path),
-      report.figure(context, "Interpolations between two held-out digits (shown at both ends): "
+      report.figure(context, f"Interpolations between two held-out {w.nouns} (shown at both ends): "
                     "their codes joined by a straight line, 10 points decoded.", interp_path),
   ]
   if sweep:
@@ -760,7 +772,7 @@ def analyse_ae_vs_vae(context, trials):
         "channel with that noise carries per code. Each level is one training seed, and the "
         f"text below calls differences under {100 * NOTABLE_CHANGE:.0f}% 'about the same'. "
         + " ".join(f"The trial with {_noise_reading(t)} sits at {latent_dim}×"
-                   f"{t.config.model.noise_factor:g} = {x:g}·R in total."
+                   f"{t.config.model.noisy_autoencoder.noise_factor:g} = {x:g}·R in total."
                    for x, _, _, _, t in points if _is_per_dimension(t)),
         report.table(["noise total / R", "per latent / R", "SNR per latent", "max bits",
                       "trial"] + [c[1] for c in sweep_columns], sweep_rows),
@@ -773,7 +785,8 @@ def analyse_ae_vs_vae(context, trials):
     figures += [
         report.figure(context, "Against the total variance of the code noise (log scale): the "
                       "FD of random samples (left; dashed: the plain autoencoder, the VAE and "
-                      "real digits) and the reconstruction error of held-out digits (right). "
+                      f"real {w.nouns}) and the reconstruction error of held-out {w.nouns} "
+                      "(right). "
                       "The red squares are the per-dimension trial.", sweep_path),
         report.figure(context, "Box samples (uniform over the code box) of each autoencoder, "
                       "by the total variance of its code noise.", sweep_samples_path),
@@ -783,7 +796,7 @@ def analyse_ae_vs_vae(context, trials):
 
 
 def _interpolation_pairs(labels):
-  """Two pairs of held-out digits of different classes: (first 1, first 7), (first 4, first 9)."""
+  """Two pairs of held-out images of different classes: (first 1, first 7), (first 4, first 9)."""
   labels = np.asarray(labels)
   pairs = []
   for a, b in ((1, 7), (4, 9), (3, 8)):
@@ -801,31 +814,32 @@ PRIOR_NAMES = {"gaussian": "standard Gaussian N(0, I)", "gmm": "Gaussian mixture
 
 def analyse_priors(context, trials):
   """Held-out IWAE log-likelihood, ELBO, KL and active units per prior; sample grids."""
-  s = context.settings
+  s, w = context.settings, context.data_words
   panels = []
   for trial in trials:
     model = core.load_trial_model(trial)
     samples = (core.score_prior_samples(context, trial, model) if s.sample_quality else
                model.sample(s.num_samples, seed=s.seed).numpy())
     core.write_study_scalars(trial, trial.metrics)
-    panels.append((PRIOR_NAMES[trial.config.model.prior], _grid(samples[:36], 6)))
+    panels.append((PRIOR_NAMES[trial.config.model.vae.prior], _grid(samples[:36], 6)))
   samples_path = context.figure_path("samples_by_prior")
   viz.save_png(viz.side_by_side(panels), samples_path)
   columns = (("iwae_log_likelihood", "IWAE log p(x)", 2),
              ("iwae_log_likelihood_stderr", "± s.e.", 2),
-             ("iwae_examples_elbo", "ELBO, same digits", 2)) + ELBO_COLUMNS[:3] + ELBO_COLUMNS[4:]
+             ("iwae_examples_elbo", f"ELBO, same {w.nouns}", 2),
+             *ELBO_COLUMNS[:3], *ELBO_COLUMNS[4:])
   if s.sample_quality:
     columns += SAMPLE_COLUMNS[:2]
   rows = []
   for t in trials:
-    m = t.config.model
+    m = t.config.model.vae
     label = PRIOR_NAMES[m.prior] + (f" (K={m.num_components})" if m.prior != "gaussian" else "")
     rows.append([label] + _cells(t.metrics, columns))
   if s.sample_quality:
     reference = core.real_data_reference(context)
-    rows.append(["real digits"] + ["–"] * (len(columns) - 2)
+    rows.append([f"real {w.nouns}"] + ["–"] * (len(columns) - 2)
                 + _cells(reference, SAMPLE_COLUMNS[:2]))
-  iwae = {t.config.model.prior: t.metrics.get("iwae_log_likelihood") for t in trials}
+  iwae = {t.config.model.vae.prior: t.metrics.get("iwae_log_likelihood") for t in trials}
   stderr = max(t.metrics.get("iwae_log_likelihood_stderr", 0.0) for t in trials)
   order = sorted(iwae, key=lambda k: -iwae[k])
   observed = " > ".join(PRIOR_NAMES[k] for k in order)
@@ -834,19 +848,19 @@ def analyse_priors(context, trials):
   gaps = [iwae[a] - iwae[b] for a, b in zip(order, order[1:])]
   k = trials[0].metrics.get("iwae_samples", "?")
   findings = [
-      f"**Log-likelihood.** On the held-out digits the IWAE bound (K = {k}) orders the priors "
+      f"**Log-likelihood.** On the held-out {w.nouns} the IWAE bound (K = {k}) orders the priors "
       f"{observed} ({', '.join(f'{PRIOR_NAMES[p]} {iwae[p]:.2f}' for p in order)} nats). "
       + ("This is the ordering the VampPrior paper reports (VampPrior > mixture > standard)."
          if agrees else "This is NOT the ordering the VampPrior paper reports (VampPrior > "
          "mixture > standard); we report what our runs give.")
       + f" The gaps between neighbours are {', '.join(f'{g:.2f}' for g in gaps)} nats, against "
-      f"a standard error of the mean of up to {stderr:.2f} nats over digits; the models are "
-      "scored on the same digits, so their errors are correlated and a gap smaller than about "
+      f"a standard error of the mean of up to {stderr:.2f} nats over {w.nouns}; the models are "
+      f"scored on the same {w.nouns}, so their errors are correlated and a gap smaller than about "
       "one standard error should not be read as a ranking.",
   ]
-  elbo = {t.config.model.prior: t.metrics.get("elbo") for t in trials}
-  kl = {t.config.model.prior: t.metrics.get("kl") for t in trials}
-  active = {t.config.model.prior: t.metrics.get("active_units") for t in trials}
+  elbo = {t.config.model.vae.prior: t.metrics.get("elbo") for t in trials}
+  kl = {t.config.model.vae.prior: t.metrics.get("kl") for t in trials}
+  active = {t.config.model.vae.prior: t.metrics.get("active_units") for t in trials}
   findings.append(
       "**ELBO and KL.** " + "; ".join(
           f"{PRIOR_NAMES[p]}: ELBO {elbo[p]:.2f}, KL {kl[p]:.2f}, {active[p]} active units"
@@ -854,33 +868,35 @@ def analyse_priors(context, trials):
       "the same encoder the KL term costs less; whether that buys a better bound depends on "
       "how well the richer prior is fitted in the budget.")
   if s.sample_quality:
-    fd = {t.config.model.prior: t.metrics.get("frechet_distance") for t in trials}
+    fd = {t.config.model.vae.prior: t.metrics.get("frechet_distance") for t in trials}
     best = min(fd, key=fd.get)
     findings.append(
         f"**Samples.** The FD of prior samples is "
         f"{', '.join(f'{PRIOR_NAMES[p]} {fd[p]:.1f}' for p in fd)}; {PRIOR_NAMES[best]} gives "
-        "the samples closest to held-out digits.")
+        f"the samples closest to held-out {w.nouns}.")
   c = trials[0].config
   text = [
       "## Results",
       f"All priors share the network ({report.model_sentence(c)}, {c.model.latent_dim} latent "
-      f"dimensions) and budget; the mixture and the VampPrior have {c.model.num_components} "
+      f"dimensions) and budget; the mixture and the VampPrior have {c.model.vae.num_components} "
       "components (the VampPrior's are encoded pseudo-inputs), and the KL weight warms up "
-      f"linearly over {c.model.kl_warmup_epochs:g} epochs.",
+      f"linearly over {c.model.vae.kl_warmup_epochs:g} epochs.",
       report.table(["prior"] + [col[1] for col in columns], rows),
-      f"IWAE log p(x): importance-weighted bound with K = {k} samples per digit on "
-      f"{trials[0].metrics.get('iwae_examples', '?')} test digits (± its standard error "
-      "over digits), beside the ELBO of those same digits (the bound it must exceed); the "
-      f"other ELBO, reconstruction and KL are one-sample nats per digit over all "
-      f"{trials[0].metrics.get('num_examples', 0):,} test digits.",
+      f"IWAE log p(x): importance-weighted bound with K = {k} samples per {w.noun} on "
+      f"{trials[0].metrics.get('iwae_examples', '?')} test {w.nouns} (± its standard error "
+      f"over {w.nouns}), beside the ELBO of those same {w.nouns} (the bound it must exceed); the "
+      f"other ELBO, reconstruction and KL are one-sample nats per {w.noun} over all "
+      f"{trials[0].metrics.get('num_examples', 0):,} test {w.nouns}.",
   ]
   if s.sample_quality:
-    text.append(sample_quality_text(SAMPLE_COLUMNS[:2]).format(n=s.num_samples)
+    text.append(sample_quality_text(w, s.num_samples, SAMPLE_COLUMNS[:2])
                 + _classifier_note(context))
   text += [
       "## What the numbers say", "\n\n".join(findings),
-      "The VampPrior paper trains on 50,000 (or 60,000) MNIST digits for hundreds of epochs; "
-      "our trials train on 9,000 digits for the budget above, so absolute log-likelihoods are "
+      "The VampPrior paper trains on MNIST's 50,000 (or 60,000) training images for hundreds "
+      "of epochs; "
+      f"our trials train on {report.split_counts(context.examples_dir)['train']:,} "
+      f"{w.named} for the budget above, so absolute log-likelihoods are "
       "not comparable with its tables, only the ordering is.",
       "## Figures",
       report.figure(context, "Samples from each prior, decoded (decoder means).", samples_path),

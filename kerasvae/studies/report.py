@@ -1,6 +1,11 @@
 """Markdown pieces of a study report: tables, figures, the data and budget paragraphs."""
 
+import dataclasses
 import math
+import re
+from pathlib import Path
+
+from kerasvae import kinds
 
 
 def fmt(value, digits=2):
@@ -35,6 +40,65 @@ def figure(context, caption, path):
   return f"![{caption}]({rel})\n\n*{caption}*"
 
 
+@dataclasses.dataclass(frozen=True)
+class DataWords:
+  """How a report names its data, so no sentence calls a garment a digit.
+
+  Attributes:
+    name: the data set's name ("MNIST", "Fashion-MNIST"); "" for data the reports do not know.
+    noun: one example, as in "nats per digit", "held-out images" (`nouns`: the plural).
+    kind: what the classifier recognises, as in "do they look like some digit?" (`kinds`).
+    classes: the classes as a group, as in "the ten digits are equally frequent".
+  """
+  name: str
+  noun: str
+  nouns: str
+  kind: str
+  kinds: str
+  classes: str
+
+  @property
+  def named(self):
+    """'MNIST digits', 'Fashion-MNIST images', or 'images' for other data."""
+    return f"{self.name} {self.nouns}" if self.name else self.nouns
+
+
+# Keyed by the data set's folder, file or TFDS name (`known_data_set`). Fashion-MNIST's ten
+# classes are clothes, shoes and bags: an example is an image, a class a fashion item.
+DATA_WORDS = {
+    "mnist": DataWords("MNIST", "digit", "digits", "digit", "digits", "digits"),
+    "fashion_mnist": DataWords("Fashion-MNIST", "image", "images", "fashion item",
+                               "fashion items", "classes"),
+}
+OTHER_DATA_WORDS = DataWords("", "image", "images", "object", "objects", "classes")
+_IMAGE_FIELDS = {"idx": "images", "npz": "path", "image_folder": "root", "tfds": "name"}
+
+
+def known_data_set(ingest):
+  """The key of `DATA_WORDS` that an ingest config reads, or None for any other data.
+
+  Read from the data's own name: the images file's name or its folder's (`mnist/`,
+  `fashion_mnist/`, Debian's `fashion-mnist/`, `fashion_mnist.npz`) or the TFDS name, never
+  from the study's name. Only a whole name counts, so `kmnist` or `emnist` are other data.
+  """
+  source = ingest.data.source
+  if source not in _IMAGE_FIELDS:
+    return None
+  value = getattr(getattr(ingest.data, source), _IMAGE_FIELDS[source]) or ""
+  path = Path(value)
+  for name in (path.name, path.parent.name):
+    key = re.sub(r"[-_ ]+", "_", re.sub(r"(\.(gz|npz|npy))+$|:.*$", "", name.lower()))
+    if key in DATA_WORDS:
+      return key
+  return None
+
+
+def data_words(ingest):
+  """The `DataWords` of the data an ingest config reads: MNIST's digits, Fashion-MNIST's
+  images, or neutral images for any other data."""
+  return DATA_WORDS.get(known_data_set(ingest), OTHER_DATA_WORDS)
+
+
 def data_paragraph(config, split_counts):
   """Where the data comes from and how it is split, in words."""
   ingest = config.ingest
@@ -45,7 +109,9 @@ def data_paragraph(config, split_counts):
               f"{n_test:,} test. Every number below is on the test split.")
   if source == "idx":
     where = ingest.data.idx.images
-    split = (f"digits 0–{ingest.split.validation_start - 1:,} train, "
+    data_set = known_data_set(ingest)
+    nouns = data_words(ingest).nouns
+    split = (f"{nouns} 0–{ingest.split.validation_start - 1:,} train, "
              f"{ingest.split.validation_start:,}–{ingest.split.eval_start - 1:,} validate and the "
              f"remaining {n_test:,} are the test split" if ingest.split.method == "index"
              else "split by a hash of each example's index" if ingest.split.method == "hash"
@@ -53,12 +119,17 @@ def data_paragraph(config, split_counts):
              "from its training split")
     binar = (" Pixels are binarised dynamically (a fresh Bernoulli draw of each grey level every "
              "epoch; evaluation uses one fixed draw)." if ingest.binarize == "dynamic" else "")
-    if "fashion" in where.lower():
-      what = ("**Data.** Fashion-MNIST (Xiao et al. 2017; 28×28 grey images of ten kinds of "
-              f"garment), its official 60,000 training and 10,000 test images (`{where}`): ")
-    else:
+    if data_set == "fashion_mnist":
+      what = ("**Data.** Fashion-MNIST (Xiao et al. 2017; 28×28 grey images of clothes, shoes and "
+              f"bags in ten classes), its official 60,000 training and 10,000 test images "
+              f"(`{where}`): ")
+    elif data_set == "mnist" and Path(where).name.startswith("t10k"):
       what = ("**Data.** MNIST here is the official MNIST *test* split of 10,000 digits "
               f"(`{where}`), the only MNIST copy available offline: ")
+    elif data_set == "mnist":
+      what = f"**Data.** MNIST digits (`{where}`): "
+    else:
+      what = f"**Data.** IDX images (`{where}`): "
     return f"{what}{split}.{protocol}{binar}"
   if source == "dsprites":
     d = ingest.data.dsprites
@@ -106,12 +177,21 @@ def model_sentence(config, capital=False):
   else:
     net = (f"a convolutional encoder and decoder (stride-2 convolutions with "
            f"{list(m.filters)} channels, a {m.dense_units}-unit dense layer)")
-  text = f"{net}, a {LIKELIHOOD_NAMES.get(m.likelihood, m.likelihood)} decoder"
+  settings = m.settings
+  if isinstance(settings, kinds.LikelihoodPriorSettings):
+    text = f"{net}, a {LIKELIHOOD_NAMES.get(settings.likelihood, settings.likelihood)} decoder"
+  else:
+    loss = {"bce": "binary cross-entropy", "mse": "squared error"}[settings.reconstruction_loss]
+    text = f"{net}, a sigmoid decoder trained on {loss}"
   return text[0].upper() + text[1:] if capital else text
 
 
-def budget_section(trials, wall_clock_seconds, quick):
-  """The training budget of every trial and the study's wall-clock."""
+def budget_section(trials, wall_clock_seconds, quick, sweep=False):
+  """The training budget of every trial and the study's wall-clock.
+
+  `sweep`: the trials ran as a Kubeflow sweep (`kerasvae pipeline compile --study`), each in
+  its own tasks, and `wall_clock_seconds` is the report task's alone.
+  """
   c = trials[0].config
   t = c.train
   lines = []
@@ -126,9 +206,13 @@ def budget_section(trials, wall_clock_seconds, quick):
                   "better validation ELBO" if t.early_stopping_patience else "")
                + f", {_seeds(trials)}). From scratch, the trials' training and evaluation take "
                f"{sum(tr.train_seconds + tr.evaluate_seconds for tr in trials) / 60:.1f} minutes "
-               "in all (the table, measured on this machine: 2 CPU cores); this invocation took "
-               f"{wall_clock_seconds / 60:.1f} minutes of wall-clock, since trials finished by an "
-               "earlier invocation are reused and the study's own analysis comes on top.\n")
+               + ("in all (the table, measured in each trial's own tasks of a Kubeflow sweep, "
+                  "which ran side by side); the report task, the study's own analysis, took "
+                  f"{wall_clock_seconds / 60:.1f} minutes.\n" if sweep else
+                  "in all (the table, measured on this machine: 2 CPU cores); this invocation "
+                  f"took {wall_clock_seconds / 60:.1f} minutes of wall-clock, since trials "
+                  "finished by an earlier invocation are reused and the study's own analysis "
+                  "comes on top.\n"))
   rows = [[tr.name, tr.epochs_run, f"{tr.epochs_run * tr.steps_per_epoch * t.batch_size:,}",
            fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
   lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
@@ -148,9 +232,14 @@ def seed_phrase(seeds):
   return f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}"
 
 
-def tensorboard_section(context):
+def tensorboard_section(context, sweep=False):
   extra = (" The study's own numbers, such as sample quality, are scalars under `study/`."
            if context.settings.sample_quality else "")
+  if sweep:
+    return ("**TensorBoard.** The trials ran as a Kubeflow sweep: each trial's training curves, "
+            "images, projector and HParams session are in the `logs/` folder of its train "
+            "task's Model artifact (`tensorboard --logdir` on those folders shows them side by "
+            "side); the study's own numbers are in `results.json`.")
   return ("**TensorBoard.** Every trial is a normal pipeline run in `runs/`; "
           f"`tensorboard --logdir {context.output / 'runs'}` shows their training curves, "
           "images, eval latents in the projector and, in the HParams tab, one session per trial "
@@ -284,3 +373,63 @@ SEED_COLUMNS = (
     ("class_entropy_bits", "class entropy (bits)", 2, None),
     ("beta_vae_score", "β-VAE score ↑", 3, True), ("factor_vae_score", "FactorVAE score ↑", 3, True),
     ("mig", "MIG ↑", 3, True))
+
+
+# The disentanglement scores the evaluate step writes (`kerasvae.steps.evaluate`), named as the
+# reports name them, in their order; a report shows those a trial's metrics.json holds.
+SCORE_LABELS = {
+    "beta_vae_score": "β-VAE score", "factor_vae_score": "FactorVAE score", "mig": "MIG",
+    "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
+    "dci_informativeness": "DCI informativeness", "sap": "SAP score"}
+PER_FACTOR = "_per_factor"  # `mig_per_factor`: one value per factor, in `factor_names`' order
+
+
+def _number(value):
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def score_keys(trials):
+  """The disentanglement scores the trials' metrics hold, in `SCORE_LABELS`' order, then any
+  other score the evaluate step writes per factor too (a scalar `<key>` beside a list
+  `<key>_per_factor`), in the order of the first trial's metrics."""
+  held = {k for t in trials for k, v in t.metrics.items() if _number(v)}
+  per_factor = [k[:-len(PER_FACTOR)] for t in trials for k in t.metrics
+                if k.endswith(PER_FACTOR)]
+  return [k for k in SCORE_LABELS if k in held] + list(dict.fromkeys(
+      k for k in per_factor if k in held and k not in SCORE_LABELS))
+
+
+def score_label(key):
+  """'MIG', 'DCI completeness'; a per-factor scalar 'MIG: shape'; an unknown key as it is."""
+  score, _, factor = key.partition("/")
+  label = SCORE_LABELS.get(score, score)
+  return f"{label}: {factor}" if factor else label
+
+
+def score_columns(trials):
+  """`seed_summary` columns `(key, header ↑, 3 digits, higher is better)` of `score_keys`."""
+  return [(key, f"{score_label(key)} ↑", 3, True) for key in score_keys(trials)]
+
+
+def per_factor_keys(trials, score):
+  """The scalars `<score>/<factor>` of one score, in the factors' order; each trial's metrics
+  gain those its `<score>_per_factor` list and `factor_names` give and it lacks (a metrics.json
+  written before the evaluate step wrote them as scalars)."""
+  keys = []
+  for trial in trials:
+    values = trial.metrics.get(score + PER_FACTOR)
+    names = trial.metrics.get("factor_names")
+    names = names if isinstance(names, list) else []
+    if isinstance(values, list) and len(values) == len(names):
+      for name, value in zip(names, values):
+        trial.metrics.setdefault(f"{score}/{name}", value)
+    # The factors' own order (metrics.json's keys are sorted), then any other factor.
+    keys += [f"{score}/{name}" for name in names if f"{score}/{name}" in trial.metrics]
+    keys += [k for k in trial.metrics if k.startswith(f"{score}/")]
+  return list(dict.fromkeys(keys))
+
+
+def study_seed_columns(trials):
+  """`SEED_COLUMNS` plus the disentanglement scores the trials hold that it lacks (DCI, SAP)."""
+  known = {c[0] for c in SEED_COLUMNS}
+  return tuple(SEED_COLUMNS) + tuple(c for c in score_columns(trials) if c[0] not in known)

@@ -114,8 +114,8 @@ CONFIG_CASES = [
      r"\(from --set train\.learning_rate=\.nan\)"),
     ("nan-eval-fraction", ["run", "--set", "ingest.split.eval_fraction=.nan"],
      r"config\.ingest\.split\.eval_fraction: expected a finite number\. Received: nan"),
-    ("inf-kl-weight", ["train", "--set", "model.kl_weight=.inf"],
-     r"model\.kl_weight: expected a finite number\. Received: inf"),
+    ("inf-kl-weight", ["train", "--set", "model.vae.kl_weight=.inf"],
+     r"model\.vae\.kl_weight: expected a finite number\. Received: inf"),
     ("overflowing-float", ["train", "--set", "train.learning_rate=1e999"],
      r"train\.learning_rate: expected a finite number\. Received: inf"),
     ("huge-int-as-float", ["train", "--set", f"train.learning_rate={10**400}"],
@@ -142,9 +142,10 @@ CONFIG_CASES = [
      r"config\.model\.latent_dim: expected an integer\. Received: 'abc' "
      r"\(from --set model\.latent_dim=abc\)$"),
     ("set-unknown-key", ["train", "--set", "model.latent_dims=3"],
-     r"unknown key 'latent_dims' \(from --set model\.latent_dims=3\)\. Valid keys: architecture"),
-    ("set-bad-choice", ["train", "--set", "model.prior=vampp"],
-     r"model\.prior: expected one of \['gaussian', 'gmm', 'vamp'\]\. Received: 'vampp'"),
+     r"unknown key 'latent_dims' \(from --set model\.latent_dims=3\)\. Valid keys: "
+     r"annealed_vae, architecture, .*latent_dim"),
+    ("set-bad-choice", ["train", "--set", "model.vae.prior=vampp"],
+     r"model\.vae\.prior: expected one of \['gaussian', 'gmm', 'vamp'\]\. Received: 'vampp'"),
     ("set-bad-bool", ["train", "--set", "train.progress=maybe"],
      r"train\.progress: expected true or false\. Received: 'maybe'"),
     ("set-int-out-of-range", ["train", "--set", "model.latent_dim=0"],
@@ -238,16 +239,16 @@ def test_yaml_numbers_like_1e_minus_4_are_numbers(tmp_path, monkeypatch, capsys)
   text = (tmp_path / "c.yaml").read_text().replace("PLACEHOLDER", "1e-4")
   (tmp_path / "c.yaml").write_text(text)
   assert yaml.safe_load(text)["train"]["learning_rate"] == "1e-4"  # what PyYAML alone gives
-  code, _ = run_main(["config", "--config", "c.yaml", "--set", "model.kl_weight=5E+0",
+  code, _ = run_main(["config", "--config", "c.yaml", "--set", "model.vae.kl_weight=5E+0",
                       "--set", "evaluate.thresholds.elbo.lower_bound=-2e2"],
                      tmp_path, monkeypatch, capsys)
   assert code == 0
   from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
-  config = configs.load_pipeline_config(tmp_path / "c.yaml", ["model.kl_weight=5E+0",
+  config = configs.load_pipeline_config(tmp_path / "c.yaml", ["model.vae.kl_weight=5E+0",
                                                               "train.batch_size=64",
                                                               "evaluate.thresholds.elbo."
                                                               "lower_bound=-2e2"])
-  assert config.train.learning_rate == 1e-4 and config.model.kl_weight == 5.0
+  assert config.train.learning_rate == 1e-4 and config.model.vae.kl_weight == 5.0
   assert config.evaluate.thresholds == {"elbo": {"lower_bound": -200.0}}
   assert config.train.batch_size == 64  # integers stay integers
 

@@ -9,18 +9,21 @@ from kerasvae.steps import configs
 
 def test_hparams_list_only_the_settings_the_model_uses():
   mlp = summaries.flat_hparams(configs.load_pipeline_config(None, [
-      "model.architecture=mlp", "model.likelihood=bernoulli", "model.prior=gaussian"]))
-  assert "model.hidden_units" in mlp and "model.kl_weight" in mlp
-  for name in ("model.filters", "model.dense_units", "model.gaussian_scale", "model.learn_scale",
-               "model.num_components", "model.noise_factor", "model.reconstruction_loss",
+      "model.architecture=mlp", "model.vae.likelihood=bernoulli", "model.vae.prior=gaussian"]))
+  assert "model.hidden_units" in mlp and "model.vae.kl_weight" in mlp
+  for name in ("model.filters", "model.dense_units", "model.vae.gaussian_scale",
+               "model.vae.learn_scale", "model.vae.num_components",
+               "model.noisy_autoencoder.noise_factor",
+               "model.noisy_autoencoder.reconstruction_loss",
                "train.lr_decay_rate", "train.lr_decay_epochs"):
     assert name not in mlp, name
   conv_ae = summaries.flat_hparams(configs.load_pipeline_config(None, [
       "model.architecture=conv", "model.kind=noisy_autoencoder", "train.lr_schedule=exponential"]))
-  for name in ("model.filters", "model.dense_units", "model.noise_factor",
-               "model.reconstruction_loss", "train.lr_decay_rate"):
+  for name in ("model.filters", "model.dense_units", "model.noisy_autoencoder.noise_factor",
+               "model.noisy_autoencoder.reconstruction_loss", "train.lr_decay_rate"):
     assert name in conv_ae, name
-  for name in ("model.hidden_units", "model.prior", "model.kl_weight", "model.likelihood"):
+  for name in ("model.hidden_units", "model.vae.prior", "model.vae.kl_weight",
+               "model.vae.likelihood"):
     assert name not in conv_ae, name
 
 

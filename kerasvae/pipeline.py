@@ -1,0 +1,70 @@
+"""The kerasvae pipeline: ingest → train → evaluate → export, wired through named artifacts.
+
+Only wiring lives here: each step reads the artifacts the previous steps
+wrote (`examples`, `model`, `blessing`) and the step code is in
+`kerasvae.steps`. Every step's output is a sub-directory of the run directory.
+`kerasvae run` and every study trial call `run_pipeline`; `kerasvae.kfp_pipeline` is the
+same pipeline as Kubeflow components.
+"""
+
+from pathlib import Path
+
+from kerasvae import artifacts
+from kerasvae.steps import common
+from kerasvae.steps import evaluate
+from kerasvae.steps import export
+from kerasvae.steps import ingest
+from kerasvae.steps import train
+
+STEPS = ("ingest", "train", "evaluate", "export")
+
+
+def step_dirs(run_dir):
+  return {name: run_dir / name for name in STEPS}
+
+
+def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
+  """Runs `steps` of the pipeline for `config` in its run directory.
+
+  Args:
+    config: a `PipelineConfig`.
+    steps: which steps to run; the others' artifacts must already exist.
+    force: redo the steps even when their inputs and config are unchanged.
+    run_dir: the run directory; default `common.run_directory(config)`.
+
+  Returns:
+    A dict of the artifacts: run_dir, examples, train, evaluate, saved_model.
+  """
+  given_run_dir = run_dir is not None
+  run_dir = Path(run_dir or common.run_directory(config))
+  if run_dir.exists() and not run_dir.is_dir():
+    raise common.StepError(f"Expected a run directory at {run_dir}. Received: a file there.")
+  common.refuse_symlinks(config, run_dir, steps)
+  dirs = step_dirs(run_dir)
+  out = {"run_dir": run_dir}
+  examples_dir = common.examples_directory(config)
+  model_dir = Path(config.export.base_dir) / config.export.model_name
+  made = [run_dir, examples_dir]  # folders a failed command must not leave
+  if "export" in steps:
+    made.append(model_dir)
+  # A full device is named with the folder each step writes and the setting that placed it.
+  runs = "--run-dir" if given_run_dir else "run.runs_dir"
+  with artifacts.remove_empty_on_failure(*made), \
+      artifacts.disk_full_named(run_dir, runs), common.run_lock(run_dir):
+    if "ingest" in steps:
+      with artifacts.disk_full_named(examples_dir, "run.runs_dir"):
+        out["examples"] = ingest.run(config, dirs["ingest"], force=force)
+    else:
+      out["examples"] = ingest.examples_of(config, dirs["ingest"])
+    if "train" in steps:
+      with artifacts.disk_full_named(dirs["train"], runs):
+        out["train"] = train.run(config, out["examples"], dirs["train"], force=force)
+    if "evaluate" in steps:
+      with artifacts.disk_full_named(dirs["evaluate"], runs):
+        out["evaluate"] = evaluate.run(config, out["examples"], dirs["train"],
+                                       dirs["evaluate"], force=force)
+    if "export" in steps:
+      with artifacts.disk_full_named(model_dir, "export.base_dir"):
+        out["saved_model"] = export.run(config, dirs["train"], dirs["evaluate"],
+                                        dirs["export"], force=force)
+  return out

@@ -1,0 +1,135 @@
+"""A study as a Kubeflow sweep: its plan as data for the compiled spec, and the report from artifacts.
+
+`kerasvae pipeline compile --study NAME` loads the study with the same loader as
+`kerasvae study NAME` (`studies.plan_study`) and writes `sweep_spec(plan)` into the
+pipeline: every trial's name, seed, overrides and whole pipeline config. Each trial then
+trains and evaluates in its own tasks, and the report task calls `report_from_artifacts`,
+which lays the trials' Model and evaluation artifacts out as the local study's run
+directories and writes the same `report.md`, `results.json` and figures
+(`studies.write_report`).
+
+No kfp here: the artifacts arrive as folders.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from kerasvae import artifacts
+from kerasvae import config as config_lib
+from kerasvae.config import ConfigError
+from kerasvae.data.config import bundled_data_dir
+from kerasvae.data.config import relative_data_paths
+
+
+def trial_config_text(config):
+  """A trial's `PipelineConfig` as one line of YAML, its data paths inside the data directory
+  made relative to it (each task resolves them against its own `$KERASVAE_DATA_DIR`)."""
+  data = config_lib.to_dict(config)
+  relative_data_paths(data["ingest"], bundled_data_dir())
+  return yaml.safe_dump(data, default_flow_style=True, sort_keys=False,
+                        width=float("inf")).strip()
+
+
+def sweep_spec(plan):
+  """The plan of a study as plain data (JSON), what the compiled pipeline carries.
+
+  Returns:
+    `{"study", "config", "bundled", "title", "description", "settings", "quick",
+    "overrides", "trials": [{"name", "setting", "seed", "overrides", "full_only",
+    "config"}]}`; a trial's `config` is `trial_config_text` of its `PipelineConfig`.
+  """
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  bundled = plan.path.resolve().parent == core.STUDY_CONFIG_DIR.resolve()
+  return {
+      "study": plan.name, "config": plan.path.name if bundled else str(plan.path),
+      "bundled": bundled, "title": plan.title, "description": plan.description,
+      "settings": config_lib.to_dict(plan.settings), "quick": plan.quick,
+      "overrides": list(plan.overrides),
+      "trials": [{"name": t.name, "setting": t.setting, "seed": t.seed,
+                  "overrides": t.overrides, "full_only": t.full_only,
+                  "config": trial_config_text(t.config)} for t in plan.trials]}
+
+
+def plan_from_spec(spec, output):
+  """The `StudyPlan` a `sweep_spec` describes, its trials' runs under `output/runs`."""
+  from kerasvae import studies  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  if spec.get("study") not in studies.STUDIES:
+    raise ConfigError(f"Expected a study name among {sorted(studies.STUDIES)}. Received: "
+                      f"study={spec.get('study')!r} in the sweep's spec")
+  output = Path(output)
+  trials = []
+  for entry in spec["trials"]:
+    config = kfp_adapter.load_config(entry["config"])
+    config.run.runs_dir = str(output / "runs")
+    trials.append(core.Trial(name=entry["name"], overrides=entry["overrides"], config=config,
+                             full_only=entry["full_only"], setting=entry["setting"],
+                             seed=entry["seed"]))
+  settings = config_lib.from_dict(core.StudySettings, spec["settings"], where="study")
+  path = core.STUDY_CONFIG_DIR / spec["config"] if spec["bundled"] else Path(spec["config"])
+  return studies.StudyPlan(studies.STUDIES[spec["study"]], spec["study"], path, output,
+                           spec["title"], spec["description"], settings, trials,
+                           tuple(spec["overrides"]), spec["quick"])
+
+
+def report_from_artifacts(spec, examples_dir, model_dirs, evaluation_dirs, output):
+  """Writes the study's report from the sweep's artifacts; returns the path of `report.md`.
+
+  Each trial's train step directory (a Model artifact) and evaluate step directory are
+  matched to it by the fingerprints their steps recorded (of the trial's config and the
+  Examples), not by their order, and copied to `<output>/runs/<run>/train` and `evaluate`:
+  the layout the local study's analysis reads.
+
+  Args:
+    spec: `sweep_spec` of the study (a mapping).
+    examples_dir: the Examples artifact every trial read.
+    model_dirs, evaluation_dirs: the trials' train and evaluate step directories, any order.
+    output: the study directory to write.
+  """
+  from kerasvae import studies  # pylint: disable=import-outside-toplevel
+  from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import evaluate  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import train  # pylint: disable=import-outside-toplevel
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  t0 = time.time()
+  plan = plan_from_spec(spec, output)
+  examples_meta = reader.read_metadata(examples_dir)
+
+  def by_fingerprint(dirs):
+    return {artifacts.read_json(Path(d) / artifacts.METADATA_FILE).get("fingerprint"): Path(d)
+            for d in dirs}
+
+  models, evaluations = by_fingerprint(model_dirs), by_fingerprint(evaluation_dirs)
+  for trial in plan.trials:
+    model_dir = models.get(train.train_fingerprint(trial.config, examples_meta))
+    if model_dir is None:
+      raise common.StepError(f"Expected a Model artifact of trial {trial.name!r} among the "
+                             f"sweep's {len(models)}. Received: none trained with its config")
+    train_meta = artifacts.read_json(model_dir / artifacts.METADATA_FILE)
+    evaluation_dir = evaluations.get(evaluate.evaluate_fingerprint(trial.config, train_meta))
+    if evaluation_dir is None:
+      raise common.StepError(f"Expected an evaluation of trial {trial.name!r} among the "
+                             f"sweep's {len(evaluations)}. Received: none of its model")
+    run_dir = common.run_directory(trial.config)
+    for source, step in ((model_dir, "train"), (evaluation_dir, "evaluate")):
+      shutil.rmtree(run_dir / step, ignore_errors=True)
+      shutil.copytree(source, run_dir / step)
+    core.read_trial_results(trial, run_dir)
+  context = core.StudyContext(name=plan.name, output=plan.output, settings=plan.settings,
+                              quick=plan.quick, base=plan.trials[0].config,
+                              examples_dir=Path(examples_dir))
+  return studies.write_report(plan, context, plan.trials, t0, sweep=True)
+
+
+def read_spec(text):
+  """A `sweep_spec` from its JSON text (the report task's parameter)."""
+  spec = json.loads(text)
+  if not isinstance(spec, dict) or not spec.get("trials"):
+    raise ConfigError(f"Expected the JSON of a study sweep with trials. Received: {text[:80]!r}")
+  return spec
