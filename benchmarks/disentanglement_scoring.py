@@ -187,7 +187,8 @@ def study_config(architecture, quick, train_points, eval_points):
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
   name = STUDY_CONFIGS[architecture]
   overrides = [f"evaluate.disentanglement_train_points={train_points}",
-               f"evaluate.disentanglement_eval_points={eval_points}"]
+               f"evaluate.disentanglement_eval_points={eval_points}",
+               "evaluate.dci=true"]  # timed even where the study's quick version leaves it out
   with tempfile.TemporaryDirectory(prefix="kerasvae-scoring-bench-") as output:
     _, _, _, trials = core.load_study_config(core.resolve_study_config_path(name),
                                              overrides=overrides, quick=quick, output=output)

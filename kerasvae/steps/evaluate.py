@@ -80,7 +80,8 @@ def disentanglement_metrics(model, data, config, show_progress=True):
   `ENCODE_WHOLE_GRID_DRAWS` codes per factor combination (2.93 million of dSprites' 737,280
   at the defaults), the whole grid is encoded first, in full batches; otherwise each image
   when a score first draws it. DCI then fits a gradient-boosted classifier per factor, the
-  longest part at the defaults (minutes: one tree per class and stage).
+  longest part at the defaults (minutes: one tree per class and stage); `config.dci` false
+  leaves it out.
 
   Returns:
     The scores' dicts merged (`beta_vae_score`, `factor_vae_score`, `mig`,
@@ -116,6 +117,8 @@ def disentanglement_metrics(model, data, config, show_progress=True):
        lambda represent: metrics.compute_sap(grid, represent, config.seed, num_train=n_train,
                                              num_eval=n_eval)),
   )
+  if not config.dci:
+    scores = tuple(score for score in scores if score[0] != "DCI")
   draws = sum(num_codes for _, num_codes, _ in scores)
   if draws >= ENCODE_WHOLE_GRID_DRAWS * grid.num_combinations:
     whole = grid.num_combinations
@@ -147,7 +150,7 @@ def per_factor_scalars(scores):
   `mig/<factor name>`, which TensorBoard shows and thresholds may name; the lists stay too."""
   names = scores["factor_names"]
   return {f"{metric}/{factor}": float(value) for metric in configs.PER_FACTOR_METRICS
-          for factor, value in zip(names, scores[f"{metric}_per_factor"])}
+          for factor, value in zip(names, scores.get(f"{metric}_per_factor", ()))}
 
 
 def sample_quality_metrics(model, examples_dir, eval_images, seed):
@@ -284,6 +287,8 @@ def evaluate_fingerprint(config, train_meta, served=None):
   evaluate = config_lib.to_dict(config.evaluate)
   if not evaluate["change_thresholds"]:  # evaluations from before baselines stay reusable
     del evaluate["change_thresholds"]
+  if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
+    del evaluate["dci"]
   else:
     evaluate["baseline"] = [str(served[0]), served[1]] if served else None
   return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],

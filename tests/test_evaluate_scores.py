@@ -1,0 +1,48 @@
+"""The evaluate step's disentanglement scores: which it computes, how they reach metrics.json."""
+
+import types
+
+import tensorflow as tf
+
+from kerasvae import artifacts
+from kerasvae import config as config_lib
+from kerasvae.metrics import ground_truth
+from kerasvae.steps import configs
+from kerasvae.steps import evaluate
+
+
+class FactorModel:  # a stand-in: the codes are the factors themselves
+  def encode_mean(self, x):
+    return tf.reshape(tf.cast(x, tf.float32), [-1, 2])
+
+
+def test_per_factor_lists_become_scalars_named_by_factor():
+  config = configs.EvaluateConfig(disentanglement_train_points=40,
+                                  disentanglement_eval_points=20)
+  data = ground_truth.FactorGrid((3, 4), factor_names=("shape", "scale"))
+  out = evaluate.disentanglement_metrics(FactorModel(), data, config, show_progress=False)
+  for metric in configs.PER_FACTOR_METRICS:
+    assert [out[f"{metric}/{name}"] for name in ("shape", "scale")] == out[f"{metric}_per_factor"]
+  # Codes equal to the factors: each factor in one code, predicted from it perfectly.
+  assert out["dci_disentanglement"] > 0.99 and out["dci_completeness"] > 0.99
+  assert out["dci_informativeness"] == 1.0
+  numbers = [k for k, v in out.items() if isinstance(v, (int, float))]
+  assert all(configs.is_threshold_metric(k) for k in numbers), numbers
+
+
+def test_dci_can_be_left_out_and_keeps_the_evaluation_fingerprint():
+  config = configs.EvaluateConfig(disentanglement_train_points=20,
+                                  disentanglement_eval_points=10, dci=False)
+  out = evaluate.disentanglement_metrics(FactorModel(), ground_truth.FactorGrid((3, 4)), config,
+                                         show_progress=False)
+  assert "sap" in out and "sap/factor_0" in out and "mig/factor_1" in out
+  assert not [key for key in out if key.startswith("dci")]
+  # The default (DCI on) fingerprints as evaluations from before the switch did.
+  train_meta = {"fingerprint": "f", "digests": {}}
+  fingerprint = lambda c: evaluate.evaluate_fingerprint(  # noqa: E731
+      types.SimpleNamespace(evaluate=c), train_meta)
+  assert fingerprint(configs.EvaluateConfig()) != fingerprint(configs.EvaluateConfig(dci=False))
+  assert fingerprint(configs.EvaluateConfig()) == artifacts.fingerprint(
+      {"evaluate": {k: v for k, v in config_lib.to_dict(configs.EvaluateConfig()).items()
+                    if k not in ("change_thresholds", "dci")},
+       "train": "f", "model": None})
