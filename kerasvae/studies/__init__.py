@@ -88,7 +88,8 @@ STUDIES = {
         "every latent's variance) make them decode to data, and how does a VAE differ?",
         _mnist("ae_vs_vae"),
         chart_metrics=(("reconstruction", "reconstruction, nats"), _FD,
-                       ("precision", "sample precision"), ("recall", "sample recall"))),
+                       ("precision", "sample precision"), ("recall", "sample recall")),
+        setting_name="model"),
     "priors": Study(
         "priors", "Does a learned prior (Gaussian mixture, VampPrior) give a better "
         "log-likelihood than the standard Gaussian with the same network and budget?",
