@@ -60,9 +60,8 @@ class AnnealedVAE(autoencoders.VAE):
         raise ValueError(f"Expected no {name}: an AnnealedVAE weighs its KL term with gamma "
                          f"against the capacity. Received: {name}={kwargs[name]!r}")
     super().__init__(input_shape, latent_dim, **kwargs)
-    self.gamma = autoencoders._check_number(gamma, "gamma")  # pylint: disable=protected-access
-    self.max_capacity = autoencoders._check_number(  # pylint: disable=protected-access
-        max_capacity, "max_capacity")
+    self.gamma = autoencoders.check_number(gamma, "gamma")
+    self.max_capacity = autoencoders.check_number(max_capacity, "max_capacity")
     if (not isinstance(capacity_steps, (int, np.integer)) or isinstance(capacity_steps, bool)
         or capacity_steps < 0):
       raise ValueError("Expected capacity_steps to be an integer >= 0. "

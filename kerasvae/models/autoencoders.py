@@ -14,6 +14,7 @@ References:
 """
 
 import dataclasses
+import math
 
 import keras
 import numpy as np
@@ -51,9 +52,13 @@ def stateless_seed(seed):
                    f"Received: seed={seed!r}")
 
 
-def _check_number(value, name, low=0.0):
-  if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or value < low:
-    raise ValueError(f"Expected {name} to be a number >= {low}. Received: {name}={value}")
+def check_number(value, name, low=0.0, positive=False):
+  """`value` as a float: a finite number >= `low` (> `low` when `positive`); else a ValueError
+  naming `name`. The model kinds check their weights and rates with it."""
+  if (not isinstance(value, (int, float, np.number)) or isinstance(value, bool)
+      or not math.isfinite(value) or value < low or (positive and value == low)):
+    raise ValueError(f"Expected {name} to be a finite number {'>' if positive else '>='} "
+                     f"{low:g}. Received: {name}={value!r}")
   return float(value)
 
 
@@ -289,7 +294,7 @@ class VAE(LatentVariableModel):
   def __init__(self, input_shape, latent_dim, prior="gaussian", kl_weight=1.0,
                kl_warmup_steps=0, **kwargs):
     super().__init__(input_shape, latent_dim, **kwargs)
-    self.kl_weight = _check_number(kl_weight, "kl_weight")
+    self.kl_weight = check_number(kl_weight, "kl_weight")
     if not isinstance(kl_warmup_steps, (int, np.integer)) or kl_warmup_steps < 0:
       raise ValueError("Expected kl_warmup_steps to be an integer >= 0. "
                        f"Received: kl_warmup_steps={kl_warmup_steps}")
@@ -591,7 +596,7 @@ class NoisyAutoencoder(Autoencoder):
       raise ValueError(f"Expected noise_scale to be one of {list(self.NOISE_SCALES)}. "
                        f"Received: noise_scale={noise_scale!r}")
     super().__init__(input_shape, latent_dim, **kwargs)
-    self.noise_factor = _check_number(noise_factor, "noise_factor")
+    self.noise_factor = check_number(noise_factor, "noise_factor")
     self.noise_scale = noise_scale
 
   @property

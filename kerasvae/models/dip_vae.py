@@ -22,14 +22,12 @@ References:
        Disentangled Representations. ICML 2019 (disentanglement_lib, `methods/unsupervised/vae.py`).
 """
 
-import math
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kerasvae.models import priors as priors_lib
 from kerasvae.models.autoencoders import VAE
+from kerasvae.models.autoencoders import check_number
 
 
 def covariance_of_means(mean):
@@ -44,13 +42,6 @@ def covariance_penalty(covariance, lambda_od, lambda_d):
   off_diagonal = covariance - tf.linalg.diag(diagonal)  # [D, D]
   return (lambda_od * tf.reduce_sum(tf.square(off_diagonal))
           + lambda_d * tf.reduce_sum(tf.square(diagonal - 1.0)))
-
-
-def _check_weight(value, name):
-  if (not isinstance(value, (int, float, np.number)) or isinstance(value, bool)
-      or not math.isfinite(value) or value < 0):
-    raise ValueError(f"Expected {name} to be a number >= 0. Received: {name}={value}")
-  return float(value)
 
 
 class DIPVAE(VAE):
@@ -76,8 +67,8 @@ class DIPVAE(VAE):
       raise ValueError("Expected prior='gaussian': the DIP penalty matches the covariance of "
                        "q(z) to the identity, the covariance of N(0, I). Received: "
                        f"prior={type(self.prior).__name__}")
-    self.lambda_od = _check_weight(lambda_od, "lambda_od")
-    self.lambda_d_factor = _check_weight(lambda_d_factor, "lambda_d_factor")
+    self.lambda_od = check_number(lambda_od, "lambda_od")
+    self.lambda_d_factor = check_number(lambda_d_factor, "lambda_d_factor")
 
   @property
   def lambda_d(self):
@@ -89,11 +80,6 @@ class DIPVAE(VAE):
     """The constructor arguments of a DIP-VAE settings block."""
     return dict(VAE.settings_arguments(settings, steps_per_epoch), lambda_od=settings.lambda_od,
                 lambda_d_factor=settings.lambda_d_factor)
-
-  @classmethod
-  def from_settings(cls, settings, network, data=None):
-    steps_per_epoch = data.steps_per_epoch if data is not None else 1
-    return cls(**network, **cls.settings_arguments(settings, steps_per_epoch))
 
   def covariance(self, mean, log_var):
     """The covariance the variant penalises, from the batch's posteriors [B, D] → [D, D]."""

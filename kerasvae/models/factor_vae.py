@@ -89,14 +89,6 @@ def _check_positive_int(value, name):
   return int(value)
 
 
-def _check_number(value, name, positive=False):
-  if (not isinstance(value, (int, float, np.number)) or isinstance(value, bool)
-      or not np.isfinite(value) or value < 0 or (positive and value == 0)):
-    raise ValueError(f"Expected {name} to be a finite number {'>' if positive else '>='} 0. "
-                     f"Received: {name}={value!r}")
-  return float(value)
-
-
 @keras.saving.register_keras_serializable(package="kerasvae")
 class FactorVAE(autoencoders.VAE):
   """A VAE with a total-correlation penalty estimated by a code discriminator [1].
@@ -122,10 +114,10 @@ class FactorVAE(autoencoders.VAE):
   def __init__(self, input_shape, latent_dim, gamma=10.0, discriminator_units=1000,
                discriminator_layers=6, discriminator_learning_rate=1e-4, **kwargs):
     super().__init__(input_shape, latent_dim, **kwargs)
-    self.gamma = _check_number(gamma, "gamma")
+    self.gamma = autoencoders.check_number(gamma, "gamma")
     self.discriminator_units = _check_positive_int(discriminator_units, "discriminator_units")
     self.discriminator_layers = _check_positive_int(discriminator_layers, "discriminator_layers")
-    self.discriminator_learning_rate = _check_number(
+    self.discriminator_learning_rate = autoencoders.check_number(
         discriminator_learning_rate, "discriminator_learning_rate", positive=True)
     self.discriminator = make_discriminator(self.latent_dim, self.discriminator_units,
                                             self.discriminator_layers)
