@@ -37,6 +37,11 @@ def _values(trials, key):
   return np.asarray(out, np.float64)
 
 
+def _measured(groups, metrics):
+  """The (key, label) pairs of `metrics` that some trial of `groups` has a value of."""
+  return [(k, label) for k, label in metrics if any(len(_values(g, k)) for g in groups.values())]
+
+
 def seed_metrics_figure(groups, metrics, path, title, x_label="setting"):
   """One panel per metric: each setting's seeds as dots and their mean ± sd as an error bar.
 
@@ -50,8 +55,7 @@ def seed_metrics_figure(groups, metrics, path, title, x_label="setting"):
   Returns:
     `path`, or None when no metric has a value.
   """
-  metrics = [(k, label) for k, label in metrics
-             if any(len(_values(g, k)) for g in groups.values())]
+  metrics = _measured(groups, metrics)
   if not metrics:
     return None
   plt = _pyplot()
@@ -96,8 +100,7 @@ def seed_box_figure(groups, metrics, path, title, columns=4):
   Returns:
     `path`, or None when no metric has a value.
   """
-  metrics = [(k, label) for k, label in metrics
-             if any(len(_values(g, k)) for g in groups.values())]
+  metrics = _measured(groups, metrics)
   if not metrics:
     return None
   plt = _pyplot()
