@@ -38,6 +38,7 @@ script a user edits (`pipelines/kubeflow_runner.py`) import it.
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import List
 
@@ -156,11 +157,29 @@ def _write_spec(pipeline, output):
   tmp = output.parent / (artifacts.temporary_name(output.name) + ".yaml")
   try:
     compiler.Compiler().compile(pipeline, str(tmp))
+    tmp.write_text(_integer_defaults_in_header(tmp.read_text()))
     os.replace(tmp, output)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
   return output
+
+
+def _integer_defaults_in_header(text):
+  """The spec's header comment with integer parameters' defaults written as integers.
+
+  KFP's compiler stores every number as a protobuf double, so its header says
+  `train_accelerator_count: int [Default: 1.0]` for an `int` parameter; the spec's body
+  (`parameterType: NUMBER_INTEGER`) is left as KFP wrote it.
+  """
+  lines = text.split("\n")
+  for i, line in enumerate(lines):
+    if not line.startswith("#"):
+      break
+    match = re.fullmatch(r"(#\s+\w+: int \[Default: )(-?\d+)\.0(\])", line)
+    if match:
+      lines[i] = match.group(1) + match.group(2) + match.group(3)
+  return "\n".join(lines)
 
 
 def _check_count(value, name):

@@ -122,6 +122,9 @@ def test_compile_sets_image_accelerators_and_overrides_and_checks_the_config(tmp
   assert params["train_image"]["defaultValue"] == "registry.example.com/kerasvae:0.1.0"
   assert params["train_accelerator_type"]["defaultValue"] == "nvidia.com/gpu"
   assert params["train_accelerator_count"]["defaultValue"] == 2
+  # KFP's header comment said `int [Default: 2.0]` (every number a protobuf double).
+  header = path.read_text().split("\n")[:12]
+  assert "#    train_accelerator_count: int [Default: 2]" in header, header
   assert spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["image"] == \
       "registry.example.com/kerasvae:0.1.0"
   with pytest.raises(Exception, match="latent_dims"):
