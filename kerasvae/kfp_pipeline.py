@@ -140,9 +140,9 @@ def compile_pipeline(config, output, overrides=(), image=DEFAULT_IMAGE, accelera
     image: the container image of every component (and the `train_image` default).
     accelerator_type, accelerator_count: the train step's accelerator defaults.
   """
-  from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
   _check_count(accelerator_count, "accelerator_count")
-  config_text = kfp_adapter.config_parameter(config, overrides)
+  config_text = configs.config_parameter(config, overrides)
   pipeline = build_pipeline(config_text, overrides, image, accelerator_type, accelerator_count)
   return _write_spec(pipeline, output)
 
@@ -294,7 +294,7 @@ def run_local(package, pipeline_root, overrides=(), force_export=False):
   from kfp import components  # pylint: disable=import-outside-toplevel
   from kfp import local  # pylint: disable=import-outside-toplevel
   from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
-  from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
   package = Path(package)
   params = yaml.safe_load(package.read_text())["root"]["inputDefinitions"]["parameters"]
   if is_study_spec(package):
@@ -307,7 +307,8 @@ def run_local(package, pipeline_root, overrides=(), force_export=False):
   else:
     defaults = params["overrides"].get("defaultValue", [])
     # A bad override fails here, naming the key, rather than inside the first component.
-    kfp_adapter.load_config(params["config"].get("defaultValue", ""), [*defaults, *overrides])
+    configs.load_config_parameter(params["config"].get("defaultValue", ""),
+                                  [*defaults, *overrides])
     arguments = {"overrides": [*defaults, *overrides], "force_export": force_export}
   pipeline_root = Path(pipeline_root).resolve()
   before = set(pipeline_root.iterdir()) if pipeline_root.is_dir() else set()

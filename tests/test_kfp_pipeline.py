@@ -107,7 +107,7 @@ def test_every_bundled_config_compiles_to_the_four_step_spec(tmp_path, name):
   assert params["force_export"]["defaultValue"] is False
   assert params["train_accelerator_type"]["defaultValue"] == ""  # CPU only
   # The config parameter is the same config `kerasvae run --config NAME` uses.
-  assert kfp_adapter.load_config(params["config"]["defaultValue"]) == \
+  assert configs.load_config_parameter(params["config"]["defaultValue"]) == \
       configs.load_pipeline_config(name)
 
 
@@ -152,13 +152,13 @@ def test_compiled_spec_gets_the_umask_mode_and_killed_compiles_leave_nothing(tmp
 
 def test_config_parameter_takes_yaml_text_or_a_bundled_name():
   text = "{model: {latent_dim: 3}, train: {epochs: 2}}"
-  config = kfp_adapter.load_config(text, ["train.epochs=4"])
+  config = configs.load_config_parameter(text, ["train.epochs=4"])
   assert (config.model.latent_dim, config.train.epochs) == (3, 4)
-  assert kfp_adapter.load_config("mnist_vae") == configs.load_pipeline_config("mnist_vae")
+  assert configs.load_config_parameter("mnist_vae") == configs.load_pipeline_config("mnist_vae")
   with pytest.raises(Exception, match="latent_dims"):
-    kfp_adapter.load_config("model: {latent_dims: 3}")
+    configs.load_config_parameter("model: {latent_dims: 3}")
   with pytest.raises(Exception, match="bundled config name"):
-    kfp_adapter.load_config("no_such_config")
+    configs.load_config_parameter("no_such_config")
 
 
 def test_scalar_metrics_flattens_every_number():

@@ -13,6 +13,7 @@ from kfp import components
 from kerasvae import cli
 from kerasvae import kfp_pipeline
 from kerasvae import studies
+from kerasvae.steps import configs
 from kerasvae.steps import kfp_adapter
 from kerasvae.studies import core
 from tests.pipeline_helpers import subprocess_env
@@ -43,7 +44,7 @@ def test_every_bundled_study_compiles_to_a_trial_loop_and_a_report_task(tmp_path
   items = json.loads(loop["parameterIterator"]["items"]["raw"])
   assert [i["trial"] for i in items] == [t.name for t in plan.trials]
   for item, trial in zip(items, plan.trials):
-    config = kfp_adapter.load_config(item["config"])
+    config = configs.load_config_parameter(item["config"])
     config.run.runs_dir = trial.config.run.runs_dir
     assert config == trial.config, trial.name
   assert loop["iteratorPolicy"] == {"parallelismLimit": 3}
@@ -155,7 +156,7 @@ def test_study_flags_are_refused_without_a_study_and_a_sweep_takes_no_run_time_s
   assert kfp_pipeline.is_study_spec(path)
   spec = yaml.safe_load(path.read_text())
   items = json.loads(spec["root"]["dag"]["tasks"]["for-loop-2"]["parameterIterator"]["items"]["raw"])
-  assert {kfp_adapter.load_config(i["config"]).train.epochs for i in items} == {2}
+  assert {configs.load_config_parameter(i["config"]).train.epochs for i in items} == {2}
   assert len(items) == len(studies.plan_study("beta", quick=True).trials)
   assert cli.main(["pipeline", "run-local", "--package", str(path), "--set", "train.epochs=3",
                    "--pipeline-root", str(tmp_path / "root")]) == 2

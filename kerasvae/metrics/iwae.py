@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasvae.models import autoencoders
+from kerasvae.models import distributions
 
 # The seed when none is given to `estimate` (the serving signature's: the same request always
 # gets the same answer). An integer seed n means the stateless seed (n, 0), so seed 0 is this.
@@ -41,10 +41,10 @@ OUTPUTS = ("log_likelihood", "standard_error", "elbo", "reconstruction", "kl")
 
 def seed_pair(seed):
   """A stateless seed [2] int32: an integer n is (n, 0), a pair or a [2] tensor is kept
-  (`autoencoders.stateless_seed`); None draws a fresh random pair."""
+  (`distributions.stateless_seed`); None draws a fresh random pair."""
   if seed is None:
     return tf.constant(np.random.default_rng().integers(0, 2 ** 31 - 1, size=2), tf.int32)
-  return tf.cast(autoencoders.stateless_seed(seed), tf.int32)
+  return tf.cast(distributions.stateless_seed(seed), tf.int32)
 
 
 def draws(num_samples, latent_dim, seed):

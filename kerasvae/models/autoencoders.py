@@ -35,23 +35,6 @@ def images_of(data):
   return data
 
 
-def stateless_seed(seed):
-  """A seed for `tf.random.stateless_*`: an integer n becomes [n, 0]; a [2] tensor or None is kept.
-
-  Every `seed=` argument of the models takes either, so `sample(16, seed=7)` and
-  `elbo(x, seed=7)` are reproducible the same way.
-  """
-  if seed is None or tf.is_tensor(seed):
-    return seed
-  if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-    return tf.constant([int(seed), 0], dtype=tf.int32)
-  seed = np.asarray(seed)
-  if seed.shape == (2,) and np.issubdtype(seed.dtype, np.integer):
-    return tf.constant(seed, dtype=tf.int32)
-  raise ValueError("Expected seed to be an integer, a pair of integers or a [2] integer tensor. "
-                   f"Received: seed={seed!r}")
-
-
 def check_number(value, name, low=0.0, positive=False):
   """`value` as a float: a finite number >= `low` (> `low` when `positive`); else a ValueError
   naming `name`. The model kinds check their weights and rates with it."""
@@ -198,7 +181,7 @@ class LatentVariableModel(keras.Model):
     Returns:
       [num_samples, H, W, C] images.
     """
-    return self.decode_mean(self.sample_latents(num_samples, seed=stateless_seed(seed)))
+    return self.decode_mean(self.sample_latents(num_samples, seed=distributions.stateless_seed(seed)))
 
   def loss_terms(self, x, training=False, step=None, seed=None):
     """Per-example terms of the training objective.
@@ -365,7 +348,7 @@ class VAE(LatentVariableModel):
   def elbo_terms(self, x, training=False, seed=None):
     """One-sample ELBO terms per example: reconstruction, KL, ELBO = -(rec + KL). [B] each."""
     mean, log_var = self.posterior_params(x, training=training)  # [B, D] x2
-    z = distributions.reparameterized_sample(mean, log_var, seed=stateless_seed(seed))  # [B, D]
+    z = distributions.reparameterized_sample(mean, log_var, seed=distributions.stateless_seed(seed))  # [B, D]
     reconstruction = self.likelihood.negative_log_likelihood(x, self.decode(z, training=training))
     kl = self.prior.kl(mean, log_var, z, encoder=self.posterior_params)  # [B]
     return {"reconstruction": reconstruction, "kl": kl, "elbo": -(reconstruction + kl),
@@ -611,7 +594,7 @@ class NoisyAutoencoder(Autoencoder):
       return code
     radius_sq = tf.stop_gradient(tf.reduce_mean(tf.reduce_sum(tf.square(code), axis=-1)))  # R
     std = tf.sqrt(self.noise_variance_fraction * radius_sq)  # σ
-    seed = stateless_seed(seed)
+    seed = distributions.stateless_seed(seed)
     eps = (tf.random.normal(tf.shape(code)) if seed is None
            else tf.random.stateless_normal(tf.shape(code), seed=seed))  # [B, D]
     return code + std * eps

@@ -195,7 +195,7 @@ class BetaTCVAE(VAE):
     elbo_seed = tc_seed = None
     if seed is not None:  # one stateless seed each for the ELBO's z and the TC's z
       elbo_seed, tc_seed = tf.unstack(tf.random.experimental.stateless_split(
-          autoencoders.stateless_seed(seed), 2))
+          distributions.stateless_seed(seed), 2))
     terms = super().loss_terms(x, training=training, step=step, seed=elbo_seed)  # rec + α·KL
     mean, log_var = terms["mean"], terms["log_var"]  # [B, D] each
     z = distributions.reparameterized_sample(mean, log_var, seed=tc_seed)  # [B, D]

@@ -2,12 +2,30 @@
 
 import math
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+def stateless_seed(seed):
+  """A seed for `tf.random.stateless_*`: an integer n becomes [n, 0]; a [2] tensor or None is kept.
+
+  Every `seed=` argument of the models takes either, so `sample(16, seed=7)` and
+  `elbo(x, seed=7)` are reproducible the same way.
+  """
+  if seed is None or tf.is_tensor(seed):
+    return seed
+  if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+    return tf.constant([int(seed), 0], dtype=tf.int32)
+  seed = np.asarray(seed)
+  if seed.shape == (2,) and np.issubdtype(seed.dtype, np.integer):
+    return tf.constant(seed, dtype=tf.int32)
+  raise ValueError("Expected seed to be an integer, a pair of integers or a [2] integer tensor. "
+                   f"Received: seed={seed!r}")
 
 
 def diagonal_gaussian(mean, log_var):

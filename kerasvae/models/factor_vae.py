@@ -161,7 +161,7 @@ class FactorVAE(autoencoders.VAE):
     """The VAE's terms plus `total_correlation`, `discriminator_loss`, `codes` and
     `permuted_codes` ([B] or [B, D] each); `seed` (an integer or a [2] tensor) fixes the code
     draw and the permutations, None draws fresh ones."""
-    seed = autoencoders.stateless_seed(seed)
+    seed = distributions.stateless_seed(seed)
     if seed is None:  # one seed for the draw of z that elbo_terms decodes and D sees
       seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
     draw_seed, permutation_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))

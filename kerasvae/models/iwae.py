@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasvae.models import autoencoders
+from kerasvae.models import distributions
 
 
 @keras.saving.register_keras_serializable(package="kerasvae")
@@ -76,7 +77,7 @@ class IWAE(autoencoders.VAE):
     del step
     mean, log_var = self.posterior_params(x, training=training)  # [B, D] x2
     shape = tf.concat([[self.num_samples], tf.shape(mean)], 0)  # [k, B, D]
-    seed = autoencoders.stateless_seed(seed)
+    seed = distributions.stateless_seed(seed)
     eps = (tf.random.normal(shape) if seed is None
            else tf.random.stateless_normal(shape, seed=seed))  # [k, B, D]: each example its own
     log_w = self.importance_log_weights(x, mean, log_var, eps)  # [k, B]

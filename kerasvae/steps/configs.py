@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
+
 from kerasvae import config as config_lib
 from kerasvae import kinds
 from kerasvae.config import ConfigError
@@ -312,6 +314,49 @@ def load_pipeline_config(path=None, overrides=(), base=None):
   if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
     resolve_data_paths(data["ingest"], Path.cwd())
   return config_lib.from_dict(PipelineConfig, data, where="config", source=config_lib.ConfigSource(path, overrides))
+
+
+def load_config_parameter(config, overrides=()):
+  """The `PipelineConfig` of a Kubeflow pipeline's `config` parameter plus its `--set` overrides.
+
+  Args:
+    config: YAML text of a pipeline config (a mapping), or a bundled config name
+      (`quickstart`, `mnist_vae`, ...), or a YAML file in the component's image.
+    overrides: `["train.epochs=1", ...]`, as `--set` takes them.
+
+  Returns:
+    A validated `PipelineConfig`.
+  """
+  text = (config or "").strip()
+  try:
+    data = yaml.safe_load(text) if text else None
+  except yaml.YAMLError as e:
+    raise ConfigError(f"The pipeline's config parameter is not valid YAML: {e}") from None
+  if not isinstance(data, dict):
+    return load_pipeline_config(text or None, list(overrides))
+  # Relative data paths of the YAML text resolve as a bundled config's do, against the data
+  # directory ($KERASVAE_DATA_DIR in the component's image); those of --set values against
+  # the working directory, as on the command line.
+  if isinstance(data.get("ingest"), dict):
+    resolve_data_paths(data["ingest"], bundled_data_dir(), bundled=True)
+  data = config_lib.apply_overrides(data, list(overrides))
+  if isinstance(data.get("ingest"), dict):
+    resolve_data_paths(data["ingest"], Path.cwd())
+  return config_lib.from_dict(PipelineConfig, data, where="config",
+                              source=" (in the pipeline's config parameter)")
+
+
+def config_parameter(config, overrides=()):
+  """The default of the pipeline's `config` parameter: the YAML file's mapping on one line.
+
+  The file is validated (with the overrides) first, so a bad config fails at compile
+  time. One line, because the KFP 2.17 compiler copies parameter defaults into a
+  comment header of the compiled YAML and a multi-line default breaks that file.
+  """
+  load_pipeline_config(config, list(overrides))
+  data = config_lib.load_yaml(resolve_config_path(config or "quickstart"))
+  return yaml.safe_dump(data, default_flow_style=True, sort_keys=False,
+                        width=float("inf")).strip()
 
 
 def is_bundled(path):

@@ -27,13 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from kerasvae import artifacts
-from kerasvae import config as config_lib
-from kerasvae.config import ConfigError
-from kerasvae.data.config import bundled_data_dir
-from kerasvae.data.config import resolve_data_paths
 from kerasvae.steps import configs
 
 # Training checkpoints only serve to resume a killed training in the same directory; a KFP
@@ -42,49 +36,6 @@ _NOT_IN_MODEL_ARTIFACT = ("checkpoints",)
 # The summary's first rows, the ones `kerasvae evaluate` prints.
 _HEADLINE_METRICS = ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
                      "beta_vae_score", "factor_vae_score", "mig")
-
-
-def load_config(config, overrides=()):
-  """The `PipelineConfig` of the pipeline's `config` parameter plus its `--set` overrides.
-
-  Args:
-    config: YAML text of a pipeline config (a mapping), or a bundled config name
-      (`quickstart`, `mnist_vae`, ...), or a YAML file in the component's image.
-    overrides: `["train.epochs=1", ...]`, as `--set` takes them.
-
-  Returns:
-    A validated `PipelineConfig`.
-  """
-  text = (config or "").strip()
-  try:
-    data = yaml.safe_load(text) if text else None
-  except yaml.YAMLError as e:
-    raise ConfigError(f"The pipeline's config parameter is not valid YAML: {e}") from None
-  if not isinstance(data, dict):
-    return configs.load_pipeline_config(text or None, list(overrides))
-  # Relative data paths of the YAML text resolve as a bundled config's do, against the data
-  # directory ($KERASVAE_DATA_DIR in the component's image); those of --set values against
-  # the working directory, as on the command line.
-  if isinstance(data.get("ingest"), dict):
-    resolve_data_paths(data["ingest"], bundled_data_dir(), bundled=True)
-  data = config_lib.apply_overrides(data, list(overrides))
-  if isinstance(data.get("ingest"), dict):
-    resolve_data_paths(data["ingest"], Path.cwd())
-  return config_lib.from_dict(configs.PipelineConfig, data, where="config",
-                              source=" (in the pipeline's config parameter)")
-
-
-def config_parameter(config, overrides=()):
-  """The default of the pipeline's `config` parameter: the YAML file's mapping on one line.
-
-  The file is validated (with the overrides) first, so a bad config fails at compile
-  time. One line, because the KFP 2.17 compiler copies parameter defaults into a
-  comment header of the compiled YAML and a multi-line default breaks that file.
-  """
-  configs.load_pipeline_config(config, list(overrides))
-  data = config_lib.load_yaml(configs.resolve_config_path(config or "quickstart"))
-  return yaml.safe_dump(data, default_flow_style=True, sort_keys=False,
-                        width=float("inf")).strip()
 
 
 def scalar_metrics(metrics):
@@ -125,7 +76,7 @@ def ingest(config, overrides, examples):
   """The ingest component: writes the Examples artifact into `examples.path`."""
   from kerasvae.steps import ingest as ingest_step  # pylint: disable=import-outside-toplevel
   from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
-  cfg = load_config(config, overrides)
+  cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-ingest-") as scratch:
     cfg.run.runs_dir = scratch  # where the step puts the shared Examples artifact
     examples_dir = ingest_step.run(cfg, Path(scratch) / "ingest")
@@ -140,7 +91,7 @@ def ingest(config, overrides, examples):
 def train(config, overrides, examples, model):
   """The train component: trains on `examples` and writes the train step directory to `model`."""
   from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
-  cfg = load_config(config, overrides)
+  cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-train-") as scratch:
     train_dir = train_step.run(cfg, examples.path, Path(scratch) / "train")
     _copy_tree(train_dir, model.path, ignore=_NOT_IN_MODEL_ARTIFACT)
@@ -160,7 +111,7 @@ def evaluate(config, overrides, force_export, examples, model, metrics, evaluati
     this (a KFP condition).
   """
   from kerasvae.steps import evaluate as evaluate_step  # pylint: disable=import-outside-toplevel
-  cfg = load_config(config, overrides)
+  cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-evaluate-") as scratch:
     evaluate_dir = evaluate_step.run(cfg, examples.path, model.path, Path(scratch) / "evaluate")
     _copy_tree(evaluate_dir, evaluation.path)
@@ -189,7 +140,7 @@ def export(config, overrides, force_export, model, evaluation, saved_model):
   """
   from kerasvae import serving  # pylint: disable=import-outside-toplevel
   from kerasvae.steps import export as export_step  # pylint: disable=import-outside-toplevel
-  cfg = load_config(config, overrides)
+  cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-export-") as scratch:
     cfg.export.base_dir = str(Path(scratch) / "saved_models")
     version_dir = export_step.run(cfg, model.path, evaluation.path, Path(scratch) / "export",

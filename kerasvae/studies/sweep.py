@@ -57,7 +57,7 @@ def sweep_spec(plan):
 def plan_from_spec(spec, output):
   """The `StudyPlan` a `sweep_spec` describes, its trials' runs under `output/runs`."""
   from kerasvae import studies  # pylint: disable=import-outside-toplevel
-  from kerasvae.steps import kfp_adapter  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import configs  # pylint: disable=import-outside-toplevel
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
   if spec.get("study") not in studies.STUDIES:
     raise ConfigError(f"Expected a study name among {sorted(studies.STUDIES)}. Received: "
@@ -65,7 +65,7 @@ def plan_from_spec(spec, output):
   output = Path(output)
   trials = []
   for entry in spec["trials"]:
-    config = kfp_adapter.load_config(entry["config"])
+    config = configs.load_config_parameter(entry["config"])
     config.run.runs_dir = str(output / "runs")
     trials.append(core.Trial(name=entry["name"], overrides=entry["overrides"], config=config,
                              full_only=entry["full_only"], setting=entry["setting"],
