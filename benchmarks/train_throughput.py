@@ -65,21 +65,45 @@ MNIST_FULL_TRAIN = 60000  # the length of an epoch of the full MNIST training sp
 
 # -- The machine and memory ---------------------------------------------------
 
+ONEDNN_FLAG_PREFIXES = ("avx2", "avx512", "amx", "avx_vnni", "fma")  # what oneDNN dispatches on
+
+
+def cpu_description(cpuinfo=None):
+  """The CPU as oneDNN sees it: model name, family/model/stepping and the ISA flags it dispatches on.
+
+  E.g. "AMD EPYC (family 26 model 2 stepping 1; avx2 avx512bw ... avx_vnni fma; no amx)".
+  Two machines with the same model name can differ in all of these (a 2-core "AMD EPYC" with
+  and without AVX-512 ran the conv step 2.6x apart), so every result records them.
+  """
+  if cpuinfo is None:
+    try:
+      cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+      return platform.processor() or "unknown CPU"
+  fields = {}
+  for line in cpuinfo.splitlines():
+    if not line.strip():
+      break  # the first processor is enough
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(ONEDNN_FLAG_PREFIXES))
+  isa = " ".join(flags) or "no avx2"
+  if not any(f.startswith("avx512") for f in flags):
+    isa += "; no avx512"
+  if not any(f.startswith("amx") for f in flags):
+    isa += "; no amx"
+  return (f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')} "
+          f"model {fields.get('model', '?')} stepping {fields.get('stepping', '?')}; {isa})")
+
+
 def machine_description():
-  """nproc, CPU model, Python/TF/Keras versions and the load average now."""
+  """nproc, the CPU (`cpu_description`), Python/TF/Keras versions and oneDNN's switch."""
   import keras  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  model = "unknown CPU"
-  try:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        model = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
-  return (f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}; "
+  onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+  return (f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu_description()}; "
           f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
-          f"Keras {keras.__version__}")
+          f"Keras {keras.__version__}, TF_ENABLE_ONEDNN_OPTS={onednn}")
 
 
 def load_average():
@@ -225,10 +249,9 @@ def make_networks(model, image_shape):
   return encoder, decoder
 
 
-def bare_rate(images, model, batch_size, epochs, learning_rate=1e-3, jit_compile=True):
-  """Examples/s of one compiled step (forward, fused loss, gradients, Adam) on in-memory batches."""
+def make_bare_step(images, model, batch_size, learning_rate=1e-3, jit_compile=True):
+  """(step, batches): the bare compiled step (forward, fused loss, gradients, Adam) and its batches."""
   import keras  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   encoder, decoder = make_networks(model, images.shape[1:])
   variables = encoder.trainable_variables + decoder.trainable_variables
@@ -250,7 +273,14 @@ def bare_rate(images, model, batch_size, epochs, learning_rate=1e-3, jit_compile
     return loss
 
   steps = len(images) // batch_size
-  batches = [tf.constant(images[i * batch_size:(i + 1) * batch_size]) for i in range(steps)]
+  return step, [tf.constant(images[i * batch_size:(i + 1) * batch_size]) for i in range(steps)]
+
+
+def bare_rate(images, model, batch_size, epochs, learning_rate=1e-3, jit_compile=True):
+  """Examples/s of one compiled step (forward, fused loss, gradients, Adam) on in-memory batches."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  step, batches = make_bare_step(images, model, batch_size, learning_rate, jit_compile)
+  steps = len(batches)
   best = 0.0
   for epoch in range(epochs):
     start = time.perf_counter()
@@ -344,8 +374,8 @@ def torch_available():
   return importlib.util.find_spec("torch") is not None
 
 
-def torch_conv_rate(images, model, batch_size, epochs, learning_rate=1e-3, channels_last=True):
-  """Examples/s of the same conv beta-VAE step in PyTorch (eager, the usual idiom), on CPU tensors.
+def make_torch_conv_step(images, model, batch_size, learning_rate=1e-3, channels_last=True):
+  """(step, batches): the same conv beta-VAE step in PyTorch (eager, the usual idiom), on CPU tensors.
 
   The network is the project's conv encoder/decoder (`networks.make_encoder/make_decoder`,
   disentanglement_lib's): 4x4 stride-2 convolutions with padding 1 (TensorFlow's "same" for
@@ -398,8 +428,15 @@ def torch_conv_rate(images, model, batch_size, epochs, learning_rate=1e-3, chann
 
   steps = len(images) // batch_size
   nchw = np.ascontiguousarray(np.transpose(np.asarray(images, np.float32), (0, 3, 1, 2)))
-  batches = [torch.from_numpy(nchw[i * batch_size:(i + 1) * batch_size]).to(
+  return step, [torch.from_numpy(nchw[i * batch_size:(i + 1) * batch_size]).to(
       memory_format=memory_format) for i in range(steps)]
+
+
+def torch_conv_rate(images, model, batch_size, epochs, learning_rate=1e-3, channels_last=True):
+  """Examples/s of `make_torch_conv_step`'s step over `epochs` passes (the first warms up)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  step, batches = make_torch_conv_step(images, model, batch_size, learning_rate, channels_last)
+  steps = len(batches)
   best = 0.0
   for epoch in range(epochs):
     start = time.perf_counter()
@@ -596,6 +633,11 @@ def main(argv=None):
   work_dir = Path(args.output or tempfile.mkdtemp(prefix="kerasvae-train-bench-"))
   work_dir.mkdir(parents=True, exist_ok=True)
   print(f"machine: {machine_description()}")
+  if not args.no_conv and not args.no_torch and torch_available():
+    import importlib.metadata  # pylint: disable=import-outside-toplevel
+    caps = {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}
+    print(f"PyTorch rows: torch {importlib.metadata.version('torch')}"
+          + (f"; ISA capped by {caps}" if caps else ""))
   print(f"started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load_average()}")
   results = {}
   if not args.no_mlp:

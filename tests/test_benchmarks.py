@@ -54,3 +54,43 @@ def test_disentanglement_scoring_quick_times_every_part(tmp_path):
     assert result["images"][score]["rendered"] <= images
   assert 0 <= result["scores"]["beta_vae_score"] <= 1 and result["scores"]["num_active_dims"] == 10
   assert 0 <= result["scores"]["dci_disentanglement"] <= 1 and 0 <= result["scores"]["sap"] <= 1
+
+
+def test_cpu_description_names_the_isa_onednn_dispatches_on():
+  cpuinfo = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n"
+             "model name\t: AMD EPYC 7B12\nstepping\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"
+             "processor\t: 1\nmodel name\t: ignored\n")
+  assert train_throughput.cpu_description(cpuinfo) == (
+      "AMD EPYC 7B12 (family 23 model 49 stepping 0; avx2 fma; no avx512; no amx)")
+  avx512 = cpuinfo.replace("bmi2", "avx512f avx512_bf16 avx512_vnni amx_tile sse4_2")
+  assert train_throughput.cpu_description(avx512).endswith(
+      "(family 23 model 49 stepping 0; amx_tile avx2 avx512_bf16 avx512_vnni avx512f fma)")
+
+
+def test_conv_trace_attributes_onednn_lines_to_layers():
+  """TF's convolution lines and PyTorch's deconvolution lines land on the same layer names."""
+  from benchmarks import conv_trace  # pylint: disable=import-outside-toplevel
+  shapes = conv_trace.layer_shapes({"filters": [32, 64]}, (16, 16, 1))
+  line = "onednn_verbose,v1,primitive,exec,cpu,{},{},{},src:f32,,alg:x,mb8_{}kh4sh2,{}"
+  tf_step = [("convolution", "brg_conv_fwd:avx2", "forward_training", "ic1oc32_ih16", 1.0),  # enc1
+             ("convolution", "brg_conv_fwd:avx2", "forward_training", "ic32oc64_ih8", 2.0),  # enc2
+             ("convolution", "brgconv_strided:avx2", "backward_data", "ic32oc64_ih8", 3.0),  # dec1
+             ("convolution", "brgconv_strided:avx2", "backward_data", "ic1oc32_ih16", 4.0),  # dec2
+             ("convolution", "jit:avx2", "backward_weights", "ic1oc32_ih16", 5.0),  # dec2
+             ("convolution", "brg_conv_fwd:avx2", "forward_training", "ic1oc32_ih16", 6.0),  # dec2
+             ("convolution", "jit:avx2", "backward_weights", "ic1oc32_ih16", 7.0)]  # enc1
+  text = "\n".join(["=== kerasvae conv_trace step 0"]
+                   + [line.format(p, i, d, k, ms) for p, i, d, k, ms in tf_step]
+                   + ["=== kerasvae conv_trace end 10.0"])
+  table = conv_trace.summarise(conv_trace.parse(text), shapes)
+  assert {k: v[0] for k, v in table.items()} == {
+      ("enc1 1->32 @16", "fwd"): 1.0, ("enc2 32->64 @8", "fwd"): 2.0,
+      ("dec1 64->32 @4", "fwd"): 3.0, ("dec2 32->1 @8", "fwd"): 4.0,
+      ("dec2 32->1 @8", "bwd-weights"): 5.0, ("dec2 32->1 @8", "bwd-data"): 6.0,
+      ("enc1 1->32 @16", "bwd-weights"): 7.0}
+  torch_step = [("convolution", "jit:avx2", "backward_weights", "ic1oc32_ih16", 1.0),
+                ("deconvolution", "brg_deconv:avx2", "forward_training", "ic32oc1_ih8", 2.0)]
+  text = "\n".join(["=== kerasvae conv_trace step 0"]
+                   + [line.format(p, i, d, k, ms) for p, i, d, k, ms in torch_step])
+  table = conv_trace.summarise(conv_trace.parse(text), shapes)
+  assert set(table) == {("enc1 1->32 @16", "bwd-weights"), ("dec2 32->1 @8", "fwd")}

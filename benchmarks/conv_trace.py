@@ -1,0 +1,219 @@
+"""Where the conv step's time goes, per layer: oneDNN's verbose trace of TensorFlow and PyTorch.
+
+Usage:
+  python -m benchmarks.conv_trace [--batch-size 128] [--warmup 8] [--steps 10]
+      [--frameworks tf torch-cl torch-default] [--max-isa AVX2] [--save-traces DIR]
+
+Runs the conv beta-VAE step of `train_throughput` (the bare TF step without XLA, as `kerasvae
+train` runs conv models on CPU, and the PyTorch step channels-last and in the default layout),
+each in a fresh process with `ONEDNN_VERBOSE=1`, and sums the `exec` lines of the traced steps
+(after the warm-up) per layer and per pass: the oneDNN primitive, the implementation it picked
+(`brg_conv_fwd:avx512_core`, `jit:avx2`, `gemm`, `ref`, ...) and its median milliseconds per
+step. TensorFlow runs with `TF_NUM_INTEROP_THREADS=1` here so that its ops do not overlap and
+each primitive's time is its own (the benchmark runs with TensorFlow's defaults); verbose
+printing slows both frameworks, so the rates printed here are not the benchmark's.
+
+Layers: `encK` is the K-th stride-2 convolution, `decK` the K-th transposed convolution. A
+transposed convolution's forward is a convolution's backward-data and its backward-data a
+convolution's forward: TensorFlow calls oneDNN's convolution for all three (Conv2DBackpropInput
+etc.), PyTorch its deconvolution primitive. Where an encoder and a decoder layer have the same
+convolution shape, TensorFlow's lines are told apart by their order in the step (the decoder's
+forward comes before the encoder's backward, its weight gradient before the encoder's).
+`--max-isa AVX2` sets `ONEDNN_MAX_CPU_ISA` (and PyTorch's `ATEN_CPU_CAPABILITY`) to make an
+AVX-512 CPU dispatch as one without it: the kernels of that machine class, not its caches.
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+MARK = "=== kerasvae conv_trace"
+
+
+def layer_shapes(model, image_shape):
+  """{(kind, oneDNN shape key): layer name}: TF's convolution descriptors and PyTorch's deconvolutions."""
+  height, _, channels = image_shape
+  filters = list(model["filters"])
+  shapes = collections.defaultdict(list)
+  previous, size = channels, height
+  for k, f in enumerate(filters, 1):  # encoder: conv previous -> f at size -> size / 2
+    shapes[("conv", f"ic{previous}oc{f}_ih{size}")].append(f"enc{k} {previous}->{f} @{size}")
+    previous, size = f, size // 2
+  chain = [filters[-1]] + list(reversed(filters[:-1])) + [channels]
+  size = height // 2 ** len(filters)
+  for k in range(1, len(chain)):  # decoder: transposed conv chain[k-1] -> chain[k] at size -> 2 size
+    name = f"dec{k} {chain[k - 1]}->{chain[k]} @{size}"
+    shapes[("conv", f"ic{chain[k]}oc{chain[k - 1]}_ih{2 * size}")].append(name)  # as TF's conv
+    shapes[("deconv", f"ic{chain[k - 1]}oc{chain[k]}_ih{size}")].append(name)  # PyTorch's
+    size *= 2
+  return shapes
+
+
+def parse(text):
+  """The traced steps: lists of (primitive, implementation, propagation, shape key, ms)."""
+  steps, current = [], None
+  for line in text.splitlines():
+    if line.startswith(MARK):
+      word = line[len(MARK):].split()[0]
+      current = [] if word == "step" else None
+      if current is not None:
+        steps.append(current)
+      continue
+    if current is None or not line.startswith("onednn_verbose") or ",exec," not in line:
+      continue
+    fields = line.split(",")
+    match = re.search(r"ic\d+oc\d+_ih\d+", fields[-2])
+    current.append((fields[5], fields[6], fields[7], match.group(0) if match else fields[-2],
+                    float(fields[-1])))
+  return steps
+
+
+PASS = {"forward_training": "fwd", "backward_data": "bwd-data", "backward_weights": "bwd-weights"}
+# A transposed convolution computed by convolution primitives: which pass each propagation is.
+AS_TRANSPOSED = {"forward_training": "bwd-data", "backward_data": "fwd",
+                 "backward_weights": "bwd-weights"}
+
+
+def label(step, shapes):
+  """[(layer, pass, implementation, ms)] for one traced step."""
+  out, seen = [], collections.Counter()
+  # PyTorch runs transposed convolutions as oneDNN deconvolutions: its convolutions are the encoder's.
+  deconvolutions = any(line[0] == "deconvolution" for line in step)
+  for primitive, implementation, propagation, key, ms in step:
+    if primitive == "deconvolution":
+      names = shapes.get(("deconv", key), [key])
+      out.append((names[0], PASS[propagation], implementation, ms))
+    elif primitive == "convolution":
+      names = shapes.get(("conv", key), [key])
+      encoders = [n for n in names if n.startswith("enc")]
+      decoders = [] if deconvolutions else [n for n in names if n.startswith("dec")]
+      # In one step: forward_training comes for the encoder first, backward_data and
+      # backward_weights for the decoder first (see the module docstring).
+      order = encoders + decoders if propagation == "forward_training" else decoders + encoders
+      n = seen[(propagation, key)]
+      seen[(propagation, key)] += 1
+      name = order[min(n, len(order) - 1)] if order else key
+      what = (AS_TRANSPOSED if name.startswith("dec") else PASS)[propagation]
+      out.append((name, what, implementation, ms))
+    else:
+      out.append(("other", primitive, implementation, ms))
+  return out
+
+
+def summarise(steps, shapes):
+  """{(layer, pass): (median ms per step, implementations)} over the traced steps."""
+  totals, implementations = [], collections.defaultdict(set)
+  for step in steps:
+    totals.append(collections.defaultdict(float))
+    for name, what, implementation, ms in label(step, shapes):
+      totals[-1][(name, what)] += ms
+      implementations[(name, what)].add(implementation)
+  return {k: (statistics.median(t.get(k, 0.0) for t in totals), sorted(v))
+          for k, v in implementations.items()}
+
+
+def worker(framework, batch_size, warmup, steps):
+  """Runs the step with trace marks on stdout (oneDNN's verbose lines go there too)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from benchmarks import train_throughput  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  images = (rng.random((2 * batch_size, 64, 64, 1)) < 0.1).astype(np.float32)  # dSprites-like
+  model = train_throughput.DSPRITES_MODEL
+  if framework == "tf":
+    step, batches = train_throughput.make_bare_step(images, model, batch_size, jit_compile=False)
+  else:
+    step, batches = train_throughput.make_torch_conv_step(
+        images, model, batch_size, channels_last=framework == "torch-cl")
+
+  def mark(text):
+    sys.stdout.flush()
+    os.write(1, f"{MARK} {text}\n".encode())
+
+  import time  # pylint: disable=import-outside-toplevel
+  for i in range(warmup):
+    float(step(batches[i % 2]))
+  start = time.perf_counter()
+  for i in range(steps):
+    mark(f"step {i}")
+    float(step(batches[i % 2]))
+  mark(f"end {steps * batch_size / (time.perf_counter() - start):.1f}")
+
+
+def trace(framework, args):
+  env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
+  if framework == "tf":
+    env["TF_NUM_INTEROP_THREADS"] = "1"
+  if args.max_isa:
+    env["ONEDNN_MAX_CPU_ISA"] = args.max_isa
+    env["ATEN_CPU_CAPABILITY"] = args.max_isa.lower() if args.max_isa.upper() in (
+        "AVX2", "AVX512") else "default"
+  repo = str(Path(__file__).resolve().parents[1])
+  env["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in env.get("PYTHONPATH", "").split(
+      os.pathsep) if p])
+  result = subprocess.run([sys.executable, "-m", "benchmarks.conv_trace", "--worker", framework,
+                           "--batch-size", str(args.batch_size), "--warmup", str(args.warmup),
+                           "--steps", str(args.steps)], env=env, capture_output=True, text=True,
+                          check=False)
+  if result.returncode:
+    raise RuntimeError(f"The {framework} trace failed (exit {result.returncode}):\n"
+                       f"{result.stderr[-3000:]}")
+  if args.save_traces:
+    Path(args.save_traces).mkdir(parents=True, exist_ok=True)
+    (Path(args.save_traces) / f"{framework}.trace").write_text(result.stdout)
+  rate = [l for l in result.stdout.splitlines() if l.startswith(f"{MARK} end")]
+  isa = [l.split(",")[-1] for l in result.stdout.splitlines() if ",info,cpu,isa:" in l]
+  version = [l.split(",")[3] for l in result.stdout.splitlines() if ",info,oneDNN" in l]
+  return parse(result.stdout), (float(rate[0].split()[-1]) if rate else float("nan")), (
+      (version or ["oneDNN ?"])[0] + ", " + (isa or ["isa ?"])[0])
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch-size", type=int, default=128)
+  parser.add_argument("--warmup", type=int, default=8)
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--frameworks", nargs="+", default=["tf", "torch-cl", "torch-default"],
+                      choices=["tf", "torch-cl", "torch-default"])
+  parser.add_argument("--max-isa", default=None, help="ONEDNN_MAX_CPU_ISA, e.g. AVX2.")
+  parser.add_argument("--save-traces", default=None, help="Keep the raw traces in this folder.")
+  parser.add_argument("--json", default=None, help="Write the per-layer table here.")
+  parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args.worker:
+    return worker(args.worker, args.batch_size, args.warmup, args.steps)
+  from benchmarks import train_throughput  # pylint: disable=import-outside-toplevel
+  frameworks = [f for f in args.frameworks if f == "tf" or train_throughput.torch_available()]
+  print(f"machine: {train_throughput.cpu_description()}; {train_throughput.load_average()}")
+  shapes = layer_shapes(train_throughput.DSPRITES_MODEL, (64, 64, 1))
+  tables = {}
+  for framework in frameworks:
+    steps, rate, onednn = trace(framework, args)
+    tables[framework] = summarise(steps, shapes)
+    total = sum(ms for ms, _ in tables[framework].values())
+    print(f"\n{framework}: {onednn}; {len(steps)} traced steps at batch {args.batch_size}, "
+          f"{rate:,.0f} examples/s while tracing; oneDNN {total:.1f} ms per step")
+    for (name, what), (ms, implementations) in sorted(
+        tables[framework].items(), key=lambda kv: (kv[0][0] == "other", kv[0][0][:3] == "dec", kv[0])):
+      print(f"  {name:<18} {what:<16} {ms:8.2f} ms  {' / '.join(implementations)}")
+  layers = sorted({name for table in tables.values() for name, _ in table},
+                  key=lambda n: (n == "other", n[:3] == "dec", n))
+  print("\nms per step, per layer (fwd + bwd-data + bwd-weights; other = reorders, dense layers):")
+  print(f"{'layer':<18}" + "".join(f"{f:>15}" for f in frameworks))
+  for name in layers:
+    print(f"{name:<18}" + "".join(
+        f"{sum(ms for (n, _), (ms, _) in tables[f].items() if n == name):15.2f}"
+        for f in frameworks))
+  if args.json:
+    Path(args.json).write_text(json.dumps({f: {f"{n} {w}": v for (n, w), v in t.items()}
+                                           for f, t in tables.items()}, indent=1))
+  return tables
+
+
+if __name__ == "__main__":
+  main()
