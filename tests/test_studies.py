@@ -310,8 +310,11 @@ def test_methods_config_is_the_disentanglement_study_but_for_the_method(tmp_path
     data = config_lib.to_dict(config)
     model = {k: v for k, v in data["model"].items()
              if k not in ("kind", *kinds.KINDS) and v is not None}
+    # DCI: scored by the methods study, left out of the disentanglement study (its report does
+    # not show it, and its classifiers cost 4-5 CPU minutes per model).
+    assert data["evaluate"]["dci"] == config.run.name.startswith("methods")
     return (model, data["ingest"], {k: v for k, v in data["train"].items() if k != "seed"},
-            data["evaluate"])
+            {k: v for k, v in data["evaluate"].items() if k != "dci"})
   reference = core.load_study_config(core.resolve_study_config_path("disentanglement"),
                                      output=tmp_path)[3][0].config
   trials = core.load_study_config(core.resolve_study_config_path("methods"), output=tmp_path)[3]
@@ -410,6 +413,23 @@ def test_disentanglement_one_seed_draws_no_verdict():
   trial = lambda score: core.Trial("t", {}, metrics={"beta_vae_score": score})  # noqa: E731
   text = disentanglement._beta_4_against_1([trial(0.62)], [trial(0.99)], "")
   assert "cannot be told from one seed" in text and "standard error" not in text
+
+
+@pytest.mark.parametrize("migs, expected", [
+    ({1.0: [0.03, 0.01, 0.07], 8.0: [0.18, 0.10, 0.04], 16.0: [0.05, 0.06, 0.09]},
+     "β=8 (its seeds overlap with those of β = 1, 16: no ranking)"),
+    ({1.0: [0.03, 0.01, 0.07], 8.0: [0.18, 0.10, 0.12], 16.0: [0.05, 0.06, 0.09]},
+     "β=8 (every seed above every other β's)"),
+    ({1.0: [0.03], 8.0: [0.18]}, "β=8"),
+    ({1.0: [0.1, 0.2], 4.0: [0.2, 0.1]}, "β=1 and 4 (tied)"),
+    ({1.0: [float("nan")]}, "no β (not measured)"),
+])
+def test_best_beta_ranks_only_where_the_seeds_separate(migs, expected):
+  """'The best MIG is at β = 8' with three seeds says whether its seeds lie above the others'
+  (issue 26: a difference only where the seed spread separates it)."""
+  groups = {b: [core.Trial("t", {}, metrics={"mig": v}) for v in values]
+            for b, values in migs.items()}
+  assert disentanglement.best_beta(groups, "mig") == expected
 
 
 def test_dsprites_data_paragraph_names_the_restricted_grid(tmp_path):

@@ -84,16 +84,11 @@ def analyse_disentanglement(context, trials):
       + ("every MIG here is below 0.1, so no latent carries a factor alone: expect rows that "
          "move the sprite diagonally or make it jump, x and y mixed." if best_mig < 0.1 else
          f"the best MIG, {best_mig:.2f}, says some latents come close to that."))
-  def best(key):  # the β with the best score, or the tied ones (equal to 3 decimals)
-    values = np.round(m(key), 3)
-    tied = [f"{b:g}" for b, v in zip(betas, values) if np.isfinite(v) and v == np.nanmax(values)]
-    if not tied:
-      return "no β (not measured)"
-    return f"β={tied[0]}" if len(tied) == 1 else f"β={' and '.join(tied)} (tied)"
   if len(betas) > 1:
-    findings.append(f"**The scores agree?** The best MIG{over_seeds} is at {best('mig')}; "
-                    f"the best β-VAE score at {best('beta_vae_score')} and the best FactorVAE "
-                    f"score at {best('factor_vae_score')}.")
+    findings.append(f"**The scores agree?** The best MIG{over_seeds} is at "
+                    f"{best_beta(groups, 'mig')}; the best β-VAE score at "
+                    f"{best_beta(groups, 'beta_vae_score')} and the best FactorVAE score at "
+                    f"{best_beta(groups, 'factor_vae_score')}.")
   ev = c.evaluate
   seeds = sorted({t.config.train.seed for t in trials})
   text = [
@@ -205,6 +200,37 @@ def factor_carried(metrics):
   kl = metrics.get("kl_per_dim") or [np.inf] * len(information)
   return [names[int(np.argmax(row))] if row.max() >= CARRIES_NATS and kl[j] >= ACTIVE_KL
           else "–" for j, row in enumerate(information)]
+
+
+def best_beta(groups, key):
+  """Which β has the best mean of `key` over its seeds, and whether that is a ranking.
+
+  Args:
+    groups: {β: [trials of that β, one per seed]}.
+    key: a metric of the trials, higher is better.
+
+  Returns:
+    "β=8", or with several seeds "β=8 (every seed above every other β's)" or "β=8 (its seeds
+    overlap with those of β = 1, 4: no ranking)"; "β=4 and 8 (tied)" when the means agree to
+    3 decimals.
+  """
+  scores = {b: np.array([t.metrics.get(key, np.nan) for t in trials], dtype=float)
+            for b, trials in groups.items()}
+  means = {b: round(float(np.mean(s)), 3) for b, s in scores.items()}
+  finite = [v for v in means.values() if np.isfinite(v)]
+  if not finite:
+    return "no β (not measured)"
+  tied = [b for b, v in means.items() if v == max(finite)]
+  if len(tied) > 1:
+    return f"β={' and '.join(f'{b:g}' for b in tied)} (tied)"
+  top = tied[0]
+  if len(scores[top]) < 2:
+    return f"β={top:g}"
+  overlapping = [f"{b:g}" for b in scores
+                 if b != top and report.separated(scores[top], scores[b]) != 1]
+  if not overlapping:
+    return f"β={top:g} (every seed above every other β's)"
+  return f"β={top:g} (its seeds overlap with those of β = {', '.join(overlapping)}: no ranking)"
 
 
 def _beta_4_against_1(plain, beta4, other_scores):
