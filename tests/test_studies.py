@@ -303,6 +303,21 @@ def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):
   assert not (tmp_path / "no.png").exists()
 
 
+def test_methods_report_with_one_finished_method_compares_nothing():
+  """A partial report (`--report-only` while the study trains) with one method's seeds: it said
+  'every seed of it above every seed of every other method' with no other method there."""
+  trials = [core.Trial(f"A seed {s}", {}, metrics={"mig": 0.1 + s / 100, "reconstruction": 90.0},
+                       setting="A", seed=s) for s in (0, 1, 2)]
+  groups = report.by_setting(trials)
+  findings = methods._findings(groups, ["mig"], [0, 1, 2])  # pylint: disable=protected-access
+  assert findings == ["**One method.** Only A is in this report (the others are pending or were "
+                      "not run), so nothing is compared: the tables above give its numbers."]
+  section = methods._metric_section(groups, "mig", "MIG", 3, True, [])  # pylint: disable=protected-access
+  assert section[2] == "Only A is in this report: no other method to compare with."
+  across = "\n".join(report.seed_summary(trials, [("mig", "MIG", 3, True)]))
+  assert "for every pair" not in across and "Differences the seeds separate" not in across
+
+
 def test_methods_config_is_the_disentanglement_study_but_for_the_method(tmp_path):
   """Every method trains the `disentanglement` study's network on its data for its budget and
   is scored at its sizes; only the kind and its one setting differ."""

@@ -102,28 +102,13 @@ def _metric_section(groups, key, label, digits, higher, factor_keys):
   return blocks
 
 
-def _separated_pairs(groups, key, higher):
-  """['A over B', ...] (the better first; 'A above B' where neither is better) for the pairs of
-  methods whose seeds do not overlap on `key`."""
-  names = list(groups)
-  pairs = []
-  for i, a in enumerate(names):
-    for b in names[i + 1:]:
-      side = report.separated(report.seed_values(groups[a], key),
-                              report.seed_values(groups[b], key))
-      if side and higher is None:
-        pairs.append(f"{a} above {b}" if side > 0 else f"{b} above {a}")
-      elif side:
-        better, worse = (a, b) if (side > 0) == higher else (b, a)
-        pairs.append(f"{better} over {worse}")
-  return pairs
-
-
 def _separation_line(groups, key, higher):
+  if len(groups) < 2:
+    return f"Only {next(iter(groups))} is in this report: no other method to compare with."
   if max(len(g) for g in groups.values()) < 2:
     return ("One training seed per method: no difference here can be told from the spread "
             "between seeds, so no ranking is drawn.")
-  pairs = _separated_pairs(groups, key, higher)
+  pairs = report.separated_pairs(groups, key, higher)
   if not pairs:
     return "*The seeds overlap* for every pair of methods: no ranking."
   return "Separated by the seeds (every seed on one side): " + "; ".join(pairs) + "."
@@ -132,6 +117,10 @@ def _separation_line(groups, key, higher):
 def _findings(groups, scores, seeds):
   """The findings: per score the best method by mean and whether its seeds beat every other
   method's; whether the scores agree; what the best-scoring methods pay in reconstruction."""
+  if len(groups) < 2:
+    return [f"**One method.** Only {next(iter(groups))} is in this report (the others are "
+            "pending or were not run), so nothing is compared: the tables above give its "
+            "numbers."]
   findings = []
   if len(seeds) < 2:
     findings.append("**One seed.** Each method was trained once, so the differences below "

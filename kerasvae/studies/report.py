@@ -302,6 +302,28 @@ def separated(a, b):
   return 0
 
 
+def separated_pairs(groups, key, higher):
+  """['A over B', ...] (the better first; 'A above B' where `higher` is None: neither is
+  better) for the pairs of settings whose seeds do not overlap on metric `key`.
+
+  Args:
+    groups: {setting: [its trials, one per seed]} (`by_setting`).
+    key: a metric of the trials.
+    higher: True when higher is better, False when lower is, None when neither.
+  """
+  names = list(groups)
+  pairs = []
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      side = separated(seed_values(groups[a], key), seed_values(groups[b], key))
+      if side and higher is None:
+        pairs.append(f"{a} above {b}" if side > 0 else f"{b} above {a}")
+      elif side:
+        better, worse = (a, b) if (side > 0) == higher else (b, a)
+        pairs.append(f"{better} over {worse}")
+  return pairs
+
+
 def seed_summary(trials, columns):
   """The across-seed table and the separated pairs, as markdown blocks.
 
@@ -325,19 +347,10 @@ def seed_summary(trials, columns):
   blocks = [f"Mean ± standard deviation (n − 1) over training {seed_phrase(seeds)}:",
             table(["setting", "seeds"] + [c[1] for c in columns], rows)]
   lines = []
-  names = list(groups)
   for key, header, _, higher in columns:
-    ahead = []
-    for i, a in enumerate(names):
-      for b in names[i + 1:]:
-        side = separated(seed_values(groups[a], key), seed_values(groups[b], key))
-        if side and higher is None:  # no better or worse: say which is larger
-          ahead.append(f"{a} above {b}" if side > 0 else f"{b} above {a}")
-        elif side:
-          better, worse = (a, b) if (side > 0) == higher else (b, a)
-          ahead.append(f"{better} over {worse}")
-    if len(seeds) < 2:
+    if len(seeds) < 2 or len(groups) < 2:  # no spread between seeds, or no pair to compare
       continue
+    ahead = separated_pairs(groups, key, higher)
     lines.append(f"- **{header}**: " + ("; ".join(ahead) + " (every seed)" if ahead
                                         else "the seeds overlap for every pair"))
   bounds = {t.metrics.get("mutual_information_bound") for t in trials} - {None}
