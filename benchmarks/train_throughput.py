@@ -278,19 +278,27 @@ def make_bare_step(images, model, batch_size, learning_rate=1e-3, jit_compile=Tr
 
 def bare_rate(images, model, batch_size, epochs, learning_rate=1e-3, jit_compile=True):
   """Examples/s of one compiled step (forward, fused loss, gradients, Adam) on in-memory batches."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
   step, batches = make_bare_step(images, model, batch_size, learning_rate, jit_compile)
-  steps = len(batches)
+  return best_step_rate(step, batches, batch_size, epochs, "The bare step")
+
+
+def best_step_rate(step, batches, batch_size, epochs, what):
+  """Examples/s of `step` over `batches`, the best of `epochs` passes after the first.
+
+  The first pass compiles (TF) or warms oneDNN's primitive cache (PyTorch); `float(loss)` after
+  each pass waits for its last step. Raises RuntimeError naming `what` if the loss is not finite.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
   best = 0.0
   for epoch in range(epochs):
     start = time.perf_counter()
     for x in batches:
       loss = step(x)
-    float(loss)  # wait for the last step
-    if epoch:  # epoch 0 compiles
-      best = max(best, steps * batch_size / (time.perf_counter() - start))
-  if not np.isfinite(float(loss)):
-    raise RuntimeError(f"The bare step's loss is {float(loss)}")
+    value = float(loss)
+    if epoch:
+      best = max(best, len(batches) * batch_size / (time.perf_counter() - start))
+  if not np.isfinite(value):
+    raise RuntimeError(f"{what}'s loss is {value}")
   return best
 
 
@@ -434,20 +442,8 @@ def make_torch_conv_step(images, model, batch_size, learning_rate=1e-3, channels
 
 def torch_conv_rate(images, model, batch_size, epochs, learning_rate=1e-3, channels_last=True):
   """Examples/s of `make_torch_conv_step`'s step over `epochs` passes (the first warms up)."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
   step, batches = make_torch_conv_step(images, model, batch_size, learning_rate, channels_last)
-  steps = len(batches)
-  best = 0.0
-  for epoch in range(epochs):
-    start = time.perf_counter()
-    for x in batches:
-      loss = step(x)
-    value = float(loss)  # eager: the step is done when it returns
-    if epoch:  # epoch 0 warms up oneDNN's primitive cache
-      best = max(best, steps * batch_size / (time.perf_counter() - start))
-  if not np.isfinite(value):
-    raise RuntimeError(f"The PyTorch step's loss is {value}")
-  return best
+  return best_step_rate(step, batches, batch_size, epochs, "The PyTorch step")
 
 
 def torch_conv_rate_subprocess(images, model, batch_size, epochs, work_dir, channels_last=True,
