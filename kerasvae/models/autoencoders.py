@@ -57,6 +57,10 @@ class LatentVariableModel(keras.Model):
     dense_units: conv dense-layer width.
     likelihood: `"bernoulli"`, `"gaussian"`, `"continuous_bernoulli"`, a dict
       `{"name": ..., **kwargs}` or a `Likelihood`.
+    network_dtype: the Keras dtype policy of the encoder's and decoder's layers (see
+      `networks.DTYPES`): `"float32"`, or `"mixed_bfloat16"` to compute them in bfloat16
+      with float32 variables. Their outputs are float32 either way, so the posterior, the
+      prior, the likelihood, the loss terms and the metrics compute in float32.
 
   Call arguments:
     x: images [B, H, W, C] in [0, 1].
@@ -77,7 +81,8 @@ class LatentVariableModel(keras.Model):
   finalize_examples = 0
 
   def __init__(self, input_shape, latent_dim, architecture="mlp", hidden_units=(400,),
-               filters=(32, 64), dense_units=256, likelihood="bernoulli", **kwargs):
+               filters=(32, 64), dense_units=256, likelihood="bernoulli",
+               network_dtype="float32", **kwargs):
     super().__init__(**kwargs)
     self.image_shape = networks.check_image_shape(input_shape)
     self.latent_dim = priors_lib._check_latent_dim(latent_dim)  # pylint: disable=protected-access
@@ -88,8 +93,13 @@ class LatentVariableModel(keras.Model):
     self.hidden_units = tuple(hidden_units)
     self.filters = tuple(filters)
     self.dense_units = int(dense_units)
+    try:
+      self.network_dtype = networks.check_dtype(network_dtype)
+    except ValueError:
+      raise ValueError(f"Expected network_dtype to be one of {list(networks.DTYPES)}. "
+                       f"Received: network_dtype={network_dtype!r}") from None
     net_kwargs = dict(hidden_units=self.hidden_units, filters=self.filters,
-                      dense_units=self.dense_units)
+                      dense_units=self.dense_units, dtype=self.network_dtype)
     self.encoder = networks.make_encoder(architecture, self.image_shape,
                                          self._encoder_units(), **net_kwargs)
     self.decoder = networks.make_decoder(architecture, self.image_shape, self.latent_dim,
@@ -111,7 +121,7 @@ class LatentVariableModel(keras.Model):
     Args:
       settings: the kind's settings dataclass (`kerasvae.kinds`), e.g. `VAESettings`.
       network: the arguments every kind shares: `input_shape`, `latent_dim`, `architecture`,
-        `hidden_units`, `filters`, `dense_units`.
+        `hidden_units`, `filters`, `dense_units`, and `network_dtype` when not float32.
       data: a `kinds.TrainingData` (steps per epoch, training-split size, batch size), for
         settings that depend on them; None: one step per epoch, sizes unknown.
     """
@@ -235,7 +245,8 @@ class LatentVariableModel(keras.Model):
         input_shape=list(self.image_shape), latent_dim=self.latent_dim,
         architecture=self.architecture, hidden_units=list(self.hidden_units),
         filters=list(self.filters), dense_units=self.dense_units,
-        likelihood=keras.saving.serialize_keras_object(self.likelihood))
+        likelihood=keras.saving.serialize_keras_object(self.likelihood),
+        network_dtype=self.network_dtype)
     return config
 
   @classmethod

@@ -10,6 +10,27 @@ import math
 import keras
 
 ARCHITECTURES = ("mlp", "conv")
+# The Keras dtype policies a network's layers may compute in. "mixed_bfloat16": bfloat16
+# computation, float32 variables; the network's output is cast back to float32, so what
+# reads it (the posterior, the likelihood, the losses) computes in float32.
+DTYPES = ("float32", "mixed_bfloat16")
+
+
+def check_dtype(dtype):
+  """Returns `dtype` (one of `DTYPES`; None is "float32") or raises naming the argument."""
+  if dtype is None:
+    return "float32"
+  if dtype not in DTYPES:
+    raise ValueError(f"Expected dtype to be one of {list(DTYPES)}. Received: dtype={dtype!r}")
+  return dtype
+
+
+def _sequential(layers, dtype, name):
+  """A `keras.Sequential` of `layers` with a float32 output: a network computing in another
+  `dtype` ends with a float32 identity layer that casts its output."""
+  if dtype != "float32":
+    layers = layers + [keras.layers.Activation("linear", dtype="float32", name="output_float32")]
+  return keras.Sequential(layers, name=name)
 
 
 def check_image_shape(input_shape):
@@ -42,7 +63,8 @@ def _conv_check(input_shape, filters):
 
 
 def make_encoder(architecture, input_shape, output_units, hidden_units=(400,),
-                 filters=(32, 64), dense_units=256, activation="relu", name="encoder"):
+                 filters=(32, 64), dense_units=256, activation="relu", dtype="float32",
+                 name="encoder"):
   """Builds an encoder network mapping images [B, H, W, C] to features [B, output_units].
 
   Args:
@@ -55,33 +77,39 @@ def make_encoder(architecture, input_shape, output_units, hidden_units=(400,),
     filters: channels of each stride-2 convolution (conv only).
     dense_units: width of the dense layer after the convolutions (conv only).
     activation: hidden activation.
+    dtype: the layers' Keras dtype policy, one of `DTYPES`: `"float32"`, or
+      `"mixed_bfloat16"` (bfloat16 computation, float32 variables and output).
     name: the network's name.
 
   Returns:
-    A built `keras.Sequential`.
+    A built `keras.Sequential`; with "mixed_bfloat16" its output is cast to float32.
   """
   input_shape = check_image_shape(input_shape)
+  dtype = check_dtype(dtype)
+  policy = None if dtype == "float32" else dtype  # float32: Keras' global policy, as ever
   layers = [keras.Input(shape=input_shape)]
   if architecture == "mlp":
-    layers.append(keras.layers.Flatten())
+    layers.append(keras.layers.Flatten(dtype=policy))
     for units in _check_positive_ints(hidden_units, "hidden_units", allow_empty=True):
-      layers.append(keras.layers.Dense(units, activation=activation))
+      layers.append(keras.layers.Dense(units, activation=activation, dtype=policy))
   elif architecture == "conv":
     filters = _check_positive_ints(filters, "filters")
     _conv_check(input_shape, filters)
     for f in filters:
-      layers.append(keras.layers.Conv2D(f, 4, strides=2, padding="same", activation=activation))
-    layers.append(keras.layers.Flatten())
-    layers.append(keras.layers.Dense(dense_units, activation=activation))
+      layers.append(keras.layers.Conv2D(f, 4, strides=2, padding="same", activation=activation,
+                                        dtype=policy))
+    layers.append(keras.layers.Flatten(dtype=policy))
+    layers.append(keras.layers.Dense(dense_units, activation=activation, dtype=policy))
   else:
     raise ValueError(f"Expected architecture to be one of {list(ARCHITECTURES)}. "
                      f"Received: architecture={architecture!r}")
-  layers.append(keras.layers.Dense(output_units))
-  return keras.Sequential(layers, name=name)
+  layers.append(keras.layers.Dense(output_units, dtype=policy))
+  return _sequential(layers, dtype, name)
 
 
 def make_decoder(architecture, output_shape, latent_dim, hidden_units=(400,),
-                 filters=(32, 64), dense_units=256, activation="relu", name="decoder"):
+                 filters=(32, 64), dense_units=256, activation="relu", dtype="float32",
+                 name="decoder"):
   """Builds a decoder mapping latents [B, latent_dim] to per-pixel parameters [B, H, W, C].
 
   The output is unconstrained (logits or pre-sigmoid means); the likelihood
@@ -89,26 +117,30 @@ def make_decoder(architecture, output_shape, latent_dim, hidden_units=(400,),
   convolutional decoder inverts the encoder with transposed convolutions.
 
   Returns:
-    A built `keras.Sequential`.
+    A built `keras.Sequential`; with "mixed_bfloat16" its output is cast to float32.
   """
   output_shape = check_image_shape(output_shape)
+  dtype = check_dtype(dtype)
+  policy = None if dtype == "float32" else dtype  # float32: Keras' global policy, as ever
   layers = [keras.Input(shape=(latent_dim,))]
   if architecture == "mlp":
     for units in reversed(_check_positive_ints(hidden_units, "hidden_units", allow_empty=True)):
-      layers.append(keras.layers.Dense(units, activation=activation))
-    layers.append(keras.layers.Dense(math.prod(output_shape)))
-    layers.append(keras.layers.Reshape(output_shape))
+      layers.append(keras.layers.Dense(units, activation=activation, dtype=policy))
+    layers.append(keras.layers.Dense(math.prod(output_shape), dtype=policy))
+    layers.append(keras.layers.Reshape(output_shape, dtype=policy))
   elif architecture == "conv":
     filters = _check_positive_ints(filters, "filters")
     height, width = _conv_check(output_shape, filters)
-    layers.append(keras.layers.Dense(dense_units, activation=activation))
-    layers.append(keras.layers.Dense(height * width * filters[-1], activation=activation))
-    layers.append(keras.layers.Reshape((height, width, filters[-1])))
+    layers.append(keras.layers.Dense(dense_units, activation=activation, dtype=policy))
+    layers.append(keras.layers.Dense(height * width * filters[-1], activation=activation,
+                                     dtype=policy))
+    layers.append(keras.layers.Reshape((height, width, filters[-1]), dtype=policy))
     for f in reversed(filters[:-1]):
       layers.append(keras.layers.Conv2DTranspose(f, 4, strides=2, padding="same",
-                                                 activation=activation))
-    layers.append(keras.layers.Conv2DTranspose(output_shape[-1], 4, strides=2, padding="same"))
+                                                 activation=activation, dtype=policy))
+    layers.append(keras.layers.Conv2DTranspose(output_shape[-1], 4, strides=2, padding="same",
+                                               dtype=policy))
   else:
     raise ValueError(f"Expected architecture to be one of {list(ARCHITECTURES)}. "
                      f"Received: architecture={architecture!r}")
-  return keras.Sequential(layers, name=name)
+  return _sequential(layers, dtype, name)

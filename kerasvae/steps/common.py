@@ -32,13 +32,20 @@ def run_directory(config):
 # Train settings that do not change the trained model (display, disk use): left out of the
 # fingerprints, so that changing one finds the same run and reuses its model.
 UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints")
+# Train settings added after runs were fingerprinted: left out while at these defaults, so that
+# a config that does not set one keeps its run (and its reused model) as before.
+FINGERPRINTED_UNLESS_DEFAULT = {"precision": "float32"}
 
 
 def train_identity(train_config):
-  """The train config as fingerprinted: without `UNFINGERPRINTED_TRAIN_SETTINGS`."""
+  """The train config as fingerprinted: without `UNFINGERPRINTED_TRAIN_SETTINGS`, and
+  without those of `FINGERPRINTED_UNLESS_DEFAULT` at their defaults."""
   train = config_lib.to_dict(train_config)
   for name in UNFINGERPRINTED_TRAIN_SETTINGS:
     train.pop(name, None)
+  for name, default in FINGERPRINTED_UNLESS_DEFAULT.items():
+    if train.get(name) == default:
+      del train[name]
   return train
 
 
@@ -200,17 +207,20 @@ def remove_tree(path):
 
 
 def build_model(model_config, image_shape, steps_per_epoch=1, num_train_examples=None,
-                batch_size=None):
+                batch_size=None, precision="float32"):
   """Builds the model a `ModelConfig` describes, for images of `image_shape`, through the
   kind registry (`kerasvae.kinds`): the kind's class builds itself from its settings block.
 
   `steps_per_epoch`, `num_train_examples` and the global `batch_size` are what the training
   tells the model (`kinds.TrainingData`), e.g. to turn a warm-up in epochs into steps.
+  `precision` (`train.precision`) is the networks' dtype policy (the models' `network_dtype`).
   """
   c = model_config
   network = dict(input_shape=tuple(image_shape), latent_dim=c.latent_dim,
                  architecture=c.architecture, hidden_units=tuple(c.hidden_units),
                  filters=tuple(c.filters), dense_units=c.dense_units)
+  if precision != "float32":
+    network["network_dtype"] = precision
   data = kinds.TrainingData(steps_per_epoch, num_train_examples, batch_size)
   return kinds.get(c.kind).model_class().from_settings(c.settings, network, data)
 

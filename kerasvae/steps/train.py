@@ -198,7 +198,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
 
   with strategy.scope():
     model = common.build_model(config.model, image_shape, steps_per_epoch, num_train,
-                               global_batch)
+                               global_batch, precision=cfg.precision)
     optimizer = keras.optimizers.Adam(training.learning_rate_schedule(cfg, steps_per_epoch))
     optimizer.build(model.main_trainable_variables)
   if model.prepare_examples:  # e.g. a VampPrior's pseudo-inputs start from training images

@@ -1,0 +1,167 @@
+"""train.precision: mixed_bfloat16 networks compute in bfloat16 and keep float32 variables;
+losses, metrics, saved models and exports stay float32; the float32 default fingerprints as
+runs did before the setting existed."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerasvae
+from kerasvae import artifacts
+from kerasvae import config as config_lib
+from kerasvae import kinds
+from kerasvae import serving
+from kerasvae.steps import common
+from kerasvae.steps import configs
+from tests.pipeline_helpers import tiny_trainer
+
+SHAPE = (16, 16, 1)
+MIXED = "mixed_bfloat16"
+
+
+def conv_model_config(**vae):
+  return config_lib.from_dict(configs.ModelConfig, {
+      "latent_dim": 3, "architecture": "conv", "filters": [8, 8], "dense_units": 16,
+      "vae": vae})
+
+
+def images(n, seed=0):
+  """Binary blobs: a square per image, so that a few steps have something to learn."""
+  rng = np.random.default_rng(seed)
+  x = np.zeros((n,) + SHAPE, "float32")
+  for i, (r, c) in enumerate(rng.integers(0, 12, size=(n, 2))):
+    x[i, r:r + 4, c:c + 4] = 1.0
+  return x
+
+
+def mixed_vae():
+  keras.utils.set_random_seed(0)
+  return common.build_model(conv_model_config(), SHAPE, precision=MIXED)
+
+
+def test_mixed_networks_compute_in_bfloat16_with_float32_variables():
+  model = mixed_vae()
+  assert model.network_dtype == MIXED
+  for network in (model.encoder, model.decoder):
+    *inner, last = network.layers
+    assert {layer.compute_dtype for layer in inner} == {"bfloat16"}
+    assert last.compute_dtype == "float32"  # the cast of the output
+  assert model.variables and {v.dtype for v in model.variables} == {"float32"}
+  assert model.encoder(images(2)).dtype == tf.float32
+  assert model.decoder(tf.zeros([2, 3])).dtype == tf.float32
+  # The float32 default is the network as before: no cast layer, float32 computation.
+  default = common.build_model(conv_model_config(), SHAPE)
+  assert default.network_dtype == "float32"
+  assert {layer.compute_dtype for layer in default.encoder.layers} == {"float32"}
+  assert len(default.encoder.layers) == len(model.encoder.layers) - 1
+
+
+def test_loss_terms_and_bounds_are_float32_and_finite():
+  model = mixed_vae()
+  x = images(8)
+  terms = model.loss_terms(x, training=True, step=tf.constant(3), seed=[1, 2])
+  for name in ("loss", "reconstruction", "kl", "elbo", "mean", "log_var"):
+    assert terms[name].dtype == tf.float32, name
+    assert np.all(np.isfinite(terms[name].numpy())), name
+  iwae = model.iwae_log_likelihood(x[:2], num_samples=4, seed=0)
+  assert iwae.dtype == tf.float32 and np.all(np.isfinite(iwae.numpy()))
+  assert model.sample(2, seed=0).dtype == tf.float32
+  # bfloat16 keeps 8 significant bits: the ELBO is the float32 network's to within a fraction
+  # of a percent (the same weights, computed in float32).
+  exact = kerasvae.VAE(**{**model.get_config(), "network_dtype": "float32"})
+  exact.set_weights(model.get_weights())
+  mixed_elbo = model.elbo(x, seed=5)["elbo"].numpy()
+  exact_elbo = exact.elbo(x, seed=5)["elbo"].numpy()
+  np.testing.assert_allclose(mixed_elbo, exact_elbo, rtol=2e-2)
+
+
+def test_a_few_training_steps_reduce_the_loss():
+  model = mixed_vae()
+  x = tf.constant(images(32))
+  optimizer = keras.optimizers.Adam(3e-3)
+
+  @tf.function
+  def step(i):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(model.loss_terms(x, training=True, seed=tf.stack([i, 0]))["loss"])
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert all(g.dtype == tf.float32 for g in grads)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+  losses = [float(step(tf.constant(i))) for i in range(30)]
+  assert all(np.isfinite(losses))
+  assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+  assert {v.dtype for v in model.variables} == {"float32"}
+
+
+@pytest.mark.parametrize("kind", sorted(kinds.KINDS))
+def test_every_kind_trains_with_mixed_networks_and_float32_terms(kind, tmp_path):
+  config = config_lib.from_dict(configs.ModelConfig, {"kind": kind, "latent_dim": 2,
+                                                      "hidden_units": [8]}, where="model")
+  keras.utils.set_random_seed(0)
+  model = common.build_model(config, (4, 4, 1), steps_per_epoch=2, precision=MIXED)
+  assert model.encoder.layers[0].compute_dtype == "bfloat16"
+  # XLA as `train.jit_compile: auto` compiles an MLP's step on a CPU.
+  trainer = tiny_trainer(tmp_path, configs.TrainConfig(epochs=1, batch_size=8, progress=False),
+                         model=model, jit_compile=True)
+  history = trainer.train()
+  assert np.isfinite(history[-1]["train/loss"])
+  assert {v.dtype for v in model.variables} == {"float32"}
+  x = np.random.default_rng(1).uniform(size=(8, 4, 4, 1)).astype("float32")
+  for name, value in model.loss_terms(x, training=True, step=tf.constant(1), seed=[1, 2]).items():
+    assert value.dtype == tf.float32, name
+    assert np.all(np.isfinite(value.numpy())), name
+
+
+def test_the_saved_model_keeps_its_precision(tmp_path):
+  model = mixed_vae()
+  path = tmp_path / "model.keras"
+  model.save(path)
+  loaded = keras.saving.load_model(path)
+  assert loaded.network_dtype == MIXED
+  assert loaded.encoder.layers[0].compute_dtype == "bfloat16"
+  assert {v.dtype for v in loaded.variables} == {"float32"}
+  x = images(4)
+  np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
+
+
+def test_an_export_has_float32_signatures(tmp_path):
+  model = mixed_vae()
+  path = serving.export_model(model, tmp_path / "saved_models", "vae")
+  loaded = tf.saved_model.load(str(path))
+  for name, fn in loaded.signatures.items():
+    for spec in fn.structured_input_signature[1].values():
+      assert spec.dtype in (tf.float32, tf.int32), (name, spec)
+    for spec in fn.structured_outputs.values():
+      assert spec.dtype == tf.float32, (name, spec)
+  x = images(3)
+  out = loaded.signatures["serving_default"](images=tf.constant(x))
+  np.testing.assert_allclose(out["reconstruction"], model.reconstruct(x), atol=1e-6)
+  np.testing.assert_allclose(out["latent_mean"], model.encode_mean(x), atol=1e-6)
+
+
+def test_an_unknown_precision_is_refused_by_name():
+  with pytest.raises(config_lib.ConfigError, match=r"precision.*float16"):
+    config_lib.from_dict(configs.TrainConfig, {"precision": "float16"})
+  with pytest.raises(ValueError, match="Expected network_dtype to be one of .* "
+                                       "Received: network_dtype='float16'"):
+    kerasvae.VAE(SHAPE, 2, network_dtype="float16")
+
+
+def test_the_float32_default_fingerprints_as_before_the_setting():
+  config = configs.load_pipeline_config("quickstart")
+  assert config.train.precision == "float32"
+  identity = common.train_identity(config.train)
+  assert "precision" not in identity
+  before = {k: v for k, v in config_lib.to_dict(config.train).items()
+            if k not in ("precision",) + common.UNFINGERPRINTED_TRAIN_SETTINGS}
+  assert identity == before
+  assert common.run_fingerprint(config) == artifacts.fingerprint(
+      {"ingest": config_lib.to_dict(config.ingest), "model": config_lib.to_dict(config.model),
+       "train": before})
+  mixed = configs.load_pipeline_config("quickstart")
+  mixed.train.precision = MIXED
+  assert common.train_identity(mixed.train)["precision"] == MIXED
+  assert common.run_directory(mixed) != common.run_directory(config)
