@@ -188,8 +188,9 @@ def main(argv=None):
   if args.worker:
     return worker(args.worker, args.batch_size, args.warmup, args.steps)
   from benchmarks import train_throughput  # pylint: disable=import-outside-toplevel
+  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
   frameworks = [f for f in args.frameworks if f == "tf" or train_throughput.torch_available()]
-  print(f"machine: {train_throughput.cpu_description()}; {train_throughput.load_average()}")
+  print(f"machine: {artifacts.cpu_description()}; {train_throughput.load_average()}")
   shapes = layer_shapes(train_throughput.DSPRITES_MODEL, (64, 64, 1))
   tables = {}
   for framework in frameworks:

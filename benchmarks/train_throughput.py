@@ -65,43 +65,15 @@ MNIST_FULL_TRAIN = 60000  # the length of an epoch of the full MNIST training sp
 
 # -- The machine and memory ---------------------------------------------------
 
-ONEDNN_FLAG_PREFIXES = ("avx2", "avx512", "amx", "avx_vnni", "fma")  # what oneDNN dispatches on
-
-
-def cpu_description(cpuinfo=None):
-  """The CPU as oneDNN sees it: model name, family/model/stepping and the ISA flags it dispatches on.
-
-  E.g. "AMD EPYC (family 26 model 2 stepping 1; avx2 avx512bw ... avx_vnni fma; no amx)".
-  Two machines with the same model name can differ in all of these (a 2-core "AMD EPYC" with
-  and without AVX-512 ran the conv step 2.6x apart), so every result records them.
-  """
-  if cpuinfo is None:
-    try:
-      cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-      return platform.processor() or "unknown CPU"
-  fields = {}
-  for line in cpuinfo.splitlines():
-    if not line.strip():
-      break  # the first processor is enough
-    key, _, value = line.partition(":")
-    fields.setdefault(key.strip(), value.strip())
-  flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(ONEDNN_FLAG_PREFIXES))
-  isa = " ".join(flags) or "no avx2"
-  if not any(f.startswith("avx512") for f in flags):
-    isa += "; no avx512"
-  if not any(f.startswith("amx") for f in flags):
-    isa += "; no amx"
-  return (f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')} "
-          f"model {fields.get('model', '?')} stepping {fields.get('stepping', '?')}; {isa})")
-
-
 def machine_description():
-  """nproc, the CPU (`cpu_description`), Python/TF/Keras versions and oneDNN's switch."""
+  """nproc, the CPU (`kerasvae.artifacts.cpu_description`), Python/TF/Keras versions and oneDNN's
+  switch."""
   import keras  # pylint: disable=import-outside-toplevel
+  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
-  return (f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu_description()}; "
+  return (f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
+          f"{artifacts.cpu_description()}; "
           f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
           f"Keras {keras.__version__}, TF_ENABLE_ONEDNN_OPTS={onednn}")
 

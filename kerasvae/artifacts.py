@@ -338,6 +338,52 @@ def package_versions():
   return versions
 
 
+# The CPU flags oneDNN (TensorFlow's CPU kernels) chooses its implementations by.
+ONEDNN_FLAG_PREFIXES = ("avx2", "avx512", "amx", "avx_vnni", "fma")
+
+
+def cpu_description(cpuinfo=None):
+  """The CPU as oneDNN sees it: model name, family/model/stepping, the ISA flags it dispatches on.
+
+  E.g. "AMD EPYC (family 26 model 2 stepping 1; avx2 avx512bw ... avx_vnni fma; no amx)".
+  Two machines with the same model name can differ in all of these (a 2-core "AMD EPYC" with
+  and without AVX-512 ran the conv step 2.6x apart), so every timing records them.
+
+  Args:
+    cpuinfo: the text of /proc/cpuinfo; None reads it (on a system without it, the platform's
+      processor name).
+  """
+  if cpuinfo is None:
+    try:
+      cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+      return platform.processor() or "unknown CPU"
+  fields = {}
+  for line in cpuinfo.splitlines():
+    if not line.strip():
+      break  # the first processor is enough
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(ONEDNN_FLAG_PREFIXES))
+  isa = " ".join(flags) or "no avx2"
+  if not any(f.startswith("avx512") for f in flags):
+    isa += "; no avx512"
+  if not any(f.startswith("amx") for f in flags):
+    isa += "; no amx"
+  return (f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')} "
+          f"model {fields.get('model', '?')} stepping {fields.get('stepping', '?')}; {isa})")
+
+
+def machine():
+  """Where a step ran, for metadata files: its CPU (`cpu_description`) and cores, so that a
+  time or a speed in the metadata can be read against the machine that measured it."""
+  try:
+    usable = len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    usable = os.cpu_count()
+  return {"cpu": cpu_description(), "cores": os.cpu_count(), "usable_cores": usable}
+
+
 @contextlib.contextmanager
 def replacing(path, suffix=""):
   """Yields a temporary sibling path to write `path` to; it is renamed over `path` at the end.

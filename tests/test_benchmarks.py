@@ -56,17 +56,6 @@ def test_disentanglement_scoring_quick_times_every_part(tmp_path):
   assert 0 <= result["scores"]["dci_disentanglement"] <= 1 and 0 <= result["scores"]["sap"] <= 1
 
 
-def test_cpu_description_names_the_isa_onednn_dispatches_on():
-  cpuinfo = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n"
-             "model name\t: AMD EPYC 7B12\nstepping\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"
-             "processor\t: 1\nmodel name\t: ignored\n")
-  assert train_throughput.cpu_description(cpuinfo) == (
-      "AMD EPYC 7B12 (family 23 model 49 stepping 0; avx2 fma; no avx512; no amx)")
-  avx512 = cpuinfo.replace("bmi2", "avx512f avx512_bf16 avx512_vnni amx_tile sse4_2")
-  assert train_throughput.cpu_description(avx512).endswith(
-      "(family 23 model 49 stepping 0; amx_tile avx2 avx512_bf16 avx512_vnni avx512f fma)")
-
-
 def test_conv_trace_attributes_onednn_lines_to_layers():
   """TF's convolution lines and PyTorch's deconvolution lines land on the same layer names."""
   from benchmarks import conv_trace  # pylint: disable=import-outside-toplevel

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kerasvae import artifacts
 from kerasvae import cli
 from kerasvae.config import ConfigError
 from kerasvae.data import reader
@@ -34,7 +35,10 @@ def test_run_writes_every_step_artifact(finished_run):
   for step in ("ingest", "train", "evaluate", "export"):
     meta = json.loads((run_dir / step / "metadata.json").read_text())
     assert meta["step"] == step
-    assert {"inputs", "outputs", "config", "versions", "started", "finished"} <= set(meta)
+    assert {"inputs", "outputs", "config", "versions", "machine", "started",
+            "finished"} <= set(meta)
+    assert meta["machine"]["cpu"] == artifacts.cpu_description()  # the CPU its times ran on
+    assert meta["machine"]["cores"] >= meta["machine"]["usable_cores"] >= 1
   examples = Path(json.loads((run_dir / "ingest" / "metadata.json").read_text())
                   ["outputs"]["examples"])
   assert (examples / "Split-train").is_dir() and (examples / "schema.pbtxt").is_file()
@@ -57,6 +61,17 @@ def test_run_writes_every_step_artifact(finished_run):
     assert (run_dir / "evaluate" / f"{png}.png").stat().st_size > 1000, png
   assert (tmp_path / "saved_models" / "tiny" / "1" / "saved_model.pb").is_file()
   assert "tiny" in (tmp_path / "saved_models" / "models.config").read_text()
+
+
+def test_cpu_description_names_the_isa_onednn_dispatches_on():
+  cpuinfo = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n"
+             "model name\t: AMD EPYC 7B12\nstepping\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"
+             "processor\t: 1\nmodel name\t: ignored\n")
+  assert artifacts.cpu_description(cpuinfo) == (
+      "AMD EPYC 7B12 (family 23 model 49 stepping 0; avx2 fma; no avx512; no amx)")
+  avx512 = cpuinfo.replace("bmi2", "avx512f avx512_bf16 avx512_vnni amx_tile sse4_2")
+  assert artifacts.cpu_description(avx512).endswith(
+      "(family 23 model 49 stepping 0; amx_tile avx2 avx512_bf16 avx512_vnni avx512f fma)")
 
 
 def test_second_run_reuses_every_step(finished_run, capsys):

@@ -102,11 +102,12 @@ def redo_command(step_dir):
 
 
 def step_metadata(step, fingerprint, config, inputs, outputs, started, **extra):
-  """The `metadata.json` of a step: inputs, outputs, config, versions, start and end time."""
+  """The `metadata.json` of a step: inputs, outputs, config, versions, the machine (its CPU and
+  cores), start and end time."""
   return dict(step=step, fingerprint=fingerprint, config=config_lib.to_dict(config),
               inputs={k: str(v) for k, v in inputs.items()},
               outputs={k: str(v) for k, v in outputs.items()},
-              versions=artifacts.package_versions(), started=started,
+              versions=artifacts.package_versions(), machine=artifacts.machine(), started=started,
               finished=artifacts.utc_now(), **extra)
 
 
