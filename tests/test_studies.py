@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from kerasvae import artifacts
 from kerasvae import cli
 from kerasvae import config as config_lib
 from kerasvae import kinds
@@ -25,6 +26,7 @@ from kerasvae.studies import disentanglement
 from kerasvae.studies import figures
 from kerasvae.studies import methods
 from kerasvae.studies import mnist
+from kerasvae.studies import precision
 from kerasvae.studies import report
 
 TABLE_KEYS = {
@@ -44,7 +46,8 @@ TRIALS = {"latent-dim": ["2", "10", "25", "50"], "beta": ["β=1", "β=5", "β=10
                         "noisy AE, 0.05·R in total", "VAE"],
           "priors": ["standard Gaussian", "mixture", "VampPrior"],
           "disentanglement": ["β=1", "β=4", "β=8", "β=16"],
-          "methods": ["β-VAE", "β-TCVAE", "FactorVAE", "DIP-VAE-I", "DIP-VAE-II", "AnnealedVAE"]}
+          "methods": ["β-VAE", "β-TCVAE", "FactorVAE", "DIP-VAE-I", "DIP-VAE-II", "AnnealedVAE"],
+          "precision": ["float32", "mixed_bfloat16"]}
 
 
 def _mnist_overrides(mnist_dir):
@@ -251,6 +254,70 @@ def test_methods_quick(study_dir):
                                           "DIP-VAE-II", "AnnealedVAE")} <= names
   assert "One training seed per method" in text and "**One seed.**" in text
   assert "*Reproduce:* `kerasvae study methods --quick`" in text
+
+
+def test_precision_quick(study_dir):
+  """Both precisions trained; the speed, inference and picture sections from their runs."""
+  output = study_dir / "precision"
+  path = studies.run_study("precision", quick=True, output=output)
+  text = path.read_text()
+  results = json.loads((output / "results.json").read_text())
+  trials = {t["name"]: t for t in results["trials"]}
+  assert list(trials) == TRIALS["precision"]
+  for name, trial in trials.items():
+    meta = json.loads((Path(trial["run_dir"]) / "train" / "metadata.json").read_text())
+    assert meta["config"]["train"]["precision"] == name
+    assert trial["metrics"][precision.SPEED] > 0
+  speeds = [trials[n]["metrics"][precision.SPEED] for n in TRIALS["precision"]]
+  assert (f"| mixed_bfloat16 | 0 | {speeds[0]:,.0f} | {speeds[1]:,.0f} | "
+          f"{speeds[1] / speeds[0]:.2f}x |") in text
+  assert f"Trained on: `{artifacts.cpu_description()}`." in text
+  # The bfloat16 model's ELBO as it computes is the evaluate step's (same images and seed).
+  mixed = trials["mixed_bfloat16"]["metrics"]
+  section = text.split("## The same weights computed in float32", 1)[1]
+  row = section.split("| mixed_bfloat16 | ", 1)[1].split("\n")[0]
+  as_trained, in_float32 = (float(c) for c in row.split(" | ")[:2])
+  assert as_trained == pytest.approx(mixed["elbo"], abs=1e-3)
+  assert in_float32 == pytest.approx(mixed["elbo_float32_inference"], abs=1e-3)
+  assert abs(as_trained - in_float32) < 0.05 * abs(in_float32)
+  assert "one training seed, so no difference from float32" in text
+  for rel in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+    assert (output / rel).stat().st_size > 1000, rel
+  assert "precision_pictures.png" in text
+  assert "*Reproduce:* `kerasvae study precision --quick`" in text
+
+
+def test_precision_report_pairs_seeds_and_separates_only_disjoint_ranges(tmp_path):
+  def trial(setting, seed, rate, elbo, kl):
+    run_dir = tmp_path / f"{setting}-{seed}"
+    (run_dir / "train").mkdir(parents=True)
+    (run_dir / "train" / "history.json").write_text(json.dumps(
+        [{"examples_per_second": 1.0}, {"examples_per_second": rate - 10},
+         {"examples_per_second": rate + 10}]))  # the first epoch (tracing) is left out
+    (run_dir / "train" / "metadata.json").write_text(json.dumps({"machine": {"cpu": "CPU X"}}))
+    t = core.Trial(f"{setting} seed {seed}", {}, run_dir=run_dir, setting=setting, seed=seed,
+                   metrics={"elbo": elbo, "kl": kl})
+    t.metrics[precision.SPEED] = precision.training_rate(t)
+    return t
+  # ELBOs overlap (-101..-99 against -100.5..-98.5); KL lower on every seed.
+  trials = [trial("float32", s, 100.0 * (s + 1), -100.0 + e, 5.0 + s)
+            for s, e in zip((0, 1, 2), (-1.0, 0.0, 1.0))]
+  trials += [trial("mixed_bfloat16", s, 150.0 * (s + 1), -99.5 + e, 1.0 + s)
+             for s, e in zip((2, 0, 1), (1.0, -1.0, 0.0))]  # seeds in another order
+  groups = report.by_setting(trials)
+  speed = "\n\n".join(precision._speed_section(groups, trials))  # pylint: disable=protected-access
+  for seed in (0, 1, 2):  # each seed against the float32 run of the same seed
+    assert (f"| mixed_bfloat16 | {seed} | {100 * (seed + 1):,} | {150 * (seed + 1):,} | "
+            "1.50x |") in speed
+  assert "Trained on: `CPU X`." in speed
+  assert "at 1.50–1.50x the images per second of float32, seed by seed" in speed
+  verdict = "\n".join(precision._verdict(groups))  # pylint: disable=protected-access
+  assert "the seeds separate KL (lower on every seed); on every other number" in verdict
+  assert "test ELBO (" not in verdict
+  trials[3].metrics["kl"] = 7.5  # one seed now inside float32's range
+  groups = report.by_setting(trials)
+  verdict = "\n".join(precision._verdict(groups))  # pylint: disable=protected-access
+  assert "the seeds overlap on every number" in verdict
 
 
 def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):

@@ -63,6 +63,11 @@ def _methods(context, trials):
   return methods.analyse_methods(context, trials)
 
 
+def _precision(context, trials):
+  from kerasvae.studies import precision  # pylint: disable=import-outside-toplevel
+  return precision.analyse_precision(context, trials)
+
+
 def _needs_disentanglement_scores(trials):
   off = [t.name for t in trials if not t.config.evaluate.disentanglement]
   if off:
@@ -108,6 +113,13 @@ STUDIES = {
         "in how disentangled a code they learn on dSprites, by more than their training seeds "
         "do, and at what cost in reconstruction?", _methods,
         check=_needs_disentanglement_scores, analyses_seeds=True, setting_name="method"),
+    "precision": Study(
+        "precision", "Does computing a VAE's networks in bfloat16 (train.precision: "
+        "mixed_bfloat16) change what it learns, by more than its training seed does, and how "
+        "much faster does it train?", _precision, analyses_seeds=True,
+        chart_metrics=(("elbo", "test ELBO, nats"), ("iwae_log_likelihood", "IWAE log p(x), nats"),
+                       ("kl", "KL, nats"), ("train_images_per_second", "training images/s")),
+        setting_name="precision"),
 }
 
 
@@ -120,7 +132,7 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
 
   Args:
     name: a key of `STUDIES` (`latent-dim`, `beta`, `ae-vs-vae`, `priors`,
-      `disentanglement`, `methods`).
+      `disentanglement`, `methods`, `precision`).
     config: a study YAML; default the bundled `kerasvae/configs/studies/<name>.yaml`.
     overrides: `key=value` items applied to every trial's pipeline config
       (e.g. `train.epochs=5`) or to the study settings (`study.num_samples=500`).
