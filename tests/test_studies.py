@@ -370,6 +370,29 @@ def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):
   assert not (tmp_path / "no.png").exists()
 
 
+def test_methods_report_says_which_method_was_still_learning(tmp_path):
+  """The validation ELBO per epoch, mean over seeds, from each trial's history.json."""
+  def trial(method, seed, elbos):
+    run_dir = tmp_path / f"{method}-{seed}"
+    (run_dir / "train").mkdir(parents=True)
+    (run_dir / "train" / "history.json").write_text(json.dumps(
+        [{"epoch": i + 1, "validation/elbo": e} for i, e in enumerate(elbos)]))
+    return core.Trial(f"{method} seed {seed}", {}, run_dir=run_dir, setting=method, seed=seed,
+                      metrics={"mig": 0.1, "reconstruction": 90.0})
+  trials = [trial("A", 0, [-200.0, -120.0, -110.0]), trial("A", 1, [-220.0, -130.0, -118.0]),
+            trial("B", 0, [-400.0, -300.0, -200.0]), trial("B", 1, [-500.0, -350.0, -270.0])]
+  assert methods.validation_elbos(trials[0]) == [-200.0, -120.0, -110.0]
+  findings = methods._findings(  # pylint: disable=protected-access
+      report.by_setting(trials), ["mig"], [0, 1])
+  text = "\n".join(findings)
+  assert "the largest last-epoch gain is B's (+90.0 nats)" in text
+  assert "| A | -210.0 → -125.0 → -114.0 | +11.0 | +8.8 % |" in text
+  assert "| B | -450.0 → -325.0 → -235.0 | +90.0 | +27.7 % |" in text
+  # Trials without a history (a report read from results.json alone) add nothing.
+  assert methods._still_learning(report.by_setting(  # pylint: disable=protected-access
+      [core.Trial("C seed 0", {}, setting="C")])) == []
+
+
 def test_methods_report_with_one_finished_method_compares_nothing():
   """A partial report (`--report-only` while the study trains) with one method's seeds: it said
   'every seed of it above every seed of every other method' with no other method there."""
