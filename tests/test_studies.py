@@ -314,6 +314,10 @@ def test_precision_report_pairs_seeds_and_separates_only_disjoint_ranges(tmp_pat
   verdict = "\n".join(precision._verdict(groups))  # pylint: disable=protected-access
   assert "the seeds separate KL (lower on every seed); on every other number" in verdict
   assert "test ELBO (" not in verdict
+  # Seed by seed against the float32 trial of the same seed; a metric neither has: '–'.
+  for seed in (0, 1, 2):
+    assert f"| mixed_bfloat16 | {seed} | +0.50 | – | – | -4.00 | – |" in verdict
+  assert "float32 seeds' standard deviation: test ELBO 1.00, KL 1.00)" in verdict
   trials[3].metrics["kl"] = 7.5  # one seed now inside float32's range
   groups = report.by_setting(trials)
   verdict = "\n".join(precision._verdict(groups))  # pylint: disable=protected-access

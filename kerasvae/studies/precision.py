@@ -132,12 +132,42 @@ def _verdict(groups):
         "changes nothing that the training seed does not."))
   if not lines:
     return []
-  return ["## What the model learned",
-          "The across-seed table above gives each precision's test numbers; here, whether "
-          "the seeds separate the lower precision from float32 on "
-          + ", ".join(label for _, label, _ in LEARNED[:-1]) + f" and {LEARNED[-1][1]}. "
-          + report.SEPARATION_RULE,
-          "\n".join(lines)]
+  blocks = ["## What the model learned",
+            "The across-seed table above gives each precision's test numbers; here, whether "
+            "the seeds separate the lower precision from float32 on "
+            + ", ".join(label for _, label, _ in LEARNED[:-1]) + f" and {LEARNED[-1][1]}. "
+            + report.SEPARATION_RULE,
+            "\n".join(lines)]
+  return blocks + _paired(groups)
+
+
+def _paired(groups):
+  """Seed by seed: a trial and the float32 trial of its seed start from the same weights and
+  read the data in the same order, so their difference is the precision's alone."""
+  base = {t.seed: t for t in groups.get(FLOAT32, [])}
+  rows = []
+  for name, group in groups.items():
+    for trial in group:
+      if name == FLOAT32 or trial.seed not in base:
+        continue
+      cells = []
+      for key, _, _ in LEARNED:
+        a, b = trial.metrics.get(key), base[trial.seed].metrics.get(key)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+        cells.append(f"{a - b:+.2f}" if numbers else "–")
+      rows.append([name, trial.seed] + cells)
+  if not rows:
+    return []
+  spread = {key: report.seed_values(groups[FLOAT32], key) for key, _, _ in LEARNED}
+  sds = ", ".join(f"{label} {spread[key].std(ddof=1):.2f}" for key, label, _ in LEARNED
+                  if len(spread[key]) > 1)
+  return ["Seed by seed: each trial minus the float32 trial of the same seed, which started "
+          "from the same initial weights and read the data in the same order, so that the "
+          "difference is the precision's alone"
+          + (f" (for scale, the float32 seeds' standard deviation: {sds})" if sds else "")
+          + ".",
+          report.table(["precision", "seed"] + [f"{label} difference" for _, label, _ in LEARNED],
+                       rows)]
 
 
 def _inference_section(context, trials):
