@@ -374,14 +374,21 @@ def cpu_description(cpuinfo=None):
           f"model {fields.get('model', '?')} stepping {fields.get('stepping', '?')}; {isa})")
 
 
+# Environment variables that change which CPU kernels TensorFlow runs: recorded when set.
+KERNEL_SWITCHES = ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS")
+
+
 def machine():
-  """Where a step ran, for metadata files: its CPU (`cpu_description`) and cores, so that a
-  time or a speed in the metadata can be read against the machine that measured it."""
+  """Where a step ran, for metadata files: its CPU (`cpu_description`), cores, and the kernel
+  switches of `KERNEL_SWITCHES` that are set (an ISA cap makes another machine of the same
+  CPU), so that a time or a speed in the metadata can be read against what measured it."""
   try:
     usable = len(os.sched_getaffinity(0))
   except AttributeError:  # not on Linux
     usable = os.cpu_count()
-  return {"cpu": cpu_description(), "cores": os.cpu_count(), "usable_cores": usable}
+  switches = {k: os.environ[k] for k in KERNEL_SWITCHES if k in os.environ}
+  return {"cpu": cpu_description(), "cores": os.cpu_count(), "usable_cores": usable,
+          **({"kernel_switches": switches} if switches else {})}
 
 
 @contextlib.contextmanager

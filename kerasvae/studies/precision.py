@@ -37,12 +37,16 @@ def training_rate(trial):
 
 
 def trained_on(trials):
-  """The CPUs the trials' train steps recorded (`artifacts.machine`), in order, without repeats;
-  'not recorded' for a train step written before steps recorded their machine."""
+  """The CPUs the trials' train steps recorded (`artifacts.machine`) with any kernel switch
+  (an ISA cap), in order, without repeats; 'not recorded' for a train step written before
+  steps recorded their machine."""
   cpus = []
   for trial in trials:
     meta = json.loads((trial.run_dir / "train" / "metadata.json").read_text())
-    cpus.append((meta.get("machine") or {}).get("cpu", "not recorded"))
+    machine = meta.get("machine") or {}
+    switches = machine.get("kernel_switches") or {}
+    cpus.append(machine.get("cpu", "not recorded")
+                + "".join(f", {k}={v}" for k, v in sorted(switches.items())))
   return list(dict.fromkeys(cpus))
 
 
