@@ -353,17 +353,9 @@ def cpu_description(cpuinfo=None):
     cpuinfo: the text of /proc/cpuinfo; None reads it (on a system without it, the platform's
       processor name).
   """
-  if cpuinfo is None:
-    try:
-      cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-      return platform.processor() or "unknown CPU"
-  fields = {}
-  for line in cpuinfo.splitlines():
-    if not line.strip():
-      break  # the first processor is enough
-    key, _, value = line.partition(":")
-    fields.setdefault(key.strip(), value.strip())
+  fields = _cpuinfo_fields(cpuinfo)
+  if fields is None:
+    return platform.processor() or "unknown CPU"
   flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(ONEDNN_FLAG_PREFIXES))
   isa = " ".join(flags) or "no avx2"
   if not any(f.startswith("avx512") for f in flags):
@@ -376,6 +368,30 @@ def cpu_description(cpuinfo=None):
 
 # Environment variables that change which CPU kernels TensorFlow runs: recorded when set.
 KERNEL_SWITCHES = ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS")
+
+
+def cpu_flags(cpuinfo=None):
+  """The set of the first processor's flags in /proc/cpuinfo (`cpuinfo`: its text); empty where
+  there is none."""
+  fields = _cpuinfo_fields(cpuinfo)
+  return set((fields or {}).get("flags", "").split())
+
+
+def _cpuinfo_fields(cpuinfo=None):
+  """{field: value} of the first processor in /proc/cpuinfo (or the text `cpuinfo`); None
+  where it cannot be read."""
+  if cpuinfo is None:
+    try:
+      cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+      return None
+  fields = {}
+  for line in cpuinfo.splitlines():
+    if not line.strip():
+      break  # the first processor is enough
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  return fields
 
 
 def machine():

@@ -101,6 +101,54 @@ def describe_strategy(strategy, requested):
   return line
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) without oneDNN's bfloat16 convolutions and matrix
+# products: TensorFlow still sends bfloat16 layers to oneDNN, whose primitive cannot be made;
+# measured with TF 2.21: an eager call raises, a compiled train step aborts the process.
+NO_BFLOAT16_ISA_CAPS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+
+
+def check_precision(precision, cpu_flags=None, environ=None, gpus=None):
+  """Refuses a bfloat16 network where TensorFlow cannot compute it; notes where it is unmeasured.
+
+  Args:
+    precision: `train.precision` (or a loaded model's `network_dtype`).
+    cpu_flags: the CPU's flags (default: /proc/cpuinfo's first processor).
+    environ: the environment (default `os.environ`).
+    gpus: whether a GPU computes (default: TensorFlow's logical GPU devices).
+
+  Returns:
+    A note to print ("" when there is nothing to say).
+
+  Raises:
+    ConfigError: mixed_bfloat16 with an ONEDNN_MAX_CPU_ISA that has no bfloat16 kernels.
+  """
+  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
+  if precision == "float32":
+    return ""
+  environ = os.environ if environ is None else environ
+  if gpus is None:
+    gpus = bool(tf.config.list_logical_devices("GPU"))
+  if gpus:
+    return ""
+  cap = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+  onednn = environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+  if onednn and cap in NO_BFLOAT16_ISA_CAPS:
+    raise ConfigError(
+        f"train.precision: {precision} computes the networks in bfloat16 with oneDNN, which "
+        f"has no bfloat16 kernels under ONEDNN_MAX_CPU_ISA={cap} (TensorFlow would abort in "
+        "the first step: 'could not create a primitive descriptor'). Expected train.precision: "
+        "float32 with this cap, or ONEDNN_MAX_CPU_ISA unset or AVX512_CORE and above. "
+        f"Received: ONEDNN_MAX_CPU_ISA={environ['ONEDNN_MAX_CPU_ISA']}")
+  if cpu_flags is None:
+    cpu_flags = artifacts.cpu_flags()
+  if not any(f in cpu_flags for f in ("avx512_bf16", "amx_bf16")):
+    return (f"note: {precision} on a CPU without bfloat16 instructions (avx512_bf16, "
+            "amx_bf16): oneDNN converts to and from float32, or TensorFlow's generic kernels "
+            "compute it; measured only with avx512_bf16 (docs/studies/precision), where it "
+            "trained 1.1-1.4x as fast as float32")
+  return ""
+
+
 def is_chief(strategy):
   """Whether this process writes logs, checkpoints and artifacts."""
   resolver = getattr(strategy, "cluster_resolver", None)

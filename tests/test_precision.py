@@ -12,8 +12,10 @@ from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae import kinds
 from kerasvae import serving
+from kerasvae import training
 from kerasvae.steps import common
 from kerasvae.steps import configs
+from tests.pipeline_helpers import run_cli
 from tests.pipeline_helpers import tiny_trainer
 
 SHAPE = (16, 16, 1)
@@ -165,3 +167,30 @@ def test_the_float32_default_fingerprints_as_before_the_setting():
   mixed.train.precision = MIXED
   assert common.train_identity(mixed.train)["precision"] == MIXED
   assert common.run_directory(mixed) != common.run_directory(config)
+
+
+def test_bfloat16_is_refused_under_an_isa_cap_without_its_kernels():
+  """ONEDNN_MAX_CPU_ISA=AVX2 leaves oneDNN without bfloat16 kernels while TensorFlow still
+  sends bfloat16 layers to it: the step would abort. Refused by name; noted on CPUs without
+  bfloat16 instructions; nothing to say for float32, on a GPU, or with oneDNN off."""
+  bf16_cpu = {"avx2", "avx512f", "avx512_bf16"}
+  for cap in ("AVX2", "avx2", "AVX2_VNNI_2", "SSE41"):
+    with pytest.raises(config_lib.ConfigError, match=r"train\.precision: mixed_bfloat16 .*"
+                       rf"ONEDNN_MAX_CPU_ISA={cap.upper()} .* Received: ONEDNN_MAX_CPU_ISA={cap}$"):
+      training.check_precision(MIXED, bf16_cpu, {"ONEDNN_MAX_CPU_ISA": cap}, gpus=False)
+  for environ in ({}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+                  {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "0"}):
+    assert training.check_precision(MIXED, bf16_cpu, environ, gpus=False) == ""
+  note = training.check_precision(MIXED, {"avx2", "avx512f"}, {}, gpus=False)
+  assert note.startswith("note: mixed_bfloat16 on a CPU without bfloat16 instructions")
+  assert training.check_precision(MIXED, set(), {"ONEDNN_MAX_CPU_ISA": "AVX2"}, gpus=True) == ""
+  assert training.check_precision("float32", set(), {"ONEDNN_MAX_CPU_ISA": "AVX2"}) == ""
+
+
+def test_kerasvae_run_under_the_cap_stops_before_anything_runs(tmp_path):
+  """The real command in a fresh process: exit 2 and the message, no abort, nothing written."""
+  result = run_cli(["run", "--set", "train.precision=mixed_bfloat16"], tmp_path,
+                   ONEDNN_MAX_CPU_ISA="AVX2", CI="true")
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "no bfloat16 kernels under ONEDNN_MAX_CPU_ISA=AVX2" in result.stderr
+  assert list(tmp_path.iterdir()) == []

@@ -116,9 +116,11 @@ class TrainConfig:
       "float32", choices=("float32", "mixed_bfloat16"),
       help="The encoder's and decoder's computation. mixed_bfloat16: their layers compute in "
            "bfloat16 with float32 variables; their outputs, the losses, the metrics, "
-           "checkpoints and exports stay float32. 1.3-1.5x the dSprites conv VAE's training "
-           "speed on 2 cores with avx512_bf16, same ELBO (benchmarks/README.md); not measured "
-           "on CPUs without bf16 instructions or on GPUs.")
+           "checkpoints and exports stay float32. 1.1-1.4x the dSprites conv VAE's training "
+           "speed on 2 cores with avx512_bf16, test ELBO and IWAE within the seeds' spread "
+           "(`kerasvae study precision`); refused under an ONEDNN_MAX_CPU_ISA cap without "
+           "oneDNN's bfloat16 kernels (AVX2 and below); not measured on CPUs without bf16 "
+           "instructions or on GPUs.")
   steps_per_execution: int = field(
       10, range=(1, None),
       help="Train steps per tf.function call (the loss is checked and the bar updated between "
