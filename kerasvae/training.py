@@ -143,9 +143,9 @@ def check_precision(precision, cpu_flags=None, environ=None, gpus=None):
     cpu_flags = artifacts.cpu_flags()
   if not any(f in cpu_flags for f in ("avx512_bf16", "amx_bf16")):
     return (f"note: {precision} on a CPU without bfloat16 instructions (avx512_bf16, "
-            "amx_bf16): oneDNN converts to and from float32, or TensorFlow's generic kernels "
-            "compute it; measured only with avx512_bf16 (docs/studies/precision), where it "
-            "trained 1.1-1.4x as fast as float32")
+            "amx_bf16): oneDNN converts every bfloat16 tensor to float32 and back, which "
+            "trained the dSprites conv VAE at 0.47-0.66x float32's speed on AVX-512 without "
+            "bf16 (benchmarks/README.md); train.precision: float32 is faster here")
   return ""
 
 
