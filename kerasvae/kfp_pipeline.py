@@ -36,6 +36,7 @@ This module imports kfp (the extra `kfp`): only `kerasvae pipeline ...` and the 
 script a user edits (`pipelines/kubeflow_runner.py`) import it.
 """
 
+import builtins
 import json
 import os
 import re
@@ -313,7 +314,15 @@ def run_local(package, pipeline_root, overrides=(), force_export=False):
   pipeline_root = Path(pipeline_root).resolve()
   before = set(pipeline_root.iterdir()) if pipeline_root.is_dir() else set()
   local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
-  components.load_component_from_file(str(package))(**arguments)
+  # kfp.local 2.17 indents each task's prints by swapping builtins.print inside a context
+  # manager; two ParallelFor iterations in its thread pool restore each other's swap, so the
+  # process's print stayed indented after a sweep (every later line of this command, and
+  # every print of a test that ran after it). What it was before the run is put back.
+  print_before = builtins.print
+  try:
+    components.load_component_from_file(str(package))(**arguments)
+  finally:
+    builtins.print = print_before
   new = sorted(set(pipeline_root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
   return new[-1]
 
