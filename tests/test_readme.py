@@ -60,6 +60,16 @@ def test_readme_starts_with_the_quick_start_and_ci_runs_it():
     assert any(c == line or c.startswith(line + " ") for c in ci), f".ci/run lacks: {line}"
 
 
+def test_the_quick_starts_sample_output_names_the_directories_kerasvae_run_uses():
+  """The sample output's run and Examples directories are the quickstart config's: a change to
+  what is fingerprinted (which moves every user's runs) shows up here, not as a stale sample."""
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  section = markdown.section(markdown.README.read_text(), "Quick start")
+  config = configs.load_pipeline_config("quickstart")
+  assert f"run directory: {common.run_directory(config)}\n" in section
+  assert f"ingest: {common.examples_directory(config)} (" in section
+
+
 def test_the_quick_start_installs_no_extra_and_the_test_command_installs_the_test_extra():
   extra, core = extras()
   for package in OPTIONAL_PACKAGES:
