@@ -41,10 +41,8 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
   if run_dir.exists() and not run_dir.is_dir():
     raise common.StepError(f"Expected a run directory at {run_dir}. Received: a file there.")
   common.refuse_symlinks(config, run_dir, steps)
-  if set(steps) & {"train", "evaluate", "export"}:  # the steps that compute the networks
-    note = training.check_precision(config.train.precision)
-    if note and "train" in steps:
-      print(f"train: {note}", flush=True)
+  if set(steps) & {"train", "evaluate", "export"}:  # refused before any step runs
+    training.check_precision(config.train.precision)
   dirs = step_dirs(run_dir)
   out = {"run_dir": run_dir}
   examples_dir = common.examples_directory(config)

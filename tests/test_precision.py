@@ -194,3 +194,16 @@ def test_kerasvae_run_under_the_cap_stops_before_anything_runs(tmp_path):
   assert result.returncode == 2, result.stderr[-2000:]
   assert "no bfloat16 kernels under ONEDNN_MAX_CPU_ISA=AVX2" in result.stderr
   assert list(tmp_path.iterdir()) == []
+
+
+def test_the_train_step_itself_refuses_the_cap(tmp_path, monkeypatch):
+  """Kubeflow's train component calls the step without the pipeline's check before it."""
+  from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
+  config = configs.load_pipeline_config("quickstart")
+  config.train.precision = MIXED
+  monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+  monkeypatch.setattr(train_step.reader, "read_metadata", lambda _: {"fingerprint": "x"})
+  monkeypatch.setattr(train_step.common, "check_artifact", lambda *args: None)
+  with pytest.raises(config_lib.ConfigError, match="ONEDNN_MAX_CPU_ISA=AVX2"):
+    train_step.run(config, tmp_path / "examples", tmp_path / "train")
+  assert not (tmp_path / "train").exists()

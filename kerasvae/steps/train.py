@@ -155,10 +155,13 @@ def run(config, examples_dir, train_dir, force=False):
     return train_dir
   common.check_artifact(examples_dir, examples_meta.get("digests"), "Examples artifact",
                         "ingest", "kerasvae ingest", "it rewrites a damaged Examples artifact")
+  note = training.check_precision(config.train.precision)  # the pipeline's and KFP's train
   strategy = training.make_strategy(config.train.strategy)
   chief = training.is_chief(strategy)
   if chief:
     print(training.describe_strategy(strategy, config.train.strategy), flush=True)
+    if note:
+      print(f"train: {note}", flush=True)
   stale = (train_dir / artifacts.METADATA_FILE).is_file()  # finished, but from other inputs
   previous = None  # the model being replaced, kept aside until the new one has trained
   if chief and (force or stale) and train_dir.exists():
