@@ -388,7 +388,7 @@ def test_methods_report_says_which_method_was_still_learning(tmp_path):
                       metrics={"mig": 0.1, "reconstruction": 90.0})
   trials = [trial("A", 0, [-200.0, -120.0, -110.0]), trial("A", 1, [-220.0, -130.0, -118.0]),
             trial("B", 0, [-400.0, -300.0, -200.0]), trial("B", 1, [-500.0, -350.0, -270.0])]
-  assert methods.validation_elbos(trials[0]) == [-200.0, -120.0, -110.0]
+  assert report.validation_elbos(trials[0]) == [-200.0, -120.0, -110.0]
   findings = methods._findings(  # pylint: disable=protected-access
       report.by_setting(trials), ["mig"], [0, 1])
   text = "\n".join(findings)
@@ -396,8 +396,8 @@ def test_methods_report_says_which_method_was_still_learning(tmp_path):
   assert "| A | -210.0 → -125.0 → -114.0 | +11.0 | +8.8 % |" in text
   assert "| B | -450.0 → -325.0 → -235.0 | +90.0 | +27.7 % |" in text
   # Trials without a history (a report read from results.json alone) add nothing.
-  assert methods._still_learning(report.by_setting(  # pylint: disable=protected-access
-      [core.Trial("C seed 0", {}, setting="C")])) == []
+  assert report.still_learning(report.by_setting([core.Trial("C seed 0", {}, setting="C")])) == []
+  assert report.still_learning(report.by_setting(trials), "β")[1].startswith("| β |")
 
 
 def test_methods_report_with_one_finished_method_compares_nothing():

@@ -89,6 +89,9 @@ def analyse_disentanglement(context, trials):
                     f"{best_beta(groups, 'mig')}; the best β-VAE score at "
                     f"{best_beta(groups, 'beta_vae_score')} and the best FactorVAE score at "
                     f"{best_beta(groups, 'factor_vae_score')}.")
+  learning = report.still_learning({f"β = {b:g}": groups[b] for b in betas}, "β")
+  if learning:
+    findings.append("\n\n".join(learning))
   ev = c.evaluate
   seeds = sorted({t.config.train.seed for t in trials})
   text = [

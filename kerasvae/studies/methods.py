@@ -10,11 +10,6 @@ References:
        others; the random seed and the hyperparameters matter more than the method.)
 """
 
-import json
-from pathlib import Path
-
-import numpy as np
-
 from kerasvae.studies import core
 from kerasvae.studies import disentanglement
 from kerasvae.studies import figures as study_figures
@@ -175,40 +170,8 @@ def _findings(groups, scores, seeds):
            f"; {' and '.join(cheapest)} tie for the lowest")
         + ". A method that scores higher by holding the code closer to the factorised prior "
         "pays for it here (the rate–distortion chart above).")
-  findings += _still_learning(groups)
+  findings += report.still_learning(groups, "method")
   return findings
-
-
-def validation_elbos(trial):
-  """The validation ELBO after each epoch, as the trial's `history.json` records it."""
-  path = Path(trial.run_dir or "") / "train" / "history.json"
-  if not trial.run_dir or not path.is_file():
-    return []
-  rows = json.loads(path.read_text())
-  return [float(r["validation/elbo"]) for r in rows if "validation/elbo" in r]
-
-
-def _still_learning(groups):
-  """How far each method's validation ELBO still rose in its last epoch: a method far from
-  convergence at the budget is compared as an under-trained model."""
-  curves = {}
-  for name, group in groups.items():
-    per_seed = [validation_elbos(t) for t in group]
-    length = min((len(c) for c in per_seed), default=0)
-    if length >= 2:
-      curves[name] = np.mean([c[:length] for c in per_seed], axis=0)
-  if not curves:
-    return []
-  gains = {name: c[-1] - c[-2] for name, c in curves.items()}
-  rows = [[name, " → ".join(f"{v:.1f}" for v in c), f"{gains[name]:+.1f}",
-           f"{100 * gains[name] / abs(c[-2]):+.1f} %"] for name, c in curves.items()]
-  fastest = max(gains, key=gains.get)
-  return [f"**Still learning?** The validation ELBO after each epoch (mean over the seeds) and "
-          f"what the last epoch added. Where the last epoch still added much, the method's "
-          f"numbers are those of a model far from convergence at this budget rather than its "
-          f"own: the largest last-epoch gain is {fastest}'s ({gains[fastest]:+.1f} nats).",
-          report.table(["method", "validation ELBO by epoch", "last epoch, nats",
-                        "last epoch, relative"], rows)]
 
 
 def _means(groups, key):

@@ -1,6 +1,7 @@
 """Markdown pieces of a study report: tables, figures, the data and budget paragraphs."""
 
 import dataclasses
+import json
 import math
 import re
 from pathlib import Path
@@ -322,6 +323,49 @@ def separated_pairs(groups, key, higher):
         better, worse = (a, b) if (side > 0) == higher else (b, a)
         pairs.append(f"{better} over {worse}")
   return pairs
+
+
+def validation_elbos(trial):
+  """The validation ELBO after each epoch, as the trial's `history.json` records it ([] for a
+  trial without its run directory)."""
+  path = Path(trial.run_dir or "") / "train" / "history.json"
+  if not trial.run_dir or not path.is_file():
+    return []
+  rows = json.loads(path.read_text())
+  return [float(r["validation/elbo"]) for r in rows if "validation/elbo" in r]
+
+
+def still_learning(groups, noun="setting"):
+  """How far each setting's validation ELBO (mean over its seeds) still rose in its last epoch,
+  as report blocks: a setting far from convergence at the budget is compared as an
+  under-trained model, not as itself.
+
+  Args:
+    groups: {setting: [its trials, one per seed]} (`by_setting`).
+    noun: what a setting is called ("method", "β").
+
+  Returns:
+    [paragraph, table], or [] when no setting trained two epochs.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  curves = {}
+  for name, group in groups.items():
+    per_seed = [validation_elbos(t) for t in group]
+    length = min((len(c) for c in per_seed), default=0)
+    if length >= 2:
+      curves[name] = np.mean([c[:length] for c in per_seed], axis=0)
+  if not curves:
+    return []
+  gains = {name: c[-1] - c[-2] for name, c in curves.items()}
+  rows = [[name, " → ".join(f"{v:.1f}" for v in c), f"{gains[name]:+.1f}",
+           f"{100 * gains[name] / abs(c[-2]):+.1f} %"] for name, c in curves.items()]
+  fastest = max(gains, key=gains.get)
+  return [f"**Still learning?** The validation ELBO after each epoch (mean over the seeds) and "
+          f"what the last epoch added. Where the last epoch still added much, the {noun}'s "
+          f"numbers are those of a model far from convergence at this budget rather than its "
+          f"own: the largest last-epoch gain is {fastest}'s ({gains[fastest]:+.1f} nats).",
+          table([noun, "validation ELBO by epoch", "last epoch, nats", "last epoch, relative"],
+                rows)]
 
 
 def seed_summary(trials, columns):
