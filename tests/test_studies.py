@@ -313,6 +313,9 @@ def test_precision_report_pairs_seeds_and_separates_only_disjoint_ranges(tmp_pat
     assert (f"| mixed_bfloat16 | {seed} | {100 * (seed + 1):,} | {150 * (seed + 1):,} | "
             "1.50x |") in speed
   assert "Trained on: `CPU X`; `CPU X, ONEDNN_MAX_CPU_ISA=AVX2`." in speed
+  assert "one after another in one process" in speed
+  swept = "\n\n".join(precision._speed_section(groups, trials, sweep=True))  # pylint: disable=protected-access
+  assert "their own tasks of a Kubeflow sweep, side by side" in swept
   assert "at 1.50–1.50x the images per second of float32, seed by seed" in speed
   verdict = "\n".join(precision._verdict(groups))  # pylint: disable=protected-access
   assert "the seeds separate KL (lower on every seed); on every other number" in verdict

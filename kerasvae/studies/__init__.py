@@ -254,6 +254,7 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   study, name, output, path = plan.study, plan.name, plan.output, plan.path
   settings, overrides, quick, title = plan.settings, plan.overrides, plan.quick, plan.title
+  context.sweep = sweep
   if settings.sample_quality:
     print("study: sample-quality classifier")
     context.classifier = core.study_classifier(context)

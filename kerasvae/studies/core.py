@@ -97,6 +97,7 @@ class StudyContext:
   examples_dir: Path = None
   classifier: object = None
   force: bool = False  # --force: retrain the classifier too
+  sweep: bool = False  # the trials ran as a Kubeflow sweep, each in its own tasks, side by side
   figures: list = dataclasses.field(default_factory=list)  # (caption, relative path)
 
   @property

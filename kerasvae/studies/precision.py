@@ -72,14 +72,14 @@ def analyse_precision(context, trials):
     trial.metrics[SPEED] = training_rate(trial)
     core.write_study_scalars(trial, {SPEED: trial.metrics[SPEED]})
   groups = report.by_setting(trials)
-  blocks = _speed_section(groups, trials)
+  blocks = _speed_section(groups, trials, context.sweep)
   blocks += _verdict(groups)
   blocks += _inference_section(context, trials)
   blocks += _pictures(context, groups)
   return blocks
 
 
-def _speed_section(groups, trials):
+def _speed_section(groups, trials, sweep=False):
   baseline = {t.seed: t for t in groups.get(FLOAT32, [])}
   others = [name for name in groups if name != FLOAT32]
   rows, ratios = [], {name: [] for name in others}
@@ -94,10 +94,13 @@ def _speed_section(groups, trials):
   cpus = trained_on(trials)
   blocks = ["## Training speed",
             "Training images per second of each trial: the mean over its epochs after the "
-            "first (the first also traces the step), as its `history.json` records them. The "
-            "trials trained one after another in one process, so their speeds compare as far "
-            "as the machine's other load stayed the same. Trained on: "
-            + "; ".join(f"`{cpu}`" for cpu in cpus) + "."]
+            "first (the first also traces the step), as its `history.json` records them. "
+            + ("The trials trained in their own tasks of a Kubeflow sweep, side by side, so "
+               "their speeds compare only as far as those tasks ran on like machines without "
+               "sharing them. " if sweep else
+               "The trials trained one after another in one process, so their speeds compare "
+               "as far as the machine's other load stayed the same. ")
+            + "Trained on: " + "; ".join(f"`{cpu}`" for cpu in cpus) + "."]
   if rows:
     blocks.append(report.table(["precision", "seed", f"{FLOAT32} images/s", "images/s",
                                 f"against {FLOAT32}"], rows))
