@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasvae import artifacts, progress
+from kerasvae.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,6 @@ def check_precision(precision, cpu_flags=None, environ=None, gpus=None):
   Raises:
     ConfigError: mixed_bfloat16 with an ONEDNN_MAX_CPU_ISA that has no bfloat16 kernels.
   """
-  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
   if precision == "float32":
     return ""
   environ = os.environ if environ is None else environ
@@ -143,9 +143,9 @@ def check_precision(precision, cpu_flags=None, environ=None, gpus=None):
     cpu_flags = artifacts.cpu_flags()
   if not any(f in cpu_flags for f in ("avx512_bf16", "amx_bf16")):
     return (f"note: {precision} on a CPU without bfloat16 instructions (avx512_bf16, "
-            "amx_bf16): oneDNN converts every bfloat16 tensor to float32 and back, which "
-            "trained the dSprites conv VAE at 0.47-0.66x float32's speed on AVX-512 without "
-            "bf16 (benchmarks/README.md); train.precision: float32 is faster here")
+            "amx_bf16): on AVX-512 without them oneDNN converts every bfloat16 tensor to "
+            "float32 and back, and the dSprites conv VAE trained at 0.47-0.66x float32's "
+            "speed (benchmarks/README.md); train.precision: float32 is likely faster here")
   return ""
 
 

@@ -30,6 +30,7 @@ from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae.config import ConfigError
 from kerasvae.steps import configs as step_configs
+from kerasvae.studies import report
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,6 @@ class StudyContext:
   @property
   def data_words(self):
     """How the report names the data (`report.DataWords`), from the trials' ingest config."""
-    from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
     return report.data_words(self.base.ingest)
 
 
@@ -453,7 +453,7 @@ def write_study_scalars(trial, metrics):
   writer = tf.summary.create_file_writer(str(validation), filename_suffix=".study")
   with writer.as_default(step=0):
     for key, value in metrics.items():
-      if isinstance(value, (int, float)) and not isinstance(value, bool):
+      if report.is_number(value):
         tf.summary.scalar(f"study/{key}", value)
   writer.flush()
   writer.close()

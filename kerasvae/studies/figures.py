@@ -8,6 +8,7 @@ report's charts can be redrawn from `results.json` alone.
 import numpy as np
 
 from kerasvae import artifacts
+from kerasvae.studies import report
 
 SEED_MARKER = {"marker": "o", "s": 14, "alpha": 0.55, "zorder": 3}
 
@@ -28,18 +29,10 @@ def _save(fig, path):
   return path
 
 
-def _values(trials, key):
-  out = []
-  for trial in trials:
-    value = trial.metrics.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
-      out.append(float(value))
-  return np.asarray(out, np.float64)
-
 
 def _measured(groups, metrics):
   """The (key, label) pairs of `metrics` that some trial of `groups` has a value of."""
-  return [(k, label) for k, label in metrics if any(len(_values(g, k)) for g in groups.values())]
+  return [(k, label) for k, label in metrics if any(len(report.seed_values(g, k)) for g in groups.values())]
 
 
 def seed_metrics_figure(groups, metrics, path, title, x_label="setting"):
@@ -63,7 +56,7 @@ def seed_metrics_figure(groups, metrics, path, title, x_label="setting"):
   fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
   for ax, (key, label) in zip(axes[0], metrics):
     for x, name in enumerate(names):
-      values = _values(groups[name], key)
+      values = report.seed_values(groups[name], key)
       if not len(values):
         continue
       ax.scatter(np.full(len(values), x) + np.linspace(-0.08, 0.08, len(values)), values,
@@ -110,7 +103,7 @@ def seed_box_figure(groups, metrics, path, title, columns=4):
   fig, axes = plt.subplots(rows, columns, figsize=(0.55 * len(names) * columns + 1.2 * columns,
                                                    3.3 * rows), squeeze=False)
   for ax, (key, label) in zip(axes.flat, metrics):
-    values = [_values(groups[name], key) for name in names]
+    values = [report.seed_values(groups[name], key) for name in names]
     drawn = [x for x, v in enumerate(values) if len(v)]
     ax.boxplot([values[x] for x in drawn], positions=drawn, widths=0.6, whis=(0, 100),
                showfliers=False, medianprops={"color": "black"},
@@ -137,7 +130,7 @@ def rate_distortion_figure(groups, path, title, legend_title="setting"):
     `path`, or None when no trial has both numbers (autoencoders have no KL).
   """
   plt = _pyplot()
-  points = {name: (_values(g, "kl"), _values(g, "reconstruction")) for name, g in groups.items()}
+  points = {name: (report.seed_values(g, "kl"), report.seed_values(g, "reconstruction")) for name, g in groups.items()}
   points = {k: v for k, v in points.items() if len(v[0]) and len(v[0]) == len(v[1])}
   if not points:
     return None

@@ -79,8 +79,14 @@ def analyse_precision(context, trials):
   return blocks
 
 
+def _float32_by_seed(groups):
+  """{seed: the float32 trial of that seed}: a trial's partner with the same initial weights
+  and data order."""
+  return {t.seed: t for t in groups.get(FLOAT32, [])}
+
+
 def _speed_section(groups, trials, sweep=False):
-  baseline = {t.seed: t for t in groups.get(FLOAT32, [])}
+  baseline = _float32_by_seed(groups)
   others = [name for name in groups if name != FLOAT32]
   rows, ratios = [], {name: [] for name in others}
   for name in others:
@@ -151,7 +157,7 @@ def _verdict(groups):
 def _paired(groups):
   """Seed by seed: a trial and the float32 trial of its seed start from the same weights and
   read the data in the same order, so their difference is the precision's alone."""
-  base = {t.seed: t for t in groups.get(FLOAT32, [])}
+  base = _float32_by_seed(groups)
   rows = []
   for name, group in groups.items():
     for trial in group:
@@ -160,8 +166,7 @@ def _paired(groups):
       cells = []
       for key, _, _ in LEARNED:
         a, b = trial.metrics.get(key), base[trial.seed].metrics.get(key)
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
-        cells.append(f"{a - b:+.2f}" if numbers else "–")
+        cells.append(f"{a - b:+.2f}" if report.is_number(a) and report.is_number(b) else "–")
       rows.append([name, trial.seed] + cells)
   if not rows:
     return []

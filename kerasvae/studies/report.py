@@ -277,8 +277,7 @@ def seed_values(trials, key):
   """The finite values of metric `key` over `trials` (one per seed) as float64."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   values = [t.metrics.get(key) for t in trials]
-  values = [float(v) for v in values
-            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+  values = [float(v) for v in values if is_number(v)]
   return np.asarray([v for v in values if math.isfinite(v)], np.float64)
 
 
@@ -441,7 +440,8 @@ SCORE_LABELS = {
 PER_FACTOR = "_per_factor"  # `mig_per_factor`: one value per factor, in `factor_names`' order
 
 
-def _number(value):
+def is_number(value):
+  """A metric value that is a number (an int or float, not a bool, a list or None)."""
   return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -449,7 +449,7 @@ def score_keys(trials):
   """The disentanglement scores the trials' metrics hold, in `SCORE_LABELS`' order, then any
   other score the evaluate step writes per factor too (a scalar `<key>` beside a list
   `<key>_per_factor`), in the order of the first trial's metrics."""
-  held = {k for t in trials for k, v in t.metrics.items() if _number(v)}
+  held = {k for t in trials for k, v in t.metrics.items() if is_number(v)}
   per_factor = [k[:-len(PER_FACTOR)] for t in trials for k in t.metrics
                 if k.endswith(PER_FACTOR)]
   return [k for k in SCORE_LABELS if k in held] + list(dict.fromkeys(
