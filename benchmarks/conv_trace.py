@@ -2,7 +2,7 @@
 
 Usage:
   python -m benchmarks.conv_trace [--batch-size 128] [--warmup 8] [--steps 10]
-      [--frameworks tf torch-cl torch-default] [--max-isa AVX2] [--save-traces DIR]
+      [--frameworks tf tf-ops torch-cl torch-default] [--max-isa AVX2] [--save-traces DIR]
 
 Runs the conv beta-VAE step of `train_throughput` (the bare TF step without XLA, as `kerasvae
 train` runs conv models on CPU, and the PyTorch step channels-last and in the default layout),
@@ -21,6 +21,13 @@ convolution shape, TensorFlow's lines are told apart by their order in the step 
 forward comes before the encoder's backward, its weight gradient before the encoder's).
 `--max-isa AVX2` sets `ONEDNN_MAX_CPU_ISA` (and PyTorch's `ATEN_CPU_CAPABILITY`) to make an
 AVX-512 CPU dispatch as one without it: the kernels of that machine class, not its caches.
+
+`tf-ops` times the same TensorFlow step with TensorFlow's own profiler instead: per layer and
+pass the TensorFlow ops (`_MklNativeConv2DBackpropFilter` with oneDNN, `Conv2DBackpropFilter`
+with Eigen's kernels) and their median ms per step. It is the column that still sees something
+when TensorFlow runs Eigen's kernels (`TF_ENABLE_ONEDNN_OPTS=0`, or TensorFlow's own default on
+a CPU without VNNI, bf16 or AMX): oneDNN's trace then holds only the `gemm_api` calls Eigen's
+matrix products make.
 """
 
 import argparse
@@ -31,6 +38,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 MARK = "=== kerasvae conv_trace"
@@ -106,6 +114,90 @@ def label(step, shapes):
   return out
 
 
+def _layer_order(name):
+  """conv2d_transpose_3 -> 3, conv2d -> 0: Keras' automatic names count up in creation order."""
+  tail = name.rsplit("_", 1)
+  return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 0
+
+
+def label_tf_ops(op_ms, shapes):
+  """{(layer, pass): (ms per step, op types)} from {TensorFlow op name: ms per step}; the layers
+  named as in `layer_shapes` (`shapes`).
+
+  Names as the profiler gives them, "gradient_tape/decoder_1/conv2d_transpose_2_1/conv_transpose/
+  Conv2DBackpropFilter:Conv2DBackpropFilter": the network, its layer (Keras' name with the graph's
+  `_N` suffix), and after the colon the op type. A transposed convolution's forward is a
+  Conv2DBackpropInput and its backward-data a Conv2D. Every other op is "other".
+  """
+  layers = collections.defaultdict(set)  # network -> Keras layer names
+  parsed = []
+  for name, ms in op_ms.items():
+    scope, _, op_type = name.rpartition(":")
+    parts = scope.split("/")
+    network = next((p.rsplit("_", 1)[0] for p in parts if p.startswith(("encoder", "decoder"))),
+                   None)
+    conv = "Conv2D" in op_type
+    layer = None
+    if network and conv:
+      index = [p.startswith(("encoder", "decoder")) for p in parts].index(True)
+      layer = parts[index + 1].rsplit("_", 1)[0]  # the graph's suffix off
+      layers[network].add(layer)
+    parsed.append((network, layer, op_type, ms))
+  full = {n.split()[0]: n for names in shapes.values() for n in names}  # enc1 -> enc1 1->32 @64
+  names = {(network, layer): full.get(f"{'enc' if network == 'encoder' else 'dec'}{k}", layer)
+           for network, found in layers.items()
+           for k, layer in enumerate(sorted(found, key=_layer_order), 1)}
+  out = collections.defaultdict(lambda: [0.0, set()])
+  for network, layer, op_type, ms in parsed:
+    if layer is None:
+      key = ("other", "ops")
+    else:
+      if "BackpropFilter" in op_type:
+        what = "bwd-weights"
+      elif "BackpropInput" in op_type:
+        what = "fwd" if network == "decoder" else "bwd-data"
+      else:
+        what = "bwd-data" if network == "decoder" else "fwd"
+      key = (names[(network, layer)], what)
+    out[key][0] += ms
+    if layer is not None:
+      out[key][1].add(op_type)
+  return {k: (ms, sorted(types)) for k, (ms, types) in out.items()}
+
+
+def profile_tf_ops(step, batches, warmup, steps):
+  """{TensorFlow op name: median ms per step} of `steps` steps under TensorFlow's profiler."""
+  import glob  # pylint: disable=import-outside-toplevel
+  import tempfile  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=import-outside-toplevel
+  for i in range(warmup):
+    float(step(batches[i % 2]))
+  per_step = []
+  with tempfile.TemporaryDirectory() as logdir:
+    for i in range(steps):  # one profile per step: a median over steps, as for oneDNN's trace
+      tf.profiler.experimental.start(f"{logdir}/{i}")
+      float(step(batches[i % 2]))
+      tf.profiler.experimental.stop()
+      space = xplane_pb2.XSpace()
+      space.ParseFromString(Path(glob.glob(f"{logdir}/{i}/**/*.xplane.pb",
+                                           recursive=True)[0]).read_bytes())
+      totals = collections.defaultdict(float)
+      for plane in space.planes:
+        if not plane.name.startswith("/host:CPU"):
+          continue
+        for line in plane.lines:
+          if not line.name.startswith("tf_Compute"):
+            continue  # the executor's threads: every op once, by the name "scope:OpType"
+          for event in line.events:
+            name = plane.event_metadata[event.metadata_id].name
+            if ":" in name and "::" not in name:  # not ExecutorState::Process
+              totals[name] += event.duration_ps / 1e9
+      per_step.append(totals)
+  names = {n for totals in per_step for n in totals}
+  return {n: statistics.median(t.get(n, 0.0) for t in per_step) for n in names}
+
+
 def summarise(steps, shapes):
   """{(layer, pass): (median ms per step, implementations)} over the traced steps."""
   totals, implementations = [], collections.defaultdict(set)
@@ -125,7 +217,7 @@ def worker(framework, batch_size, warmup, steps):
   rng = np.random.default_rng(0)
   images = (rng.random((2 * batch_size, 64, 64, 1)) < 0.1).astype(np.float32)  # dSprites-like
   model = train_throughput.DSPRITES_MODEL
-  if framework == "tf":
+  if framework in ("tf", "tf-ops"):
     step, batches = train_throughput.make_bare_step(images, model, batch_size, jit_compile=False)
   else:
     step, batches = train_throughput.make_torch_conv_step(
@@ -135,7 +227,15 @@ def worker(framework, batch_size, warmup, steps):
     sys.stdout.flush()
     os.write(1, f"{MARK} {text}\n".encode())
 
-  import time  # pylint: disable=import-outside-toplevel
+  if framework in ("tf", "tf-ops"):
+    from kerasvae import _backend  # pylint: disable=import-outside-toplevel
+    mark(f"kernels {'oneDNN' if _backend.onednn_enabled() else 'Eigen'}")
+  if framework == "tf-ops":
+    start = time.perf_counter()
+    op_ms = profile_tf_ops(step, batches, warmup, steps)
+    mark(f"ops {json.dumps(op_ms)}")
+    mark(f"end {steps * batch_size / (time.perf_counter() - start):.1f}")
+    return
   for i in range(warmup):
     float(step(batches[i % 2]))
   start = time.perf_counter()
@@ -147,7 +247,7 @@ def worker(framework, batch_size, warmup, steps):
 
 def trace(framework, args):
   env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
-  if framework == "tf":
+  if framework in ("tf", "tf-ops"):
     env["TF_NUM_INTEROP_THREADS"] = "1"
   if args.max_isa:
     env["ONEDNN_MAX_CPU_ISA"] = args.max_isa
@@ -169,8 +269,16 @@ def trace(framework, args):
   rate = [l for l in result.stdout.splitlines() if l.startswith(f"{MARK} end")]
   isa = [l.split(",")[-1] for l in result.stdout.splitlines() if ",info,cpu,isa:" in l]
   version = [l.split(",")[3] for l in result.stdout.splitlines() if ",info,oneDNN" in l]
+  kernels = f"{MARK} kernels Eigen" in result.stdout
+  ops = [l for l in result.stdout.splitlines() if l.startswith(f"{MARK} ops ")]
+  if ops:
+    return json.loads(ops[0][len(f"{MARK} ops "):]), (
+        float(rate[0].split()[-1]) if rate else float("nan")), (
+            "TensorFlow's profiler, " + ("Eigen's kernels" if kernels else "oneDNN's kernels"))
   return parse(result.stdout), (float(rate[0].split()[-1]) if rate else float("nan")), (
-      (version or ["oneDNN ?"])[0] + ", " + (isa or ["isa ?"])[0])
+      "Eigen's kernels, oneDNN's custom ops off (TF_ENABLE_ONEDNN_OPTS): only the gemm_api "
+      "calls of Eigen's matrix products reach oneDNN; `--frameworks tf-ops` times the ops"
+      if kernels else (version or ["oneDNN ?"])[0] + ", " + (isa or ["isa ?"])[0])
 
 
 def main(argv=None):
@@ -179,7 +287,7 @@ def main(argv=None):
   parser.add_argument("--warmup", type=int, default=8)
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--frameworks", nargs="+", default=["tf", "torch-cl", "torch-default"],
-                      choices=["tf", "torch-cl", "torch-default"])
+                      choices=["tf", "tf-ops", "torch-cl", "torch-default"])
   parser.add_argument("--max-isa", default=None, help="ONEDNN_MAX_CPU_ISA, e.g. AVX2.")
   parser.add_argument("--save-traces", default=None, help="Keep the raw traces in this folder.")
   parser.add_argument("--json", default=None, help="Write the per-layer table here.")
@@ -189,16 +297,23 @@ def main(argv=None):
     return worker(args.worker, args.batch_size, args.warmup, args.steps)
   from benchmarks import train_throughput  # pylint: disable=import-outside-toplevel
   from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
-  frameworks = [f for f in args.frameworks if f == "tf" or train_throughput.torch_available()]
+  frameworks = [f for f in args.frameworks
+                if f.startswith("tf") or train_throughput.torch_available()]
   print(f"machine: {artifacts.cpu_description()}; {train_throughput.load_average()}")
   shapes = layer_shapes(train_throughput.DSPRITES_MODEL, (64, 64, 1))
   tables = {}
   for framework in frameworks:
     steps, rate, onednn = trace(framework, args)
-    tables[framework] = summarise(steps, shapes)
-    total = sum(ms for ms, _ in tables[framework].values())
-    print(f"\n{framework}: {onednn}; {len(steps)} traced steps at batch {args.batch_size}, "
-          f"{rate:,.0f} examples/s while tracing; oneDNN {total:.1f} ms per step")
+    if framework == "tf-ops":
+      tables[framework] = label_tf_ops(steps, shapes)
+      total = sum(ms for ms, _ in tables[framework].values())
+      print(f"\n{framework}: {onednn}; {args.steps} profiled steps at batch {args.batch_size}, "
+            f"{rate:,.0f} examples/s while profiling; ops {total:.1f} ms per step")
+    else:
+      tables[framework] = summarise(steps, shapes)
+      total = sum(ms for ms, _ in tables[framework].values())
+      print(f"\n{framework}: {onednn}; {len(steps)} traced steps at batch {args.batch_size}, "
+            f"{rate:,.0f} examples/s while tracing; oneDNN {total:.1f} ms per step")
     for (name, what), (ms, implementations) in sorted(
         tables[framework].items(), key=lambda kv: (kv[0][0] == "other", kv[0][0][:3] == "dec", kv[0])):
       print(f"  {name:<18} {what:<16} {ms:8.2f} ms  {' / '.join(implementations)}")

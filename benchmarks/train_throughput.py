@@ -66,16 +66,18 @@ MNIST_FULL_TRAIN = 60000  # the length of an epoch of the full MNIST training sp
 # -- The machine and memory ---------------------------------------------------
 
 def machine_description():
-  """nproc, the CPU (`kerasvae.artifacts.cpu_description`), Python/TF/Keras versions and oneDNN's
-  switch."""
+  """nproc, the CPU (`kerasvae.artifacts.cpu_description`), Python/TF/Keras versions, whether
+  TensorFlow runs oneDNN's kernels or Eigen's, and the kernel switches set."""
   import keras  # pylint: disable=import-outside-toplevel
-  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
+  from kerasvae import _backend, artifacts  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+  kernels = "oneDNN" if _backend.onednn_enabled() else "Eigen (oneDNN off)"
+  switches = "".join(f", {k}={os.environ[k]}" for k in artifacts.KERNEL_SWITCHES
+                     if k in os.environ)
   return (f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
           f"{artifacts.cpu_description()}; "
           f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
-          f"Keras {keras.__version__}, TF_ENABLE_ONEDNN_OPTS={onednn}")
+          f"Keras {keras.__version__}; TensorFlow kernels: {kernels}{switches}")
 
 
 def load_average():

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import tempfile
+from pathlib import Path
 
 # Read before the default below is set: a level the user chose is theirs to see.
 USER_SET_TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
@@ -152,3 +153,98 @@ def quiet_tensorflow_import():
   if USER_SET_TF_LOG_LEVEL:
     return None
   return on_first_import("tensorflow", _exec_without_load_noise)
+
+
+# TensorFlow 2.21 on Linux runs its oneDNN kernels by default only on a CPU with one of these
+# (tensorflow/core/util/util.cc, `IsMklEnabled`); on any other it runs Eigen's, which this
+# build compiled for AVX without FMA. On an AVX2 CPU without them (AMD EPYC before Zen 4, Intel
+# before Cascade Lake) that made the conv VAE's train step 0.6x of oneDNN's and put it behind
+# PyTorch (issue 29; benchmarks/README.md).
+TF_ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
+                           "amx_bf16")
+# oneDNN's AVX2 kernels (with FMA) are the ones measured faster than Eigen there.
+ONEDNN_WANTED_FLAGS = ("avx2", "fma")
+
+
+def cpuinfo_fields(cpuinfo=None):
+  """{field: value} of the first processor in /proc/cpuinfo (or the text `cpuinfo`); None
+  where it cannot be read."""
+  if cpuinfo is None:
+    try:
+      cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+      return None
+  fields = {}
+  for line in cpuinfo.splitlines():
+    if not line.strip():
+      break  # the first processor is enough
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  return fields
+
+
+def cpu_flags(cpuinfo=None):
+  """The set of the first processor's flags in /proc/cpuinfo (`cpuinfo`: its text); empty where
+  there is none."""
+  fields = cpuinfo_fields(cpuinfo)
+  return set((fields or {}).get("flags", "").split())
+
+
+def tensorflow_onednn_default(flags):
+  """Whether TensorFlow turns oneDNN on by itself on a Linux CPU with these /proc/cpuinfo flags."""
+  return any(f in flags for f in TF_ONEDNN_DEFAULT_FLAGS)
+
+
+def onednn_switch(flags, environ, tensorflow_imported):
+  """The `TF_ENABLE_ONEDNN_OPTS` value to set before TensorFlow loads, or None to leave it.
+
+  "1" only where TensorFlow would pick Eigen on a CPU whose oneDNN kernels are faster (AVX2 and
+  FMA), the user has not chosen, and TensorFlow has not read the variable yet (it reads it once,
+  when it loads).
+  """
+  if "TF_ENABLE_ONEDNN_OPTS" in environ or tensorflow_imported:
+    return None
+  if not all(f in flags for f in ONEDNN_WANTED_FLAGS) or tensorflow_onednn_default(flags):
+    return None
+  return "1"
+
+
+def prefer_onednn():
+  """Turns TensorFlow's oneDNN kernels on where TensorFlow would leave them off for no gain.
+
+  The `kerasvae` command, the Kubeflow components and the benchmarks call this before they
+  import TensorFlow; `import kerasvae` does not (it changes nothing on import). In a program of
+  your own on such a CPU, set `TF_ENABLE_ONEDNN_OPTS=1` before importing TensorFlow, or call
+  this first. `TF_ENABLE_ONEDNN_OPTS=0` keeps Eigen.
+
+  Returns:
+    The value set, or None when nothing was changed.
+  """
+  value = onednn_switch(cpu_flags(), os.environ, "tensorflow" in sys.modules)
+  if value is not None:
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = value
+  return value
+
+
+def onednn_enabled(environ=None, flags=None):
+  """Whether TensorFlow runs (or, not yet loaded, will run) its oneDNN kernels in this process.
+
+  Args:
+    environ: an environment to predict from (default: `os.environ`, and TensorFlow's own answer
+      once it is loaded).
+    flags: the CPU's flags to predict from (default: /proc/cpuinfo's).
+  """
+  if environ is None:
+    if "tensorflow" in sys.modules:
+      try:
+        from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
+        return bool(_pywrap_util_port.IsMklEnabled())
+      except (ImportError, AttributeError):
+        pass
+    environ = os.environ
+  value = environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower()
+  if value in ("1", "true"):
+    return True
+  if value in ("0", "false"):
+    return False
+  return tensorflow_onednn_default(cpu_flags() if flags is None else flags)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasvae import _backend
+
 METADATA_FILE = "metadata.json"
 # Every metadata file carries its own digest: the SHA-256 of its canonical JSON (keys sorted,
 # separators "," and ":", ASCII) without the digest field. The note beside it says so in the
@@ -353,7 +355,7 @@ def cpu_description(cpuinfo=None):
     cpuinfo: the text of /proc/cpuinfo; None reads it (on a system without it, the platform's
       processor name).
   """
-  fields = _cpuinfo_fields(cpuinfo)
+  fields = _backend.cpuinfo_fields(cpuinfo)
   if fields is None:
     return platform.processor() or "unknown CPU"
   flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(ONEDNN_FLAG_PREFIXES))
@@ -370,40 +372,18 @@ def cpu_description(cpuinfo=None):
 KERNEL_SWITCHES = ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS")
 
 
-def cpu_flags(cpuinfo=None):
-  """The set of the first processor's flags in /proc/cpuinfo (`cpuinfo`: its text); empty where
-  there is none."""
-  fields = _cpuinfo_fields(cpuinfo)
-  return set((fields or {}).get("flags", "").split())
-
-
-def _cpuinfo_fields(cpuinfo=None):
-  """{field: value} of the first processor in /proc/cpuinfo (or the text `cpuinfo`); None
-  where it cannot be read."""
-  if cpuinfo is None:
-    try:
-      cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-      return None
-  fields = {}
-  for line in cpuinfo.splitlines():
-    if not line.strip():
-      break  # the first processor is enough
-    key, _, value = line.partition(":")
-    fields.setdefault(key.strip(), value.strip())
-  return fields
-
-
 def machine():
-  """Where a step ran, for metadata files: its CPU (`cpu_description`), cores, and the kernel
-  switches of `KERNEL_SWITCHES` that are set (an ISA cap makes another machine of the same
-  CPU), so that a time or a speed in the metadata can be read against what measured it."""
+  """Where a step ran, for metadata files: its CPU (`cpu_description`), cores, whether
+  TensorFlow ran its oneDNN kernels or Eigen's, and the kernel switches of `KERNEL_SWITCHES`
+  that are set (an ISA cap makes another machine of the same CPU), so that a time or a speed
+  in the metadata can be read against what measured it."""
   try:
     usable = len(os.sched_getaffinity(0))
   except AttributeError:  # not on Linux
     usable = os.cpu_count()
   switches = {k: os.environ[k] for k in KERNEL_SWITCHES if k in os.environ}
   return {"cpu": cpu_description(), "cores": os.cpu_count(), "usable_cores": usable,
+          "onednn": _backend.onednn_enabled(),
           **({"kernel_switches": switches} if switches else {})}
 
 

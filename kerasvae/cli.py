@@ -166,6 +166,7 @@ def main(argv=None):
   import logging  # pylint: disable=import-outside-toplevel
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
   from kerasvae import _backend  # pylint: disable=import-outside-toplevel
+  _backend.prefer_onednn()
   _backend.quiet_tensorflow_import()
   try:
     if args.command == "study":

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasvae import artifacts, progress
+from kerasvae import _backend, artifacts, progress
 from kerasvae.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ def describe_strategy(strategy, requested):
 # products: TensorFlow still sends bfloat16 layers to oneDNN, whose primitive cannot be made;
 # measured with TF 2.21: an eager call raises, a compiled train step aborts the process.
 NO_BFLOAT16_ISA_CAPS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+# The least an x86 CPU needs for oneDNN's bfloat16 kernels (its `avx512_core`); a CPU without
+# them dispatches as those caps do.
+AVX512_CORE_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512dq")
 
 
 def check_precision(precision, cpu_flags=None, environ=None, gpus=None):
@@ -121,17 +124,20 @@ def check_precision(precision, cpu_flags=None, environ=None, gpus=None):
     A note to print ("" when there is nothing to say).
 
   Raises:
-    ConfigError: mixed_bfloat16 with an ONEDNN_MAX_CPU_ISA that has no bfloat16 kernels.
+    ConfigError: mixed_bfloat16 computed by oneDNN where it has no bfloat16 kernels: under an
+      ONEDNN_MAX_CPU_ISA without them, or on an x86 CPU without AVX-512.
   """
   if precision == "float32":
     return ""
-  environ = os.environ if environ is None else environ
   if gpus is None:
     gpus = bool(tf.config.list_logical_devices("GPU"))
   if gpus:
     return ""
+  if cpu_flags is None:
+    cpu_flags = _backend.cpu_flags()
+  onednn = _backend.onednn_enabled(environ, cpu_flags)  # None: TensorFlow's own answer
+  environ = os.environ if environ is None else environ
   cap = environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-  onednn = environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
   if onednn and cap in NO_BFLOAT16_ISA_CAPS:
     raise ConfigError(
         f"train.precision: {precision} computes the networks in bfloat16 with oneDNN, which "
@@ -139,8 +145,16 @@ def check_precision(precision, cpu_flags=None, environ=None, gpus=None):
         "the first step: 'could not create a primitive descriptor'). Expected train.precision: "
         "float32 with this cap, or ONEDNN_MAX_CPU_ISA unset or AVX512_CORE and above. "
         f"Received: ONEDNN_MAX_CPU_ISA={environ['ONEDNN_MAX_CPU_ISA']}")
-  if cpu_flags is None:
-    cpu_flags = artifacts.cpu_flags()
+  missing = [f for f in AVX512_CORE_FLAGS if f not in cpu_flags]
+  if onednn and "sse2" in cpu_flags and missing:  # an x86 CPU below oneDNN's avx512_core
+    raise ConfigError(
+        f"train.precision: {precision} computes the networks in bfloat16 with oneDNN, whose "
+        "bfloat16 kernels need AVX-512 (avx512f, avx512bw, avx512vl, avx512dq); on this CPU "
+        "it dispatches as under ONEDNN_MAX_CPU_ISA=AVX2, where TensorFlow aborts in the first "
+        "step ('could not create a primitive descriptor'). Expected train.precision: float32 "
+        "on this CPU (TF_ENABLE_ONEDNN_OPTS=0 would leave bfloat16 to Eigen's kernels instead: "
+        f"not measured). Received: a CPU without {', '.join(missing)} "
+        f"({artifacts.cpu_description()})")
   if not any(f in cpu_flags for f in ("avx512_bf16", "amx_bf16")):
     return (f"note: {precision} on a CPU without bfloat16 instructions (avx512_bf16, "
             "amx_bf16): on AVX-512 without them oneDNN converts every bfloat16 tensor to "

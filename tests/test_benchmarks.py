@@ -83,3 +83,26 @@ def test_conv_trace_attributes_onednn_lines_to_layers():
                    + [line.format(p, i, d, k, ms) for p, i, d, k, ms in torch_step])
   table = conv_trace.summarise(conv_trace.parse(text), shapes)
   assert set(table) == {("enc1 1->32 @16", "bwd-weights"), ("dec2 32->1 @8", "fwd")}
+
+
+def test_conv_trace_names_tensorflow_profiler_ops_by_layer_and_pass():
+  """Eigen's ops and oneDNN's (`_MklNative...`) alike; a transposed convolution's forward is a
+  Conv2DBackpropInput; Keras' names count up with the graph's `_N` suffix after them."""
+  from benchmarks import conv_trace  # pylint: disable=import-outside-toplevel
+  shapes = conv_trace.layer_shapes({"filters": [32, 64]}, (16, 16, 1))
+  op_ms = {"encoder_1/conv2d_4_1/Relu:_FusedConv2D": 1.0,  # enc1 (an earlier model took conv2d..3)
+           "gradient_tape/encoder_1/conv2d_5_2/convolution/Conv2DBackpropInput:"
+           "Conv2DBackpropInput": 2.0,  # enc2
+           "gradient_tape/encoder_1/conv2d_5_2/convolution/Conv2DBackpropFilter:"
+           "_MklNativeConv2DBackpropFilterWithBias": 3.0,
+           "decoder_1/conv2d_transpose_1/conv_transpose:Conv2DBackpropInput": 4.0,  # dec1
+           "gradient_tape/decoder_1/conv2d_transpose_1/conv_transpose/Conv2D:Conv2D": 5.0,
+           "decoder_1/conv2d_transpose_1_2/conv_transpose:_MklNativeConv2DBackpropInput": 6.0,
+           "gradient_tape/decoder_1/conv2d_transpose_1_2/BiasAdd/BiasAddGrad:BiasAddGrad": 0.5,
+           "Adam/Sub:Sub": 0.25}
+  table = conv_trace.label_tf_ops(op_ms, shapes)
+  assert {k: v[0] for k, v in table.items()} == {
+      ("enc1 1->32 @16", "fwd"): 1.0, ("enc2 32->64 @8", "bwd-data"): 2.0,
+      ("enc2 32->64 @8", "bwd-weights"): 3.0, ("dec1 64->32 @4", "fwd"): 4.0,
+      ("dec1 64->32 @4", "bwd-data"): 5.0, ("dec2 32->1 @8", "fwd"): 6.0, ("other", "ops"): 0.75}
+  assert table[("enc2 32->64 @8", "bwd-weights")][1] == ["_MklNativeConv2DBackpropFilterWithBias"]

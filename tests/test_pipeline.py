@@ -39,6 +39,8 @@ def test_run_writes_every_step_artifact(finished_run):
             "finished"} <= set(meta)
     assert meta["machine"]["cpu"] == artifacts.cpu_description()  # the CPU its times ran on
     assert meta["machine"]["cores"] >= meta["machine"]["usable_cores"] >= 1
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own answer
+    assert meta["machine"]["onednn"] is bool(_pywrap_util_port.IsMklEnabled())
     assert meta["machine"].get("kernel_switches", {}) == {
         k: os.environ[k] for k in artifacts.KERNEL_SWITCHES if k in os.environ}
   examples = Path(json.loads((run_dir / "ingest" / "metadata.json").read_text())

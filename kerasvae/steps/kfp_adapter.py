@@ -27,8 +27,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kerasvae import artifacts
+from kerasvae import _backend, artifacts
 from kerasvae.steps import configs
+
+# A component's process imports this module before TensorFlow, as the command line would.
+_backend.prefer_onednn()
 
 # Training checkpoints only serve to resume a killed training in the same directory; a KFP
 # retry starts in a fresh one, so they stay out of the Model artifact.
