@@ -306,10 +306,8 @@ def training_seconds(train_dir, train_meta):
   """
   if "training_seconds" in train_meta:
     return float(train_meta["training_seconds"])
-  history_path = Path(train_dir) / "history.json"
-  history = json.loads(history_path.read_text()) if history_path.is_file() else []
   return max(float(train_meta.get("seconds", 0.0)),
-             sum(float(r.get("seconds", 0.0)) for r in history))
+             sum(float(r.get("seconds", 0.0)) for r in report.train_history(train_dir)))
 
 
 def trial_finished(trial):

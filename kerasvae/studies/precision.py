@@ -29,8 +29,8 @@ NUM_IMAGES = 10  # columns of the pictures
 def training_rate(trial):
   """Training images per second: the mean over the epochs after the first (the first also
   traces and compiles the step), or the first's when the trial trained one epoch."""
-  rows = json.loads((trial.run_dir / "train" / "history.json").read_text())
-  rates = [float(r["examples_per_second"]) for r in rows if "examples_per_second" in r]
+  rates = [float(r["examples_per_second"]) for r in report.train_history(trial.run_dir / "train")
+           if "examples_per_second" in r]
   if not rates:
     return float("nan")
   return float(np.mean(rates[1:] if len(rates) > 1 else rates))

@@ -324,14 +324,19 @@ def separated_pairs(groups, key, higher):
   return pairs
 
 
+def train_history(train_dir):
+  """A train step's `history.json`: one record per epoch ([] where there is none)."""
+  path = Path(train_dir) / "history.json"
+  return json.loads(path.read_text()) if path.is_file() else []
+
+
 def validation_elbos(trial):
   """The validation ELBO after each epoch, as the trial's `history.json` records it ([] for a
   trial without its run directory)."""
-  path = Path(trial.run_dir or "") / "train" / "history.json"
-  if not trial.run_dir or not path.is_file():
+  if not trial.run_dir:
     return []
-  rows = json.loads(path.read_text())
-  return [float(r["validation/elbo"]) for r in rows if "validation/elbo" in r]
+  return [float(r["validation/elbo"]) for r in train_history(Path(trial.run_dir) / "train")
+          if "validation/elbo" in r]
 
 
 def still_learning(groups, noun="setting"):
