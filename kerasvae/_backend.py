@@ -1,7 +1,9 @@
-"""Makes sure Keras runs on TensorFlow, and keeps TensorFlow's import out of the way until needed.
+"""Sets TensorFlow up before it loads: Keras on TensorFlow, its start-up noise, its CPU kernels.
 
-Nothing here imports TensorFlow or Keras: `import kerasvae` and the commands that
-only read configs (`kerasvae config`, `--help`, a config error) stay fast.
+Makes sure Keras runs on TensorFlow, keeps TensorFlow's import out of the way until needed, and
+chooses oneDNN's kernels where TensorFlow's default would run Eigen's (`prefer_onednn`, from the
+CPU's flags in /proc/cpuinfo). Nothing here imports TensorFlow or Keras: `import kerasvae` and
+the commands that only read configs (`kerasvae config`, `--help`, a config error) stay fast.
 """
 
 import importlib.abc
