@@ -159,12 +159,13 @@ def quiet_tensorflow_import():
 
 # TensorFlow 2.21 on Linux runs its oneDNN kernels by default only on a CPU with one of these
 # (tensorflow/core/util/util.cc, `IsMklEnabled`); on any other it runs Eigen's, which this
-# build compiled for AVX without FMA. On an AVX2 CPU without them (AMD EPYC before Zen 4, Intel
-# before Cascade Lake) that made the conv VAE's train step 0.6x of oneDNN's and put it behind
+# build compiled for AVX without FMA. On a CPU without them (AMD EPYC before Zen 4, Intel before
+# Cascade Lake) that made the conv VAE's train step 0.49-0.69x of oneDNN's and put it behind
 # PyTorch (issue 29; benchmarks/README.md).
 TF_ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
                            "amx_bf16")
-# oneDNN's AVX2 kernels (with FMA) are the ones measured faster than Eigen there.
+# What oneDNN was measured faster than Eigen with: AVX2 with FMA, and AVX-512 without VNNI (each
+# emulated on a Zen 5 by an ONEDNN_MAX_CPU_ISA cap). Below AVX2 it was never measured.
 ONEDNN_WANTED_FLAGS = ("avx2", "fma")
 
 
@@ -212,7 +213,7 @@ def onednn_switch(flags, environ, tensorflow_imported):
 
 
 def prefer_onednn():
-  """Turns TensorFlow's oneDNN kernels on where TensorFlow would leave them off for no gain.
+  """Turns TensorFlow's oneDNN kernels on where TensorFlow's default runs Eigen's, slower there.
 
   The `kerasvae` command, the Kubeflow components and the benchmarks call this before they
   import TensorFlow; `import kerasvae` does not (it changes nothing on import). In a program of
