@@ -134,12 +134,11 @@ def label_tf_ops(op_ms, shapes):
   for name, ms in op_ms.items():
     scope, _, op_type = name.rpartition(":")
     parts = scope.split("/")
-    network = next((p.rsplit("_", 1)[0] for p in parts if p.startswith(("encoder", "decoder"))),
-                   None)
-    conv = "Conv2D" in op_type
-    layer = None
-    if network and conv:
-      index = [p.startswith(("encoder", "decoder")) for p in parts].index(True)
+    index = next((i for i, p in enumerate(parts[:-1]) if p.startswith(("encoder", "decoder"))),
+                 None)
+    network = layer = None
+    if index is not None and "Conv2D" in op_type:
+      network = parts[index].rsplit("_", 1)[0]
       layer = parts[index + 1].rsplit("_", 1)[0]  # the graph's suffix off
       layers[network].add(layer)
     parsed.append((network, layer, op_type, ms))
@@ -245,7 +244,9 @@ def worker(framework, batch_size, warmup, steps):
   mark(f"end {steps * batch_size / (time.perf_counter() - start):.1f}")
 
 
-def trace(framework, args):
+def trace(framework, args, shapes):
+  """Runs `framework`'s worker in a fresh process: ({(layer, pass): (ms, implementations)},
+  examples/s while tracing, what computed the step and what the ms are of)."""
   env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
   if framework in ("tf", "tf-ops"):
     env["TF_NUM_INTEROP_THREADS"] = "1"
@@ -269,16 +270,18 @@ def trace(framework, args):
   rate = [l for l in result.stdout.splitlines() if l.startswith(f"{MARK} end")]
   isa = [l.split(",")[-1] for l in result.stdout.splitlines() if ",info,cpu,isa:" in l]
   version = [l.split(",")[3] for l in result.stdout.splitlines() if ",info,oneDNN" in l]
+  rate = float(rate[0].split()[-1]) if rate else float("nan")
   kernels = f"{MARK} kernels Eigen" in result.stdout
   ops = [l for l in result.stdout.splitlines() if l.startswith(f"{MARK} ops ")]
   if ops:
-    return json.loads(ops[0][len(f"{MARK} ops "):]), (
-        float(rate[0].split()[-1]) if rate else float("nan")), (
-            "TensorFlow's profiler, " + ("Eigen's kernels" if kernels else "oneDNN's kernels"))
-  return parse(result.stdout), (float(rate[0].split()[-1]) if rate else float("nan")), (
-      "Eigen's kernels, oneDNN's custom ops off (TF_ENABLE_ONEDNN_OPTS): only the gemm_api "
-      "calls of Eigen's matrix products reach oneDNN; `--frameworks tf-ops` times the ops"
-      if kernels else (version or ["oneDNN ?"])[0] + ", " + (isa or ["isa ?"])[0])
+    what = (f"TensorFlow's profiler, {'Eigen' if kernels else 'oneDNN'}'s kernels; "
+            f"{args.steps} profiled steps")
+    return label_tf_ops(json.loads(ops[0][len(f"{MARK} ops "):]), shapes), rate, what, "ops"
+  steps = parse(result.stdout)
+  what = ("Eigen's kernels, oneDNN's custom ops off (TF_ENABLE_ONEDNN_OPTS): only the gemm_api "
+          "calls of Eigen's matrix products reach oneDNN; `--frameworks tf-ops` times the ops"
+          if kernels else (version or ["oneDNN ?"])[0] + ", " + (isa or ["isa ?"])[0])
+  return summarise(steps, shapes), rate, f"{what}; {len(steps)} traced steps", "oneDNN"
 
 
 def main(argv=None):
@@ -303,17 +306,10 @@ def main(argv=None):
   shapes = layer_shapes(train_throughput.DSPRITES_MODEL, (64, 64, 1))
   tables = {}
   for framework in frameworks:
-    steps, rate, onednn = trace(framework, args)
-    if framework == "tf-ops":
-      tables[framework] = label_tf_ops(steps, shapes)
-      total = sum(ms for ms, _ in tables[framework].values())
-      print(f"\n{framework}: {onednn}; {args.steps} profiled steps at batch {args.batch_size}, "
-            f"{rate:,.0f} examples/s while profiling; ops {total:.1f} ms per step")
-    else:
-      tables[framework] = summarise(steps, shapes)
-      total = sum(ms for ms, _ in tables[framework].values())
-      print(f"\n{framework}: {onednn}; {len(steps)} traced steps at batch {args.batch_size}, "
-            f"{rate:,.0f} examples/s while tracing; oneDNN {total:.1f} ms per step")
+    tables[framework], rate, what, timed = trace(framework, args, shapes)
+    total = sum(ms for ms, _ in tables[framework].values())
+    print(f"\n{framework}: {what} at batch {args.batch_size}, {rate:,.0f} examples/s meanwhile; "
+          f"{timed} {total:.1f} ms per step")
     for (name, what), (ms, implementations) in sorted(
         tables[framework].items(), key=lambda kv: (kv[0][0] == "other", kv[0][0][:3] == "dec", kv[0])):
       print(f"  {name:<18} {what:<16} {ms:8.2f} ms  {' / '.join(implementations)}")

@@ -69,13 +69,12 @@ def machine_description():
   """nproc, the CPU (`kerasvae.artifacts.cpu_description`), Python/TF/Keras versions, whether
   TensorFlow runs oneDNN's kernels or Eigen's, and the kernel switches set."""
   import keras  # pylint: disable=import-outside-toplevel
-  from kerasvae import _backend, artifacts  # pylint: disable=import-outside-toplevel
+  from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  kernels = "oneDNN" if _backend.onednn_enabled() else "Eigen (oneDNN off)"
-  switches = "".join(f", {k}={os.environ[k]}" for k in artifacts.KERNEL_SWITCHES
-                     if k in os.environ)
-  return (f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
-          f"{artifacts.cpu_description()}; "
+  machine = artifacts.machine()  # what every step's metadata records
+  kernels = "oneDNN" if machine["onednn"] else "Eigen (oneDNN off)"
+  switches = "".join(f", {k}={v}" for k, v in machine.get("kernel_switches", {}).items())
+  return (f"{machine['cores']} cores ({machine['usable_cores']} usable), {machine['cpu']}; "
           f"Python {platform.python_version()}, TensorFlow {tf.__version__}, "
           f"Keras {keras.__version__}; TensorFlow kernels: {kernels}{switches}")
 
