@@ -289,7 +289,11 @@ def evaluate_fingerprint(config, train_meta, served=None):
     del evaluate["change_thresholds"]
   if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
     del evaluate["dci"]
-  else:
+  # The served version the change thresholds compare against: a newer one re-runs the
+  # evaluation whatever `dci` is (this once hung on dci's `else`, so with the default dci: true
+  # a candidate was judged against a stale baseline). Kept, as None, in the fingerprints of
+  # dci: false evaluations without thresholds, which have always carried it.
+  if "change_thresholds" in evaluate or "dci" in evaluate:
     evaluate["baseline"] = [str(served[0]), served[1]] if served else None
   return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],
                                 "model": model_digest})
