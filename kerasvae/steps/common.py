@@ -31,7 +31,7 @@ def run_directory(config):
 
 # Train settings that do not change the trained model (display, disk use): left out of the
 # fingerprints, so that changing one finds the same run and reuses its model.
-UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints")
+UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints", "keep_final_checkpoint")
 # Train settings added after runs were fingerprinted: left out while at these defaults, so that
 # a config that does not set one keeps its run (and its reused model) as before.
 FINGERPRINTED_UNLESS_DEFAULT = {"precision": "float32"}

@@ -137,6 +137,11 @@ class TrainConfig:
       help="Checkpoints kept while training (each holds the weights and Adam's two moments: "
            "24 MB for the quickstart's MLP). More let a resume fall back past a damaged one. "
            "A finished training keeps none: its model is saved.")
+  keep_final_checkpoint: bool = field(
+      False, help="Keep the last resumption checkpoint (weights, Adam's moments, history) of a "
+      "finished training, so that a longer training of the same model can continue from it "
+      "(`kerasvae study budget` chains its budgets this way). Off: a finished training keeps "
+      "only its saved model.")
   eval_every_epochs: int = field(1, range=(1, None), help="Eval ELBO interval (early stopping).")
   early_stopping_patience: int = field(0, range=(0, None),
                                        help="Stop after this many evals without a better eval "

@@ -291,8 +291,10 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
       epochs_run=len(history), final=final,
       digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json"))))
   # Complete: the model is saved, and a finished training is never resumed (another config
-  # trains in another run directory, --force from scratch), so its checkpoints only took disk.
-  training.remove_resumption_state(train_dir)
+  # trains in another run directory, --force from scratch), so its checkpoints only took disk,
+  # unless a longer training is to continue from them (train.keep_final_checkpoint).
+  if not config.train.keep_final_checkpoint:
+    training.remove_resumption_state(train_dir)
   if trainer.interrupted is not None:  # it came after the last epoch: the step is complete
     raise training.TrainingInterrupted(
         f"{signal.Signals(trainer.interrupted).name} after the last epoch: the train step "

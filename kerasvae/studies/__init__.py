@@ -39,6 +39,9 @@ class Study:
   chart_metrics: tuple = ()
   # What its charts call a setting ("method"); default: the keys its trials override.
   setting_name: str = ""
+  # Each setting continues the previous setting's training of the same seed (more epochs of
+  # one model: `budget`), from its kept checkpoint (`core.continue_training`).
+  continues: bool = False
 
 
 _LIKELIHOOD = ("iwae_log_likelihood", "IWAE log p(x), nats")
@@ -66,6 +69,17 @@ def _methods(context, trials):
 def _precision(context, trials):
   from kerasvae.studies import precision  # pylint: disable=import-outside-toplevel
   return precision.analyse_precision(context, trials)
+
+
+def _budget(context, trials):
+  from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
+  return budget.analyse_budget(context, trials)
+
+
+def _budget_check(trials):
+  from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
+  _needs_disentanglement_scores(trials)
+  budget.check_budget(trials)
 
 
 def _needs_disentanglement_scores(trials):
@@ -113,6 +127,14 @@ STUDIES = {
         "in how disentangled a code they learn on dSprites, by more than their training seeds "
         "do, and at what cost in reconstruction?", _methods,
         check=_needs_disentanglement_scores, analyses_seeds=True, setting_name="method"),
+    # One training per seed scored at growing budgets: each setting continues the last.
+    "budget": Study(
+        "budget", "How many training images does the disentanglement study's β-VAE need "
+        "before it encodes each of dSprites' factors, and where do its disentanglement scores "
+        "and their spread over seeds settle?", _budget, check=_budget_check,
+        analyses_seeds=True, continues=True, setting_name="budget",
+        chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
+                       ("mig", "MIG"), ("reconstruction", "reconstruction, nats"))),
     "precision": Study(
         "precision", "Does computing a VAE's networks in bfloat16 (train.precision: "
         "mixed_bfloat16) change what it learns, by more than its training seed does, and how "
@@ -218,11 +240,15 @@ def _run_trials_and_report(plan, force, report_only=False):
   context = core.StudyContext(name=name, output=output, settings=settings, quick=plan.quick,
                               base=trials[0].config, force=force)
   run_times = []  # wall seconds of the trials this invocation trained (not reused)
+  last_by_seed = {}  # seed -> its latest trial (`Study.continues`)
   for i, trial in enumerate(trials):
     elapsed = time.time() - t0
     left = sum(run_times) / len(run_times) * (len(trials) - i) if run_times else None
     eta = f", about {progress.format_seconds(left)} left" if run_times else ""
     started = time.time()
+    if plan.study.continues and trial.seed in last_by_seed:
+      core.continue_training(last_by_seed[trial.seed], trial)
+    last_by_seed[trial.seed] = trial
     examples = core.run_trial(trial, f"study: trial {i + 1}/{len(trials)} {trial.name} "
                                      f"({progress.format_seconds(elapsed)} elapsed{eta})",
                               force=force, force_ingest=force and i == 0)
