@@ -86,7 +86,11 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
 
 
 def _report_damaged_versions(model_dir):
-  """Says which existing versions of the model name differ from what was exported."""
+  """Says which existing versions of the model name differ from what was exported, and which
+  entries are named like a version without being one."""
+  for path in serving.version_blockers(model_dir):
+    print(f"export: warning: {path} is a file, not a version folder: TF Serving does not load "
+          "it and export skips its number; remove it if it is not yours", flush=True)
   for version in serving.list_versions(model_dir):
     path = Path(model_dir) / str(version)
     problem = serving.version_damage(path)
