@@ -318,7 +318,7 @@ def prediction_log(model_name, signature_name, inputs):
   """A serialized `tensorflow.serving.PredictionLog` whose `predict_log.request` asks `inputs`.
 
   Encoded by hand (field numbers of tensorflow_serving/apis/prediction_log.proto,
-  predict.proto and model.proto) so that kerasvae does not depend on
+  predict.proto and model.proto), written before kerasvae depended on
   tensorflow-serving-api; the tensors are TensorFlow's own `TensorProto`s.
   """
   model_spec = _length_delimited(1, model_name) + _length_delimited(3, signature_name)
