@@ -28,6 +28,7 @@ Sources are registered by the names users write in configs (`SOURCES`).
 
 import contextlib
 import gzip
+import itertools
 import logging
 import math
 import os
@@ -630,6 +631,164 @@ class NpzSource(Source):
 
 # -------------------------------------------------------------- image folder
 
+def _printable(text):
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:
+    return False
+  return True
+
+
+def png_bit_depth(path):
+  """The bit depth of a PNG's samples from its IHDR (1, 2, 4, 8 or 16), or None if `path` does
+  not start like a PNG."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(26)
+  except OSError:
+    return None
+  if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+    return None
+  return head[24]
+
+
+class _BadImage(Exception):
+  """A file the image decoder refuses; the message is the `Received:` part."""
+
+
+# Pillow modes by what they hold, for the statistics.
+_MODE_NAMES = {"1": "1-bit grey", "L": "grey", "LA": "grey+alpha", "P": "palette",
+               "PA": "palette+alpha", "RGB": "RGB", "RGBA": "RGBA", "CMYK": "CMYK",
+               "YCbCr": "YCbCr", "I;16": "grey", "I;16B": "grey", "I": "32-bit grey",
+               "F": "float grey"}
+_TF_CHANNEL_NAMES = {1: "grey", 2: "grey+alpha", 3: "RGB", 4: "RGBA"}
+
+
+class _ImageDecoder:
+  """Decodes PNG/JPEG files at their real bit depth and channel count.
+
+  8-bit images (and 1-, 2- and 4-bit ones, palettes, JPEG) go through Pillow; 16-bit PNGs,
+  which Pillow cuts to 8 bits in colour, through TensorFlow's PNG decoder as uint16. Pixels
+  come out as uint8 (0..255) or, with `floats`, float32 value / white (65535 for 16 bits,
+  255 for 8). Alpha: fully opaque is dropped; transparent pixels are refused or composited
+  onto `background` (`alpha`). Each image is described for the statistics
+  (`"16-bit RGBA, alpha composited"`).
+
+  Memory: one image at a time; the decoded file and at most two working copies of its pixels
+  (uint8, or float32 for 16-bit and composited images).
+  """
+
+  def __init__(self, channels, size, floats, alpha, background):
+    self.channels = channels  # None: from the first image
+    self.size = size
+    self.floats = floats
+    self.alpha = alpha
+    self.background = float(background)
+
+  def decode(self, path):
+    from PIL import Image, UnidentifiedImageError  # pylint: disable=import-outside-toplevel
+    try:
+      # A decompression bomb (an image whose header declares more than Image.MAX_IMAGE_PIXELS)
+      # is refused before its pixels are decoded: the warning is made an error.
+      with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as img:
+          if img.format == "PNG" and png_bit_depth(path) == 16:
+            return self._decode_16_bit(path, img.size)
+          img.load()
+          return self._decode_8_bit(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+      raise _BadImage(f"a decompression bomb ({e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+      raise _BadImage(f"an unreadable image ({type(e).__name__}: {e})") from None
+
+  def _target_channels(self, colour_channels):
+    if self.channels is None:
+      self.channels = 1 if colour_channels == 1 else 3
+    return self.channels
+
+  def _transparent(self, alpha, white, kind):
+    """Whether `alpha` has transparent pixels; refuses them unless compositing."""
+    transparent = int(np.count_nonzero(alpha < white))
+    if transparent and self.alpha == "refuse":
+      raise _BadImage(
+          f"a {kind} image with {transparent} transparent pixels: its alpha would be lost. "
+          "Set image_folder.alpha=composite (and image_folder.background) to composite it, or "
+          "remove the alpha channel")
+    return transparent > 0
+
+  def _decode_8_bit(self, img):
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    mode = img.mode
+    kind = "8-bit " + _MODE_NAMES.get(mode, mode)
+    if mode in ("I", "F", "I;16", "I;16B"):  # not 8 bits: never cut silently
+      raise _BadImage(f"an image of Pillow mode {mode} ({_MODE_NAMES.get(mode, mode)}), which "
+                      "kerasvae does not read (PNG of 1-16 bits or JPEG)")
+    if mode == "P" and "transparency" in img.info or mode == "PA":
+      img = img.convert("RGBA")
+    elif mode == "P":
+      img = img.convert("RGB")
+    described = kind
+    if img.mode in ("LA", "RGBA"):
+      grey_image = img.mode == "LA"
+      alpha = np.asarray(img.getchannel("A"))  # [H, W] uint8
+      if self._transparent(alpha, 255, kind):
+        described += ", alpha composited"
+        grey = round(self.background * 255)
+        backdrop = Image.new("RGBA", img.size, (grey, grey, grey, 255))
+        img = Image.alpha_composite(backdrop, img.convert("RGBA"))
+      else:
+        described += ", opaque alpha dropped"
+      del alpha
+      img = img.convert("L" if grey_image else "RGB")
+    channels = self._target_channels(1 if img.mode in ("1", "L") else 3)
+    img = img.convert("L" if channels == 1 else "RGB")
+    if self.size is not None and img.size != (self.size[1], self.size[0]):
+      img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
+    pixels = np.asarray(img, dtype=np.uint8).reshape(img.size[1], img.size[0], channels)
+    del img
+    if self.floats:  # a folder with 16-bit images: every image as value / white
+      pixels = pixels.astype(np.float32) / np.float32(255)
+    return pixels, described
+
+  def _decode_16_bit(self, path, size):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    data = Path(path).read_bytes()
+    try:
+      decoded = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()  # [H, W, C]
+    except tf.errors.OpError as e:
+      raise _BadImage(f"an unreadable image ({type(e).__name__}: {e.message})") from None
+    del data
+    c = decoded.shape[-1]
+    described = f"16-bit {_TF_CHANNEL_NAMES[c]}"
+    pixels = decoded.astype(np.float32)
+    del decoded
+    pixels /= np.float32(65535)  # [H, W, C] in [0, 1]
+    if c in (2, 4):
+      alpha = pixels[..., -1:]  # [H, W, 1]
+      if self._transparent(alpha, 1.0, described):
+        described += ", alpha composited"
+        colour = pixels[..., :-1]
+        colour *= alpha
+        colour += np.float32(self.background) * (1 - alpha)
+      else:
+        described += ", opaque alpha dropped"
+      pixels = np.ascontiguousarray(pixels[..., :-1])
+      c -= 1
+    channels = self._target_channels(c)
+    if c == 3 and channels == 1:  # ITU-R 601-2 luma, as Pillow's "L"
+      pixels = pixels @ np.array([0.299, 0.587, 0.114], np.float32)[:, None]  # [H, W, 1]
+    elif c == 1 and channels == 3:
+      pixels = np.repeat(pixels, 3, axis=-1)
+    if self.size is not None and size != (self.size[1], self.size[0]):
+      from PIL import Image  # pylint: disable=import-outside-toplevel
+      pixels = np.stack([np.asarray(Image.fromarray(pixels[..., i], mode="F").resize(
+          (self.size[1], self.size[0]), Image.BILINEAR)) for i in range(channels)], -1)
+    if not self.floats:
+      raise AssertionError("a 16-bit image in a folder read as 8-bit")  # _sixteen_bit said so
+    return np.clip(pixels, 0.0, 1.0, out=pixels), described
+
+
 class ImageFolderSource(Source):
   """PNG/JPEG files in a directory, optionally one subfolder per class.
 
@@ -663,8 +822,25 @@ class ImageFolderSource(Source):
     # Stored in an order that mixes the classes (a stable hash of each path), not class by
     # class: a split past the reader's in-memory budget is shuffled through a buffer that
     # would otherwise hold one class at a time.
+    self.files = self._decodable_names(self.files)
     order = hash_fraction([p.relative_to(root).as_posix() for p, _ in self.files], "order")
     self.files = [self.files[i] for i in np.argsort(order, kind="stable")]
+    self._has_16_bit = None
+
+  def _decodable_names(self, files):
+    """`files` without those whose names are not valid UTF-8 (refused, or skipped with
+    on_bad_file=skip): a name is a key of the split hash and of the metadata, written as text."""
+    kept = []
+    for path, label in files:
+      name = str(path.relative_to(self.root))
+      try:
+        name.encode("utf-8")
+      except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        self._bad(path, f"a file name that is not valid UTF-8 ({raw!r}): rename the file")
+        continue
+      kept.append((path, label))
+    return kept
 
   def _inside(self, path, real_root):
     """True; a DataError if `path` is a symbolic link, or in one, that leads out of the root.
@@ -681,10 +857,13 @@ class ImageFolderSource(Source):
                     f"symbolic links are followed only within it. Received: a link to {real}")
 
   def content_hash(self):
-    return fingerprint_items((str(p.relative_to(self.root)), label, file_digest(p))
-                             for p, label in self.files)
+    items = ((str(p.relative_to(self.root)), label, file_digest(p)) for p, label in self.files)
+    if self._sixteen_bit():  # an artifact ingested before 16-bit PNGs were read at 16 bits differs
+      items = itertools.chain([("decoded", "16-bit PNG / 65535")], items)
+    return fingerprint_items(items)
 
   def _bad(self, path, reason):
+    path = repr(str(path))[1:-1] if not _printable(str(path)) else path
     message = (f"{path}: expected a PNG or JPEG image (image_folder.on_bad_file="
                f"{self.config.on_bad_file!r}). Received: {reason}")
     if self.config.on_bad_file == "fail":
@@ -692,37 +871,31 @@ class ImageFolderSource(Source):
     warnings.warn(f"Skipping {message}", stacklevel=3)
     logger.warning("Skipping %s", message)
 
+  def _sixteen_bit(self):
+    """Whether any PNG of the folder stores 16 bits per sample (read from the headers)."""
+    if self._has_16_bit is None:
+      self._has_16_bit = any(png_bit_depth(p) == 16 for p, _ in self.files
+                             if p.suffix.lower() == ".png")
+    return self._has_16_bit
+
   def chunks(self, use_source_splits=False):
-    from PIL import Image, UnidentifiedImageError  # pylint: disable=import-outside-toplevel
     c = self.config
-    channels = c.channels
     size = tuple(c.resize) if c.resize else None  # (height, width)
+    # One stored type for the folder: uint8 when every image has 8 bits, float32 (value / white)
+    # as soon as one PNG has 16, so that no image is cut to 8 bits and none is mixed up.
+    floats = self._sixteen_bit()
+    decoder = _ImageDecoder(c.channels, size, floats, c.alpha or "refuse", c.background or 0.0)
     first = None
-    buf = {"images": [], "labels": [], "keys": []}
+    buf = {"images": [], "labels": [], "keys": [], "formats": []}
     for path, label in self.files:
       if path.suffix.lower() not in IMAGE_EXTENSIONS:
         self._bad(path, f"a file with extension {path.suffix!r}")
         continue
       try:
-        # A decompression bomb (an image whose header declares more than Image.MAX_IMAGE_PIXELS)
-        # is refused before its pixels are decoded: the warning is made an error.
-        with warnings.catch_warnings():
-          warnings.simplefilter("error", Image.DecompressionBombWarning)
-          with Image.open(path) as img:
-            img.load()
-            if channels is None:
-              channels = 1 if img.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-            img = img.convert("L" if channels == 1 else "RGB")
-            if size is not None and img.size != (size[1], size[0]):
-              img = img.resize((size[1], size[0]), Image.BILINEAR)
-            pixels = np.asarray(img, dtype=np.uint8)
-      except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        self._bad(path, f"a decompression bomb ({e})")
+        pixels, described = decoder.decode(path)  # [H, W, C]
+      except _BadImage as e:
+        self._bad(path, str(e))
         continue
-      except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
-        self._bad(path, f"an unreadable image ({type(e).__name__}: {e})")
-        continue
-      pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)
       if first is None:
         first = (path, pixels.shape)
         rows = chunk_rows(pixels.nbytes)
@@ -733,13 +906,18 @@ class ImageFolderSource(Source):
       buf["images"].append(pixels)
       buf["labels"].append(label)
       buf["keys"].append(str(path.relative_to(self.root)))
+      buf["formats"].append(described)
+      del pixels  # the buffer holds the only reference: a flushed chunk frees it
       if len(buf["images"]) == rows:
         yield None, self._flush(buf)
     if buf["images"]:
       yield None, self._flush(buf)
 
   def _flush(self, buf):
-    chunk = {"images": np.stack(buf["images"]), "keys": np.array(buf["keys"])}
+    images = buf["images"]
+    # One image per chunk (a large one) is used as it is: stacking would copy it.
+    chunk = {"images": images[0][None] if len(images) == 1 else np.stack(images),
+             "keys": np.array(buf["keys"]), "formats": np.array(buf["formats"])}
     if self.use_classes:
       chunk["labels"] = np.array(buf["labels"], np.int64)
     for v in buf.values():
