@@ -95,19 +95,23 @@ class _SplitWriter:
       for value, count in zip(*np.unique(labels, return_counts=True)):
         self.labels[int(value)] = self.labels.get(int(value), 0) + int(count)
     for i in range(n):
-      feature = {
-          "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[i].tobytes()])),
-          "shape": shape,
-      }
+      # Built in place: the pixels are copied once into the message (the bytes object is
+      # freed at once) and once into its serialization, so a large image is held about three
+      # times here, not five (a Feature and a Features copy each).
+      example = tf.train.Example()
+      feature = example.features.feature
+      feature["image"].bytes_list.value.append(images[i].tobytes())
+      feature["shape"].CopyFrom(shape)
       if labels is not None:
-        feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[labels[i]]))
+        feature["label"].int64_list.value.append(labels[i])
       if factors is not None:
-        feature["factors"] = tf.train.Feature(float_list=tf.train.FloatList(value=factors[i]))
+        feature["factors"].float_list.value.extend(factors[i])
       if factor_classes is not None:
-        feature["factor_classes"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=factor_classes[i]))
-      example = tf.train.Example(features=tf.train.Features(feature=feature))
-      self.writers[self.count % len(self.writers)].write(example.SerializeToString())
+        feature["factor_classes"].int64_list.value.extend(factor_classes[i])
+      serialized = example.SerializeToString()
+      del example
+      self.writers[self.count % len(self.writers)].write(serialized)
+      del serialized
       self.count += 1
 
   def close(self):
@@ -300,16 +304,17 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
         bar.advance(len(chunk["images"]))
         where = source.location
         _check_chunk(chunk, first, where)
-        if first is None:
-          first = {k: v[:1] for k, v in chunk.items()}
+        if first is None:  # no rows, only shapes and types: a view would keep a large image
+          first = {k: v[:0].copy() for k, v in chunk.items()}
         chunk["images"] = _preprocess(chunk["images"], config, where)
         if stored is None:
-          stored = chunk["images"][:1]
+          stored = chunk["images"][:0].copy()
           for w in writers.values():
             w.scale = scale if stored.dtype == np.uint8 else float_scale
         n = len(chunk["images"])
         if role == "eval":  # the source's own test split
           writers["eval"].write(chunk)
+          del chunk  # not held while the source reads the next one
           continue
         positions = position + np.arange(n)  # in source order (of its train split: method=source)
         position += n
@@ -328,6 +333,7 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
             writers[role_name].write(chunk)
           elif mask.any():
             writers[role_name].write({k: v[mask] for k, v in chunk.items()})
+        del chunk
       bar.close()
     finally:
       for w in writers.values():

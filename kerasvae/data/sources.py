@@ -639,9 +639,17 @@ def _printable(text):
   return True
 
 
-def png_bit_depth(path):
-  """The bit depth of a PNG's samples from its IHDR (1, 2, 4, 8 or 16), or None if `path` does
-  not start like a PNG."""
+class _BadImage(Exception):
+  """A file the image decoder refuses; the message is the `Received:` part."""
+
+
+# What a PNG's IHDR colour type holds, for the statistics.
+_PNG_COLOURS = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
+_JPEG_MODES = {"L": "grey", "RGB": "RGB", "CMYK": "CMYK", "YCbCr": "YCbCr", "1": "1-bit grey"}
+
+
+def png_header(path):
+  """`(bit depth, colour type)` from a PNG's IHDR, or None if `path` does not start like one."""
   try:
     with open(path, "rb") as f:
       head = f.read(26)
@@ -649,38 +657,34 @@ def png_bit_depth(path):
     return None
   if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
     return None
-  return head[24]
+  return head[24], head[25]
 
 
-class _BadImage(Exception):
-  """A file the image decoder refuses; the message is the `Received:` part."""
-
-
-# Pillow modes by what they hold, for the statistics.
-_MODE_NAMES = {"1": "1-bit grey", "L": "grey", "LA": "grey+alpha", "P": "palette",
-               "PA": "palette+alpha", "RGB": "RGB", "RGBA": "RGBA", "CMYK": "CMYK",
-               "YCbCr": "YCbCr", "I;16": "grey", "I;16B": "grey", "I": "32-bit grey",
-               "F": "float grey"}
-_TF_CHANNEL_NAMES = {1: "grey", 2: "grey+alpha", 3: "RGB", 4: "RGBA"}
+def png_bit_depth(path):
+  """The bit depth of a PNG's samples (1, 2, 4, 8 or 16), or None if `path` is not a PNG."""
+  header = png_header(path)
+  return header and header[0]
 
 
 class _ImageDecoder:
   """Decodes PNG/JPEG files at their real bit depth and channel count.
 
-  8-bit images (and 1-, 2- and 4-bit ones, palettes, JPEG) go through Pillow; 16-bit PNGs,
-  which Pillow cuts to 8 bits in colour, through TensorFlow's PNG decoder as uint16. Pixels
-  come out as uint8 (0..255) or, with `floats`, float32 value / white (65535 for 16 bits,
-  255 for 8). Alpha: fully opaque is dropped; transparent pixels are refused or composited
-  onto `background` (`alpha`). Each image is described for the statistics
-  (`"16-bit RGBA, alpha composited"`).
+  PNGs go through TensorFlow's libpng decoder at their own depth (Pillow cuts 16-bit colour
+  to 8 bits): 1-, 2-, 4- and 8-bit samples as uint8 0..255, 16-bit ones as uint16, palettes
+  looked up (with their transparency as alpha). JPEGs go through Pillow (8 bits). Pixels come
+  out [H, W, C] as uint8 (0..255) or, with `floats` (a folder holding a 16-bit PNG), float32
+  value / white (65535 or 255). Alpha: fully opaque alpha is dropped; transparent pixels are
+  refused or composited onto `background` (`alpha`). Each image is described for the
+  statistics (`"16-bit RGBA, alpha composited"`).
 
-  Memory: one image at a time; the decoded file and at most two working copies of its pixels
-  (uint8, or float32 for 16-bit and composited images).
+  Memory, one image at a time: the file's bytes, the decoded samples (H·W·C bytes, twice that
+  at 16 bits: used in place, not copied), and float32 working copies only where a value changes
+  (16-bit scaling, compositing, colour to grey, resizing): at most two, 4 bytes a sample each.
   """
 
   def __init__(self, channels, size, floats, alpha, background):
     self.channels = channels  # None: from the first image
-    self.size = size
+    self.size = size  # (height, width) or None
     self.floats = floats
     self.alpha = alpha
     self.background = float(background)
@@ -693,100 +697,91 @@ class _ImageDecoder:
       with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as img:
-          if img.format == "PNG" and png_bit_depth(path) == 16:
-            return self._decode_16_bit(path, img.size)
-          img.load()
-          return self._decode_8_bit(img)
+          if img.format == "PNG":
+            header = png_header(path)
+          else:
+            img.load()
+            return self._finish(*self._jpeg_pixels(img))
+      return self._finish(*self._png_pixels(path, *header))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
       raise _BadImage(f"a decompression bomb ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
       raise _BadImage(f"an unreadable image ({type(e).__name__}: {e})") from None
 
-  def _target_channels(self, colour_channels):
-    if self.channels is None:
-      self.channels = 1 if colour_channels == 1 else 3
-    return self.channels
-
-  def _transparent(self, alpha, white, kind):
-    """Whether `alpha` has transparent pixels; refuses them unless compositing."""
-    transparent = int(np.count_nonzero(alpha < white))
-    if transparent and self.alpha == "refuse":
-      raise _BadImage(
-          f"a {kind} image with {transparent} transparent pixels: its alpha would be lost. "
-          "Set image_folder.alpha=composite (and image_folder.background) to composite it, or "
-          "remove the alpha channel")
-    return transparent > 0
-
-  def _decode_8_bit(self, img):
-    from PIL import Image  # pylint: disable=import-outside-toplevel
+  def _jpeg_pixels(self, img):
     mode = img.mode
-    kind = "8-bit " + _MODE_NAMES.get(mode, mode)
-    if mode in ("I", "F", "I;16", "I;16B"):  # not 8 bits: never cut silently
-      raise _BadImage(f"an image of Pillow mode {mode} ({_MODE_NAMES.get(mode, mode)}), which "
-                      "kerasvae does not read (PNG of 1-16 bits or JPEG)")
-    if mode == "P" and "transparency" in img.info or mode == "PA":
-      img = img.convert("RGBA")
-    elif mode == "P":
-      img = img.convert("RGB")
-    described = kind
-    if img.mode in ("LA", "RGBA"):
-      grey_image = img.mode == "LA"
-      alpha = np.asarray(img.getchannel("A"))  # [H, W] uint8
-      if self._transparent(alpha, 255, kind):
-        described += ", alpha composited"
-        grey = round(self.background * 255)
-        backdrop = Image.new("RGBA", img.size, (grey, grey, grey, 255))
-        img = Image.alpha_composite(backdrop, img.convert("RGBA"))
-      else:
-        described += ", opaque alpha dropped"
-      del alpha
-      img = img.convert("L" if grey_image else "RGB")
-    channels = self._target_channels(1 if img.mode in ("1", "L") else 3)
-    img = img.convert("L" if channels == 1 else "RGB")
-    if self.size is not None and img.size != (self.size[1], self.size[0]):
-      img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
-    pixels = np.asarray(img, dtype=np.uint8).reshape(img.size[1], img.size[0], channels)
-    del img
-    if self.floats:  # a folder with 16-bit images: every image as value / white
-      pixels = pixels.astype(np.float32) / np.float32(255)
-    return pixels, described
+    described = "8-bit " + _JPEG_MODES.get(mode, mode)
+    img = img.convert("L" if mode in ("1", "L") else "RGB")
+    pixels = np.asarray(img, dtype=np.uint8)
+    return pixels.reshape(pixels.shape[0], pixels.shape[1], -1), 255, described
 
-  def _decode_16_bit(self, path, size):
+  def _png_pixels(self, path, depth, colour):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     data = Path(path).read_bytes()
     try:
-      decoded = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()  # [H, W, C]
+      decoded = tf.io.decode_png(data, channels=0,
+                                 dtype=tf.uint16 if depth == 16 else tf.uint8)  # [H, W, C]
     except tf.errors.OpError as e:
       raise _BadImage(f"an unreadable image ({type(e).__name__}: {e.message})") from None
     del data
-    c = decoded.shape[-1]
-    described = f"16-bit {_TF_CHANNEL_NAMES[c]}"
-    pixels = decoded.astype(np.float32)
-    del decoded
-    pixels /= np.float32(65535)  # [H, W, C] in [0, 1]
+    described = f"{depth}-bit {_PNG_COLOURS.get(colour, f'colour type {colour}')}"
+    # The tensor's own buffer (read-only), not a copy.
+    return np.asarray(decoded), 65535 if depth == 16 else 255, described
+
+  def _finish(self, pixels, white, described):
+    """Alpha, channels, size and stored type of decoded `pixels` [H, W, C] (0..white)."""
+    c = pixels.shape[-1]
     if c in (2, 4):
-      alpha = pixels[..., -1:]  # [H, W, 1]
-      if self._transparent(alpha, 1.0, described):
+      transparent = int(np.count_nonzero(pixels[..., -1] < white))
+      if transparent and self.alpha == "refuse":
+        raise _BadImage(
+            f"a {described} image with {transparent} transparent pixels: its alpha would be "
+            "lost. Set image_folder.alpha=composite (and image_folder.background) to composite "
+            "it, or remove the alpha channel")
+      if transparent:
         described += ", alpha composited"
-        colour = pixels[..., :-1]
+        alpha = pixels[..., -1:].astype(np.float32) / np.float32(white)  # [H, W, 1]
+        colour = pixels[..., :-1].astype(np.float32)
         colour *= alpha
-        colour += np.float32(self.background) * (1 - alpha)
+        colour += np.float32(self.background * white) * (1 - alpha)
+        del alpha
+        pixels = colour  # [H, W, C - 1], 0..white
       else:
         described += ", opaque alpha dropped"
-      pixels = np.ascontiguousarray(pixels[..., :-1])
+        pixels = pixels[..., :-1]
       c -= 1
-    channels = self._target_channels(c)
-    if c == 3 and channels == 1:  # ITU-R 601-2 luma, as Pillow's "L"
-      pixels = pixels @ np.array([0.299, 0.587, 0.114], np.float32)[:, None]  # [H, W, 1]
+    channels = self.channels = self.channels or (1 if c == 1 else 3)
+    if c == 3 and channels == 1:
+      pixels = self._luma(pixels)
     elif c == 1 and channels == 3:
       pixels = np.repeat(pixels, 3, axis=-1)
-    if self.size is not None and size != (self.size[1], self.size[0]):
-      from PIL import Image  # pylint: disable=import-outside-toplevel
-      pixels = np.stack([np.asarray(Image.fromarray(pixels[..., i], mode="F").resize(
-          (self.size[1], self.size[0]), Image.BILINEAR)) for i in range(channels)], -1)
-    if not self.floats:
-      raise AssertionError("a 16-bit image in a folder read as 8-bit")  # _sixteen_bit said so
-    return np.clip(pixels, 0.0, 1.0, out=pixels), described
+    if self.size is not None and pixels.shape[:2] != tuple(self.size):
+      pixels = self._resize(pixels, white)
+    if self.floats:
+      return (pixels.astype(np.float32) / np.float32(white)), described
+    if pixels.dtype != np.uint8:  # composited or 16-bit in an 8-bit folder (not possible)
+      pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels), described
+
+  @staticmethod
+  def _luma(rgb):
+    """ITU-R 601-2 luma, [H, W, 3] -> [H, W, 1]; for uint8 exactly as Pillow's "L"."""
+    if rgb.dtype == np.uint8:  # Pillow's fixed point: (19595 R + 38470 G + 7471 B + 2^15) >> 16
+      weights = np.array([19595, 38470, 7471], np.uint32)
+      return ((rgb @ weights + (1 << 15)) >> 16).astype(np.uint8)[..., None]
+    return rgb.astype(np.float32) @ np.array([[0.299], [0.587], [0.114]], np.float32)
+
+  def _resize(self, pixels, white):
+    """Bilinear resizing to `size`: uint8 through Pillow's L/RGB (as before), others per
+    channel in float."""
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    h, w = self.size
+    if pixels.dtype == np.uint8:
+      img = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+      return np.asarray(img.resize((w, h), Image.BILINEAR)).reshape(h, w, -1)
+    return np.stack([np.asarray(Image.fromarray(np.asarray(pixels[..., i], np.float32), mode="F")
+                                .resize((w, h), Image.BILINEAR))
+                     for i in range(pixels.shape[-1])], -1)
 
 
 class ImageFolderSource(Source):
