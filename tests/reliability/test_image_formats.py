@@ -9,6 +9,8 @@ split statistics. One case runs the issue's `kerasvae ingest` command line.
 
 import json
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 from kerasvae.data import config as data_config
 from kerasvae.data import sources
 from kerasvae.data.sources import DataError
+from tests import pipeline_helpers
 from tests.reliability.test_bad_inputs import assert_named_error
 from tests.reliability.test_bad_inputs import run_main
 
@@ -213,3 +216,43 @@ def test_background_without_composite_is_refused_by_name(tmp_path, monkeypatch, 
       ["config", "--set", "ingest.data.image_folder.background=1.0"], tmp_path, monkeypatch,
       capsys, r"image_folder\.background: expected only with alpha=composite\. Received: "
       r"background=1\.0, alpha=None")
+
+
+# Two ingests in one fresh process: a folder of small images first (every import and
+# TensorFlow's start-up paid), then one of large images; the second raises the process's peak
+# by what the large images cost.
+MEMORY_PROBE = r"""
+import json, resource, sys
+from kerasvae import cli
+peaks = []
+for root in sys.argv[1:]:
+  code = cli.main(["ingest", "--set", "run.runs_dir=runs", "--set", "ingest.num_shards=1",
+                   "--set", "ingest.data.source=image_folder", "--set", "ingest.split.eval_fraction=0.6",
+                   "--set", f"ingest.data.image_folder.root={root}"])
+  assert code == 0
+  peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps(peaks))
+"""
+
+
+def test_a_large_but_legal_png_costs_a_few_times_its_pixels(tmp_path):
+  """The issue's case 7: one 370 KB PNG of 9400 x 9400 pixels took ingest to a 4.4 GB peak.
+  The bound (docs/reliability.md): about 4x the decoded image's bytes above the baseline (the
+  decoded samples, the Example being built and its serialization); 13.7x before (measured
+  with 9400 x 9400 PNGs, see docs/reliability.md). Checked here with 6000 x 6000 PNGs (36 MB
+  of pixels each, 150 KB of file) against 6x."""
+  from tests.reliability.test_bad_inputs import write_png as write_zeros_png
+  side = 6000
+  for i in range(2):
+    write_zeros_png(tmp_path / "large" / f"{i}.png", side, side)
+    write_zeros_png(tmp_path / "small" / f"{i}.png", 60, 60)
+  assert (tmp_path / "large" / "0.png").stat().st_size < 200_000
+  proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, "small", "large"], cwd=tmp_path,
+                        env=pipeline_helpers.subprocess_env(), capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  baseline, peak = json.loads(proc.stdout.strip().splitlines()[-1])
+  image_bytes = side * side
+  assert peak - baseline < 6 * image_bytes, (
+      f"peak {peak / 1e6:.0f} MB, baseline {baseline / 1e6:.0f} MB: "
+      f"{(peak - baseline) / image_bytes:.1f}x the image")
