@@ -31,6 +31,14 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_VALUES = 10_000  # counted with every alias expanded
 MAX_CONFIG_DEPTH = 32
 
+# Bounds of numeric settings with no natural limit, past which a value is a typo or an attack,
+# not a wish: one width of a layer (1 << 16 units: a 784-65536 layer already holds 51M weights),
+# a batch, and a count of epochs, steps or samples. The train step checks what the chosen
+# numbers cost together against the machine's memory (`kerasvae.steps.train`).
+MAX_UNITS = 1 << 16
+MAX_BATCH_SIZE = 1 << 16
+MAX_COUNT = 10 ** 7
+
 
 class ConfigTooLarge(yaml.YAMLError):
   """A YAML document past the bounds above. The message says which bound and where."""
