@@ -3,8 +3,7 @@
 Export merges its model's entry into it with TF Serving's own protos: every other entry and
 every field an operator added survives any number of exports; a file it cannot parse is
 refused by name and left as it is; the version and the config entry are published together
-or not at all; a version folder replaced by a file is named. The CLI cases run the real
-`kerasvae export` on one tiny finished run.
+or not at all. The command-line cases are in test_export_and_file_systems.py.
 """
 
 import os
@@ -15,9 +14,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import kerasvae
-from kerasvae import cli
 from kerasvae import serving
-from tests.pipeline_helpers import finished_tiny_run
 from tests.reliability.test_bad_inputs import tree
 
 # What an operator writes by hand: a model kerasvae never exported, with a version policy, and
@@ -132,73 +129,3 @@ def test_a_version_whose_config_entry_cannot_be_published_is_taken_back(tmp_path
   assert [p.name for p in (base / "other").iterdir()] == []  # no hidden temporary either
   assert (base / "models.config").read_text() == config_before
   assert not list(base.glob(".models.config*"))
-
-
-# ------------------------------------------------------------------ the real command line
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-  return finished_tiny_run(tmp_path_factory.mktemp("models_config"))
-
-
-def _export(config_path, capsys, *args):
-  capsys.readouterr()
-  code = cli.main(["export", "--config", str(config_path), "--force", *args])
-  return code, capsys.readouterr()
-
-
-def test_export_force_keeps_a_hand_added_entry(finished, capsys):
-  """The issue's case 1: add a `config { … }` entry, then `kerasvae export --force`."""
-  tmp_path, config_path, _ = finished
-  path = tmp_path / "saved_models" / "models.config"
-  config = parse(path)
-  entry = config.model_config_list.config.add()
-  entry.name, entry.base_path = "by_hand", "/srv/by_hand"
-  entry.model_version_policy.all.SetInParent()
-  config.model_config_list.config[0].version_labels["canary"] = 1
-  path.write_text(text_format.MessageToString(config))
-  code, out = _export(config_path, capsys)
-  assert code == 0, out.err
-  assert parse(path) == config
-
-
-def test_export_refuses_a_models_config_directory_and_leaves_no_version(finished, capsys):
-  """The issue's case 3: models.config made a directory. Refused by name, before anything is
-  written: no complete version behind, and the run's previous version is still there."""
-  tmp_path, config_path, _ = finished
-  base = tmp_path / "saved_models"
-  (base / "models.config").rename(base / "models.config.saved")
-  (base / "models.config").mkdir()
-  try:
-    before = tree(tmp_path)
-    code, out = _export(config_path, capsys)
-    assert code == 2, out.err
-    assert out.err == (
-        f"kerasvae export: error: {base / 'models.config'}: expected a text-format "
-        "ModelServerConfig with a model_config_list (the file tensorflow_model_server "
-        "--model_config_file reads), so that export can add its model's entry and keep the "
-        "others. Received: a directory. The file is left as it is and nothing was exported: "
-        "fix or move it, then export again.\n")
-    assert tree(tmp_path) == before
-  finally:
-    (base / "models.config").rmdir()
-    (base / "models.config.saved").rename(base / "models.config")
-
-
-def test_a_version_folder_replaced_by_a_file_is_named_and_skipped(finished, capsys):
-  """The issue's case 8: a file named like a version blocked every later export with
-  "[Errno 17] Refusing to replace…". It is not a version: named, and the next number is used."""
-  tmp_path, config_path, _ = finished
-  model_dir = tmp_path / "saved_models" / "tiny"
-  newest = serving.list_versions(model_dir)[-1]
-  blocker = model_dir / str(newest + 1)
-  blocker.write_text("not a version")
-  try:
-    code, out = _export(config_path, capsys)
-    assert code == 0, out.err
-    assert (f"export: warning: {blocker} is a file, not a version folder: TF Serving does not "
-            f"load it and export skips its number; remove it if it is not yours") in out.out
-    assert serving.list_versions(model_dir)[-1] == newest + 2
-  finally:
-    blocker.unlink()
