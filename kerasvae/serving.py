@@ -587,6 +587,7 @@ class ModelsConfigError(artifacts.ArtifactError):
 
 
 def _models_config_error(path, received):
+  received = received.rstrip(".")
   return ModelsConfigError(
       f"{path}: expected a text-format ModelServerConfig with a model_config_list (the file "
       "tensorflow_model_server --model_config_file reads), so that export can add its model's "
