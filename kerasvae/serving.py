@@ -243,7 +243,7 @@ def serving_signatures(model):
   @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
                                 tf.TensorSpec([], tf.int32, name="seed")], autograph=False)
   def sample(num_samples, seed):
-    num_samples = check_count(num_samples, "num_samples", 1, max_batch((h, w, c)))
+    num_samples = check_count(num_samples, "num_samples", 0, max_batch((h, w, c)))  # 0: none
     # The same stateless seed as `model.sample(n, seed=int)`: [seed, 0].
     latents = model.sample_latents(num_samples, seed=tf.stack([seed, 0]))  # [N, D]
     return {"images": model.decode_mean(latents), "latents": latents}

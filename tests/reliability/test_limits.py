@@ -124,13 +124,13 @@ REQUEST_CASES = [
      "Expected images with pixel values in [0, 1]. Received: min=] [255] [max=] [255]"),
     ("too-many-samples", "sample",
      lambda: {"num_samples": tf.constant(MAX_IMAGES + 1), "seed": tf.constant(0)},
-     f"Expected num_samples in [1, {MAX_IMAGES}] (docs/serving.md, Limits). Received: "
+     f"Expected num_samples in [0, {MAX_IMAGES}] (docs/serving.md, Limits). Received: "
      f"num_samples=] [{MAX_IMAGES + 1}]"),
     ("sample-1e6", "sample", lambda: {"num_samples": tf.constant(10 ** 6), "seed": tf.constant(0)},
-     f"Expected num_samples in [1, {MAX_IMAGES}] (docs/serving.md, Limits). Received: "
+     f"Expected num_samples in [0, {MAX_IMAGES}] (docs/serving.md, Limits). Received: "
      "num_samples=] [1000000]"),
     ("negative-samples", "sample", lambda: {"num_samples": tf.constant(-1), "seed": tf.constant(0)},
-     f"Expected num_samples in [1, {MAX_IMAGES}] (docs/serving.md, Limits). Received: "
+     f"Expected num_samples in [0, {MAX_IMAGES}] (docs/serving.md, Limits). Received: "
      "num_samples=] [-1]"),
     ("iwae-k-too-large", "log_likelihood",
      lambda: {"images": images(1), "num_samples": tf.constant(100_001)},
