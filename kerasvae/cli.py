@@ -200,12 +200,15 @@ def main(argv=None):
   except _user_errors() as e:  # evaluated only when an exception arrives here
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
-  except Exception as e:  # pylint: disable=broad-except  # re-raised unless a full device
-    # The steps name the folder they write (artifacts.disk_full_named); this names the rest.
+  except Exception as e:  # pylint: disable=broad-except  # re-raised unless named below
+    # The steps name the folder they write (artifacts.disk_full_named); this names the rest,
+    # and a read-only file system or an over-long name.
     from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
-    if not artifacts.is_disk_full(e):
+    message = (artifacts.disk_full_message(e) if artifacts.is_disk_full(e)
+               else artifacts.os_error_message(e))
+    if message is None:
       raise
-    print(f"kerasvae {args.command}: error: {artifacts.disk_full_message(e)}", file=sys.stderr)
+    print(f"kerasvae {args.command}: error: {message}", file=sys.stderr)
     return 2
   except KeyboardInterrupt as e:  # training's TrainingInterrupted says what it saved
     detail = str(e) or "finished steps are kept; run the same command again to go on"
