@@ -258,11 +258,19 @@ def split_counts(examples_dir):
 
 
 
-SEPARATION_RULE = (
-    "Two settings are called different on a number only when the seeds separate them: every "
-    "seed of one lies on the same side of every seed of the other (their ranges over seeds do "
-    "not overlap). With overlapping ranges the report says *the seeds overlap* and draws no "
-    "ranking, however far apart the means are.")
+# The test every report states (docs/concepts.md, "Comparing settings over seeds").
+ALPHA = 0.05
+POWER = 0.8
+TEST_RULE = (
+    "Each comparison is the difference of two settings' means over their training seeds with "
+    "its 95 % interval and Welch's t-test (unequal variances; Welch–Satterthwaite degrees of "
+    "freedom); the p-values of all the report's comparisons are corrected together by "
+    "Holm–Bonferroni, and a pair is called *different* only where the corrected p-value is "
+    "below 0.05 (a family-wise error rate of 5 %). Elsewhere the report says *no difference "
+    "detected* and gives the test's power: the smallest difference it would detect with "
+    "80 % power at the strictest Holm level (0.05 / the number of comparisons), given the "
+    "seeds' spread. With three seeds per setting that difference is large: a detected "
+    "difference is real at the stated error rate, an undetected one is not shown to be absent.")
 
 
 def by_setting(trials):
@@ -273,12 +281,21 @@ def by_setting(trials):
   return groups
 
 
-def seed_values(trials, key):
-  """The finite values of metric `key` over `trials` (one per seed) as float64."""
+def seed_values(trials, key, study=""):
+  """The values of metric `key` over `trials` (one setting's seeds) as float64.
+
+  Empty when no seed has the metric. Raises `schema.MissingSeedError` (naming the study, the
+  setting, the metric and the seeds) when some seeds have it and others do not: a mean over
+  fewer seeds than the setting has is never printed.
+  """
   import numpy as np  # pylint: disable=import-outside-toplevel
-  values = [t.metrics.get(key) for t in trials]
-  values = [float(v) for v in values if is_number(v)]
-  return np.asarray([v for v in values if math.isfinite(v)], np.float64)
+  from kerasvae.studies import schema  # pylint: disable=import-outside-toplevel
+  present = [t for t in trials if is_number(t.metrics.get(key))
+             and math.isfinite(float(t.metrics[key]))]
+  if present and len(present) < len(trials):
+    schema.check_all_seeds(
+        [t if t in present else dataclasses.replace(t, metrics={}) for t in trials], key, study)
+  return np.asarray([float(t.metrics[key]) for t in present], np.float64)
 
 
 def mean_sd(values, digits=2):
@@ -288,6 +305,147 @@ def mean_sd(values, digits=2):
   if len(values) == 1:
     return f"{values[0]:.{digits}f}"
   return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+  """Welch's test of setting `a` against setting `b` on one metric (`welch`, `holm`).
+
+  Attributes:
+    difference: mean(a) − mean(b).
+    low, high: its 95 % confidence interval (Welch).
+    p_value: the two-sided Welch p-value; `holm_p` the Holm–Bonferroni adjusted one (set by
+      `correct`).
+    detectable: the smallest |difference| the test detects with `POWER` at level `alpha / m`.
+  """
+  key: str
+  a: str
+  b: str
+  n_a: int
+  n_b: int
+  difference: float
+  low: float
+  high: float
+  p_value: float
+  df: float
+  se: float
+  holm_p: float = float("nan")
+  detectable: float = float("nan")
+
+  @property
+  def different(self):
+    return self.holm_p < ALPHA
+
+
+def welch(a, b, confidence=0.95):
+  """Welch's two-sample t-test of mean(a) − mean(b) and its confidence interval.
+
+  With s_a², s_b² the sample variances (ddof=1): se² = s_a²/n_a + s_b²/n_b, t = Δ/se and
+  df = se⁴ / ((s_a²/n_a)²/(n_a−1) + (s_b²/n_b)²/(n_b−1)) (Welch–Satterthwaite); the interval is
+  Δ ± t_{(1+confidence)/2, df}·se. Two groups without spread give p = 1 when their means are
+  equal and 0 otherwise.
+
+  Args:
+    a, b: the two samples (at least two values each).
+
+  Returns:
+    {"difference", "low", "high", "p_value", "df", "se"}.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if len(a) < 2 or len(b) < 2:
+    raise ValueError(f"Expected at least two values per group. Received: {len(a)} and {len(b)}")
+  diff = float(a.mean() - b.mean())
+  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  se = float(math.sqrt(va + vb))
+  if se == 0.0:
+    return {"difference": diff, "low": diff, "high": diff, "df": float(len(a) + len(b) - 2),
+            "p_value": 1.0 if diff == 0.0 else 0.0, "se": 0.0}
+  df = float((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)))
+  t = diff / se
+  half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+  return {"difference": diff, "low": diff - half, "high": diff + half, "df": df, "se": se,
+          "p_value": float(2 * stats.t.sf(abs(t), df))}
+
+
+def holm(p_values):
+  """Holm–Bonferroni adjusted p-values, in the input's order.
+
+  Sorted ascending p_(1) ≤ … ≤ p_(m), the adjusted p_(i) is max_{j ≤ i} min(1, (m − j + 1)·p_(j));
+  rejecting where it is below α controls the family-wise error rate at α (Holm 1979).
+  """
+  m = len(p_values)
+  order = sorted(range(m), key=lambda i: p_values[i])
+  adjusted, running = [0.0] * m, 0.0
+  for rank, i in enumerate(order):
+    running = max(running, min(1.0, (m - rank) * p_values[i]))
+    adjusted[i] = running
+  return adjusted
+
+
+def detectable_difference(se, df, alpha, power=POWER):
+  """The |difference| a two-sided t-test at level `alpha` detects with probability `power`:
+  (t_{1−α/2, df} + t_{power, df})·se (the usual normal-shift approximation, t quantiles)."""
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def compare(groups, pairs, columns, study=""):
+  """Welch's test for every pair of settings on every column, Holm-corrected together.
+
+  Args:
+    groups: {setting: [its trials]} (`by_setting`).
+    pairs: [(setting a, setting b)] the report compares.
+    columns: `(metric key, header, digits, higher_is_better)`.
+    study: the study's name, for the error of a metric some seed lacks.
+
+  Returns:
+    [Comparison], with `holm_p` and `detectable` set; pairs where either setting has fewer
+    than two seeds of the metric are left out.
+  """
+  found = []
+  for key, *_ in columns:
+    for a, b in pairs:
+      va, vb = seed_values(groups[a], key, study), seed_values(groups[b], key, study)
+      if len(va) < 2 or len(vb) < 2:
+        continue
+      found.append(Comparison(key=key, a=a, b=b, n_a=len(va), n_b=len(vb), **welch(va, vb)))
+  adjusted = holm([c.p_value for c in found])
+  m = max(len(found), 1)
+  return [dataclasses.replace(c, holm_p=p, detectable=detectable_difference(c.se, c.df, ALPHA / m))
+          for c, p in zip(found, adjusted)]
+
+
+COMPARISON_PLANS = ("all_pairs", "against_first", "neighbours")
+
+
+def comparison_pairs(names, plan="all_pairs"):
+  """The pairs of settings a report compares: every pair, each against the first (the
+  baseline), or each with the next (a sweep along one setting)."""
+  names = list(names)
+  if plan == "against_first":
+    return [(b, names[0]) for b in names[1:]]
+  if plan == "neighbours":
+    return list(zip(names[1:], names[:-1]))
+  if plan == "all_pairs":
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+  raise ValueError(f"Expected a comparison plan among {COMPARISON_PLANS}. Received: {plan!r}")
+
+
+def format_p(p):
+  """'0.032', '< 0.001', '1.000'."""
+  return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def comparison_phrase(c, digits, higher):
+  """'A over B: Δ = +1.23 [+0.50, +1.96], Holm p = 0.012': the better setting first (the larger
+  mean, 'above', where `higher` is None: neither is better), Δ its mean minus the other's."""
+  first_is_a = c.difference <= 0 if higher is False else c.difference >= 0
+  x, y, d, lo, hi = ((c.a, c.b, c.difference, c.low, c.high) if first_is_a
+                     else (c.b, c.a, -c.difference, -c.high, -c.low))
+  return (f"{x} {'above' if higher is None else 'over'} {y}: Δ = {d:+.{digits}f} "
+          f"[{lo:+.{digits}f}, {hi:+.{digits}f}], Holm p = {format_p(c.holm_p)}")
 
 
 def separated(a, b):
@@ -372,35 +530,34 @@ def still_learning(groups, noun="setting"):
                 rows)]
 
 
-def seed_summary(trials, columns):
-  """The across-seed table and the separated pairs, as markdown blocks.
+def seed_summary(trials, columns, study="", plan="all_pairs", compared=None):
+  """The across-seed table and the tests between settings, as markdown blocks.
 
   Args:
     trials: every trial of the study (settings × seeds).
     columns: `(metric key, header, digits, higher_is_better)`; `higher_is_better` None for a
       number that is neither (a KL, active units); metrics absent from every trial are left out.
+    study: the study's name (for the error of a metric some seed lacks).
+    plan: which pairs of settings are compared (`comparison_pairs`).
+    compared: the metric keys the report tests (its primary numbers); None: every column.
+      The other columns are descriptive: no test, so they cost the corrected tests no power.
 
   Returns:
-    A list of markdown blocks: the table (mean ± sd per setting), then one line per metric
-    naming the pairs of settings the seeds separate.
+    A list of markdown blocks: the table (mean ± sd per setting, every seed), the test's
+    statement, one line per metric naming the pairs the corrected tests call different, and
+    every comparison in a table.
   """
   groups = by_setting(trials)
-  columns = [c for c in columns if any(len(seed_values(g, c[0])) for g in groups.values())]
+  columns = [c for c in columns
+             if any(len(seed_values(g, c[0], study)) for g in groups.values())]
   if not columns:
     return []
   seeds = sorted({t.seed for t in trials})
   rows = [[name, ", ".join(str(t.seed) for t in group)]
-          + [mean_sd(seed_values(group, key), digits) for key, _, digits, _ in columns]
+          + [mean_sd(seed_values(group, key, study), digits) for key, _, digits, _ in columns]
           for name, group in groups.items()]
   blocks = [f"Mean ± standard deviation (n − 1) over training {seed_phrase(seeds)}:",
             table(["setting", "seeds"] + [c[1] for c in columns], rows)]
-  lines = []
-  for key, header, _, higher in columns:
-    if len(seeds) < 2 or len(groups) < 2:  # no spread between seeds, or no pair to compare
-      continue
-    ahead = separated_pairs(groups, key, higher)
-    lines.append(f"- **{header}**: " + ("; ".join(ahead) + " (every seed)" if ahead
-                                        else "the seeds overlap for every pair"))
   bounds = {t.metrics.get("mutual_information_bound") for t in trials} - {None}
   if bounds and any(c[0] == "mutual_information_xz" for c in columns):
     bound = min(bounds)
@@ -412,14 +569,62 @@ def seed_summary(trials, columns):
         f"cannot exceed log {examples:,} = {bound:.2f} nats there, and a value at that bound "
         "means the code tells every one of those images apart; the rest of the KL is then the "
         "mismatch between the aggregate posterior and the prior.")
-  if lines:
-    blocks.append("**Differences the seeds separate** (the better first; *above* where "
-                  "neither is better). " + SEPARATION_RULE
-                  + "\n\n" + "\n".join(lines))
-  elif len(seeds) < 2:
-    blocks.append("One training seed: the table cannot say which differences are larger than "
-                  "the spread between seeds, so no ranking is drawn from it.")
+  if len(seeds) < 2 or len(groups) < 2:
+    if len(seeds) < 2:
+      blocks.append("One training seed: the table cannot say which differences are larger than "
+                    "the spread between seeds, so no ranking is drawn from it.")
+    return blocks
+  tested = [c for c in columns if compared is None or c[0] in compared]
+  blocks += comparison_blocks(groups, tested, study, plan,
+                              descriptive=len(tested) < len(columns))
   return blocks
+
+
+PLAN_WORDS = {"all_pairs": "every pair of settings",
+              "against_first": "every setting against the first ({first})",
+              "neighbours": "each setting against the one before it"}
+
+
+def comparison_blocks(groups, columns, study="", plan="all_pairs", descriptive=False):
+  """The tests' statement, the metric-by-metric verdicts and the table of every comparison."""
+  comparisons = compare(groups, comparison_pairs(groups, plan), columns, study)
+  if not comparisons:
+    return []
+  info = {key: (header, digits, higher) for key, header, digits, higher in columns}
+  m = len(comparisons)
+  lines = []
+  for key, (header, digits, higher) in info.items():
+    mine = [c for c in comparisons if c.key == key]
+    if not mine:
+      continue
+    found = [comparison_phrase(c, digits, higher) for c in mine if c.different]
+    rest = [c for c in mine if not c.different]
+    text = f"- **{header}**: " + ("different: " + "; ".join(found) if found else
+                                  "no difference detected")
+    if rest:
+      smallest = min(c.detectable for c in rest)
+      text += ((f"; no difference detected for the other {len(rest)} pair(s)" if found else "")
+               + f" (power: 80 % only for |Δ| ≥ {smallest:.{digits}f}"
+               + (" or more" if len(rest) > 1 else "") + ")")
+    lines.append(text)
+  rows = [[info[c.key][0], f"{c.a} − {c.b}", f"{c.n_a}, {c.n_b}",
+           f"{c.difference:+.{info[c.key][1]}f}",
+           f"[{c.low:+.{info[c.key][1]}f}, {c.high:+.{info[c.key][1]}f}]",
+           format_p(c.p_value), format_p(c.holm_p),
+           "different" if c.different else "no difference detected",
+           f"{c.detectable:.{info[c.key][1]}f}"] for c in comparisons]
+  first = next(iter(groups))
+  what = (("on its primary numbers (" + ", ".join(h for h, _, _ in info.values())
+           + "; the table's other columns are descriptive, not tested)") if descriptive
+          else "on every number of the table")
+  return [f"**Comparisons.** The report compares {PLAN_WORDS[plan].format(first=first)} "
+          f"{what}: {m} comparisons. " + TEST_RULE,
+          "\n".join(lines),
+          "<details><summary>Every comparison: difference of means (first − second), its 95 % "
+          "interval, Welch's p-value, the Holm-adjusted p-value, the verdict and the smallest "
+          "difference detected with 80 % power</summary>\n\n"
+          + table(["metric", "settings", "seeds", "Δ", "95 % interval", "p", "Holm p", "verdict",
+                   "80 % power at |Δ| ≥"], rows) + "\n\n</details>"]
 
 
 # The numbers every study's across-seed table gives where its trials have them.
