@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 import tensorflow as tf
 import yaml
 
@@ -318,8 +319,10 @@ def test_precision_report_pairs_seeds_and_separates_only_disjoint_ranges(tmp_pat
   assert "their own tasks of a Kubeflow sweep, side by side" in swept
   assert "at 1.50–1.50x the images per second of float32, seed by seed" in speed
   verdict = "\n".join(precision._verdict(groups))  # pylint: disable=protected-access
-  assert "the seeds separate KL (lower on every seed); on every other number" in verdict
-  assert "test ELBO (" not in verdict
+  assert ("different after the Holm correction on KL: float32 above mixed_bfloat16: Δ = +4.00 "
+          in verdict)
+  assert "no difference detected on the other numbers" in verdict
+  assert "test ELBO: " not in verdict and "(power: 80 % only for test ELBO |Δ| ≥" in verdict
   # Seed by seed against the float32 trial of the same seed; a metric neither has: '–'.
   for seed in (0, 1, 2):
     assert f"| mixed_bfloat16 | {seed} | +0.50 | – | – | -4.00 | – |" in verdict
@@ -327,12 +330,12 @@ def test_precision_report_pairs_seeds_and_separates_only_disjoint_ranges(tmp_pat
   trials[3].metrics["kl"] = 7.5  # one seed now inside float32's range
   groups = report.by_setting(trials)
   verdict = "\n".join(precision._verdict(groups))  # pylint: disable=protected-access
-  assert "the seeds overlap on every number" in verdict
+  assert "no difference detected on any number" in verdict
 
 
 def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):
   """Scores beyond the three (DCI, SAP, a new one written per factor) get their columns,
-  sections and panels; the seeds separate a pair only where their ranges do not overlap."""
+  sections and panels; a pair is different only where the Holm-corrected Welch test says so."""
   def trial(method, seed, offset):
     metrics = {"beta_vae_score": 0.8 + offset, "mig": 0.1 + offset, "mig_per_factor":
                [0.2 + offset, 0.0], "factor_names": ["shape", "x"], "dci_completeness": 0.3,
@@ -359,17 +362,18 @@ def test_methods_report_reads_its_scores_from_the_metrics(tmp_path):
   blocks = section(groups, "mig", "MIG", 3, True, ["mig/shape", "mig/x"])
   assert blocks[0] == "### MIG (higher is better)"
   assert "| A | 3 | 0.210 ± 0.010 | 0.200 … 0.220 |" in blocks[1]
-  # A's seeds lie above B's; C's overlap both.
-  assert blocks[2] == "Separated by the seeds (every seed on one side): A over B."
+  # A's seeds lie far above B's (Welch p < 0.001, Holm over 3 pairs); C's spread is wide.
+  assert blocks[2].startswith("Different after the Holm correction: A over B: Δ = +0.100 [")
+  assert "No difference detected for the other 2 pairs (power: 80 % only for" in blocks[2]
   assert "| A | 0.310 ± 0.010 | 0.000 ± 0.000 |" in blocks[4]
   elbo = section(groups, "elbo", "ELBO", 2, True, [])
-  assert elbo[2] == "Separated by the seeds (every seed on one side): B over A."
+  assert elbo[2].startswith("Different after the Holm correction: B over A: Δ = +1.00 [")
   same = section(groups, "new_score", "new_score", 3, True, [])
-  assert same[2] == "*The seeds overlap* for every pair of methods: no ranking."
+  assert same[2].startswith("*No difference detected* between any pair of methods")
   findings = methods._findings(  # pylint: disable=protected-access
       groups, report.score_keys(trials), [0, 1, 2])
-  assert any(f.startswith("**MIG.** Highest mean: A (0.210 ± 0.010); its seeds above every "
-                          "seed of B only") for f in findings)
+  assert any(f.startswith("**MIG.** Highest mean: A (0.210 ± 0.010); the corrected tests put it "
+                          "above B only") for f in findings)
   assert any(f.startswith("**new_score.** Highest mean: A and B and C (tied)") for f in findings)
   assert any("The scores do not put the same method first" in f for f in findings)
   panels = [(k, report.score_label(k)) for k in report.score_keys(trials) + ["mig/shape"]]
@@ -850,18 +854,28 @@ def test_factor_carried_names_the_most_informative_factor_of_used_latents():
   assert disentanglement.factor_carried({"kl_per_dim": [1.0]}) == []
 
 
-def test_seed_summary_separates_only_non_overlapping_seeds():
+def test_seed_summary_tests_each_pair_with_welch_and_holm():
   def trial(setting, seed, elbo):
     return core.Trial(f"{setting} seed {seed}", {}, metrics={"elbo": elbo}, setting=setting,
                       seed=seed)
   trials = ([trial("a", s, v) for s, v in enumerate((-100.0, -101.0, -102.0))]
-            + [trial("b", s, v) for s, v in enumerate((-105.0, -104.0, -106.0))]
+            + [trial("b", s, v) for s, v in enumerate((-110.0, -110.5, -111.0))]
             + [trial("c", s, v) for s, v in enumerate((-99.0, -103.0, -101.5))])
   blocks = report.seed_summary(trials, (("elbo", "ELBO ↑", 2, True),))
-  table, findings = blocks[1], blocks[2]
+  table, statement, findings = blocks[1], blocks[2], blocks[3]
   assert "| a | 0, 1, 2 | -101.00 ± 1.00 |" in table
-  # a and c overlap with each other; both are above every seed of b.
-  assert "a over b; c over b (every seed)" in findings and "a over c" not in findings
+  assert "3 comparisons" in statement and "Holm–Bonferroni" in statement
+  # The smallest of the three Welch p-values (scipy's, an independent computation) is
+  # multiplied by 3 (Holm's first step); a and c (Δ = 0.17, sd 2.0) are not told apart.
+  p_ab = stats.ttest_ind([-100.0, -101.0, -102.0], [-110.0, -110.5, -111.0],
+                         equal_var=False).pvalue
+  assert f"different: a over b: Δ = +9.50 [+7.42, +11.58], Holm p = {3 * p_ab:.3f}" in findings
+  assert "c over b" in findings and "a over c" not in findings
+  assert "no difference detected for the other 1 pair(s)" in findings
+  against_first = report.seed_summary(trials, (("elbo", "ELBO ↑", 2, True),),
+                                      plan="against_first")
+  assert "2 comparisons" in against_first[2] and "c over b" not in against_first[3]
+  assert "b under a" not in against_first[3] and "a over b" in against_first[3]
   one_seed = report.seed_summary([trial("a", 0, -1.0), trial("b", 0, -2.0)],
                                  (("elbo", "ELBO ↑", 2, True),))
   assert "One training seed" in one_seed[-1]

@@ -136,8 +136,8 @@ def _verdict(groups):
                            [(key, label, 2, higher) for key, label, higher in LEARNED],
                            "precision")
     info = {key: (label, higher) for key, label, higher in LEARNED}
-    apart = [report.comparison_phrase(c, 2, info[c.key][1]).replace(
-        f"{name} ", f"{info[c.key][0]}: {name} ", 1) for c in found if c.different]
+    apart = [f"{info[c.key][0]}: {report.comparison_phrase(c, 2, info[c.key][1])}"
+             for c in found if c.different]
     power = ", ".join(f"{info[c.key][0]} |Δ| ≥ {c.detectable:.2f}" for c in found
                       if not c.different)
     lines.append(f"- **{name}** against {FLOAT32}: " + (
