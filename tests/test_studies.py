@@ -657,10 +657,10 @@ def test_full_only_trials_are_left_out_of_quick(tmp_path):
   quick = core.load_study_config(path, quick=True, output=tmp_path)[3]
   full = core.load_study_config(path, output=tmp_path)[3]
   assert [t.name for t in quick] == TRIALS["ae-vs-vae"]
-  # A full study trains each trial once per seed of study.seeds (three by default).
-  assert [t.name for t in full][:12] == [f"{n} seed {s}" for n in TRIALS["ae-vs-vae"]
-                                         for s in (0, 1, 2)]
-  assert [t.config.train.seed for t in full][:3] == [0, 1, 2]
+  # A full study trains each trial once per seed of study.seeds (five in the MNIST studies).
+  assert [t.name for t in full][:20] == [f"{n} seed {s}" for n in TRIALS["ae-vs-vae"]
+                                         for s in (0, 1, 2, 3, 4)]
+  assert [t.config.train.seed for t in full][:5] == [0, 1, 2, 3, 4]
   sweep = [(t.config.model.noisy_autoencoder.noise_factor,
             t.config.model.noisy_autoencoder.noise_scale) for t in full
            if t.full_only and t.seed == 0]
