@@ -278,8 +278,11 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
     for trial in trials:
       if trial not in analysed and "frechet_distance" not in trial.metrics:
         core.score_prior_samples(context, trial)
+  from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
+  selection = (train_step.SELECTION if trials[0].config.train.early_stopping_patience
+               else "fixed budget")
   across = across_seeds(study, context, trials, title, settings.seeds,
-                        detail=analysed is not trials)
+                        detail=analysed is not trials, selection=selection)
   body = across + body
   wall_clock = time.time() - t0
   counts = report.split_counts(context.examples_dir)
@@ -306,13 +309,15 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
       "split_counts": counts, "examples": str(context.examples_dir),
       "figures": [{"caption": c, "path": p} for c, p in context.figures],
       "trials": [t.to_json() for t in trials], "pending": [t.name for t in pending],
+      "selection": selection,
       "schema": {"version": schema.SCHEMA_VERSION, "migrations": []}})
   report_path = output / "report.md"
   artifacts.write_text(report_path, text)
   return report_path
 
 
-def across_seeds(study, context, trials, title, seeds, detail=False, draw=True):
+def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
+                 selection=None):
   """The report's "Across seeds" section (and the heading of the first seed's detail) as
   markdown blocks: a pure function of the trials' metrics, so `kerasvae study render-docs`
   rewrites it from `results.json` alone.
@@ -325,6 +330,8 @@ def across_seeds(study, context, trials, title, seeds, detail=False, draw=True):
     seeds: the seeds its config trains (`study.seeds`); those without a trial are pending.
     detail: the sections after it read the first seed only.
     draw: draw the charts (False: only say which the section shows).
+    selection: what the trials were selected on (results.json's `selection`); None: trials
+      selected by the rule before it was recorded (the validation ELBO), which it says.
   """
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   across = (report.seed_summary(trials, report.study_seed_columns(trials), study=context.name,
@@ -340,6 +347,8 @@ def across_seeds(study, context, trials, title, seeds, detail=False, draw=True):
                   f"{report.seed_phrase(pending)} {'has' if len(pending) == 1 else 'have'} "
                   f"not been trained yet, so every number here is over "
                   f"{report.seed_phrase(present)} only.")
+  if selection is None:
+    blocks.append(report.OLD_SELECTION)
   blocks += across
   if detail and len(present) > 1:
     blocks += [f"## Seed {present[0]} in detail",

@@ -150,7 +150,8 @@ def across_seeds_text(study_dir, results, draw=False):
   blocks = studies.across_seeds(study, _context(study_dir.name, study_dir, results), trials,
                                 results.get("title", study_dir.name),
                                 configured_seeds(study_dir.name, results),
-                                detail=not study.analyses_seeds, draw=draw)
+                                detail=not study.analyses_seeds, draw=draw,
+                                selection=results.get("selection"))
   return "\n\n".join(blocks)
 
 

@@ -204,7 +204,9 @@ def budget_section(trials, wall_clock_seconds, quick, sweep=False):
                f"{trials[0].steps_per_epoch} steps (batch {t.batch_size}, Adam, learning rate "
                f"{t.learning_rate:g}"
                + (f", early stopping after {t.early_stopping_patience} evaluations without a "
-                  "better validation ELBO" if t.early_stopping_patience else "")
+                  "better validation objective, the weights of the best evaluation kept"
+                  if t.early_stopping_patience else ", a fixed budget: no early stopping, the "
+                  "last epoch's weights")
                + f", {_seeds(trials)}). From scratch, the trials' training and evaluation take "
                f"{sum(tr.train_seconds + tr.evaluate_seconds for tr in trials) / 60:.1f} minutes "
                + ("in all (the table, measured in each trial's own tasks of a Kubeflow sweep, "
@@ -214,10 +216,30 @@ def budget_section(trials, wall_clock_seconds, quick, sweep=False):
                   f"took {wall_clock_seconds / 60:.1f} minutes of wall-clock, since trials "
                   "finished by an earlier invocation are reused and the study's own analysis "
                   "comes on top.\n"))
+  if t.early_stopping_patience:
+    lines.append(selection_sentence({tr.config.model.kind for tr in trials}) + "\n")
   rows = [[tr.name, tr.epochs_run, f"{tr.epochs_run * tr.steps_per_epoch * t.batch_size:,}",
            fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
   lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
   return "\n".join(lines)
+
+
+def selection_sentence(model_kinds):
+  """What early stopping selected each model kind on: its own training objective."""
+  names = sorted(model_kinds)
+  return ("**Selection.** Early stopping and the kept checkpoint follow each model's own "
+          "objective on the validation split (`validation/objective` in TensorBoard): "
+          + "; ".join(f"`{k}`: {kinds.KINDS[k].selection}" for k in names if k in kinds.KINDS)
+          + ".")
+
+
+# How results.json written before `selection` was recorded were selected.
+OLD_SELECTION = (
+    "**Selection.** These trials were trained before models were selected on their own "
+    "objective: early stopping and the kept checkpoint followed the validation ELBO at β = 1 "
+    "(autoencoders: the noise-free validation reconstruction), so a β-VAE was selected on a "
+    "bound it does not train and a noisy autoencoder on a loss without its noise. The "
+    "retraining the five-seed studies need selects each model on its own objective.")
 
 
 def _seeds(trials):
