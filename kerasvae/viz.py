@@ -576,7 +576,7 @@ def traversal_images(decode_fn, latent_dim, *, base=None, num_steps=9, span=3.0,
 
 
 def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, span=3.0,
-                     dims=None, annotations=None, title=None, scale=None):
+                     dims=None, annotations=None, title=None, scale=None, faded=()):
   """Saves latent traversals, each row labelled `z<axis>` plus an optional annotation.
 
   Columns are headed by the swept value. See `traversal_images` for the
@@ -587,6 +587,7 @@ def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, spa
       shown under the axis name, e.g. `"KL 2.31"` to spot collapsed axes.
     title: title; default says what is swept.
     scale: tile upscale factor; None picks one.
+    faded: axes drawn faded towards grey (e.g. the latents the decoder does not use).
 
   Returns:
     The uint8 image written.
@@ -604,6 +605,8 @@ def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, spa
             for r, d in enumerate(dims)]
   # Rows share a shape, so the automatic scale is the same for each.
   grids = [_figure_grid(row, num_steps, 2, scale)[0] for row in images]
+  faded = {int(d) for d in faded}
+  grids = [0.35 * g + 0.65 * 0.75 if d in faded else g for g, d in zip(grids, dims)]
   values = np.linspace(-float(span), float(span), num_steps)
   if title is None:
     where = "0" if base is None else "base"
@@ -775,6 +778,8 @@ def interpolation_figure(decode_fn, z_starts, z_ends, path, num_steps=10, method
     raise ValueError(
         f"Expected one row label per pair ({len(images)}). Received: len(row_labels)={len(labels)}")
   grids = [_figure_grid(row, num_steps, 2, scale)[0] for row in images]
+  faded = {int(d) for d in faded}
+  grids = [0.35 * g + 0.65 * 0.75 if d in faded else g for g, d in zip(grids, dims)]
   if title is None:
     title = f"{'Spherical' if method == 'slerp' else 'Linear'} interpolation in latent space"
   image = labelled_rows(grids, labels, title=title)

@@ -335,7 +335,7 @@ def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
   """
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   across = (report.seed_summary(trials, report.study_seed_columns(trials), study=context.name,
-                                plan=study.comparisons, compared=compared_metrics(study))
+                                plan=study.comparisons, compared=compared_metrics(study, trials))
             + _charts(study, context, trials, title, draw))
   if not across:
     return []
@@ -350,6 +350,8 @@ def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
   if selection is None:
     blocks.append(report.OLD_SELECTION)
   blocks += across
+  if report.score_keys(trials):
+    blocks.append(report.RANKING)
   if detail and len(present) > 1:
     blocks += [f"## Seed {present[0]} in detail",
                f"The tables, findings and figures below read seed {present[0]} alone, as the "
@@ -359,10 +361,14 @@ def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
   return blocks
 
 
-def compared_metrics(study):
+def compared_metrics(study, trials):
   """The metric keys a study's report tests between settings: its chart's (its primary
-  numbers), or every column of its table when it declares none."""
-  return [key for key, _ in study.chart_metrics] or None
+  numbers), or every column of its table when it declares none; a disentanglement score in
+  the form the report ranks by (`report.ranked_key`: on the active latents where measured)."""
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  keys = ([key for key, _ in study.chart_metrics]
+          or [c[0] for c in report.study_seed_columns(trials)])
+  return list(dict.fromkeys(report.ranked_key(key, trials) for key in keys)) or None
 
 
 def _charts(study, context, trials, title, draw=True):
@@ -373,7 +379,10 @@ def _charts(study, context, trials, title, draw=True):
   varied = (study.setting_name
             or ", ".join(dict.fromkeys(k for t in trials for k in t.overrides)) or "setting")
   blocks = []
-  path = figures.seed_metrics_figure(groups, study.chart_metrics,
+  chart = [(report.ranked_key(key, trials), label
+            + (", active latents" if report.ranked_key(key, trials) != key else ""))
+           for key, label in study.chart_metrics]
+  path = figures.seed_metrics_figure(groups, chart,
                                      context.figure_path("across_seeds"),
                                      f"{title.removeprefix('Study: ')}", x_label=varied,
                                      draw=draw)

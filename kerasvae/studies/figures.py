@@ -189,7 +189,7 @@ def rate_distortion_figure(groups, path, title, legend_title="setting", draw=Tru
 
 
 def information_heatmap(information, factor_names, path, title, latent_labels=None,
-                        mig_per_factor=None):
+                        mig_per_factor=None, inactive=(), vmax=None):
   """The latent × factor mutual information (nats) as a heat map, MIG of each factor below.
 
   Args:
@@ -199,23 +199,40 @@ def information_heatmap(information, factor_names, path, title, latent_labels=No
     title: the figure's title.
     latent_labels: D row labels (e.g. "z3 (KL 2.1)"); default z0..z{D-1}.
     mig_per_factor: K gaps, shown in the column labels.
+    inactive: the rows of latents the decoder does not use (KL at most the active threshold):
+      drawn grey and labelled, since the binned information of their posterior means is
+      scale-free and can be large although they carry nothing to the decoder.
+    vmax: the top of the colour scale, the same for every heat map of a report (default:
+      this map's largest value).
   """
   plt = _pyplot()
   information = np.asarray(information, np.float64)
   d, k = information.shape
+  inactive = sorted(set(int(j) for j in inactive))
   fig, ax = plt.subplots(figsize=(1.3 * k + 2.8, 0.36 * d + 1.9))
-  image = ax.imshow(information, cmap="magma", aspect="auto", vmin=0.0)
+  top = float(vmax) if vmax is not None else (information.max() if information.size else 1.0)
+  shown = np.ma.masked_array(information, mask=np.zeros_like(information, bool))
+  shown.mask[inactive, :] = True
+  image = ax.imshow(shown, cmap="magma", aspect="auto", vmin=0.0, vmax=max(top, 1e-9))
+  if inactive:
+    grey = np.ma.masked_array(np.ones_like(information), mask=True)
+    grey.mask[inactive, :] = False
+    ax.imshow(grey, cmap="Greys", aspect="auto", vmin=0.0, vmax=4.0)
   columns = [f"{name}\nMIG {gap:.2f}" for name, gap in zip(factor_names, mig_per_factor)] \
       if mig_per_factor is not None else list(factor_names)
   ax.set_xticks(range(k), columns, fontsize=8)
-  ax.set_yticks(range(d), latent_labels or [f"z{j}" for j in range(d)], fontsize=8)
+  labels = list(latent_labels or [f"z{j}" for j in range(d)])
+  labels = [f"{label} inactive" if j in inactive else label for j, label in enumerate(labels)]
+  ax.set_yticks(range(d), labels, fontsize=8)
+  for j in inactive:
+    ax.get_yticklabels()[j].set_color("tab:gray")
   ax.set_xlabel("ground-truth factor")
   ax.set_ylabel("latent (posterior mean)")
-  top = information.max() if information.size else 0.0
   for j in range(d):
     for i in range(k):
       ax.text(i, j, f"{information[j, i]:.2f}", ha="center", va="center", fontsize=6,
-              color="white" if information[j, i] < 0.6 * top else "black")
+              color="dimgray" if j in inactive else
+              "white" if information[j, i] < 0.6 * top else "black")
   fig.colorbar(image, ax=ax, label="mutual information I(z_j; v_k), nats")
   ax.set_title(title, fontsize=10)
   fig.tight_layout()

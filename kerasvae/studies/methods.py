@@ -76,18 +76,24 @@ def analyse_methods(context, trials):
              disentanglement.literature_budget(trials),
              "## Figures"]
   seed_image = disentanglement.middle_image(context.examples_dir)
+  scale = disentanglement.information_scale(trials)
   seeded = len(seeds) > 1
   for trial in trials:
     label = trial.setting + (f", seed {trial.seed}" if seeded else "")
     stem = core.slug(trial.setting.replace("β", "beta")) + (
         f"_seed_{trial.seed}" if seeded else "")
-    blocks += disentanglement.trial_figures(context, trial, label, stem, seed_image)
+    blocks += disentanglement.trial_figures(context, trial, label, stem, seed_image,
+                                            vmax=scale)
   return blocks
 
 
 def _comparisons(groups, columns):
-  """Welch's test of every pair of methods on every column, Holm-corrected together."""
-  return report.compare(groups, report.comparison_pairs(groups), columns, "methods")
+  """Welch's test of every pair of methods on every column, Holm-corrected together; a score
+  in the form the report ranks by only (`report.ranked_key`)."""
+  trials = [t for g in groups.values() for t in g]
+  ranked = {report.ranked_key(c[0], trials) for c in columns}
+  return report.compare(groups, report.comparison_pairs(groups),
+                        [c for c in columns if c[0] in ranked], "methods")
 
 
 def _metric_section(groups, key, label, digits, higher, factor_keys, comparisons=None):

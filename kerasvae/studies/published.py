@@ -224,7 +224,7 @@ def readme_cell(folder, row, docs_dir):
           + "; ".join(f"{label} {_values(shown, key, digits, unit, folder)}"
                       for key, label, digits, unit in row.metrics))
   from kerasvae import studies  # pylint: disable=import-outside-toplevel
-  compared = studies.compared_metrics(study)
+  compared = studies.compared_metrics(study, trials)
   columns = [c for c in report.study_seed_columns(trials)
              if any(len(report.seed_values(g, c[0], folder)) for g in groups.values())
              and (compared is None or c[0] in compared)]

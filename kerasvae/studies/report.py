@@ -669,7 +669,26 @@ SCORE_LABELS = {
     "beta_vae_score": "β-VAE score", "factor_vae_score": "FactorVAE score", "mig": "MIG",
     "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
     "dci_informativeness": "DCI informativeness", "sap": "SAP score"}
+ACTIVE = "_active"  # `mig_active`: the score on the active latents alone (the evaluate step's)
+SCORE_LABELS = {k: v for key, label in SCORE_LABELS.items()  # each beside its active form
+                for k, v in ((key, label), (f"{key}{ACTIVE}", f"{label}, active latents"))}
 PER_FACTOR = "_per_factor"  # `mig_per_factor`: one value per factor, in `factor_names`' order
+RANKING = (
+    "Disentanglement scores come in two forms: disentanglement_lib's, over every latent "
+    "(`mig`), and the same score over the active latents alone, those whose KL exceeds "
+    "`evaluate.active_latent_kl` (`mig_active`; `docs/concepts.md`). Where a trial has the "
+    "active form the report tests and ranks by it, the other shown beside it for comparison "
+    "with the literature; trials evaluated before it existed are ranked by "
+    "disentanglement_lib's form.")
+
+
+def ranked_key(key, trials):
+  """The form of a score the report tests and ranks by: `<key>_active` where every trial has
+  it, else `key` itself (results written before the active form existed)."""
+  active = f"{key}{ACTIVE}"
+  if key in SCORE_LABELS and trials and all(active in t.metrics for t in trials):
+    return active
+  return key
 
 
 def is_number(value):
