@@ -678,11 +678,22 @@ def manifold_images(decode_fn, n=20, span=3.0, use_quantiles=True, *, padding=0,
 
 def manifold_figure(decode_fn, path, n=20, span=3.0, use_quantiles=True, *, padding=0,
                     latent_dim=2, dims=(0, 1), base=None, title=None, scale=None):
-  """Saves `manifold_images` with z0 ticks along the bottom and z1 ticks on the left.
+  """Saves `manifold_with_axes` (z0 ticks along the bottom, z1 ticks on the left).
 
   Returns:
     The uint8 image written.
   """
+  image = manifold_with_axes(decode_fn, n, span, use_quantiles, padding=padding,
+                             latent_dim=latent_dim, dims=dims, base=base, title=title,
+                             scale=scale)
+  save_png(image, path)
+  return image
+
+
+def manifold_with_axes(decode_fn, n=20, span=3.0, use_quantiles=True, *, padding=0,
+                       latent_dim=2, dims=(0, 1), base=None, title=None, scale=None):
+  """`manifold_images` with z0 ticks along the bottom and z1 ticks on the left, as an image
+  (uint8 [H, W, C]) for `side_by_side` panels or `manifold_figure`."""
   grid = manifold_images(decode_fn, n, span, use_quantiles, padding=padding,
                          latent_dim=latent_dim, dims=dims, base=base)
   _, values = manifold_latents(n, span, use_quantiles)
@@ -695,11 +706,8 @@ def manifold_figure(decode_fn, path, n=20, span=3.0, use_quantiles=True, *, padd
   x_ticks = [(centre[i], f"{values[i]:.2f}") for i in range(n)]
   y_ticks = [(centre[i], f"{values[n - 1 - i]:.2f}") for i in range(n)]
   how = "N(0,1) quantiles" if use_quantiles else f"linspace(-{span:g}, {span:g})"
-  image = _axes_figure(grid, x_ticks=x_ticks, y_ticks=y_ticks,
-                       x_label=f"z{dims[0]}  ({how})", y_label=f"z{dims[1]}",
-                       title=title)
-  save_png(image, path)
-  return image
+  return _axes_figure(grid, x_ticks=x_ticks, y_ticks=y_ticks,
+                      x_label=f"z{dims[0]}  ({how})", y_label=f"z{dims[1]}", title=title)
 
 
 def interpolation_latents(z_start, z_end, num_steps=10, method="linear"):

@@ -882,3 +882,25 @@ def test_seed_summary_tests_each_pair_with_welch_and_holm():
   one_seed = report.seed_summary([trial("a", 0, -1.0), trial("b", 0, -2.0)],
                                  (("elbo", "ELBO ↑", 2, True),))
   assert "One training seed" in one_seed[-1]
+
+
+def test_latent_dim_summary_reads_every_seed_and_states_a_direction_only_where_tested():
+  """'Samples became sharper (grey pixels 0.377 → 0.365)' from seed 0 alone (issue 36): the
+  summary now gives every seed and a direction only where the corrected test finds one."""
+  def trial(setting, seed, grey, fd):
+    return core.Trial(f"{setting} seed {seed}", {}, setting=setting, seed=seed, metrics={
+        "grey_fraction": grey, "frechet_distance": fd, "class_entropy_bits": 3.2,
+        "classifier_confidence": 0.8})
+  trials = ([trial("2", s, g, f) for s, g, f in ((0, 0.377, 60.0), (1, 0.360, 61.0),
+                                                 (2, 0.370, 62.0))]
+            + [trial("50", s, g, f) for s, g, f in ((0, 0.365, 20.0), (1, 0.372, 21.0),
+                                                    (2, 0.368, 22.0))])
+  text = mnist.in_short(report.by_setting(trials), "2", "50", "d=2", "d=50",
+                        report.DATA_WORDS["fashion_mnist"])
+  assert "no difference detected in grey pixels (grey pixels 0.377, 0.360 and 0.370 " \
+         "(seeds 0, 1 and 2) at d=2" in text
+  assert "closer to held-out images (FD 60.0, 61.0 and 62.0 (seeds 0, 1 and 2) at d=2" in text
+  assert "sharper" not in text and "Holm-corrected over these four numbers" in text
+  assert report.per_seed(report.by_setting(trials), "2", "absent") == "–"
+  assert report.DATA_WORDS["fashion_mnist"].class_name(1) == "Trouser"
+  assert report.DATA_WORDS["mnist"].class_name(7) == "7"

@@ -270,14 +270,15 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
     core.add_elbo_surgery(context, trial)
   first_seed = [t for t in trials if t.seed == settings.seeds[0]] or trials
   analysed = trials if study.analyses_seeds else first_seed
+  if settings.sample_quality:  # the other seeds' samples: the across-seed table, the findings
+    for trial in trials:
+      if trial not in analysed and "frechet_distance" not in trial.metrics:
+        core.score_prior_samples(context, trial)
+  context.trials = list(trials)
   body = study.analyse(context, analysed)
   from kerasvae.studies import schema  # pylint: disable=import-outside-toplevel
   for trial in trials:  # the analysis's own names for `model.sample`'s samples: one schema
     schema.copy_default_sampler(trial.metrics)
-  if settings.sample_quality:  # the other seeds' samples, for the across-seed table
-    for trial in trials:
-      if trial not in analysed and "frechet_distance" not in trial.metrics:
-        core.score_prior_samples(context, trial)
   from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
   selection = (train_step.SELECTION if trials[0].config.train.early_stopping_patience
                else "fixed budget")

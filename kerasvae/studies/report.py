@@ -50,6 +50,8 @@ class DataWords:
     noun: one example, as in "nats per digit", "held-out images" (`nouns`: the plural).
     kind: what the classifier recognises, as in "do they look like some digit?" (`kinds`).
     classes: the classes as a group, as in "the ten digits are equally frequent".
+    class_names: each label's name ("1" for MNIST's digit, "Trouser" for Fashion-MNIST's 1);
+      empty: the labels themselves.
   """
   name: str
   noun: str
@@ -57,6 +59,12 @@ class DataWords:
   kind: str
   kinds: str
   classes: str
+  class_names: tuple = ()
+
+  def class_name(self, label):
+    """The name of class `label` ("Trouser"), or the label itself."""
+    label = int(label)
+    return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
 
   @property
   def named(self):
@@ -69,7 +77,9 @@ class DataWords:
 DATA_WORDS = {
     "mnist": DataWords("MNIST", "digit", "digits", "digit", "digits", "digits"),
     "fashion_mnist": DataWords("Fashion-MNIST", "image", "images", "fashion item",
-                               "fashion items", "classes"),
+                               "fashion items", "classes",
+                               ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                "Shirt", "Sneaker", "Bag", "Ankle boot")),
 }
 OTHER_DATA_WORDS = DataWords("", "image", "images", "object", "objects", "classes")
 _IMAGE_FIELDS = {"idx": "images", "npz": "path", "image_folder": "root", "tfds": "name"}
@@ -453,6 +463,37 @@ def comparison_pairs(names, plan="all_pairs"):
   if plan == "all_pairs":
     return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
   raise ValueError(f"Expected a comparison plan among {COMPARISON_PLANS}. Received: {plan!r}")
+
+
+def per_seed(groups, setting, key, digits=2):
+  """'18, 25 and 34 (seeds 0, 1 and 2)': one setting's values of `key`, seed by seed."""
+  pairs = sorted((t.seed, t.metrics.get(key)) for t in groups.get(setting, [])
+                 if is_number(t.metrics.get(key)))
+  if not pairs:
+    return "–"
+  values = [fmt(v, digits) if isinstance(v, float) else str(v) for _, v in pairs]
+  text = values[0] if len(values) == 1 else f"{', '.join(values[:-1])} and {values[-1]}"
+  return f"{text} ({seed_phrase([s for s, _ in pairs])})"
+
+
+def direction_tests(groups, first, last, keys, digits):
+  """Welch's test of setting `last` against `first` on each of `keys`, Holm-corrected over
+  them: {key: "higher" / "lower" / "no difference detected"} and the sentence stating it.
+  A finding about a trend from `first` to `last` uses these, never one seed's numbers."""
+  found = {}
+  tests = []
+  for key in keys:
+    a, b = seed_values(groups[last], key), seed_values(groups[first], key)
+    if len(a) >= 2 and len(b) >= 2:
+      tests.append((key, welch(a, b)))
+  adjusted = holm([t["p_value"] for _, t in tests])
+  for (key, t), p in zip(tests, adjusted):
+    found[key] = ("no difference detected" if p >= ALPHA else
+                  "higher" if t["difference"] > 0 else "lower")
+    found[key + "/text"] = (f"Δ = {t['difference']:+.{digits.get(key, 2)}f} "
+                            f"[{t['low']:+.{digits.get(key, 2)}f}, "
+                            f"{t['high']:+.{digits.get(key, 2)}f}], Holm p = {format_p(p)}")
+  return found
 
 
 def format_p(p):
