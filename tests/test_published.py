@@ -165,3 +165,10 @@ def test_a_study_with_fewer_seeds_than_configured_names_the_pending_ones(tmp_pat
   if pending:
     assert "**Seeds pending.**" in text and report.seed_phrase(pending) in text
   assert "over training seeds 0, 1 and 2" in text
+
+
+def test_every_committed_figure_is_referenced_by_its_report():
+  for report_path in DOCS.glob("*/report.md"):
+    text = report_path.read_text()
+    for figure in (report_path.parent / "figures").glob("*.png"):
+      assert f"figures/{figure.name}" in text, f"{figure.relative_to(ROOT)} is in no report"
