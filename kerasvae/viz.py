@@ -606,7 +606,7 @@ def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, spa
   # Rows share a shape, so the automatic scale is the same for each.
   grids = [_figure_grid(row, num_steps, 2, scale)[0] for row in images]
   faded = {int(d) for d in faded}
-  grids = [0.35 * g + 0.65 * 0.75 if d in faded else g for g, d in zip(grids, dims)]
+  grids = [_fade(g) if d in faded else g for g, d in zip(grids, dims)]
   values = np.linspace(-float(span), float(span), num_steps)
   if title is None:
     where = "0" if base is None else "base"
@@ -615,6 +615,13 @@ def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, spa
                         column_labels=[f"{v:+.1f}" for v in values])
   save_png(image, path)
   return image
+
+
+def _fade(image):
+  """An image washed towards light grey (a row the figure marks as not in use), same dtype."""
+  if image.dtype == np.uint8:
+    return np.round(0.35 * image.astype(np.float32) + 0.65 * 191).astype(np.uint8)
+  return (0.35 * image + 0.65 * 0.75).astype(image.dtype)
 
 
 def manifold_latents(n=20, span=3.0, use_quantiles=True):
@@ -787,7 +794,7 @@ def interpolation_figure(decode_fn, z_starts, z_ends, path, num_steps=10, method
         f"Expected one row label per pair ({len(images)}). Received: len(row_labels)={len(labels)}")
   grids = [_figure_grid(row, num_steps, 2, scale)[0] for row in images]
   faded = {int(d) for d in faded}
-  grids = [0.35 * g + 0.65 * 0.75 if d in faded else g for g, d in zip(grids, dims)]
+  grids = [_fade(g) if d in faded else g for g, d in zip(grids, dims)]
   if title is None:
     title = f"{'Spherical' if method == 'slerp' else 'Linear'} interpolation in latent space"
   image = labelled_rows(grids, labels, title=title)

@@ -8,6 +8,7 @@ always runs.
 import json
 import math
 import re
+import types
 from pathlib import Path
 
 import numpy as np
@@ -904,3 +905,18 @@ def test_latent_dim_summary_reads_every_seed_and_states_a_direction_only_where_t
   assert report.per_seed(report.by_setting(trials), "2", "absent") == "–"
   assert report.DATA_WORDS["fashion_mnist"].class_name(1) == "Trouser"
   assert report.DATA_WORDS["mnist"].class_name(7) == "7"
+
+
+def test_information_heatmap_greys_inactive_latents_on_a_shared_scale(tmp_path):
+  information = np.array([[1.2, 0.1], [0.9, 0.0], [0.0, 1.0]])
+  path = figures.information_heatmap(information, ["x", "y"], tmp_path / "h.png", "t",
+                                     mig_per_factor=[0.3, 0.9], inactive=[1], vmax=2.0)
+  assert path.stat().st_size > 1000
+  # Rows of inactive latents, from KL and the threshold in the config.
+  trial = core.Trial("t", {}, config=types.SimpleNamespace(
+      evaluate=types.SimpleNamespace(active_latent_kl=0.1)),
+      metrics={"kl_per_dim": [2.0, 0.05, 0.1, 0.3]})
+  assert disentanglement.inactive_latents(trial) == [1, 2]
+  assert disentanglement.information_scale(
+      [core.Trial("a", {}, metrics={"mutual_information": [[0.2, 1.5]]}),
+       core.Trial("b", {}, metrics={})]) == 1.5
