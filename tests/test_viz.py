@@ -270,8 +270,8 @@ def test_traversal_figure_writes_labelled_png(tmp_path):
   # An unused latent's row is faded towards grey, the other row unchanged.
   faded = viz.traversal_figure(RecordingDecoder(28, 28), 2, tmp_path / "faded.png", num_steps=9,
                                annotations=["KL 2.31", "inactive"], faded=[1])
-  assert faded.dtype == np.uint8 and faded.shape == image.shape
-  assert not np.array_equal(faded, image)
+  assert faded.dtype == np.uint8 and faded.shape[0] == image.shape[0]  # a longer label
+  assert faded[:, -200:].mean() != image[:, -200:].mean()
 
 
 # ----------------------------------------------------------------------------- manifold
