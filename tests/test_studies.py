@@ -579,6 +579,9 @@ def test_mnist_study_quick(name, study_dir, mnist_dir):
   text, results = check_study(name, output, path, sample_quality=True)
   assert "digits 0–7,999 train, 8,000–8,999 validate" in text and "1,000" in text
   assert results["split_counts"] == {"train": 8000, "validation": 1000, "test": 1000}
+  # The current schema and what early stopping selected on (issue 36).
+  assert results["schema"]["version"] == 2 and results["selection"] == "validation/objective"
+  assert "**Selection.** Early stopping and the kept checkpoint follow each model's own" in text
   # The data are named as MNIST's digits (`report.data_words`), never as garments.
   assert "held-out digits" in text and "real digits" in text
   assert not re.search(r"garment|fashion|real images|held-out images", text, re.IGNORECASE)

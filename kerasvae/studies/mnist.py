@@ -616,6 +616,40 @@ def _interpolate(context, trial, model, label, eval_images, eval_labels, pairs, 
     trial.metrics["interpolation/classifier_confidence"] = confidence[label]
 
 
+def _sampler_codes(model, train_images):
+  """The training codes the samplers are fitted to: those of the images the train step's
+  `finalize` fitted `model.sample`'s Gaussian to (up to `finalize_examples`), so the
+  `gaussian/…` numbers are the bare ones `model.sample` gives (schema rule
+  `default_sampler_samples`)."""
+  limit = model.finalize_examples or len(train_images)
+  return model.encode_mean(tf.constant(train_images[:limit])).numpy()  # [N, D]
+
+
+def _score_samplers(context, trial, train_images, eval_images, eval_labels, pairs):
+  """A trial's sampler scores, code noise and interpolation confidence under the names the
+  first seed's analysis gives them, without its figures: every seed holds the same keys."""
+  s = context.settings
+  model = core.load_trial_model(trial)
+  kind = trial.config.model.kind
+  noise = code_noise(model)
+  if noise and kind == "noisy_autoencoder":
+    trial.metrics.update({f"code_noise/{k}": v for k, v in noise.items()})
+  codes = _sampler_codes(model, train_images)  # [N, D]
+  rng = np.random.RandomState(s.seed)
+  for sampler, _ in AE_SAMPLERS if kind != "vae" else (("prior", "prior N(0, I)"),):
+    if sampler != "prior":
+      model.fit_latent_sampler(codes, method=sampler)
+    z = model.sample_latents(s.num_samples, seed=tf.constant([s.seed, 0])).numpy()
+    scores = (core.score_images(context, model.decode_mean(tf.constant(z)).numpy())
+              if s.sample_quality else {})
+    scores["nearest_code_ratio"] = _nearest_code_ratio(z, codes, rng)
+    trial.metrics.update({f"{sampler}/{key}": value for key, value in scores.items()})
+  if not trial.full_only:
+    _interpolate(context, trial, model, _trial_label(trial), eval_images, eval_labels, pairs,
+                 [], [], {})
+  core.write_study_scalars(trial, trial.metrics)
+
+
 def analyse_ae_vs_vae(context, trials):
   """Samples from random latent points of an AE, noisy AEs (both readings, a sweep) and a VAE."""
   s, w = context.settings, context.data_words
@@ -632,7 +666,7 @@ def analyse_ae_vs_vae(context, trials):
     noise[trial.name] = code_noise(model)
     if noise[trial.name] and kind == "noisy_autoencoder":
       trial.metrics.update({f"code_noise/{k}": v for k, v in noise[trial.name].items()})
-    codes = model.encode_mean(tf.constant(train_images)).numpy()  # [N, D]
+    codes = _sampler_codes(model, train_images)  # [N, D]
     samplers = AE_SAMPLERS if kind != "vae" else (("prior", "prior N(0, I)"),)
     for sampler, description in samplers:
       if sampler != "prior":
@@ -654,6 +688,10 @@ def analyse_ae_vs_vae(context, trials):
       _interpolate(context, trial, model, label, eval_images, eval_labels, pairs, interp_rows,
                    interp_labels, interp_confidence)
     core.write_study_scalars(trial, trial.metrics)
+  analysed = {id(t) for t in trials}
+  for trial in context.trials:  # the other seeds: the same numbers, no figures (one schema)
+    if id(trial) not in analysed:
+      _score_samplers(context, trial, train_images, eval_images, eval_labels, pairs)
   samples_path = context.figure_path("samples_ae_vs_vae")
   viz.save_png(viz.side_by_side(panels), samples_path)
   interp_path = context.figure_path("interpolations_ae_vs_vae")
