@@ -303,7 +303,7 @@ def _beta_4_against_1(plain, beta4, other_scores):
       verdict = "no difference detected"
     verdicts.append(f"{name} {_mean_sd(score(beta4, key), 3)} against "
                     f"{_mean_sd(score(plain, key), 3)} ({verdict}: Δ = {t['difference']:+.3f} "
-                    f"[{t['low']:+.3f}, {t['high']:+.3f}], Holm p = {report.format_p(p)})")
+                    f"[{t['low']:+.3f}, {t['high']:+.3f}], {report.p_equals('Holm p', p)})")
   if ahead:
     conclusion = (f"The tests call β = 4 higher than the plain VAE on {ahead} of the 3 scores, "
                   "in the paper's direction" + (f", and lower on {behind}." if behind else "."))

@@ -492,13 +492,21 @@ def direction_tests(groups, first, last, keys, digits):
                   "higher" if t["difference"] > 0 else "lower")
     found[key + "/text"] = (f"Δ = {t['difference']:+.{digits.get(key, 2)}f} "
                             f"[{t['low']:+.{digits.get(key, 2)}f}, "
-                            f"{t['high']:+.{digits.get(key, 2)}f}], Holm p = {format_p(p)}")
+                            f"{t['high']:+.{digits.get(key, 2)}f}], {p_equals('Holm p', p)}")
   return found
 
 
 def format_p(p):
-  """'0.032', '< 0.001', '1.000'."""
-  return "< 0.001" if p < 0.001 else f"{p:.3f}"
+  """'0.032', '< 0.001', '1.000'; four decimals near 0.05, where the verdict turns."""
+  if p < 0.001:
+    return "< 0.001"
+  return f"{p:.4f}" if 0.045 <= p < 0.055 else f"{p:.3f}"
+
+
+def p_equals(name, p):
+  """'Holm p = 0.012' or 'Holm p < 0.001'."""
+  text = format_p(p)
+  return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
 def comparison_phrase(c, digits, higher):
@@ -508,7 +516,7 @@ def comparison_phrase(c, digits, higher):
   x, y, d, lo, hi = ((c.a, c.b, c.difference, c.low, c.high) if first_is_a
                      else (c.b, c.a, -c.difference, -c.high, -c.low))
   return (f"{x} {'above' if higher is None else 'over'} {y}: Δ = {d:+.{digits}f} "
-          f"[{lo:+.{digits}f}, {hi:+.{digits}f}], Holm p = {format_p(c.holm_p)}")
+          f"[{lo:+.{digits}f}, {hi:+.{digits}f}], {p_equals('Holm p', c.holm_p)}")
 
 
 def separated(a, b):
@@ -668,7 +676,7 @@ def comparison_blocks(groups, columns, study="", plan="all_pairs", descriptive=F
       smallest = min(c.detectable for c in rest)
       text += ((f"; no difference detected for the other {len(rest)} pair(s)" if found else "")
                + f" (power: 80 % only for |Δ| ≥ {smallest:.{digits}f}"
-               + (" or more" if len(rest) > 1 else "") + ")")
+               + (", for the best-measured of them" if len(rest) > 1 else "") + ")")
     lines.append(text)
   rows = [[info[c.key][0], f"{c.a} − {c.b}", f"{c.n_a}, {c.n_b}",
            f"{c.difference:+.{info[c.key][1]}f}",
