@@ -103,7 +103,8 @@ def disentanglement_metrics(model, data, config, show_progress=True, active=None
       inactive; None when all are. Every score is then computed again on the active
       latents' codes alone (the encodings are cached: only the fits are repeated) and
       written under its `active_key` name (`mig_active`, ...); with every latent active the
-      `_active` scores are the scores themselves; without active latents they are NaN.
+      `_active` scores are the scores themselves; without one, an empty code's
+      (`empty_code_scores`).
 
   Returns:
     The scores' dicts merged (`beta_vae_score`, `factor_vae_score`, `mig`,
@@ -158,9 +159,27 @@ def disentanglement_metrics(model, data, config, show_progress=True, active=None
     same = _scores(scores, grid, list(active), f" on the {len(active)} active latents",
                    show_progress)
   else:
-    same = {k: float("nan") for k in out if k in configs.ACTIVE_SCORES}
+    same = empty_code_scores(data, out)
   out.update({active_key(k): v for k, v in same.items() if k != "factor_names"})
   return out
+
+
+def empty_code_scores(data, scores):
+  """What each of `scores` is for a code without an active latent, which carries nothing:
+  MIG, SAP, DCI disentanglement and completeness 0; the β-VAE and FactorVAE scores at chance
+  (1/K: any factor equally likely); DCI informativeness at chance (1/|v_k| per factor, the
+  factors uniform)."""
+  sizes = [data.factor_sizes[i] for i in data.latent_factor_indices]  # [K]
+  chance = [1.0 / s for s in sizes]
+  values = {"beta_vae_score": 1.0 / len(sizes), "factor_vae_score": 1.0 / len(sizes),
+            "mig": 0.0, "mig_per_factor": [0.0] * len(sizes), "sap": 0.0,
+            "sap_per_factor": [0.0] * len(sizes), "dci_disentanglement": 0.0,
+            "dci_completeness": 0.0, "dci_completeness_per_factor": [0.0] * len(sizes),
+            "dci_informativeness": float(np.mean(chance)),
+            "dci_informativeness_per_factor": chance, "factor_names": scores["factor_names"]}
+  empty = {k: v for k, v in values.items() if k in scores}
+  empty.update(per_factor_scalars(empty))
+  return empty
 
 
 def _scores(scores, grid, dims, what, show_progress):
