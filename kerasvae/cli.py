@@ -4,6 +4,8 @@
   kerasvae run --config mnist_vae --set model.latent_dim=2
   kerasvae ingest|train|evaluate|export --config FILE.yaml [--set key=value ...] [--force]
   kerasvae study NAME [--config FILE] [--quick] [--report-only]
+  kerasvae study render-docs                    README's studies table, the studies index and
+                                                each report's across-seed section from results.json
   kerasvae config [--config FILE]               print the full, validated config
   kerasvae pipeline compile --config NAME --output pipeline.yaml   the Kubeflow Pipelines spec
   kerasvae pipeline run-local --package pipeline.yaml              run it on KFP's local runner
@@ -16,6 +18,9 @@ import sys
 from pathlib import Path
 
 STEP_COMMANDS = ("ingest", "train", "evaluate", "export")
+# `kerasvae study render-docs` (run from the repository's root): not a study but the command
+# that renders the published numbers from the committed results.json files.
+RENDER_DOCS = "render-docs"
 
 
 def _parser():
@@ -40,7 +45,8 @@ def _parser():
       p.add_argument("--force", action="store_true",
                      help="redo the step(s) even if unchanged; export an unblessed model")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
-  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or methods")
+  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or "
+                     "methods; render-docs rewrites the published numbers from results.json")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
@@ -169,6 +175,12 @@ def main(argv=None):
   _backend.prefer_onednn()
   _backend.quiet_tensorflow_import()
   try:
+    if args.command == "study" and args.name == RENDER_DOCS:
+      from kerasvae.studies import published  # pylint: disable=import-outside-toplevel
+      changed = published.render_docs(".")
+      print("study render-docs: " + (", ".join(str(p) for p in changed) if changed
+                                     else "README.md and docs/studies already up to date"))
+      return 0
     if args.command == "study":
       from kerasvae import studies  # pylint: disable=import-outside-toplevel
       report = studies.run_study(args.name, config=args.config, overrides=args.overrides,

@@ -175,13 +175,20 @@ THRESHOLD_METRICS = (
     "dci_informativeness_train", "sap")
 # Disentanglement scores also written per factor, as `<metric>/<factor name>` (`mig/shape`).
 PER_FACTOR_METRICS = ("mig", "dci_completeness", "dci_informativeness", "sap")
+# Each disentanglement score is also computed on the active latents alone, named with this
+# suffix (`mig_active`, `mig_active_per_factor`, `mig_active/shape`).
+ACTIVE_SUFFIX = "_active"
+ACTIVE_SCORES = ("beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement",
+                 "dci_completeness", "dci_informativeness", "sap")
 
 
 def is_threshold_metric(name):
   """Whether thresholds may name `name`: in `THRESHOLD_METRICS`, or `<metric>/<factor name>`
   for a metric of `PER_FACTOR_METRICS`."""
   metric, _, factor = name.partition("/")
-  return name in THRESHOLD_METRICS or (metric in PER_FACTOR_METRICS and bool(factor))
+  metric = metric.removesuffix(ACTIVE_SUFFIX)
+  return (name.removesuffix(ACTIVE_SUFFIX) in THRESHOLD_METRICS
+          or (metric in PER_FACTOR_METRICS and bool(factor)))
 
 
 # kerasvae.metrics.iwae.MAX_NUM_SAMPLES (that module imports TensorFlow; a config loads without).
@@ -203,6 +210,11 @@ class EvaluateConfig:
   active_unit_threshold: float = field(0.01, range=(0.0, None),
                                        help="A unit is active if Cov_x(E_q[z_u]) exceeds this.")
   disentanglement: bool = field(True, help="Score disentanglement when the data has factors.")
+  active_latent_kl: float = field(
+      0.1, range=(0.0, None),
+      help="A latent is active when its mean KL to the prior on the test split exceeds this "
+      "(nats); every disentanglement score is also computed on the active latents alone "
+      "(`mig_active`, ...), since the scores read posterior means whatever their KL.")
   disentanglement_train_points: int = field(10000, range=(10, MAX_COUNT), help="Metric train points.")
   disentanglement_eval_points: int = field(5000, range=(10, MAX_COUNT), help="Metric eval points.")
   dci: bool = field(True, help="With the disentanglement scores, also DCI: a gradient-boosted "

@@ -34,10 +34,20 @@ MODEL_FILE = "model/model.keras"
 VALIDATION_EXAMPLES_DURING_TRAINING = 2000
 
 
+# What early stopping and the kept checkpoint select on, part of the train fingerprint.
+SELECTION = "validation/objective"
+
+
 def train_fingerprint(config, examples_metadata):
-  return artifacts.fingerprint({"model": config_lib.to_dict(config.model),
-                                "train": common.train_identity(config.train),
-                                "examples": examples_metadata["fingerprint"]})
+  identity = {"model": config_lib.to_dict(config.model),
+              "train": common.train_identity(config.train),
+              "examples": examples_metadata["fingerprint"]}
+  if config.train.early_stopping_patience:
+    # Early stopping on the model's own objective (issue 36): a model selected on the
+    # validation ELBO is another model. Without early stopping nothing is selected (the model
+    # is the last epoch's), so such trainings keep their fingerprint and stay reusable.
+    identity["selection"] = SELECTION
+  return artifacts.fingerprint(identity)
 
 
 def use_jit(setting, architecture):
@@ -312,6 +322,9 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
 
   def evaluate_fn():
     metrics = likelihood.elbo_metrics(model, validation["image"], seed=cfg.seed)
+    # What early stopping selects on: the model's own training objective (its kind declares it).
+    metrics["objective"] = likelihood.validation_objective(model, validation["image"],
+                                                           seed=cfg.seed)
     usage = likelihood.latent_usage(metrics.pop("latent_mean"), metrics.pop("latent_log_var"))
     metrics["active_units"] = usage["active_units"]
     if "kl_per_dim" in usage:

@@ -100,6 +100,9 @@ class StudyContext:
   force: bool = False  # --force: retrain the classifier too
   sweep: bool = False  # the trials ran as a Kubeflow sweep, each in its own tasks, side by side
   figures: list = dataclasses.field(default_factory=list)  # (caption, relative path)
+  # Every finished trial (all seeds): an analysis that reads the first seed names the seeds
+  # of a claim about a trend from these, never from that seed alone.
+  trials: list = dataclasses.field(default_factory=list)
 
   @property
   def figure_dir(self):
