@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import re
+import shutil
 import subprocess
 import sys
 
@@ -54,10 +55,18 @@ def test_readme_starts_with_the_quick_start_and_ci_runs_it():
   assert commands[0] == [["python3", "-m", "venv", ".venv"], [".", ".venv/bin/activate"],
                          ["pip", "install", "-e", "."], ["kerasvae", "run"]]
   assert commands[1] == [["pip", "install", "-e", ".[test]"], ["python", "-m", "pytest", "-q"]]
-  # .ci/run holds the README's lines verbatim (the venv line behind KERASVAE_CI_VENV=1).
+  # .ci/run runs the README's lines verbatim, in the README's order, the venv line included,
+  # and makes no environment of its own (no switch that skips a line).
   ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
-  for line in (install_and_run + test).splitlines():
-    assert any(c == line or c.startswith(line + " ") for c in ci), f".ci/run lacks: {line}"
+  commands = [line for line in ci if line and not line.startswith("#")]
+  readme = (install_and_run + test).splitlines()
+  positions = []
+  for line in readme:
+    found = [i for i, c in enumerate(commands) if c == line or c.startswith(line + " ")]
+    assert found, f".ci/run lacks the README's line: {line}"
+    positions.append(found[0])
+  assert positions == sorted(positions), f".ci/run runs the README's lines out of order: {readme}"
+  assert not any(c.startswith("if ") and "VENV" in c for c in commands), commands
 
 
 def test_the_quick_starts_sample_output_names_the_directories_kerasvae_run_uses():
@@ -78,20 +87,39 @@ def test_the_quick_start_installs_no_extra_and_the_test_command_installs_the_tes
   assert "kfp==2.17.0" in extra["kfp"]
 
 
-def test_ci_run_fails_when_pytest_collects_nothing(tmp_path):
-  """`.ci/run` with a fake `pip` and `python` on PATH: pytest's exit code 5 fails the script."""
+def test_ci_run_makes_the_readmes_venv_and_fails_when_pytest_collects_nothing(tmp_path):
+  """`.ci/run`, copied into a folder of its own, with a fake `python3`, `pip`, `kerasvae` and
+  `python` on PATH: it makes `.venv` in the repository's folder and activates it before
+  installing, and pytest's exit code 5 fails the script."""
+  checkout = tmp_path / "checkout"
+  (checkout / ".ci").mkdir(parents=True)
+  shutil.copy(REPO / ".ci" / "run", checkout / ".ci" / "run")
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
-  for name, body in (("pip", "exit 0"), ("kerasvae", "exit 0"),
-                     ("python", 'if [ "$2" = pytest ]; then exit "$PYTEST_STATUS"; fi; exit 0')):
+  # The fake `python3 -m venv .venv` writes an activate script that marks the environment; each
+  # fake command records whether it ran inside it.
+  activate = 'export VIRTUAL_ENV="$PWD/.venv"'
+  record = 'echo "$(basename "$0") $* venv=${VIRTUAL_ENV:-none}" >> "$LOG"'
+  fakes = {
+      "python3": f"{record}\nmkdir -p \"$3/bin\" && echo '{activate}' > \"$3/bin/activate\"",
+      "pip": record, "kerasvae": record,
+      "python": f'{record}\nif [ "$2" = pytest ]; then exit "$PYTEST_STATUS"; fi; exit 0'}
+  for name, body in fakes.items():
     (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
     (bin_dir / name).chmod(0o755)
-  env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CI": "true"}
+  env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CI": "true", "LOG": str(tmp_path / "log")}
   for status, expected in ((0, 0), (1, 1), (5, 5)):
-    proc = subprocess.run(["bash", str(REPO / ".ci" / "run")], env={**env, "PYTEST_STATUS": str(status)},
-                          capture_output=True, text=True, timeout=60)
+    (tmp_path / "log").write_text("")
+    proc = subprocess.run(["bash", str(checkout / ".ci" / "run")],
+                          env={**env, "PYTEST_STATUS": str(status)}, capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == expected, (status, proc.stderr)
     assert ("collected no tests" in proc.stderr) == (status == 5)
+    venv = checkout / ".venv"
+    assert (tmp_path / "log").read_text().splitlines() == [
+        "python3 -m venv .venv venv=none", f"pip install -e . venv={venv}",
+        f"kerasvae run venv={venv}", f"pip install -e .[test] venv={venv}",
+        f"python -m pytest -q venv={venv}"]
 
 
 def test_the_quickstart_runs_without_the_optional_packages(tmp_path):
