@@ -200,6 +200,9 @@ class EvaluateConfig:
                     "classifier per factor, 4-5 CPU minutes at 10,000 points on dSprites.")
   sample_quality: bool = field(False, help="Fréchet distance in a classifier's feature space "
                                "(labelled data only).")
+  shape_recognition_examples: int = field(
+      500, range=(0, None), help="dSprites: test reconstructions whose shape a template test "
+      "checks (metric shape_recognised, kerasvae.metrics.shape_recognition); 0: skip it.")
   seed: int = field(0, help="Seed of the evaluation's random draws.")
   thresholds: dict[str, dict[str, Any]] = field(
       default_factory=dict,

@@ -153,6 +153,23 @@ def per_factor_scalars(scores):
           for factor, value in zip(names, scores.get(f"{metric}_per_factor", ()))}
 
 
+def shape_recognition_metrics(model, examples_meta, data, num_examples):
+  """dSprites: the share of test reconstructions whose shape a template test recognises (see
+  `kerasvae.metrics.shape_recognition`), or {} for other data."""
+  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import shape_recognition  # pylint: disable=import-outside-toplevel
+  if (num_examples == 0 or "factor_classes" not in data
+      or tuple(examples_meta.get("factor_names") or ()) != dsprites.FACTOR_NAMES
+      or tuple(examples_meta["image_shape"]) != dsprites.DSprites.observation_shape):
+    return {}
+  images = data["image"][:num_examples]
+  reconstructions = np.concatenate([model.reconstruct(tf.constant(images[i:i + 500])).numpy()
+                                    for i in range(0, len(images), 500)])
+  return shape_recognition.compute_shape_recognition(
+      reconstructions, data["factor_classes"][:num_examples], dsprites.DSprites().render,
+      dsprites.SHAPE_NAMES)
+
+
 def sample_quality_metrics(model, examples_dir, eval_images, seed):
   """Fréchet distance of 1,000 samples to held-out images in a classifier's feature space."""
   from kerasvae.metrics import sample_quality  # pylint: disable=import-outside-toplevel
@@ -349,6 +366,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     n = min(len(images), cfg.iwae_examples or SURGERY_EXAMPLES, SURGERY_EXAMPLES)
     metrics.update(elbo_surgery.model_elbo_surgery(model, latent_mean[:n], latent_log_var[:n],
                                                    seed=cfg.seed))
+  metrics.update(shape_recognition_metrics(model, examples_meta, data,
+                                           cfg.shape_recognition_examples))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
     metrics.update(disentanglement_metrics(model, truth, cfg))
@@ -378,7 +397,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         digests=artifacts.digest_files(tmp)))
   _write_tensorboard(train_dir, train_meta, metrics, figures)
   summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
-      "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
+      "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "shape_recognised",
+      "beta_vae_score",
       "factor_vae_score", "mig", "dci_disentanglement", "dci_completeness",
       "dci_informativeness", "sap") if k in metrics)
   skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
