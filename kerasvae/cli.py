@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 STEP_COMMANDS = ("ingest", "train", "evaluate", "export")
+# The studies `kerasvae study --help` lists: `kerasvae.studies.STUDIES`' names, written out so
+# that the help does not import the studies (tests/test_package.py checks they are the same).
+STUDY_NAMES = ("latent-dim", "beta", "ae-vs-vae", "priors", "disentanglement", "methods",
+               "precision")
 
 
 def _parser():
@@ -40,7 +44,8 @@ def _parser():
       p.add_argument("--force", action="store_true",
                      help="redo the step(s) even if unchanged; export an unblessed model")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
-  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or methods")
+  study.add_argument("name", help=", ".join(STUDY_NAMES[:-1]) + f" or {STUDY_NAMES[-1]}"
+                     " (dashes or underscores)")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
@@ -85,9 +90,8 @@ def _add_study_arguments(group, parser=None):
   """--study, --quick and --parallelism (the last two on `parser`, default the group's)."""
   parser = parser or group
   group.add_argument("--study", default=None,
-                     help="a study (latent-dim, beta, ae-vs-vae, priors, disentanglement, "
-                     "methods): its trials as a sweep, ingest once, train and evaluate per trial "
-                     "in a ParallelFor, one report task")
+                     help=f"a study ({', '.join(STUDY_NAMES)}): its trials as a sweep, ingest "
+                     "once, train and evaluate per trial in a ParallelFor, one report task")
   parser.add_argument("--quick", action="store_true", help="with --study: its tiny version")
   parser.add_argument("--parallelism", type=int, default=0,
                       help="with --study: the most trials running at once (default: 0, no cap)")
@@ -188,8 +192,12 @@ def main(argv=None):
     if args.command in ("run", "ingest"):  # a wrong input path is named before TF's import
       from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
       sources.check_input_paths(config.ingest.data)
+    from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+    steps = STEP_COMMANDS if args.command == "run" else (args.command,)
+    # A missing upstream step is named before TensorFlow's import, not 20 s later.
+    common.check_upstream(config, steps,
+                          Path(args.run_dir) if args.run_dir else common.run_directory(config))
     from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
-    steps = pipeline.STEPS if args.command == "run" else (args.command,)
     out = pipeline.run_pipeline(config, steps=steps, force=args.force,
                                 run_dir=Path(args.run_dir) if args.run_dir else None)
     print(f"run directory: {out['run_dir']}")

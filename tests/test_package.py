@@ -188,3 +188,25 @@ def test_a_non_editable_install_runs_from_another_folder(tmp_path):
   assert "export: wrote" in out, out
   assert (tmp_path / "saved_models" / "quickstart_vae" / "1" / "saved_model.pb").is_file()
   assert os.listdir(elsewhere) == []
+
+
+def test_the_top_level_holds_only_the_api_and_kerasvaes_own_modules():
+  """`kerasvae.sys` (or any other module the package imports for itself) is not part of the
+  API: every public top-level name is an export of `__all__` or a kerasvae submodule."""
+  stray = sorted(name for name, value in vars(kerasvae).items() if not name.startswith("_")
+                 and name not in kerasvae.__all__ and not getattr(
+                     value, "__name__", "").startswith("kerasvae."))
+  assert not stray, stray
+  assert not hasattr(kerasvae, "sys")
+
+
+def test_study_help_lists_every_study():
+  from kerasvae import cli  # pylint: disable=import-outside-toplevel
+  from kerasvae import studies  # pylint: disable=import-outside-toplevel
+  assert sorted(cli.STUDY_NAMES) == sorted(studies.STUDIES)
+  proc = subprocess.run([sys.executable, "-m", "kerasvae.cli", "study", "--help"], cwd=REPO,
+                        env=subprocess_env(), capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 0, proc.stderr
+  help_text = " ".join(proc.stdout.split())
+  for name in studies.STUDIES:
+    assert name in help_text, name

@@ -298,12 +298,12 @@ def resolve_config_path(name_or_path):
   path = Path(name_or_path)
   if path.suffix in (".yaml", ".yml") or path.exists():
     return path
-  bundled = CONFIG_DIR / f"{name_or_path}.yaml"
-  if bundled.is_file():
-    return bundled
   names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+  match, suggestion = config_lib.match_name(str(name_or_path), names)
+  if match is not None:
+    return CONFIG_DIR / f"{match}.yaml"
   raise ConfigError(f"Expected a YAML file or a bundled config name {names}. "
-                    f"Received: --config {name_or_path}")
+                    f"Received: --config {name_or_path}.{suggestion}")
 
 
 def load_pipeline_config(path=None, overrides=(), base=None):
@@ -343,7 +343,8 @@ def load_config_parameter(config, overrides=()):
   try:
     data = yaml.safe_load(text) if text else None
   except yaml.YAMLError as e:
-    raise ConfigError(f"The pipeline's config parameter is not valid YAML: {e}") from None
+    raise ConfigError("The pipeline's config parameter is not valid YAML: "
+                      f"{config_lib.yaml_error(e)}") from None
   if not isinstance(data, dict):
     return load_pipeline_config(text or None, list(overrides))
   # Relative data paths of the YAML text resolve as a bundled config's do, against the data

@@ -1,0 +1,109 @@
+"""What a new user meets in the first hour (issue 38): config names in either spelling with a
+"did you mean", one-line YAML errors, and a missing upstream step named before TensorFlow loads."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kerasvae.config import ConfigError
+from kerasvae.steps import configs
+from kerasvae.studies import core
+from tests.pipeline_helpers import subprocess_env
+from tests.pipeline_helpers import tiny_config
+
+
+@pytest.mark.parametrize("name,bundled", [("mnist-vae", "mnist_vae"), ("mnist_vae", "mnist_vae"),
+                                          ("Fashion-MNIST-VAE", "fashion_mnist_vae"),
+                                          ("dsprites-beta-vae", "dsprites_beta_vae")])
+def test_bundled_configs_are_found_with_dashes_or_underscores(name, bundled):
+  assert configs.resolve_config_path(name) == configs.CONFIG_DIR / f"{bundled}.yaml"
+
+
+def test_study_configs_and_names_are_found_with_dashes_or_underscores():
+  path = core.resolve_study_config_path("beta", "fashion_mnist_beta")
+  assert path == core.STUDY_CONFIG_DIR / "fashion-mnist-beta.yaml"
+  from kerasvae import studies  # pylint: disable=import-outside-toplevel
+  plan = studies.plan_study("latent_dim", quick=True, output="unused")
+  assert plan.study.name == "latent-dim"
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: configs.resolve_config_path("mnist-vea"),
+     r"Received: --config mnist-vea\. Did you mean mnist_vae\?$"),
+    (lambda: configs.resolve_config_path("quikstart"),
+     r"Received: --config quikstart\. Did you mean quickstart\?$"),
+    (lambda: core.resolve_study_config_path("beta", "fashion_mnist_bet"),
+     r"Received: --config fashion_mnist_bet \(not found\)\. Did you mean fashion-mnist-beta\?$"),
+    (lambda: configs.resolve_config_path("zzz"), r"Received: --config zzz\.$"),
+])
+def test_an_unknown_config_name_gets_a_did_you_mean(call, message):
+  with pytest.raises(ConfigError, match=message):
+    call()
+
+
+def test_an_unknown_study_name_gets_a_did_you_mean():
+  from kerasvae import studies  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ConfigError, match=r"Received: name='prior'\. Did you mean priors\?$"):
+    studies.plan_study("prior", quick=True, output="unused")
+
+
+@pytest.mark.parametrize("text,where", [
+    ("model:\n  latent_dim: 3\n   kind: vae\n", "line 3, column 8: mapping values are not "
+     "allowed here"),
+    ("model: {latent_dim: 3\n", "line 2, column 1: expected ',' or '}', but got '<stream end>'"),
+    ("model:\n\tlatent_dim: 3\n", "line 2, column 1: found character '\\t' that cannot start"),
+])
+def test_a_yaml_parse_error_is_one_line_with_its_line_and_column(tmp_path, text, where):
+  path = tmp_path / "bad.yaml"
+  path.write_text(text)
+  with pytest.raises(ConfigError) as info:
+    configs.load_pipeline_config(str(path))
+  message = str(info.value)
+  assert "\n" not in message, message
+  assert message.startswith(f"{path}: expected valid YAML. Received: {where}"), message
+
+
+MISSING_STEP = textwrap.dedent("""
+    import contextlib, io, pathlib, sys, time
+    from kerasvae import cli
+    from kerasvae.steps import common, configs
+    config = configs.load_pipeline_config(sys.argv[1])
+    for command in ("train", "make-examples", "evaluate", "export"):
+      if command == "make-examples":  # what the check reads of a finished ingest
+        examples = common.examples_directory(config)
+        examples.mkdir(parents=True)
+        (examples / "metadata.json").write_text("{}")
+        continue
+      with contextlib.redirect_stderr(io.StringIO()) as err:
+        status = cli.main([command, "--config", sys.argv[1]])
+      print(command, status, repr(err.getvalue()))
+    print(common.run_directory(config), "tensorflow" in sys.modules)
+""")
+
+
+def test_a_step_without_its_upstream_step_fails_before_tensorflow_loads(tmp_path):
+  """`kerasvae evaluate` on a run that never trained says so at once (not after TensorFlow's
+  import, 20 s on a loaded machine), in one line; so do train without Examples and export
+  without a training."""
+  config = tiny_config(tmp_path)
+  proc = subprocess.run([sys.executable, "-c", MISSING_STEP, str(config)], cwd=tmp_path,
+                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  *lines, last = proc.stdout.splitlines()
+  run_dir, tensorflow_loaded = last.split()
+  assert tensorflow_loaded == "False", proc.stdout
+  expected = {
+      "train": "kerasvae train: error: No Examples artifact for this ingest config: neither "
+               f"{run_dir}/ingest nor ",
+      "evaluate": f"kerasvae evaluate: error: Expected a finished train step in {run_dir}/train, "
+                  "but it has no metadata.json. Run `kerasvae train` first.",
+      "export": f"kerasvae export: error: Expected a finished train step in {run_dir}/train"}
+  assert [line.split()[0] for line in lines] == ["train", "evaluate", "export"], lines
+  for line in lines:
+    command, status, err = line.split(" ", 2)
+    assert status == "2", line
+    err = err[1:-1]  # repr quotes
+    assert err.startswith(expected[command]) and err.endswith("\\n"), line
+    assert err.count("\\n") == 1, line  # one line
