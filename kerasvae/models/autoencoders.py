@@ -35,7 +35,7 @@ def images_of(data):
   return data
 
 
-def as_images(x, image_shape, name="x"):
+def as_images(x, image_shape, name="x", data_range=(0.0, 1.0)):
   """Images as the models compute on them: float32 [N, H, W, C] in [0, 1].
 
   Accepts data as users hold it: [N, H, W] for one-channel images or [N, H, W, C], uint8
@@ -47,15 +47,19 @@ def as_images(x, image_shape, name="x"):
     x: a NumPy array, a tensor or nested lists.
     image_shape: the model's (H, W, C).
     name: the argument's name, for the message.
+    data_range: the (low, high) float values the likelihood takes, or None for any real
+      number (a Gaussian likelihood's pixels).
 
   Returns:
     A float32 NumPy array for NumPy (or list) input, else a float32 tensor; `x` itself when it
     already is float32 [N, H, W, C].
   """
   height, width, channels = image_shape
+  low_bound, high_bound = data_range or (-np.inf, np.inf)
   expected = (f"Expected {name} of shape [N, {height}, {width}, {channels}]"
               + (f" or [N, {height}, {width}]" if channels == 1 else "")
-              + ", dtype uint8 (0-255, scaled by 1/255) or float with values in [0, 1]")
+              + ", dtype uint8 (0-255, scaled by 1/255) or float"
+              + (f" with values in [{low_bound:g}, {high_bound:g}]" if data_range else ""))
   if not tf.is_tensor(x) and not isinstance(x, np.ndarray):
     try:
       x = np.asarray(x)
@@ -82,9 +86,9 @@ def as_images(x, image_shape, name="x"):
       dims) > 0:
     low, high = (float(np.min(x)), float(np.max(x))) if isinstance(x, np.ndarray) else (
         float(tf.reduce_min(x)), float(tf.reduce_max(x)))
-    if not (low >= 0.0 and high <= 1.0):  # also refuses NaN
-      hint = " (uint8-range values in a float array: divide by 255)" if high > 1.0 and (
-          high <= 255.0 and low >= 0.0) else ""
+    if not (low >= low_bound and high <= high_bound):  # also refuses NaN
+      hint = " (uint8-range values in a float array: divide by 255)" if data_range == (
+          0.0, 1.0) and 1.0 < high <= 255.0 and low >= 0.0 else ""
       raise ValueError(f"{expected}. Received: {name} values in [{low:g}, {high:g}]{hint}")
   return converted
 
@@ -220,7 +224,7 @@ class LatentVariableModel(keras.Model):
 
   def as_images(self, x, name="x"):
     """`x` as float32 [B, H, W, C] in [0, 1], or a one-line ValueError (see `as_images`)."""
-    return as_images(x, self.image_shape, name=name)
+    return as_images(x, self.image_shape, name=name, data_range=self.likelihood.data_range)
 
   def encode_mean(self, x, training=False):
     """The code used for reconstruction: the posterior mean (VAE) or the code (AE). [B, D]."""

@@ -108,3 +108,17 @@ def test_other_arrays_are_refused_at_the_call_in_one_line(vae, bad, received):
   # A tensor is checked like an array.
   with pytest.raises(ValueError, match=EXPECTED + received):
     vae.elbo(tf.constant(bad))
+
+
+def test_a_gaussian_likelihood_takes_any_real_pixels_and_the_message_says_so():
+  """Real-valued data (a Gaussian decoder's) has no [0, 1] range: only NaN is refused."""
+  model = models.VAE((8, 8, 1), 2, hidden_units=(8,),
+                     likelihood={"name": "gaussian", "mean_activation": "identity"})
+  x = np.random.default_rng(0).normal(size=(3, 8, 8)) * 5.0
+  np.testing.assert_allclose(model.elbo(x, seed=1)["elbo"],
+                             model.elbo(x[..., None].astype(np.float32), seed=1)["elbo"],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match=r"^Expected x of shape \[N, 8, 8, 1\] or \[N, 8, 8\], "
+                     r"dtype uint8 \(0-255, scaled by 1/255\) or float\. Received: x values in "
+                     r"\[nan, nan\]$"):
+    model.elbo(np.full((2, 8, 8), np.nan))
