@@ -107,3 +107,27 @@ def test_a_step_without_its_upstream_step_fails_before_tensorflow_loads(tmp_path
     err = err[1:-1]  # repr quotes
     assert err.startswith(expected[command]) and err.endswith("\\n"), line
     assert err.count("\\n") == 1, line  # one line
+
+
+def test_plots_and_the_projector_name_the_classes(tmp_path, monkeypatch):
+  """The latents' legend and the projector's metadata.tsv show the Examples artifact's class
+  names (`label_names`), not their indices."""
+  import matplotlib.axes  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from kerasvae import summaries  # pylint: disable=import-outside-toplevel
+  from kerasvae import viz  # pylint: disable=import-outside-toplevel
+  legend = []
+  scatter = matplotlib.axes.Axes.scatter
+  monkeypatch.setattr(matplotlib.axes.Axes, "scatter",
+                      lambda self, *a, **k: legend.append(k.get("label")) or scatter(self, *a, **k))
+  rng = np.random.default_rng(0)
+  z, labels = rng.normal(size=(30, 3)), np.array([2, 0, 1] * 10)
+  names = ["one", "two", "zero"]
+  viz.latent_scatter_figure(z, labels, tmp_path / "latents.png", label_names=names)
+  assert legend == ["one", "two", "zero"]
+  legend.clear()
+  viz.latent_scatter_figure(z, labels, tmp_path / "numbers.png")  # no names: the numbers
+  assert legend == ["0", "1", "2"]
+  summaries.write_projector(tmp_path / "validation", z, labels=labels, label_names=names)
+  rows = (tmp_path / "validation" / "metadata.tsv").read_text().splitlines()
+  assert rows[:4] == ["label\tindex", "zero\t0", "one\t1", "two\t2"]

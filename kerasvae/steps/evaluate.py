@@ -233,10 +233,11 @@ def informative_dims(metrics, latent_dim, limit=10):
   return order, [f"{name} {scores[d]:.2f}" for d in order]
 
 
-def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
+def write_figures(model, images, labels, out_dir, seed=0, metrics=None, label_names=None):
   """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard.
 
-  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents.
+  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents;
+  `label_names` (the Examples artifact's) name the classes in the latents' legend.
   """
   decode = lambda z: model.decode_mean(tf.constant(z, tf.float32)).numpy()  # noqa: E731
   out_dir = Path(out_dir)
@@ -258,7 +259,7 @@ def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
   codes = model.encode_mean(tf.constant(images[:2000])).numpy()
   figures["latents"] = viz.latent_scatter_figure(
       codes, labels[:2000] if labels is not None else None, out_dir / "latents.png",
-      title="Posterior means of eval examples")
+      title="Posterior means of eval examples", label_names=label_names)
   return figures
 
 
@@ -385,7 +386,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         c["passed"] for c in blessing["baseline"]["checks"])
     print("evaluate: " + baseline_summary(blessing["baseline"]), flush=True)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
-    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics)
+    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics,
+                            label_names=examples_meta.get("label_names"))
     artifacts.write_json(tmp / "metrics.json", metrics)
     artifacts.write_json(tmp / "blessing.json", blessing)
     artifacts.write_metadata(tmp / artifacts.METADATA_FILE, common.step_metadata(
