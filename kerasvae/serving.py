@@ -335,7 +335,7 @@ def _directory_lock(directory):
 
 
 def export_model(model, base_dir="saved_models", model_name="vae", version=None, metadata=None,
-                 allow_signature_change=False):
+                 allow_signature_change=False, serving_base_path=None):
   """Exports a model as `<base_dir>/<model_name>/<version>/` for TF Serving.
 
   The SavedModel has the signatures of `signature_contract(model)`, and
@@ -360,6 +360,8 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       training run and its metrics).
     allow_signature_change: export even if the signatures differ from those of
       the model name's newest version (see `check_signatures`).
+    serving_base_path: `base_dir` as the server sees it, for `models.config` (see
+      `write_models_config`); None: `base_dir`'s absolute path.
 
   Returns:
     The `Path` of the new version directory.
@@ -424,7 +426,7 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       # Under the lock no other kerasvae export renames into model_dir; the no-replace
       # rename also keeps a version another program made in between.
       artifacts.rename_no_replace(tmp, version_dir)
-      write_models_config(base_dir)
+      write_models_config(base_dir, serving_base_path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
@@ -445,12 +447,18 @@ def model_folders(base_dir):
                 if p.is_dir() and not p.name.startswith(".") and list_versions(p))
 
 
-def write_models_config(base_dir="saved_models"):
+def write_models_config(base_dir="saved_models", serving_base_path=None):
   """(Re)writes `<base_dir>/models.config` for `tensorflow_model_server --model_config_file`.
 
   A text-format `ModelServerConfig` with one `config` entry per model folder
-  (name, absolute base_path, model_platform "tensorflow"); written through a
+  (name, base_path, model_platform "tensorflow"); written through a
   temporary file and a rename, so the server never reads half a file.
+
+  Args:
+    base_dir: the model base directory.
+    serving_base_path: the same directory as the server sees it: `/models` for a container
+      started with `-v "$PWD/saved_models:/models"`, so each `base_path` is `/models/<name>`.
+      None: the absolute path of `base_dir` here (a server on this machine).
 
   Returns:
     The `Path` of the file.
@@ -459,15 +467,17 @@ def write_models_config(base_dir="saved_models"):
   base_dir.mkdir(parents=True, exist_ok=True)
   # Locked: a listing made before another export's rename must not replace a later one's.
   with _directory_lock(base_dir):
-    return _write_models_config(base_dir)
+    return _write_models_config(base_dir, serving_base_path)
 
 
-def _write_models_config(base_dir):
+def _write_models_config(base_dir, serving_base_path=None):
   lines = ["model_config_list {"]
   for folder in model_folders(base_dir):
+    base_path = (str(folder.resolve()) if serving_base_path is None
+                 else f"{str(serving_base_path).rstrip('/')}/{folder.name}")
     lines += ["  config {",
               f"    name: {_quote(folder.name)}",
-              f"    base_path: {_quote(str(folder.resolve()))}",
+              f"    base_path: {_quote(base_path)}",
               '    model_platform: "tensorflow"',
               "  }"]
   lines.append("}")

@@ -131,3 +131,28 @@ def test_plots_and_the_projector_name_the_classes(tmp_path, monkeypatch):
   summaries.write_projector(tmp_path / "validation", z, labels=labels, label_names=names)
   rows = (tmp_path / "validation" / "metadata.tsv").read_text().splitlines()
   assert rows[:4] == ["label\tindex", "zero\t0", "one\t1", "two\t2"]
+
+
+def test_models_config_uses_the_servers_base_path_when_configured(tmp_path):
+  """`export.serving_base_path: /models` writes `base_path: "/models/<name>"`, the path a
+  container that mounts saved_models at /models sees; unset, this machine's absolute paths."""
+  from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
+  from tensorflow_serving.config import model_server_config_pb2  # pylint: disable=import-outside-toplevel
+  from kerasvae import serving  # pylint: disable=import-outside-toplevel
+  for name in ("quickstart_vae", "other"):
+    (tmp_path / name / "1").mkdir(parents=True)
+
+  def entries():
+    config = text_format.Parse((tmp_path / "models.config").read_text(),
+                               model_server_config_pb2.ModelServerConfig())
+    return [(c.name, c.base_path) for c in config.model_config_list.config]
+
+  serving.write_models_config(tmp_path, "/models/")
+  assert entries() == [("other", "/models/other"), ("quickstart_vae", "/models/quickstart_vae")]
+  serving.write_models_config(tmp_path)
+  assert entries() == [(n, str((tmp_path / n).resolve())) for n in ("other", "quickstart_vae")]
+  assert configs.load_pipeline_config(
+      None, ["export.serving_base_path=/models"]).export.serving_base_path == "/models"
+  with pytest.raises(ConfigError, match=r"serving_base_path: expected an absolute path as the "
+                     r"server sees it \(e\.g\. /models\)\. Received: 'models'"):
+    configs.load_pipeline_config(None, ["export.serving_base_path=models"])

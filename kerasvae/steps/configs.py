@@ -250,10 +250,17 @@ class ExportConfig:
   require_blessing: bool = field(True, help="Refuse an unblessed model (override with --force).")
   allow_signature_change: bool = field(
       False, help="Export even if the signatures differ from the model name's previous version.")
+  serving_base_path: Optional[str] = field(
+      None, help="base_dir as TF Serving sees it, for models.config's base_path entries: /models "
+      "for a container started with -v \"$PWD/saved_models:/models\"; null: base_dir's "
+      "absolute path on this machine.")
 
   def validate(self):
     config_lib.check_name(self.model_name, "model_name", config_lib.MODEL_NAME_PATTERN)
     _check_directory(self.base_dir, "base_dir")
+    if self.serving_base_path is not None and not str(self.serving_base_path).startswith("/"):
+      raise ConfigError("serving_base_path: expected an absolute path as the server sees it "
+                        f"(e.g. /models). Received: {config_lib.show(self.serving_base_path)}")
 
 
 @dataclasses.dataclass
