@@ -69,7 +69,10 @@ def _add_pipeline_parser(sub):
   build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   build.add_argument("--output", required=True, help="the spec file, e.g. pipeline.yaml")
   build.add_argument("--image", default=None,
-                     help="container image of the components (default: kerasvae:0.1.0)")
+                     help="container image of the components, built from the Dockerfile and "
+                     "pushed where the cluster pulls from, e.g. REGISTRY/kerasvae:0.1.0 "
+                     "(default: kerasvae:0.1.0, the tag of `docker build -t kerasvae:0.1.0 .`; "
+                     "run-local uses no image)")
   build.add_argument("--accelerator-type", default="",
                      help="the train step's accelerator, e.g. nvidia.com/gpu (default: none)")
   build.add_argument("--accelerator-count", type=int, default=1,
@@ -84,6 +87,9 @@ def _add_pipeline_parser(sub):
                      help="export even if the evaluation does not bless the model")
   local.add_argument("--pipeline-root", default="kfp_local",
                      help="where the runner writes the artifacts (default: kfp_local)")
+  local.add_argument("--verbose", action="store_true",
+                     help="print the runner's and the steps' whole output (default: one line "
+                     "per task; the rest in run-local.log in the run's folder)")
 
 
 def _add_study_arguments(group, parser=None):
@@ -116,6 +122,10 @@ def _pipeline(args):
           args.config, args.output, args.overrides, image=image,
           accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count)
     print(f"pipeline: wrote {path}")
+    if image == kfp_pipeline.DEFAULT_IMAGE:
+      print(f"pipeline: its components run in the image {image}, which no registry holds: build "
+            f"it from the Dockerfile (docker build -t {image} .), push it where the cluster "
+            "pulls from and compile with --image REGISTRY/kerasvae:0.1.0")
     return 0
   package, overrides = args.package, args.overrides
   if args.study:  # compiled into the pipeline root, then run
@@ -129,8 +139,8 @@ def _pipeline(args):
                       f"Received: --config {args.config}")
   try:
     run_dir = kfp_pipeline.run_local(package, args.pipeline_root, overrides,
-                                     force_export=args.force_export)
-  except RuntimeError as e:  # kfp.local: a task failed (its log is above)
+                                     force_export=args.force_export, verbose=args.verbose)
+  except RuntimeError as e:  # kfp.local: a task failed (the message or the output above says why)
     print(f"kerasvae pipeline run-local: error: {e}", file=sys.stderr)
     return 1
   print(f"pipeline: artifacts in {run_dir}")

@@ -156,3 +156,35 @@ def test_models_config_uses_the_servers_base_path_when_configured(tmp_path):
   with pytest.raises(ConfigError, match=r"serving_base_path: expected an absolute path as the "
                      r"server sees it \(e\.g\. /models\)\. Received: 'models'"):
     configs.load_pipeline_config(None, ["export.serving_base_path=models"])
+
+
+def test_run_local_prints_one_line_per_task_and_logs_the_rest():
+  """What KFP's local runner prints (its log lines with colour codes, executor JSON, the
+  components' output) goes to the log; each finished task is one line."""
+  import io  # pylint: disable=import-outside-toplevel
+  pytest.importorskip("kfp")
+  from kerasvae import kfp_pipeline  # pylint: disable=import-outside-toplevel
+  log, echoed, now = io.StringIO(), [], iter([0.0, 41.4, 50.0, 52.2])
+  lines = kfp_pipeline.TaskLines(log, echoed.append, clock=lambda: next(now))
+  text = ("12:00:00.1 - INFO - Executing task \x1b[96m'ingest'\x1b[0m\n"
+          "    {\"executorInput\": {\"inputs\": {}}}\n    I0000 cpu_feature_guard.cc:210] ...\n"
+          "12:00:41.5 - INFO - Task \x1b[96m'ingest'\x1b[0m finished with status "
+          "\x1b[92mSUCCESS\x1b[0m\n12:00:50 - INFO - Executing task 'train'\n"
+          "12:00:52 - ERROR - Task 'train' finished with status FAILURE\n")
+  for start in range(0, len(text), 7):  # written in pieces, as print does
+    lines.write(text[start:start + 7])
+  assert log.getvalue() == text
+  assert echoed == ["pipeline: task ingest succeeded in 41 s",
+                    "pipeline: task train failure in 2 s"]
+
+
+def test_pipeline_help_explains_the_image_and_the_quiet_local_run():
+  pytest.importorskip("kfp")
+  from kerasvae import cli  # pylint: disable=import-outside-toplevel
+  args = cli._parser().parse_args(["pipeline", "run-local", "--package", "p.yaml", "--verbose"])  # pylint: disable=protected-access
+  assert args.verbose
+  assert not cli._parser().parse_args(["pipeline", "run-local", "--package", "p.yaml"]).verbose  # pylint: disable=protected-access
+  proc = subprocess.run([sys.executable, "-m", "kerasvae.cli", "pipeline", "compile", "--help"],
+                        env=subprocess_env(), capture_output=True, text=True, timeout=60)
+  help_text = " ".join(proc.stdout.split())
+  assert "docker build -t kerasvae:0.1.0 ." in help_text and "REGISTRY/kerasvae:0.1.0" in help_text
