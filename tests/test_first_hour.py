@@ -188,3 +188,32 @@ def test_pipeline_help_explains_the_image_and_the_quiet_local_run():
                         env=subprocess_env(), capture_output=True, text=True, timeout=60)
   help_text = " ".join(proc.stdout.split())
   assert "docker build -t kerasvae:0.1.0 ." in help_text and "REGISTRY/kerasvae:0.1.0" in help_text
+
+
+def test_the_image_folder_example_config_ingests_a_folder_of_pictures(tmp_path):
+  """docs/examples/image_folder.yaml, copied beside a folder of class subfolders as its comment
+  says, is a valid config whose ingest reads the pictures with their class names."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from kerasvae import cli  # pylint: disable=import-outside-toplevel
+  from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  from tests.pipeline_helpers import REPO  # pylint: disable=import-outside-toplevel
+  example = tmp_path / "image_folder.yaml"
+  shutil.copy(REPO / "docs" / "examples" / "image_folder.yaml", example)
+  rng = np.random.default_rng(0)
+  for label in ("cats", "dogs"):
+    (tmp_path / "my_images" / label).mkdir(parents=True)
+    for i in range(20):
+      pixels = rng.integers(0, 256, size=(40, 30, 3), dtype=np.uint8)
+      Image.fromarray(pixels).save(tmp_path / "my_images" / label / f"{i}.png")
+  overrides = [f"run.runs_dir={tmp_path / 'runs'}"]
+  config = configs.load_pipeline_config(str(example), overrides)
+  assert config.ingest.data.image_folder.root == str(tmp_path / "my_images")
+  assert cli.main(["ingest", "--config", str(example), *(f"--set={o}" for o in overrides)]) == 0
+  examples = common.examples_directory(config)
+  metadata = reader.read_metadata(examples)
+  assert metadata["label_names"] == ["cats", "dogs"]
+  assert metadata["image_shape"] == [64, 64, 3]
+  assert sum(s["num_examples"] for s in metadata["splits"].values()) == 40
