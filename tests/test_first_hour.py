@@ -1,6 +1,9 @@
 """What a new user meets in the first hour (issue 38): config names in either spelling with a
-"did you mean", one-line YAML errors, and a missing upstream step named before TensorFlow loads."""
+"did you mean", one-line YAML errors, a missing upstream step named before TensorFlow loads,
+class names in plots, models.config for a container, a quiet local pipeline run, the
+image_folder example and a checkout guard that blames the suite only for its own writes."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -217,3 +220,26 @@ def test_the_image_folder_example_config_ingests_a_folder_of_pictures(tmp_path):
   assert metadata["label_names"] == ["cats", "dogs"]
   assert metadata["image_shape"] == [64, 64, 3]
   assert sum(s["num_examples"] for s in metadata["splits"].values()) == 40
+
+
+def test_the_checkout_guard_sees_the_suites_own_writes_only(tmp_path):
+  """The guard is this process's audit hook: its writes into the checkout's user folders are
+  seen (open for writing, mkdir, rename into them), reads and other folders are not, and a
+  file another process (a user's `kerasvae run`) writes there meanwhile is not this suite's."""
+  from tests import conftest  # pylint: disable=import-outside-toplevel
+  from tests.pipeline_helpers import REPO  # pylint: disable=import-outside-toplevel
+  runs = REPO / "runs" / "x" / "metadata.json"
+  assert conftest.checkout_write("open", (str(runs), "w", 0)) == str(runs)
+  assert conftest.checkout_write("open", (runs, None, os.O_WRONLY | os.O_CREAT)) == str(runs)
+  assert conftest.checkout_write("os.mkdir", (REPO / "saved_models" / "m", 0o777, None)) \
+      == str(REPO / "saved_models" / "m")
+  assert conftest.checkout_write("os.rename", (tmp_path / "a", REPO / "studies" / "b", None,
+                                               None)) == str(REPO / "studies" / "b")
+  assert conftest.checkout_write("open", (str(runs), "r", 0)) is None
+  assert conftest.checkout_write("open", (str(REPO / "runs_old" / "f"), "w", 0)) is None
+  assert conftest.checkout_write("os.mkdir", (tmp_path / "runs", 0o777, None)) is None
+  # The hook records what this process does, through the same function.
+  before = list(conftest._checkout_writes)  # pylint: disable=protected-access
+  with open(tmp_path / "runs.txt", "w", encoding="utf-8") as f:
+    f.write("x")
+  assert conftest._checkout_writes == before  # pylint: disable=protected-access
