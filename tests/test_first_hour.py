@@ -243,3 +243,15 @@ def test_the_checkout_guard_sees_the_suites_own_writes_only(tmp_path):
   with open(tmp_path / "runs.txt", "w", encoding="utf-8") as f:
     f.write("x")
   assert conftest._checkout_writes == before  # pylint: disable=protected-access
+
+
+def test_the_evaluate_summary_sets_the_iwae_beside_the_elbo_of_the_same_images():
+  """An ELBO over 1,000 images beside an IWAE over 100 made the IWAE look below the ELBO."""
+  from kerasvae.steps import evaluate  # pylint: disable=import-outside-toplevel
+  line = evaluate.summary_line({"num_examples": 1000, "elbo": -281.3, "kl": 20.0,
+                                "iwae_log_likelihood": -304.8, "iwae_examples": 100,
+                                "iwae_examples_elbo": -309.06, "shape_recognised": 0.8125})
+  assert line == ("elbo -281.3 (1000 images), kl 20, iwae_log_likelihood -304.8 (ELBO -309.1, "
+                  "the same 100 images), shape_recognised 0.8125")
+  assert evaluate.summary_line({"elbo": -90.0, "reconstruction": 80.0}) == \
+      "elbo -90, reconstruction 80"

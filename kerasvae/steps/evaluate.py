@@ -296,6 +296,29 @@ def baseline_summary(comparison):
   return f"against the served {comparison['version_dir']}: " + "; ".join(parts)
 
 
+SUMMARY_METRICS = ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
+                   "shape_recognised", "beta_vae_score", "factor_vae_score", "mig",
+                   "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap")
+
+
+def summary_line(metrics):
+  """The evaluate step's one-line summary. Numbers set side by side are over the same images:
+  where the IWAE bound read fewer images than the ELBO, the line gives the ELBO of those
+  images beside it (`iwae_log_likelihood -304.8 (ELBO -309.1, the same 100 images)`)."""
+  parts = []
+  for key in SUMMARY_METRICS:
+    if key not in metrics:
+      continue
+    part = f"{key} {metrics[key]:.4g}"
+    if key == "elbo" and "iwae_examples" in metrics:
+      part += f" ({metrics['num_examples']} images)"
+    if key == "iwae_log_likelihood" and "iwae_examples_elbo" in metrics:
+      part += (f" (ELBO {metrics['iwae_examples_elbo']:.4g}, the same "
+               f"{metrics.get('iwae_examples', '?')} images)")
+    parts.append(part)
+  return ", ".join(parts)
+
+
 def evaluate_fingerprint(config, train_meta, served=None):
   """The evaluate config, the train config and the trained model's bytes: a model retrained
   with `kerasvae train --force` (same config, new weights) is evaluated again; with
@@ -398,12 +421,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"],
         digests=artifacts.digest_files(tmp)))
   _write_tensorboard(train_dir, train_meta, metrics, figures)
-  summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
-      "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "shape_recognised",
-      "beta_vae_score",
-      "factor_vae_score", "mig", "dci_disentanglement", "dci_completeness",
-      "dci_informativeness", "sap") if k in metrics)
   skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
-  print(f"evaluate: {summary}; blessed: {blessing['blessed']}"
+  print(f"evaluate: {summary_line(metrics)}; blessed: {blessing['blessed']}"
         + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))
   return evaluate_dir
