@@ -221,6 +221,9 @@ class EvaluateConfig:
                     "classifier per factor, 4-5 CPU minutes at 10,000 points on dSprites.")
   sample_quality: bool = field(False, help="Fréchet distance in a classifier's feature space "
                                "(labelled data only).")
+  shape_recognition_examples: int = field(
+      500, range=(0, None), help="dSprites: test reconstructions whose shape a template test "
+      "checks (metric shape_recognised, kerasvae.metrics.shape_recognition); 0: skip it.")
   seed: int = field(0, help="Seed of the evaluation's random draws.")
   thresholds: dict[str, dict[str, Any]] = field(
       default_factory=dict,
@@ -268,10 +271,17 @@ class ExportConfig:
   require_blessing: bool = field(True, help="Refuse an unblessed model (override with --force).")
   allow_signature_change: bool = field(
       False, help="Export even if the signatures differ from the model name's previous version.")
+  serving_base_path: Optional[str] = field(
+      None, help="base_dir as TF Serving sees it, for models.config's base_path entries: /models "
+      "for a container started with -v \"$PWD/saved_models:/models\"; null: base_dir's "
+      "absolute path on this machine.")
 
   def validate(self):
     config_lib.check_name(self.model_name, "model_name", config_lib.MODEL_NAME_PATTERN)
     _check_directory(self.base_dir, "base_dir")
+    if self.serving_base_path is not None and not str(self.serving_base_path).startswith("/"):
+      raise ConfigError("serving_base_path: expected an absolute path as the server sees it "
+                        f"(e.g. /models). Received: {config_lib.show(self.serving_base_path)}")
 
 
 @dataclasses.dataclass
@@ -316,12 +326,12 @@ def resolve_config_path(name_or_path):
   path = Path(name_or_path)
   if path.suffix in (".yaml", ".yml") or path.exists():
     return path
-  bundled = CONFIG_DIR / f"{name_or_path}.yaml"
-  if bundled.is_file():
-    return bundled
   names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+  match, suggestion = config_lib.match_name(str(name_or_path), names)
+  if match is not None:
+    return CONFIG_DIR / f"{match}.yaml"
   raise ConfigError(f"Expected a YAML file or a bundled config name {names}. "
-                    f"Received: --config {name_or_path}")
+                    f"Received: --config {name_or_path}.{suggestion}")
 
 
 def load_pipeline_config(path=None, overrides=(), base=None):
@@ -361,7 +371,8 @@ def load_config_parameter(config, overrides=()):
   try:
     data = yaml.safe_load(text) if text else None
   except yaml.YAMLError as e:
-    raise ConfigError(f"The pipeline's config parameter is not valid YAML: {e}") from None
+    raise ConfigError("The pipeline's config parameter is not valid YAML: "
+                      f"{config_lib.yaml_error(e)}") from None
   if not isinstance(data, dict):
     return load_pipeline_config(text or None, list(overrides))
   # Relative data paths of the YAML text resolve as a bundled config's do, against the data

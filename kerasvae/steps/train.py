@@ -78,14 +78,16 @@ def load_model(train_dir):
         "`kerasvae train --force`.") from error
 
 
-def _write_hparams_and_projector(logs_dir, config, examples, model, num_projected):
+def _write_hparams_and_projector(logs_dir, config, examples, model, num_projected,
+                                 label_names=None):
   validation = summaries.log_dirs(logs_dir)[summaries.VALIDATION]
   summaries.write_hparams_session(validation, config, trial_id=Path(logs_dir).parent.parent.name)
   if num_projected <= 0 or len(examples["image"]) == 0:
     return
   images = examples["image"][:num_projected]
   means = model.encode_mean(tf.constant(images)).numpy()  # [N, D]
-  summaries.write_projector(validation, means, labels=examples.get("label"), images=images)
+  summaries.write_projector(validation, means, labels=examples.get("label"), images=images,
+                            label_names=label_names)
 
 
 def traversal_dims(model, images, limit=10):
@@ -370,7 +372,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   artifacts.write_json(train_dir / "history.json", training.history_json(history))
   final = dict(history[-1]) if history else {}
   _write_hparams_and_projector(train_dir / "logs", config, validation, model,
-                               cfg.projector_examples)
+                               cfg.projector_examples, examples_meta.get("label_names"))
   artifacts.write_metadata(train_dir / artifacts.METADATA_FILE, common.step_metadata(
       "train", fingerprint, {"model": config.model, "train": config.train},
       inputs={"examples": examples_dir}, outputs={"model": model_path,

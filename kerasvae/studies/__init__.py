@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from kerasvae import artifacts
+from kerasvae import config as config_lib
 from kerasvae import progress
 from kerasvae.config import ConfigError
 
@@ -214,9 +215,11 @@ def plan_study(name, config=None, overrides=(), quick=False, output=None):
   an invalid config, before anything runs.
   """
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
-  if name not in STUDIES:
-    raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
-  study = STUDIES[name]
+  match, suggestion = config_lib.match_name(name, STUDIES)
+  if match is None:
+    raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. "
+                      f"Received: name={name!r}.{suggestion}")
+  name, study = match, STUDIES[match]
   path = core.resolve_study_config_path(name, config)
   # One folder per study config: `--config disentanglement-full-mlp` never mixes its trials and
   # report with the default config's.
