@@ -186,7 +186,7 @@ def read_study_yaml(path, _seen=()):
   return merged
 
 
-def load_study_config(path, overrides=(), quick=False, output=None):
+def load_study_config(path, overrides=(), quick=False, output=None, settings_class=StudySettings):
   """Reads a study YAML into (title, settings, [(trial name, trial overrides, PipelineConfig)]).
 
   Args:
@@ -194,6 +194,8 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     overrides: `--set key=value` items, applied to `base` (or `study.*`).
     quick: apply the `quick:` block.
     output: the study directory; trials run in `<output>/runs`.
+    settings_class: the dataclass of the `study:` block (a study's own subclass of
+      `StudySettings`).
 
   Returns:
     `(title, description, StudySettings, [Trial])`.
@@ -219,7 +221,7 @@ def load_study_config(path, overrides=(), quick=False, output=None):
                       "(e.g. --set 'study.seeds=[3, 4, 5]'). Received: "
                       + next(o for o in overrides if str(o).startswith("train.seed=")))
   blame = config_lib.ConfigSource(path, overrides)  # names the --set item of a bad value
-  settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=blame,
+  settings = config_lib.from_dict(settings_class, data.pop("study"), where="study", source=blame,
                                   key="study")
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:
