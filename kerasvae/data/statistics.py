@@ -106,10 +106,15 @@ def histogram_quantile(statistics, q):
   return min(index, NUM_BINS - 1) * step
 
 
-def jensen_shannon(p, q):
-  """The Jensen–Shannon divergence (base 2, in [0, 1]) of two histograms (counts)."""
-  p = np.asarray(p, np.float64)
-  q = np.asarray(q, np.float64)
+DRIFT_BINS = 16  # the histograms' bins merged for the drift comparison: few enough that a few
+# thousand pixels give a divergence near 0 for data from the same distribution
+
+
+def jensen_shannon(p, q, bins=DRIFT_BINS):
+  """The Jensen–Shannon divergence (base 2, in [0, 1]) of two histograms (counts), their
+  NUM_BINS bins merged into `bins` equal groups first."""
+  p = np.asarray(p, np.float64).reshape(bins, -1).sum(1)
+  q = np.asarray(q, np.float64).reshape(bins, -1).sum(1)
   p, q = p / p.sum(), q / q.sum()
   m = 0.5 * (p + q)
 

@@ -12,7 +12,7 @@ violated rule:
                    pixel lies outside the training data's [min, max] by more than it
   pixel_mean       |Δ mean pixel| > `pixel_mean` (reader units, [0, 1] for scaled data)
   pixel_std        |Δ pixel standard deviation| > `pixel_std`
-  pixel_histogram  Jensen–Shannon divergence (base 2) of the 256-bin pixel histograms
+  pixel_histogram  Jensen–Shannon divergence (base 2) of the pixel histograms (16 bins)
                    > `pixel_histogram` (TFX's drift comparator for numeric features)
   label_domain     labels the training data never had
   class_balance    L∞ distance of the class frequencies > `class_balance` (TFX's comparator
@@ -139,7 +139,7 @@ def check(ref, new, thresholds):
       a, b = stats_lib.histogram_quantile(r, q), stats_lib.histogram_quantile(n, q)
       if abs(a - b) > tolerance:
         violated("value_range", f"the {q:.0%} pixel percentile within {tolerance} of the training "
-                 f"data's {_fmt(a)}", f"{_fmt(b)}")
+                 f"data's {_fmt(a)}", f"percentile_{round(q * 100)}={_fmt(b)}")
     if n["pixel_min"] < r["pixel_min"] - tolerance or n["pixel_max"] > r["pixel_max"] + tolerance:
       violated("value_range", f"pixels within [{_fmt(r['pixel_min'])}, {_fmt(r['pixel_max'])}] "
                f"(the training data's) ± {tolerance}",

@@ -267,7 +267,7 @@ class DriftThresholds:
       "training data's [min, max].")
   pixel_histogram: float = field(
       0.05, range=(0.0, 1.0),
-      help="Largest Jensen-Shannon divergence (base 2) of the 256-bin pixel histograms.")
+      help="Largest Jensen-Shannon divergence (base 2) of the pixel histograms (16 bins).")
   class_balance: float = field(
       0.1, range=(0.0, 1.0), help="Largest L-infinity distance of the class frequencies.")
 
