@@ -317,8 +317,8 @@ class InferConfig:
       help="The anomaly threshold is this quantile of the validation split's anomaly scores.")
   threshold_examples: int = field(1000, range=(10, None),
                                   help="Validation examples the threshold is fitted on.")
-  validate: bool = field(True, help="Check the data against the training data first "
-                         "(validation.* settings) when it is not the run's own Examples.")
+  check_data: bool = field(True, help="Check the data against the training data first "
+                           "(validation.* settings) when it is not the run's own Examples.")
 
 
 @dataclasses.dataclass

@@ -248,7 +248,7 @@ def run(config, examples_dir, train_dir, infer_root, data=None, model_path=None,
   c = config.infer
   data = data or c.data
   model_path = Path(model_path or c.model or train_dir)
-  if data is not None and c.validate:  # new data: the training data's rules first
+  if data is not None and c.check_data:  # new data: the training data's rules first
     from kerasvae.steps import validate  # pylint: disable=import-outside-toplevel
     validate.run(config, examples_dir, Path(infer_root) / "validate", data)
   scorer = Scorer(model_path, c.num_samples)
