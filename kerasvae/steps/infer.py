@@ -42,6 +42,7 @@ from kerasvae.steps import common
 SHARD_PATTERN = re.compile(r"scores-(\d{5})\.tfrecord\.gz")
 PER_EXAMPLE = ("reconstruction", "kl", "elbo", "log_likelihood", "log_likelihood_standard_error",
                "input_complexity", "anomaly_score")
+FORMAT = "TFRecord (gzip) of tf.train.Example"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -305,7 +306,7 @@ def run(config, examples_dir, train_dir, infer_root, data=None, model_path=None,
   artifacts.write_metadata(infer_dir / artifacts.METADATA_FILE, common.step_metadata(
       "infer", fingerprint, c, inputs={"model": model_path.resolve(), "data": what},
       outputs={"scores": infer_dir, "summary": infer_dir / "summary.json"},
-      started=timer.started, seconds=timer.seconds, format="TFRecord (gzip) of tf.train.Example",
+      started=timer.started, seconds=timer.seconds, format=FORMAT,
       shards=[shard_name(i) for i in finished_shards(infer_dir)], **summary))
   print(f"infer: {summary['num_examples']} examples in {len(finished_shards(infer_dir))} shards; "
         f"anomaly_score median {summary['anomaly_score_quantiles']['0.5']:.1f} nats, "

@@ -231,7 +231,8 @@ def measure_trial(plan, trial, data, force):
   return {"test": {"num_examples": len(own), "scores": {
               score: {"mean": float(v.mean()), "sd": float(v.std())}
               for score, v in in_scores.items()}},
-          "sets": sets, "background": background_info, "score_seconds": time.time() - started,
+          "sets": sets, "set_order": list(sets), "background": background_info,
+          "score_seconds": time.time() - started,
           "iwae_samples": settings.iwae_samples}
 
 
@@ -413,7 +414,7 @@ def report_text(results):
   for setting, group in groups.items():
     label = DATA_NAMES.get(setting, setting)
     blocks.append(f"## Trained on {label}")
-    sets = list(group[0]["ood"]["sets"])
+    sets = group[0]["ood"].get("set_order") or list(group[0]["ood"]["sets"])  # JSON sorts keys
     for metric, metric_label in METRICS.items():
       rows = [[SCORES[s][0]] + [_mean_sd(metric_values(group, o, s, metric)) for o in sets]
               for s in SCORES]
