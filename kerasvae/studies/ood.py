@@ -109,6 +109,7 @@ def run(plan, force=False, report_only=False):
       "figures": [],
   }
   results["figures"] = draw_figures(plan, trials, data)
+  results["cost"] = measure_cost(core.load_trial_model(trials[0]), data[trials[0].setting][:100])
   artifacts.write_json(output / "results.json", results)
   path = output / "report.md"
   artifacts.write_text(path, report_text(results))
@@ -209,6 +210,16 @@ def measure_trial(plan, trial, data, force):
   """A trial's scores of every set and their detection metrics against its own test images."""
   from kerasvae.metrics import anomaly  # pylint: disable=import-outside-toplevel
   settings = plan.settings
+  # A finished trial's measurement is kept: an interrupted study goes on from the next trial.
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  identity = artifacts.fingerprint({"run": str(common.run_directory(trial.config)),
+                                    "settings": dataclasses.asdict(settings)})
+  cache = plan.output / "measured" / f"{core.slug(trial.name)}.json"
+  scores_file = plan.output / "scores" / f"{core.slug(trial.setting)}.npz"
+  if cache.is_file() and not force and (trial.seed != settings.seeds[0] or scores_file.is_file()):
+    kept = artifacts.read_json(cache)
+    if kept.get("identity") == identity:
+      return kept["measured"]
   model = core.load_trial_model(trial)
   background, background_info = _background_model(plan, trial, force)
   own = data[trial.setting]
@@ -224,16 +235,42 @@ def measure_trial(plan, trial, data, force):
                     mean=float(out_scores[score].mean()), sd=float(out_scores[score].std()))
         for score in SCORES}}
   if trial.seed == settings.seeds[0]:  # the figures' scores
-    path = plan.output / "scores" / f"{core.slug(trial.setting)}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with artifacts.atomic_file(path) as f:
+    scores_file.parent.mkdir(parents=True, exist_ok=True)
+    with artifacts.atomic_file(scores_file) as f:
       np.savez(f, **{f"{s}|{score}": v for s, by in arrays.items() for score, v in by.items()})
-  return {"test": {"num_examples": len(own), "scores": {
-              score: {"mean": float(v.mean()), "sd": float(v.std())}
-              for score, v in in_scores.items()}},
-          "sets": sets, "set_order": list(sets), "background": background_info,
-          "score_seconds": time.time() - started,
-          "iwae_samples": settings.iwae_samples}
+  measured = {"test": {"num_examples": len(own), "scores": {
+                  score: {"mean": float(v.mean()), "sd": float(v.std())}
+                  for score, v in in_scores.items()}},
+              "sets": sets, "set_order": list(sets), "background": background_info,
+              "score_seconds": time.time() - started, "iwae_samples": settings.iwae_samples}
+  artifacts.write_json(cache, {"identity": identity, "measured": measured})
+  return measured
+
+
+def measure_cost(model, images, num_samples=(100, 1000), repeats=3):
+  """Seconds per image of the export's `log_likelihood` and `anomaly_score` functions (traced
+  as `kerasvae export` traces them) at each K, and of the PNG code length alone, on `images`
+  in one batch, on this machine. Returns a dict for results.json."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from kerasvae import serving  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import anomaly  # pylint: disable=import-outside-toplevel
+  _, functions = serving.serving_signatures(model)
+  x = tf.constant(np.asarray(images, np.float32))
+
+  def per_image(fn):
+    fn()  # traced and warmed up first
+    started = time.perf_counter()
+    for _ in range(repeats):
+      fn()
+    return (time.perf_counter() - started) / repeats / len(images)
+
+  out = {"batch": len(images), "repeats": repeats, "machine": artifacts.machine()}
+  for k in num_samples:
+    for name in ("log_likelihood", "anomaly_score"):
+      out[f"{name}_k{k}"] = per_image(lambda n=name, k=k: functions[n](x, tf.constant(k)))
+  png = tf.function(anomaly.png_code_length)
+  out["png"] = per_image(lambda: png(x))
+  return out
 
 
 def holm(p_values):
@@ -494,3 +531,55 @@ def _published_section(results):
     text += (f"\n\nThis study, MLP VAE: raw log p(x) {_mean_sd(ours[RAW])}, input complexity "
              f"{_mean_sd(ours[EXPORTED])} (mean ± sd over seeds).")
   return text
+
+
+# ------------------------------------------------------------------ what other pages quote
+
+
+def _direction(setting):
+  other = next(DATA_NAMES[s] for s in DATA_NAMES if s != setting)
+  return f"{DATA_NAMES[setting]} → {other}", other
+
+
+def serving_block(results):
+  """The paragraphs docs/serving.md quotes (between its `ood-study` markers), from results.json."""
+  groups = _by_setting(results)
+  seeds = sorted({t["seed"] for t in results["trials"]})
+  lines = []
+  for setting, group in groups.items():
+    _, other = _direction(setting)
+    if other not in group[0]["ood"]["sets"]:
+      continue
+    cells = {name: (_mean_sd(metric_values(group, name, RAW)),
+                    _mean_sd(metric_values(group, name, EXPORTED)))
+             for name in (other, "constant", "uniform noise")}
+    lines.append(f"- trained on {DATA_NAMES[setting]}: "
+                 + "; ".join(f"against {name} {raw} with raw log p(x), {fixed} with "
+                             "`anomaly_score`" for name, (raw, fixed) in cells.items()))
+  text = ("AUROC measured by `kerasvae study ood` ([report](studies/ood/report.md): an MLP VAE "
+          "with a continuous Bernoulli decoder, mean ± sd over training "
+          f"{report.seed_phrase(seeds)}; 0.5 is chance, and below 0.5 a score ranks the "
+          "out-of-distribution images as *more* normal than the model's own test images):\n\n"
+          + "\n".join(lines))
+  cost = results.get("cost")
+  if cost:
+    ms = {k: 1000 * v for k, v in cost.items() if isinstance(v, float)}
+    text += ("\n\nCost per image on the study's machine "
+             f"({(cost.get('machine') or {}).get('cpu', 'CPU')}, batches of {cost['batch']}, "
+             f"the Fashion-MNIST model): `log_likelihood` {ms['log_likelihood_k100']:.2f} ms at "
+             f"K = 100 and {ms['log_likelihood_k1000']:.2f} ms at K = 1000; `anomaly_score` "
+             f"{ms['anomaly_score_k100']:.2f} and {ms['anomaly_score_k1000']:.2f} ms; the PNG "
+             f"code length alone {ms['png']:.3f} ms.")
+  return text
+
+
+def readme_row(results):
+  """The README studies-table row, from results.json."""
+  parts = []
+  for (setting, ood_name), values in headline(results).items():
+    parts.append(f"{DATA_NAMES[setting]} → {ood_name}: raw log p(x) {_mean_sd(values[RAW])}, "
+                 f"`anomaly_score` (−log p(x) − L_PNG(x)) {_mean_sd(values[EXPORTED])}")
+  return ("| Does a VAE's log p(x) flag another data set, noise, constant, flipped or inverted "
+          "images, and do the literature's corrections? (Fashion-MNIST and MNIST, 3 seeds) | "
+          "`kerasvae study ood` | AUROC " + "; ".join(parts)
+          + " | [report](docs/studies/ood/report.md) |")
