@@ -62,6 +62,7 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
     else:
       out["examples"] = ingest.examples_of(config, dirs["ingest"])
     if "train" in steps:
+      validate.check_training_data(config, out["examples"])  # new data vs earlier data
       with artifacts.disk_full_named(dirs["train"], runs):
         out["train"] = train.run(config, out["examples"], dirs["train"], force=force)
     if "evaluate" in steps:

@@ -284,6 +284,10 @@ class ValidateConfig:
       help="The new data (any ingest source); null: give it with --images FOLDER.")
   max_examples: Optional[int] = field(None, range=(1, None),
                                       help="Validate the first this many examples; null: all.")
+  training_reference: Optional[str] = field(
+      None, help="An Examples artifact (runs/examples/<hash>) of earlier training data: `train` "
+      "then checks its own training split against it with the same rules before training "
+      "on new data; null: no check.")
   on_anomaly: str = field("fail", choices=("fail", "warn"),
                           help="fail: a violated rule stops the step; warn: it is recorded.")
   warn_rules: list[str] = field(default_factory=list,

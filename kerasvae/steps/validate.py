@@ -68,3 +68,21 @@ def run(config, examples_dir, validate_dir, data=None):
         + (f" (warnings: {', '.join(a.rule for a in anomalies)})" if anomalies else "")
         + f"; {validate_dir / 'anomalies.json'}")
   return validate_dir
+
+
+def check_training_data(config, examples_dir):
+  """`train` on new data: the new Examples' training split against the training split of
+  `validation.training_reference` (earlier data), by the same rules; raises or warns as
+  `validation.on_anomaly` and `warn_rules` say. Does nothing without a reference."""
+  reference_dir = config.validation.training_reference
+  if not reference_dir:
+    return []
+  if not (Path(reference_dir) / artifacts.METADATA_FILE).is_file():
+    raise common.StepError(f"validation.training_reference: expected an Examples artifact (a "
+                           f"folder with metadata.json). Received: {reference_dir}")
+  ref = validation.reference(reader.read_metadata(reference_dir))
+  new = validation.reference(reader.read_metadata(examples_dir))
+  anomalies, _ = validation.check(ref, new, config.validation.thresholds)
+  v = config.validation
+  return validation.enforce(anomalies, v.on_anomaly, v.warn_rules,
+                            f"{examples_dir} (training data, against {reference_dir})")

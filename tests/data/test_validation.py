@@ -135,3 +135,23 @@ def test_class_balance_and_label_domain():
   assert [a.rule for a in anomalies] == ["label_domain", "class_balance"]
   assert "distance=0.4 (class 1: 0.100, training 0.500)" in anomalies[1].message
   assert set(skipped) == {"value_range", "pixel_mean", "pixel_std", "pixel_histogram"}
+
+
+def test_train_on_new_data_checks_it_against_the_earlier_training_data(ingested, tmp_path,
+                                                                       capsys):
+  _, config, paths = ingested
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  earlier = common.examples_directory(configs.load_pipeline_config(config))
+  shifted = configs.load_pipeline_config(config, [f"ingest.data.image_folder.root={paths['shifted']}",
+                                                  f"run.runs_dir={tmp_path / 'runs'}"])
+  path = tmp_path / "new.yaml"
+  import yaml  # pylint: disable=import-outside-toplevel
+  from kerasvae.config import to_dict  # pylint: disable=import-outside-toplevel
+  data = to_dict(shifted)
+  data["validation"]["training_reference"] = str(earlier)
+  path.write_text(yaml.safe_dump(data))
+  status = cli.main(["run", "--config", str(path)])  # ingest the new data, then train
+  err = capsys.readouterr().err
+  assert status == 2
+  assert "(training data, against" in err and "value_range" in err
+  assert not list((tmp_path / "runs").glob("*/train/model"))  # nothing trained
