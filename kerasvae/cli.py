@@ -51,7 +51,8 @@ def _parser():
                      help="a SavedModel version, e.g. saved_models/vae/1 (default: infer.model, "
                      "else the run's trained model)")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
-  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or methods")
+  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement, "
+                     "methods, precision or ood")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
