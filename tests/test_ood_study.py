@@ -112,3 +112,22 @@ def test_quick_study_metrics_recompute_from_the_saved_scores(quick_study):
   assert np.all(np.isfinite(log_px))
   complexity = -log_px - stored["test|complexity"]
   assert np.all((complexity > 0) & (complexity < 28 * 28 * 8 * np.log(2) * 1.2))
+
+
+def test_the_committed_report_and_the_docs_are_rendered_from_results_json(tmp_path):
+  """docs/studies/ood/report.md, docs/serving.md's quoted numbers and the README row are what
+  the study's functions make of the committed results.json: no number is typed."""
+  from tests.markdown import README  # pylint: disable=import-outside-toplevel
+  study = README.parent / "docs" / "studies" / "ood"
+  results = json.loads((study / "results.json").read_text())
+  assert (study / "report.md").read_text() == ood.report_text(results)
+  for figure in results["figures"]:
+    assert (study / figure["path"]).is_file()
+  serving_md = tmp_path / "serving.md"
+  readme = tmp_path / "README.md"
+  serving_md.write_text((README.parent / "docs" / "serving.md").read_text())
+  readme.write_text(README.read_text())
+  ood.render_docs(results, serving_md, readme)
+  assert serving_md.read_text() == (README.parent / "docs" / "serving.md").read_text()
+  assert readme.read_text() == README.read_text()
+  assert not results["quick"] and len({t["seed"] for t in results["trials"]}) == 3

@@ -44,7 +44,7 @@ PUBLISHED = [
     {"source": "Ren et al. 2019 (NeurIPS), Table 1", "model": "PixelCNN++",
      "budget": "not restated here (see the paper)", "score": "log p(x)", "auroc": 0.089},
     {"source": "Ren et al. 2019 (NeurIPS), Table 1", "model": "PixelCNN++ and a background "
-     "PixelCNN++ on mutated inputs (μ and L2 weight tuned)", "budget": "not restated here",
+     "PixelCNN++ on mutated inputs (μ and an L2 weight tuned)", "budget": "not restated here",
      "score": "likelihood ratio", "auroc": 0.994},
     {"source": "Serrà et al. 2020 (ICLR)", "model": "Glow, PixelCNN++",
      "budget": "not restated here", "score": "input complexity S (PNG, JPEG2000, FLIF)",
@@ -440,8 +440,8 @@ def report_text(results):
       + f". The background model p₀ has the same architecture, trained for as many epochs as "
       f"its trial's model ran on the training images with μ = "
       f"{settings['background_mutation_rate']} of their pixels replaced by uniform grey levels "
-      "(Ren et al. also add an L2 penalty and tune μ and it on held-out OOD data; we do "
-      "neither). L(x) is the PNG size (zlib level 9) of the image quantised to 8 bits, in "
+      "(Ren et al. also add an L2 penalty to the background model and tune both "
+      "hyperparameters; we do neither). L(x) is the PNG size (zlib level 9) of the image quantised to 8 bits, in "
       "nats. The detection metrics take the out-of-distribution images as positives; FPR at "
       "95 % TPR is the share of in-distribution test images flagged by the threshold that "
       "flags 95 % of the out-of-distribution ones.")
@@ -550,9 +550,10 @@ def serving_block(results):
     _, other = _direction(setting)
     if other not in group[0]["ood"]["sets"]:
       continue
-    cells = {name: (_mean_sd(metric_values(group, name, RAW)),
-                    _mean_sd(metric_values(group, name, EXPORTED)))
-             for name in (other, "constant", "uniform noise")}
+    cells = {label: (_mean_sd(metric_values(group, name, RAW)),
+                     _mean_sd(metric_values(group, name, EXPORTED)))
+             for name, label in ((other, other), ("constant", "constant images"),
+                                 ("uniform noise", "uniform noise"))}
     lines.append(f"- trained on {DATA_NAMES[setting]}: "
                  + "; ".join(f"against {name} {raw} with raw log p(x), {fixed} with "
                              "`anomaly_score`" for name, (raw, fixed) in cells.items()))
@@ -583,3 +584,28 @@ def readme_row(results):
           "images, and do the literature's corrections? (Fashion-MNIST and MNIST, 3 seeds) | "
           "`kerasvae study ood` | AUROC " + "; ".join(parts)
           + " | [report](docs/studies/ood/report.md) |")
+
+
+SERVING_BEGIN = "<!-- ood-study:begin (rendered from docs/studies/ood/results.json by " \
+    "kerasvae.studies.ood.serving_block) -->"
+SERVING_END = "<!-- ood-study:end -->"
+
+
+def render_docs(results, serving_md, readme):
+  """Writes `serving_block` between docs/serving.md's markers and `readme_row` over the README
+  row of this study (the row naming `kerasvae study ood`, or before the table's end)."""
+  from pathlib import Path as _Path  # pylint: disable=import-outside-toplevel
+  text = _Path(serving_md).read_text()
+  start = text.index(SERVING_BEGIN) + len(SERVING_BEGIN)
+  end = text.index(SERVING_END)
+  artifacts.write_text(serving_md, text[:start] + "\n" + serving_block(results) + "\n"
+                       + text[end:])
+  lines = _Path(readme).read_text().splitlines()
+  row = readme_row(results)
+  mine = [i for i, line in enumerate(lines) if "| `kerasvae study ood` |" in line]
+  if mine:
+    lines[mine[0]] = row
+  else:
+    last = max(i for i, line in enumerate(lines) if line.startswith("| ") and "kerasvae study" in line)
+    lines.insert(last + 1, row)
+  artifacts.write_text(readme, "\n".join(lines) + "\n")
