@@ -219,7 +219,7 @@ def plan_study(name, config=None, overrides=(), quick=False, output=None):
   output = Path(output) if output else Path("studies") / (f"{stem}-quick" if quick else stem)
   title, description, settings, trials = core.load_study_config(
       path, overrides=overrides, quick=quick, output=output,
-      settings_class=study.settings_class() if study.settings_class else core.StudySettings)
+      settings_class=study.settings_class() if study.settings_class else None)
   study.check(trials)
   return StudyPlan(study, name, Path(path), output, title, description, settings, trials,
                    tuple(overrides), quick)
