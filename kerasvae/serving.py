@@ -36,6 +36,11 @@ Signatures (H, W, C = the image shape, D = latent_dim, B = batch):
                    DEFAULT_NUM_SAMPLES) → log_likelihood [B] (the IWAE bound),
                    standard_error [B], elbo [B], reconstruction [B], kl [B]
                    (VAE only; nats)
+  anomaly_score    images [B, H, W, C], num_samples [] int32 (K, as for
+                   log_likelihood) → anomaly_score [B] (−log p(x) − L_PNG(x), the
+                   input-complexity corrected score: higher is more anomalous),
+                   input_complexity [B] (L_PNG(x)) and log_likelihood's outputs
+                   (VAE only; nats; `anomaly_score_signature`)
 
 Every version also holds `assets.extra/tf_serving_warmup_requests`: one
 `PredictionLog` per signature, which TF Serving replays when it loads the
@@ -60,6 +65,7 @@ import tensorflow as tf
 
 from kerasvae import artifacts
 from kerasvae import config as config_lib
+from kerasvae.metrics import anomaly
 from kerasvae.metrics import iwae
 
 MODELS_CONFIG_FILE = "models.config"
@@ -85,6 +91,8 @@ MAX_REQUEST_PIXELS = 1 << 26
 # log_likelihood decodes B * K samples: at most this many per request (about 26 s on the MNIST
 # VAE whose K = 100,000 took 2.5 s per image; with the default K = 1000, 1,048 images).
 MAX_LOG_LIKELIHOOD_SAMPLES = 1 << 20
+
+ANOMALY_SCORE_OUTPUTS = ("anomaly_score", "input_complexity") + iwae.OUTPUTS
 
 _VERSION = re.compile(r"[0-9]+")
 _MODEL_NAME = config_lib.MODEL_NAME_PATTERN  # the rule the export config checks at load
@@ -125,6 +133,10 @@ def signature_contract(model):
     contract["log_likelihood"] = {
         "inputs": {"images": images, "num_samples": spec([], "int32")},
         "outputs": {name: per_example for name in LOG_LIKELIHOOD_OUTPUTS}}
+  if posterior and c in anomaly.PNG_CHANNELS:  # the complexity term is a PNG's length
+    contract["anomaly_score"] = {
+        "inputs": {"images": images, "num_samples": spec([], "int32")},
+        "outputs": {name: per_example for name in ANOMALY_SCORE_OUTPUTS}}
   return contract
 
 
@@ -253,18 +265,23 @@ def serving_signatures(model):
   if posterior:
     # The tensor default is written to the SignatureDef's `defaults`: TF Serving's Predict
     # (gRPC) fills a missing `num_samples` from it.
-    @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
-                 autograph=False)
-    def log_likelihood(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
+    def checked(images, num_samples):
       num_samples = check_count(num_samples, "num_samples", 1, MAX_NUM_SAMPLES)
       # B * K decoded samples at most: the batch a request may send shrinks as K grows.
       limit = tf.minimum(max_batch((h, w, c)), MAX_LOG_LIKELIHOOD_SAMPLES // num_samples)
       images = check_inputs(images, "images", (h, w, c), limit, unit_range=True,
                             limit_note=f" with this num_samples (batch x num_samples <= "
                             f"{MAX_LOG_LIKELIHOOD_SAMPLES})")
-      return iwae.estimate(model, images, num_samples)  # [B] each
+      return images, num_samples
+
+    @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
+                 autograph=False)
+    def log_likelihood(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
+      return iwae.estimate(model, *checked(images, num_samples))  # [B] each
 
     functions["log_likelihood"] = log_likelihood
+    if c in anomaly.PNG_CHANNELS:
+      functions["anomaly_score"] = anomaly_score_signature(model, image_spec, checked)
 
   # Only the variables are tracked, never the Keras model: the loaded object is then a plain
   # trackable with variables and functions, whatever the Python classes were. They are the
@@ -283,11 +300,31 @@ def serving_signatures(model):
   return module, functions
 
 
+def anomaly_score_signature(model, image_spec, check):
+  """The `anomaly_score` signature: the input-complexity corrected score of Serrà et al.
+
+  anomaly_score = −log p̂(x) − L(x), log p̂(x) the IWAE bound of `log_likelihood` (same K,
+  same seed, so the same number) and L(x) the image's PNG code length at 8 bits
+  (`kerasvae.metrics.anomaly.png_code_length`), both in nats; higher is more anomalous.
+  `kerasvae study ood` is why this score and not raw log p(x) (docs/serving.md). `check`:
+  `(images, num_samples) -> the same, checked` (log_likelihood's input checks and limits).
+  """
+
+  @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
+               autograph=False)
+  def anomaly_score(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
+    images, num_samples = check(images, num_samples)
+    return anomaly.with_complexity(iwae.estimate(model, images, num_samples), images)  # [B] each
+
+  return anomaly_score
+
+
 def warmup_inputs(model):
   """One small request per signature: `{signature: {input: array}}` (batches of one image)."""
   contract = signature_contract(model)
   scalars = {("sample", "num_samples"): 1, ("sample", "seed"): 0,
-             ("log_likelihood", "num_samples"): DEFAULT_NUM_SAMPLES}
+             ("log_likelihood", "num_samples"): DEFAULT_NUM_SAMPLES,
+             ("anomaly_score", "num_samples"): DEFAULT_NUM_SAMPLES}
   requests = {}
   for signature, spec in contract.items():
     requests[signature] = {}
@@ -758,5 +795,5 @@ __all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_
            "read_models_config", "merge_model_entry", "ModelsConfigError", "check_inputs",
            "version_blockers",
            "list_versions", "model_folders", "signature_contract", "serving_signatures",
-           "read_export_metadata", "version_damage", "remove_version",
+           "read_export_metadata", "version_damage", "remove_version", "anomaly_score_signature",
            "write_warmup_requests", "prediction_log", "warmup_inputs"]
