@@ -47,6 +47,10 @@ def sweep_spec(plan):
     raise ConfigError(f"Expected a study whose trials share one ingest to compile as a sweep. "
                       f"Received: --study {plan.name}, which runs its own trials and analysis "
                       f"(run it with `kerasvae study {plan.name}`)")
+  if plan.study.continues:  # each trial starts from the previous one's checkpoint: a chain
+    raise ConfigError(f"Expected a study whose trials train independently to compile as a "
+                      f"sweep. Received: --study {plan.name}, whose longer budgets continue the "
+                      f"shorter ones' trainings (run it with `kerasvae study {plan.name}`)")
   bundled = plan.path.resolve().parent == core.STUDY_CONFIG_DIR.resolve()
   return {
       "study": plan.name, "config": plan.path.name if bundled else str(plan.path),
