@@ -430,7 +430,7 @@ def load_yaml(path):
   except (ConfigTooLarge, DuplicateKeyError) as e:
     raise ConfigError(f"{path}: {e}") from None
   except yaml.YAMLError as e:
-    raise ConfigError(f"{path}: expected valid YAML. Received: {e}") from None
+    raise ConfigError(f"{path}: expected valid YAML. Received: {yaml_error(e)}") from None
   except (OSError, UnicodeDecodeError) as e:
     raise ConfigError(f"Expected a readable UTF-8 YAML config file at {path}. "
                       f"Received: {e}") from None
@@ -439,6 +439,38 @@ def load_yaml(path):
   if not isinstance(data, dict):
     raise ConfigError(f"{path}: expected a mapping at the top level. Received: {type(data).__name__}")
   return data
+
+
+def match_name(name, names):
+  """`name` among `names`, with dashes and underscores taken as the same character.
+
+  Bundled configs are named with underscores (`mnist_vae`) and study configs with dashes
+  (`fashion-mnist-beta`); either spelling finds either.
+
+  Returns:
+    `(match, suggestion)`: the matching name, else None and a "did you mean" text ("" when no
+    name is close).
+  """
+  import difflib  # pylint: disable=import-outside-toplevel
+  names = list(names)
+  if name in names:
+    return name, ""
+  key = lambda n: n.replace("-", "_").lower()  # noqa: E731
+  by_key = {key(n): n for n in names}
+  if key(name) in by_key:
+    return by_key[key(name)], ""
+  close = difflib.get_close_matches(key(name), list(by_key), n=1, cutoff=0.6)
+  return None, f" Did you mean {by_key[close[0]]}?" if close else ""
+
+
+def yaml_error(e):
+  """A YAML parse error in one line: where (line and column, from 1) and the parser's problem,
+  instead of PyYAML's several lines that quote the text with a caret under it."""
+  mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+  problem = " ".join(str(getattr(e, "problem", None) or e).split())
+  context = " ".join(str(getattr(e, "context", None) or "").split())
+  where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+  return where + problem + (f" ({context})" if context and context != problem else "")
 
 
 def apply_overrides(data, overrides):

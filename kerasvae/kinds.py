@@ -222,11 +222,15 @@ class Kind:
     settings: the dataclass of that block.
     model: "module:Class" of the model class (a `LatentVariableModel`).
     summary: one line for `kerasvae config --help`-style listings and docs.
+    selection: what early stopping and the kept checkpoint maximise on the validation split,
+      in words for the reports: the kind's own training objective
+      (`LatentVariableModel.validation_objective`).
   """
   name: str
   settings: type
   model: str
   summary: str
+  selection: str = "minus its training loss"
 
   def model_class(self):
     """The model class (imports TensorFlow)."""
@@ -236,27 +240,33 @@ class Kind:
 
 KINDS = {kind.name: kind for kind in (
     Kind("vae", VAESettings, "kerasvae.models.autoencoders:VAE",
-         "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior"),
+         "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior",
+         "−(reconstruction + β·KL), the β-weighted bound it trains (the ELBO at β = 1)"),
     Kind("beta_tcvae", BetaTCVAESettings, "kerasvae.models.beta_tcvae:BetaTCVAE",
          "β-TCVAE: the VAE loss plus (tc_weight − 1) times the total correlation of q(z), "
-         "estimated on the minibatch"),
+         "estimated on the minibatch", "minus its training loss, the β-TCVAE objective"),
     Kind("factor_vae", FactorVAESettings, "kerasvae.models.factor_vae:FactorVAE",
-         "VAE plus γ·total correlation, estimated by a discriminator of permuted codes"),
+         "VAE plus γ·total correlation, estimated by a discriminator of permuted codes",
+         "−(reconstruction + β·KL + γ·TC), its training loss"),
     Kind("dip_vae_i", DIPVAEISettings, "kerasvae.models.dip_vae:DIPVAEI",
          "DIP-VAE-I: the VAE loss plus a penalty on the distance of the posterior means' "
-         "covariance from I"),
+         "covariance from I", "minus its training loss (the VAE loss plus the DIP penalty)"),
     Kind("dip_vae_ii", DIPVAEIISettings, "kerasvae.models.dip_vae:DIPVAEII",
          "DIP-VAE-II: the VAE loss plus a penalty on the distance of the covariance of z under "
-         "q(z) from I"),
+         "q(z) from I", "minus its training loss (the VAE loss plus the DIP penalty)"),
     Kind("annealed_vae", AnnealedVAESettings, "kerasvae.models.annealed_vae:AnnealedVAE",
-         "reconstruction plus γ·|KL − C|, the capacity C rising linearly to max_capacity"),
+         "reconstruction plus γ·|KL − C|, the capacity C rising linearly to max_capacity",
+         "−(reconstruction + γ·|KL − max_capacity|), its training loss at the full capacity"),
     Kind("iwae", IWAESettings, "kerasvae.models.iwae:IWAE",
-         "VAE trained on the k-sample importance-weighted bound instead of the ELBO"),
+         "VAE trained on the k-sample importance-weighted bound instead of the ELBO",
+         "the k-sample importance-weighted bound it trains"),
     Kind("autoencoder", AutoencoderSettings, "kerasvae.models.autoencoders:Autoencoder",
-         "deterministic autoencoder; generates from a Gaussian fitted to its training codes"),
+         "deterministic autoencoder; generates from a Gaussian fitted to its training codes",
+         "−reconstruction, its training loss"),
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,
          "kerasvae.models.autoencoders:NoisyAutoencoder",
-         "autoencoder whose decoder sees the code plus Gaussian noise while training"),
+         "autoencoder whose decoder sees the code plus Gaussian noise while training",
+         "−reconstruction of the noisy code, its training loss (the noise from a fixed seed)"),
 )}
 
 # Keys of the flat model block before the kinds had blocks, and where each lives now.

@@ -446,7 +446,7 @@ def _directory_lock(directory):
 
 
 def export_model(model, base_dir="saved_models", model_name="vae", version=None, metadata=None,
-                 allow_signature_change=False):
+                 allow_signature_change=False, serving_base_path=None):
   """Exports a model as `<base_dir>/<model_name>/<version>/` for TF Serving.
 
   The SavedModel has the signatures of `signature_contract(model)`, and
@@ -473,6 +473,8 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       training run and its metrics).
     allow_signature_change: export even if the signatures differ from those of
       the model name's newest version (see `check_signatures`).
+    serving_base_path: `base_dir` as the server sees it, for `models.config` (see
+      `write_models_config`); None: `base_dir`'s absolute path.
 
   Returns:
     The `Path` of the new version directory.
@@ -535,14 +537,14 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       info["version"] = number
       artifacts.write_metadata(tmp / METADATA_DIR / METADATA_FILE, info)
       version_dir = model_dir / str(number)
-      _publish(tmp, version_dir, base_dir, model_name)
+      _publish(tmp, version_dir, base_dir, model_name, serving_base_path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return version_dir
 
 
-def _publish(tmp, version_dir, base_dir, model_name):
+def _publish(tmp, version_dir, base_dir, model_name, serving_base_path=None):
   """Renames the finished version `tmp` to `version_dir` and merges its model's entry into
   `models.config`: both or neither.
 
@@ -556,7 +558,7 @@ def _publish(tmp, version_dir, base_dir, model_name):
     path = base_dir / MODELS_CONFIG_FILE
     config = read_models_config(base_dir)
     merged = merge_model_entry(config, model_name, version_dir.parent.resolve(),
-                               fresh=not path.exists())
+                               fresh=not path.exists(), serving_base_path=serving_base_path)
     text = None if merged == config and path.exists() else _config_text(merged)
     config_tmp = base_dir / artifacts.temporary_name(MODELS_CONFIG_FILE)
     try:
@@ -630,14 +632,19 @@ def read_models_config(base_dir="saved_models"):
   return config
 
 
-def merge_model_entry(config, model_name, model_dir, fresh=False):
+def merge_model_entry(config, model_name, model_dir, fresh=False, serving_base_path=None):
   """A copy of `config` whose entry for `model_name` serves `model_dir`.
 
-  Export owns three fields of its model's entry: `name`, `base_path` (the absolute model
-  folder) and `model_platform` ("tensorflow"). Every other entry, and every other field of its
-  own (`model_version_policy`, `version_labels`, `logging_config`), is kept as it is; a missing
-  entry is appended. A `fresh` config (no file yet) also lists every other model folder beside
-  `model_dir`, as a new file always did.
+  Export owns three fields of its model's entry: `name`, `base_path` (the model folder as the
+  server sees it) and `model_platform` ("tensorflow"). Every other entry, and every other field
+  of its own (`model_version_policy`, `version_labels`, `logging_config`), is kept as it is; a
+  missing entry is appended. A `fresh` config (no file yet) also lists every other model folder
+  beside `model_dir`, as a new file always did.
+
+  Args:
+    serving_base_path: the base directory as the server sees it: `/models` for a container
+      started with `-v "$PWD/saved_models:/models"`, so that `base_path` is `/models/<name>`.
+      None: the absolute path of `model_dir`'s parent here (a server on this machine).
   """
   merged = type(config)()
   merged.CopyFrom(config)
@@ -650,7 +657,9 @@ def merge_model_entry(config, model_name, model_dir, fresh=False):
     if entry is None:
       entry = entries.add()
       entry.name = name
-    entry.base_path = str(Path(model_dir).parent.resolve() / name)
+    entry.base_path = (str(Path(model_dir).parent.resolve() / name)
+                       if serving_base_path is None
+                       else f"{str(serving_base_path).rstrip('/')}/{name}")
     entry.model_platform = "tensorflow"
   return merged
 
@@ -667,7 +676,7 @@ def _write_synced(path, text):
     os.fsync(f.fileno())
 
 
-def write_models_config(base_dir="saved_models", model_name=None):
+def write_models_config(base_dir="saved_models", model_name=None, serving_base_path=None):
   """Writes `<base_dir>/models.config` for `tensorflow_model_server --model_config_file`.
 
   A text-format `ModelServerConfig`. An existing file is merged, not replaced
@@ -675,6 +684,12 @@ def write_models_config(base_dir="saved_models", model_name=None):
   under `base_dir`) is added or updated and everything else is kept; a file that cannot be
   parsed is refused (`ModelsConfigError`) and left as it is. Written through a temporary
   file and a rename, so the server never reads half a file; not written when nothing changes.
+
+  Args:
+    base_dir: the model base directory.
+    serving_base_path: the same directory as the server sees it: `/models` for a container
+      started with `-v "$PWD/saved_models:/models"`, so each `base_path` is `/models/<name>`.
+      None: the absolute path of `base_dir` here (a server on this machine).
 
   Returns:
     The `Path` of the file.
@@ -688,7 +703,8 @@ def write_models_config(base_dir="saved_models", model_name=None):
     names = [model_name] if model_name else [p.name for p in model_folders(base_dir)]
     merged = config
     for name in names:
-      merged = merge_model_entry(merged, name, base_dir / name, fresh=not path.exists())
+      merged = merge_model_entry(merged, name, base_dir / name, fresh=not path.exists(),
+                                 serving_base_path=serving_base_path)
     if merged == config and path.exists():
       return path
     tmp = base_dir / artifacts.temporary_name(MODELS_CONFIG_FILE)

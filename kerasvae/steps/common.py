@@ -32,7 +32,7 @@ def run_directory(config):
 
 # Train settings that do not change the trained model (display, disk use): left out of the
 # fingerprints, so that changing one finds the same run and reuses its model.
-UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints")
+UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints", "keep_final_checkpoint")
 # Train settings added after runs were fingerprinted: left out while at these defaults, so that
 # a config that does not set one keeps its run (and its reused model) as before.
 FINGERPRINTED_UNLESS_DEFAULT = {"precision": "float32"}
@@ -143,6 +143,34 @@ def require_step(step_dir, step, command_hint):
     raise StepError(f"Expected a finished {step} step in {step_dir}, but it has no "
                     f"{artifacts.METADATA_FILE}. Run `{command_hint}` first.")
   return artifacts.read_json(Path(step_dir) / artifacts.METADATA_FILE, redo=redo_command(step_dir))
+
+
+# What each step reads from the steps before it (`kerasvae.pipeline` wires the same).
+UPSTREAM_STEPS = {"train": ("ingest",), "evaluate": ("ingest", "train"),
+                  "export": ("train", "evaluate")}
+
+
+def check_upstream(config, steps, run_dir):
+  """Refuses, before TensorFlow is imported, a command whose first step needs a step that has
+  not run: `kerasvae evaluate` on a run without a finished train step fails in a second.
+
+  Args:
+    config: the `PipelineConfig`.
+    steps: the steps the command runs, in pipeline order.
+    run_dir: the run directory.
+  """
+  run_dir = Path(run_dir)
+  for step in UPSTREAM_STEPS.get(steps[0], ()):
+    if step in steps:
+      continue
+    if step == "ingest":  # the run's own ingest or the Examples shared by the same ingest config
+      if not (artifacts.is_complete(run_dir / "ingest")
+              or artifacts.is_complete(examples_directory(config))):
+        raise StepError(f"No Examples artifact for this ingest config: neither "
+                        f"{run_dir / 'ingest'} nor {examples_directory(config)} is complete. "
+                        "Run `kerasvae ingest` with the same config first.")
+    else:
+      require_step(run_dir / step, step, f"kerasvae {step}")
 
 
 def is_secondary_worker():

@@ -138,6 +138,11 @@ class TrainConfig:
       help="Checkpoints kept while training (each holds the weights and Adam's two moments: "
            "24 MB for the quickstart's MLP). More let a resume fall back past a damaged one. "
            "A finished training keeps none: its model is saved.")
+  keep_final_checkpoint: bool = field(
+      False, help="Keep the last resumption checkpoint (weights, Adam's moments, history) of a "
+      "finished training, so that a longer training of the same model can continue from it "
+      "(`kerasvae study budget` chains its budgets this way). Off: a finished training keeps "
+      "only its saved model.")
   eval_every_epochs: int = field(1, range=(1, None), help="Eval ELBO interval (early stopping).")
   early_stopping_patience: int = field(0, range=(0, None),
                                        help="Stop after this many evals without a better eval "
@@ -170,13 +175,20 @@ THRESHOLD_METRICS = (
     "dci_informativeness_train", "sap")
 # Disentanglement scores also written per factor, as `<metric>/<factor name>` (`mig/shape`).
 PER_FACTOR_METRICS = ("mig", "dci_completeness", "dci_informativeness", "sap")
+# Each disentanglement score is also computed on the active latents alone, named with this
+# suffix (`mig_active`, `mig_active_per_factor`, `mig_active/shape`).
+ACTIVE_SUFFIX = "_active"
+ACTIVE_SCORES = ("beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement",
+                 "dci_completeness", "dci_informativeness", "sap")
 
 
 def is_threshold_metric(name):
   """Whether thresholds may name `name`: in `THRESHOLD_METRICS`, or `<metric>/<factor name>`
   for a metric of `PER_FACTOR_METRICS`."""
   metric, _, factor = name.partition("/")
-  return name in THRESHOLD_METRICS or (metric in PER_FACTOR_METRICS and bool(factor))
+  metric = metric.removesuffix(ACTIVE_SUFFIX)
+  return (name.removesuffix(ACTIVE_SUFFIX) in THRESHOLD_METRICS
+          or (metric in PER_FACTOR_METRICS and bool(factor)))
 
 
 # kerasvae.metrics.iwae.MAX_NUM_SAMPLES (that module imports TensorFlow; a config loads without).
@@ -198,12 +210,20 @@ class EvaluateConfig:
   active_unit_threshold: float = field(0.01, range=(0.0, None),
                                        help="A unit is active if Cov_x(E_q[z_u]) exceeds this.")
   disentanglement: bool = field(True, help="Score disentanglement when the data has factors.")
+  active_latent_kl: float = field(
+      0.1, range=(0.0, None),
+      help="A latent is active when its mean KL to the prior on the test split exceeds this "
+      "(nats); every disentanglement score is also computed on the active latents alone "
+      "(`mig_active`, ...), since the scores read posterior means whatever their KL.")
   disentanglement_train_points: int = field(10000, range=(10, MAX_COUNT), help="Metric train points.")
   disentanglement_eval_points: int = field(5000, range=(10, MAX_COUNT), help="Metric eval points.")
   dci: bool = field(True, help="With the disentanglement scores, also DCI: a gradient-boosted "
                     "classifier per factor, 4-5 CPU minutes at 10,000 points on dSprites.")
   sample_quality: bool = field(False, help="Fréchet distance in a classifier's feature space "
                                "(labelled data only).")
+  shape_recognition_examples: int = field(
+      500, range=(0, None), help="dSprites: test reconstructions whose shape a template test "
+      "checks (metric shape_recognised, kerasvae.metrics.shape_recognition); 0: skip it.")
   seed: int = field(0, help="Seed of the evaluation's random draws.")
   thresholds: dict[str, dict[str, Any]] = field(
       default_factory=dict,
@@ -251,10 +271,17 @@ class ExportConfig:
   require_blessing: bool = field(True, help="Refuse an unblessed model (override with --force).")
   allow_signature_change: bool = field(
       False, help="Export even if the signatures differ from the model name's previous version.")
+  serving_base_path: Optional[str] = field(
+      None, help="base_dir as TF Serving sees it, for models.config's base_path entries: /models "
+      "for a container started with -v \"$PWD/saved_models:/models\"; null: base_dir's "
+      "absolute path on this machine.")
 
   def validate(self):
     config_lib.check_name(self.model_name, "model_name", config_lib.MODEL_NAME_PATTERN)
     _check_directory(self.base_dir, "base_dir")
+    if self.serving_base_path is not None and not str(self.serving_base_path).startswith("/"):
+      raise ConfigError("serving_base_path: expected an absolute path as the server sees it "
+                        f"(e.g. /models). Received: {config_lib.show(self.serving_base_path)}")
 
 
 @dataclasses.dataclass
@@ -299,12 +326,12 @@ def resolve_config_path(name_or_path):
   path = Path(name_or_path)
   if path.suffix in (".yaml", ".yml") or path.exists():
     return path
-  bundled = CONFIG_DIR / f"{name_or_path}.yaml"
-  if bundled.is_file():
-    return bundled
   names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+  match, suggestion = config_lib.match_name(str(name_or_path), names)
+  if match is not None:
+    return CONFIG_DIR / f"{match}.yaml"
   raise ConfigError(f"Expected a YAML file or a bundled config name {names}. "
-                    f"Received: --config {name_or_path}")
+                    f"Received: --config {name_or_path}.{suggestion}")
 
 
 def load_pipeline_config(path=None, overrides=(), base=None):
@@ -344,7 +371,8 @@ def load_config_parameter(config, overrides=()):
   try:
     data = yaml.safe_load(text) if text else None
   except yaml.YAMLError as e:
-    raise ConfigError(f"The pipeline's config parameter is not valid YAML: {e}") from None
+    raise ConfigError("The pipeline's config parameter is not valid YAML: "
+                      f"{config_lib.yaml_error(e)}") from None
   if not isinstance(data, dict):
     return load_pipeline_config(text or None, list(overrides))
   # Relative data paths of the YAML text resolve as a bundled config's do, against the data

@@ -70,7 +70,22 @@ def ground_truth_data(examples_meta):
 ENCODE_WHOLE_GRID_DRAWS = 2.3
 
 
-def disentanglement_metrics(model, data, config, show_progress=True):
+def active_latents(kl_per_dim, threshold):
+  """The indices of the latents whose mean KL to the prior exceeds `threshold` nats."""
+  return [i for i, kl in enumerate(kl_per_dim) if kl > threshold]
+
+
+def active_key(key):
+  """A score's name on the active latents: `mig` -> `mig_active`, `mig_per_factor` ->
+  `mig_active_per_factor`, `mig/shape` -> `mig_active/shape`."""
+  suffix = configs.ACTIVE_SUFFIX
+  if key.endswith("_per_factor"):
+    return key[:-len("_per_factor")] + suffix + "_per_factor"
+  score, slash, factor = key.partition("/")
+  return f"{score}{suffix}{slash}{factor}"
+
+
+def disentanglement_metrics(model, data, config, show_progress=True, active=None):
   """β-VAE score, FactorVAE score, MIG, DCI and SAP of the model's posterior mean.
 
   Each score looks up many codes (with the defaults, 1.92 million for the β-VAE score,
@@ -83,11 +98,20 @@ def disentanglement_metrics(model, data, config, show_progress=True):
   longest part at the defaults (minutes: one tree per class and stage); `config.dci` false
   leaves it out.
 
+  Args:
+    active: the indices of the active latents (`active_latents`) when some latent is
+      inactive; None when all are. Every score is then computed again on the active
+      latents' codes alone (the encodings are cached: only the fits are repeated) and
+      written under its `active_key` name (`mig_active`, ...); with every latent active the
+      `_active` scores are the scores themselves; without one, an empty code's
+      (`empty_code_scores`).
+
   Returns:
     The scores' dicts merged (`beta_vae_score`, `factor_vae_score`, `mig`,
     `dci_disentanglement`, `dci_completeness`, `dci_informativeness`, `sap`, ...;
     see `kerasvae.metrics`), and the per-factor lists of `configs.PER_FACTOR_METRICS`
-    also as scalars `<metric>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...).
+    also as scalars `<metric>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...); the
+    same on the active latents (`mig_active`, `mig_active/shape`, ...).
   """
   from kerasvae import metrics  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import ground_truth  # pylint: disable=import-outside-toplevel
@@ -128,16 +152,48 @@ def disentanglement_metrics(model, data, config, show_progress=True):
       for start in range(0, whole, 16384):
         grid.represent(np.arange(start, min(start + 16384, whole)))
         bar.update(min(start + 16384, whole))
+  out = _scores(scores, grid, None, "", show_progress)
+  if active is None:  # every latent active: the scores are their own active form
+    same = dict(out)
+  elif active:
+    same = _scores(scores, grid, list(active), f" on the {len(active)} active latents",
+                   show_progress)
+  else:
+    same = empty_code_scores(data, out)
+  out.update({active_key(k): v for k, v in same.items() if k != "factor_names"})
+  return out
+
+
+def empty_code_scores(data, scores):
+  """What each of `scores` is for a code without an active latent, which carries nothing:
+  MIG, SAP, DCI disentanglement and completeness 0; the β-VAE and FactorVAE scores at chance
+  (1/K: any factor equally likely); DCI informativeness at chance (1/|v_k| per factor, the
+  factors uniform)."""
+  sizes = [data.factor_sizes[i] for i in data.latent_factor_indices]  # [K]
+  chance = [1.0 / s for s in sizes]
+  values = {"beta_vae_score": 1.0 / len(sizes), "factor_vae_score": 1.0 / len(sizes),
+            "mig": 0.0, "mig_per_factor": [0.0] * len(sizes), "sap": 0.0,
+            "sap_per_factor": [0.0] * len(sizes), "dci_disentanglement": 0.0,
+            "dci_completeness": 0.0, "dci_completeness_per_factor": [0.0] * len(sizes),
+            "dci_informativeness": float(np.mean(chance)),
+            "dci_informativeness_per_factor": chance, "factor_names": scores["factor_names"]}
+  empty = {k: v for k, v in values.items() if k in scores}
+  empty.update(per_factor_scalars(empty))
+  return empty
+
+
+def _scores(scores, grid, dims, what, show_progress):
+  """The scores of `scores` on the grid's codes, restricted to the latents `dims` (None: all)."""
   out = {}
   for i, (name, num_codes, compute) in enumerate(scores):
-    bar = progress.Progress(f"evaluate: {name} ({i + 1}/{len(scores)}), {num_codes:,} codes "
-                            f"(images encoded so far: {grid.num_encoded:,})",
+    bar = progress.Progress(f"evaluate: {name}{what} ({i + 1}/{len(scores)}), {num_codes:,} "
+                            f"codes (images encoded so far: {grid.num_encoded:,})",
                             total=num_codes, unit_name="code", enabled=show_progress)
 
     def represent(indices, bar=bar):
-      codes = grid.represent(indices)
+      codes = grid.represent(indices)  # [n, D]
       bar.advance(len(indices))
-      return codes
+      return codes if dims is None else codes[:, dims]  # [n, active]
 
     with bar:
       out.update(compute(represent))
@@ -151,6 +207,23 @@ def per_factor_scalars(scores):
   names = scores["factor_names"]
   return {f"{metric}/{factor}": float(value) for metric in configs.PER_FACTOR_METRICS
           for factor, value in zip(names, scores.get(f"{metric}_per_factor", ()))}
+
+
+def shape_recognition_metrics(model, examples_meta, data, num_examples):
+  """dSprites: the share of test reconstructions whose shape a template test recognises (see
+  `kerasvae.metrics.shape_recognition`), or {} for other data."""
+  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import shape_recognition  # pylint: disable=import-outside-toplevel
+  if (num_examples == 0 or "factor_classes" not in data
+      or tuple(examples_meta.get("factor_names") or ()) != dsprites.FACTOR_NAMES
+      or tuple(examples_meta["image_shape"]) != dsprites.DSprites.observation_shape):
+    return {}
+  images = data["image"][:num_examples]
+  reconstructions = np.concatenate([model.reconstruct(tf.constant(images[i:i + 500])).numpy()
+                                    for i in range(0, len(images), 500)])
+  return shape_recognition.compute_shape_recognition(
+      reconstructions, data["factor_classes"][:num_examples], dsprites.DSprites().render,
+      dsprites.SHAPE_NAMES)
 
 
 def sample_quality_metrics(model, examples_dir, eval_images, seed):
@@ -216,10 +289,11 @@ def informative_dims(metrics, latent_dim, limit=10):
   return order, [f"{name} {scores[d]:.2f}" for d in order]
 
 
-def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
+def write_figures(model, images, labels, out_dir, seed=0, metrics=None, label_names=None):
   """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard.
 
-  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents.
+  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents;
+  `label_names` (the Examples artifact's) name the classes in the latents' legend.
   """
   decode = lambda z: model.decode_mean(tf.constant(z, tf.float32)).numpy()  # noqa: E731
   out_dir = Path(out_dir)
@@ -241,7 +315,7 @@ def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
   codes = model.encode_mean(tf.constant(images[:2000])).numpy()
   figures["latents"] = viz.latent_scatter_figure(
       codes, labels[:2000] if labels is not None else None, out_dir / "latents.png",
-      title="Posterior means of eval examples")
+      title="Posterior means of eval examples", label_names=label_names)
   return figures
 
 
@@ -278,6 +352,29 @@ def baseline_summary(comparison):
   return f"against the served {comparison['version_dir']}: " + "; ".join(parts)
 
 
+SUMMARY_METRICS = ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
+                   "shape_recognised", "beta_vae_score", "factor_vae_score", "mig",
+                   "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap")
+
+
+def summary_line(metrics):
+  """The evaluate step's one-line summary. Numbers set side by side are over the same images:
+  where the IWAE bound read fewer images than the ELBO, the line gives the ELBO of those
+  images beside it (`iwae_log_likelihood -304.8 (ELBO -309.1, the same 100 images)`)."""
+  parts = []
+  for key in SUMMARY_METRICS:
+    if key not in metrics:
+      continue
+    part = f"{key} {metrics[key]:.4g}"
+    if key == "elbo" and "iwae_examples" in metrics:
+      part += f" ({metrics['num_examples']} images)"
+    if key == "iwae_log_likelihood" and "iwae_examples_elbo" in metrics:
+      part += (f" (ELBO {metrics['iwae_examples_elbo']:.4g}, the same "
+               f"{metrics.get('iwae_examples', '?')} images)")
+    parts.append(part)
+  return ", ".join(parts)
+
+
 def evaluate_fingerprint(config, train_meta, served=None):
   """The evaluate config, the train config and the trained model's bytes: a model retrained
   with `kerasvae train --force` (same config, new weights) is evaluated again; with
@@ -289,7 +386,11 @@ def evaluate_fingerprint(config, train_meta, served=None):
     del evaluate["change_thresholds"]
   if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
     del evaluate["dci"]
-  else:
+  # The served version the change thresholds compare against: a newer one re-runs the
+  # evaluation whatever `dci` is (this once hung on dci's `else`, so with the default dci: true
+  # a candidate was judged against a stale baseline). Kept, as None, in the fingerprints of
+  # dci: false evaluations without thresholds, which have always carried it.
+  if "change_thresholds" in evaluate or "dci" in evaluate:
     evaluate["baseline"] = [str(served[0]), served[1]] if served else None
   return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],
                                 "model": model_digest})
@@ -349,9 +450,16 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     n = min(len(images), cfg.iwae_examples or SURGERY_EXAMPLES, SURGERY_EXAMPLES)
     metrics.update(elbo_surgery.model_elbo_surgery(model, latent_mean[:n], latent_log_var[:n],
                                                    seed=cfg.seed))
+  metrics.update(shape_recognition_metrics(model, examples_meta, data,
+                                           cfg.shape_recognition_examples))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
-    metrics.update(disentanglement_metrics(model, truth, cfg))
+    # The latents the decoder uses: an autoencoder (no KL) counts every latent as active.
+    active = (active_latents(usage["kl_per_dim"], cfg.active_latent_kl)
+              if "kl_per_dim" in usage else list(range(model.latent_dim)))
+    metrics["active_latents"] = active
+    metrics.update(disentanglement_metrics(
+        model, truth, cfg, active=active if len(active) < model.latent_dim else None))
   if cfg.sample_quality and labels is not None:
     metrics.update(sample_quality_metrics(model, examples_dir, images, cfg.seed))
   blessing = check_thresholds(metrics, cfg.thresholds,
@@ -366,7 +474,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         c["passed"] for c in blessing["baseline"]["checks"])
     print("evaluate: " + baseline_summary(blessing["baseline"]), flush=True)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
-    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics)
+    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics,
+                            label_names=examples_meta.get("label_names"))
     artifacts.write_json(tmp / "metrics.json", metrics)
     artifacts.write_json(tmp / "blessing.json", blessing)
     artifacts.write_metadata(tmp / artifacts.METADATA_FILE, common.step_metadata(
@@ -377,11 +486,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"],
         digests=artifacts.digest_files(tmp)))
   _write_tensorboard(train_dir, train_meta, metrics, figures)
-  summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
-      "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
-      "factor_vae_score", "mig", "dci_disentanglement", "dci_completeness",
-      "dci_informativeness", "sap") if k in metrics)
   skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
-  print(f"evaluate: {summary}; blessed: {blessing['blessed']}"
+  print(f"evaluate: {summary_line(metrics)}; blessed: {blessing['blessed']}"
         + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))
   return evaluate_dir

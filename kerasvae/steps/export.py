@@ -76,9 +76,13 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
   export_dir = Path(export_dir)
   train_meta = common.require_step(train_dir, "train", "kerasvae train")
   evaluate_meta = common.require_step(evaluate_dir, "evaluate", "kerasvae evaluate")
+  # models.config's view of the base directory is no part of what is exported (and exports
+  # made before the setting existed stay reusable).
+  export = {k: v for k, v in config_lib.to_dict(config.export).items()
+            if k != "serving_base_path"}
   fingerprint = artifacts.fingerprint({"train": train_meta["fingerprint"],
                                        "evaluate": evaluate_meta["fingerprint"],
-                                       "export": config_lib.to_dict(config.export)})
+                                       "export": export})
   model_dir = Path(config.export.base_dir) / config.export.model_name
   if not force and common.reusable(export_dir, fingerprint):
     meta = artifacts.read_json(export_dir / artifacts.METADATA_FILE,
@@ -120,7 +124,8 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
                       "export_fingerprint": fingerprint,
                       "metrics": {k: v for k, v in metrics.items()
                                   if isinstance(v, (int, float))}},
-            allow_signature_change=config.export.allow_signature_change)
+            allow_signature_change=config.export.allow_signature_change,
+            serving_base_path=config.export.serving_base_path)
       except serving.SignatureMismatchError as error:
         raise ExportRefused(str(error)) from None
       _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir,

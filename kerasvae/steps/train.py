@@ -34,10 +34,20 @@ MODEL_FILE = "model/model.keras"
 VALIDATION_EXAMPLES_DURING_TRAINING = 2000
 
 
+# What early stopping and the kept checkpoint select on, part of the train fingerprint.
+SELECTION = "validation/objective"
+
+
 def train_fingerprint(config, examples_metadata):
-  return artifacts.fingerprint({"model": config_lib.to_dict(config.model),
-                                "train": common.train_identity(config.train),
-                                "examples": examples_metadata["fingerprint"]})
+  identity = {"model": config_lib.to_dict(config.model),
+              "train": common.train_identity(config.train),
+              "examples": examples_metadata["fingerprint"]}
+  if config.train.early_stopping_patience:
+    # Early stopping on the model's own objective (issue 36): a model selected on the
+    # validation ELBO is another model. Without early stopping nothing is selected (the model
+    # is the last epoch's), so such trainings keep their fingerprint and stay reusable.
+    identity["selection"] = SELECTION
+  return artifacts.fingerprint(identity)
 
 
 def use_jit(setting, architecture):
@@ -68,14 +78,16 @@ def load_model(train_dir):
         "`kerasvae train --force`.") from error
 
 
-def _write_hparams_and_projector(logs_dir, config, examples, model, num_projected):
+def _write_hparams_and_projector(logs_dir, config, examples, model, num_projected,
+                                 label_names=None):
   validation = summaries.log_dirs(logs_dir)[summaries.VALIDATION]
   summaries.write_hparams_session(validation, config, trial_id=Path(logs_dir).parent.parent.name)
   if num_projected <= 0 or len(examples["image"]) == 0:
     return
   images = examples["image"][:num_projected]
   means = model.encode_mean(tf.constant(images)).numpy()  # [N, D]
-  summaries.write_projector(validation, means, labels=examples.get("label"), images=images)
+  summaries.write_projector(validation, means, labels=examples.get("label"), images=images,
+                            label_names=label_names)
 
 
 def traversal_dims(model, images, limit=10):
@@ -312,6 +324,9 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
 
   def evaluate_fn():
     metrics = likelihood.elbo_metrics(model, validation["image"], seed=cfg.seed)
+    # What early stopping selects on: the model's own training objective (its kind declares it).
+    metrics["objective"] = likelihood.validation_objective(model, validation["image"],
+                                                           seed=cfg.seed)
     usage = likelihood.latent_usage(metrics.pop("latent_mean"), metrics.pop("latent_log_var"))
     metrics["active_units"] = usage["active_units"]
     if "kl_per_dim" in usage:
@@ -357,7 +372,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   artifacts.write_json(train_dir / "history.json", training.history_json(history))
   final = dict(history[-1]) if history else {}
   _write_hparams_and_projector(train_dir / "logs", config, validation, model,
-                               cfg.projector_examples)
+                               cfg.projector_examples, examples_meta.get("label_names"))
   artifacts.write_metadata(train_dir / artifacts.METADATA_FILE, common.step_metadata(
       "train", fingerprint, {"model": config.model, "train": config.train},
       inputs={"examples": examples_dir}, outputs={"model": model_path,
@@ -369,8 +384,10 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
       epochs_run=len(history), final=final,
       digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json"))))
   # Complete: the model is saved, and a finished training is never resumed (another config
-  # trains in another run directory, --force from scratch), so its checkpoints only took disk.
-  training.remove_resumption_state(train_dir)
+  # trains in another run directory, --force from scratch), so its checkpoints only took disk,
+  # unless a longer training is to continue from them (train.keep_final_checkpoint).
+  if not config.train.keep_final_checkpoint:
+    training.remove_resumption_state(train_dir)
   if trainer.interrupted is not None:  # it came after the last epoch: the step is complete
     raise training.TrainingInterrupted(
         f"{signal.Signals(trainer.interrupted).name} after the last epoch: the train step "
