@@ -3,8 +3,8 @@
 `export_model` writes `<base_dir>/<model_name>/<version>/`, the layout
 `tensorflow_model_server` watches, and merges its model's entry into
 `<base_dir>/models.config` (a text-format `ModelServerConfig`, read and written
-with TF Serving's own protos: entries and fields an operator added are kept; a
-file it cannot parse is refused, never overwritten). A version directory
+with TF Serving's own protos, `kerasvae._serving_protos`: entries and fields an
+operator added are kept; a file it cannot parse is refused, never overwritten). A version directory
 appears complete or not at all: it is written into a temporary sibling whose
 name starts with a dot (so TF Serving, which only loads directories named by an
 integer, never sees it) and renamed at the end, under a lock that gives
@@ -355,7 +355,7 @@ def prediction_log(model_name, signature_name, inputs):
   """A serialized `tensorflow.serving.PredictionLog` whose `predict_log.request` asks `inputs`.
 
   Encoded by hand (field numbers of tensorflow_serving/apis/prediction_log.proto,
-  predict.proto and model.proto), written before kerasvae depended on
+  predict.proto and model.proto) so that kerasvae does not depend on
   tensorflow-serving-api; the tensors are TensorFlow's own `TensorProto`s.
   """
   model_spec = _length_delimited(1, model_name) + _length_delimited(3, signature_name)
@@ -635,7 +635,8 @@ def _models_config_error(path, received):
 
 
 def read_models_config(base_dir="saved_models"):
-  """`<base_dir>/models.config` parsed with TF Serving's own protos (an empty config if absent).
+  """`<base_dir>/models.config` parsed with TF Serving's own protos (an empty config if absent):
+  their descriptors, copied into `kerasvae._serving_protos`.
 
   Raises:
     ModelsConfigError: the file is not a readable text-format `ModelServerConfig` with a
@@ -643,10 +644,9 @@ def read_models_config(base_dir="saved_models"):
       know, a `custom_model_config`), named with what is wrong.
   """
   from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
-  from tensorflow_serving.config import \
-      model_server_config_pb2  # pylint: disable=import-outside-toplevel
+  from kerasvae import _serving_protos  # pylint: disable=import-outside-toplevel
   path = Path(base_dir) / MODELS_CONFIG_FILE
-  config = model_server_config_pb2.ModelServerConfig()
+  config = _serving_protos.model_server_config_class()()
   if not os.path.lexists(path):
     return config
   if path.is_symlink() or not path.is_file():
