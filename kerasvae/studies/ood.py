@@ -566,8 +566,8 @@ def serving_block(results):
   if cost:
     ms = {k: 1000 * v for k, v in cost.items() if isinstance(v, float)}
     text += ("\n\nCost per image on the study's machine "
-             f"({(cost.get('machine') or {}).get('cpu', 'CPU')}, batches of {cost['batch']}, "
-             f"the Fashion-MNIST model): `log_likelihood` {ms['log_likelihood_k100']:.2f} ms at "
+             f"({(cost.get('machine') or {}).get('cpu', 'CPU')}, its 2 cores shared with other "
+             f"work, so upper bounds; batches of {cost['batch']}, the Fashion-MNIST model): `log_likelihood` {ms['log_likelihood_k100']:.2f} ms at "
              f"K = 100 and {ms['log_likelihood_k1000']:.2f} ms at K = 1000; `anomaly_score` "
              f"{ms['anomaly_score_k100']:.2f} and {ms['anomaly_score_k1000']:.2f} ms; the PNG "
              f"code length alone {ms['png']:.3f} ms.")
