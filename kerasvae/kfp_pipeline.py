@@ -1,4 +1,5 @@
-"""The kerasvae pipeline on Kubeflow Pipelines v2: ingest → train → evaluate → export → infer.
+"""The kerasvae pipeline on Kubeflow Pipelines v2: ingest → train → evaluate → export → infer
+(infer: the export's scores of the test split).
 
 Wiring only: each component calls `kerasvae.steps.kfp_adapter`, which runs the same
 `kerasvae.steps` code as `kerasvae run`. The compiled spec runs on Kubeflow Pipelines,

@@ -272,8 +272,8 @@ def test_compiled_quickstart_runs_on_the_kfp_local_runner_like_the_cli(tmp_path,
                         env=subprocess_env(PYTHONPATH=""), capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == 0, proc.stderr
-  assert proc.stdout.split() == ["anomaly_score,decode,encode,log_likelihood,sample,serving_default",
-                                 "(2,", "6)"]
+  assert proc.stdout.split() == [
+      "anomaly_score,decode,encode,log_likelihood,sample,serving_default", "(2,", "6)"]
 
 
 class _Artifact:

@@ -160,7 +160,8 @@ def check(ref, new, thresholds):
                  f"divergence={divergence:.4g}")
   ref_freq, new_freq = stats_lib.label_frequencies(r), stats_lib.label_frequencies(n)
   if ref_freq is None or new_freq is None:
-    why = "the new data has no labels" if ref_freq is not None else "the training data has no labels"
+    why = ("the new data has no labels" if ref_freq is not None
+           else "the training data has no labels")
     skipped["label_domain"] = skipped["class_balance"] = why
   else:
     unknown = sorted(set(new_freq) - set(ref_freq))

@@ -26,7 +26,6 @@ the fingerprint of everything that determines its content (model, data, K, shard
 changed config never mixes with an old one's shards.
 """
 
-import json
 import re
 from pathlib import Path
 

@@ -246,7 +246,8 @@ def load_study_config(path, overrides=(), quick=False, output=None, settings_cla
                       "(e.g. --set 'study.seeds=[3, 4, 5]'). Received: "
                       + next(o for o in overrides if str(o).startswith("train.seed=")))
   blame = config_lib.ConfigSource(path, overrides)  # names the --set item of a bad value
-  settings = config_lib.from_dict(settings_class or settings_class_of(path), data.pop("study"), where="study", source=blame,
+  settings = config_lib.from_dict(settings_class or settings_class_of(path), data.pop("study"),
+                                  where="study", source=blame,
                                   key="study")
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:

@@ -441,7 +441,8 @@ def report_text(results):
       f"its trial's model ran on the training images with μ = "
       f"{settings['background_mutation_rate']} of their pixels replaced by uniform grey levels "
       "(Ren et al. also add an L2 penalty to the background model and tune both "
-      "hyperparameters; we do neither). L(x) is the PNG size (zlib level 9) of the image quantised to 8 bits, in "
+      "hyperparameters; we do neither). L(x) is the PNG size (zlib level 9) of the image "
+      "quantised to 8 bits, in "
       "nats. The detection metrics take the out-of-distribution images as positives; FPR at "
       "95 % TPR is the share of in-distribution test images flagged by the threshold that "
       "flags 95 % of the out-of-distribution ones.")
@@ -566,24 +567,39 @@ def serving_block(results):
   if cost:
     ms = {k: 1000 * v for k, v in cost.items() if isinstance(v, float)}
     text += ("\n\nCost per image on the study's machine "
-             f"({(cost.get('machine') or {}).get('cpu', 'CPU')}, batches of {cost['batch']}, "
-             f"the Fashion-MNIST model): `log_likelihood` {ms['log_likelihood_k100']:.2f} ms at "
+             f"({(cost.get('machine') or {}).get('cpu', 'CPU')}, its 2 cores shared with other "
+             f"work, so upper bounds; batches of {cost['batch']}, the Fashion-MNIST model): "
+             f"`log_likelihood` {ms['log_likelihood_k100']:.2f} ms at "
              f"K = 100 and {ms['log_likelihood_k1000']:.2f} ms at K = 1000; `anomaly_score` "
              f"{ms['anomaly_score_k100']:.2f} and {ms['anomaly_score_k1000']:.2f} ms; the PNG "
              f"code length alone {ms['png']:.3f} ms.")
   return text
 
 
-def readme_row(results):
-  """The README studies-table row, from results.json."""
+def readme_cells(results):
+  """The README studies-table row's cells (question, command, numbers, report), from
+  results.json: `kerasvae.studies.published` puts them in the generated table."""
   parts = []
   for (setting, ood_name), values in headline(results).items():
     parts.append(f"{DATA_NAMES[setting]} → {ood_name}: raw log p(x) {_mean_sd(values[RAW])}, "
                  f"`anomaly_score` (−log p(x) − L_PNG(x)) {_mean_sd(values[EXPORTED])}")
-  return ("| Does a VAE's log p(x) flag another data set, noise, constant, flipped or inverted "
-          "images, and do the literature's corrections? (Fashion-MNIST and MNIST, 3 seeds) | "
-          "`kerasvae study ood` | AUROC " + "; ".join(parts)
-          + " | [report](docs/studies/ood/report.md) |")
+  seeds = sorted({t["seed"] for t in results["trials"]})
+  return ["Does a VAE's log p(x) flag another data set, noise, constant, flipped or inverted "
+          f"images, and do the literature's corrections? (Fashion-MNIST and MNIST, "
+          f"{len(seeds)} seeds)", "`kerasvae study ood`", "AUROC " + "; ".join(parts),
+          "[report](docs/studies/ood/report.md)"]
+
+
+def readme_row(results):
+  """The README studies-table row, from results.json."""
+  return "| " + " | ".join(readme_cells(results)) + " |"
+
+
+def serving_text(results, text):
+  """docs/serving.md's `text` with `serving_block` between its markers."""
+  start = text.index(SERVING_BEGIN) + len(SERVING_BEGIN)
+  end = text.index(SERVING_END)
+  return text[:start] + "\n" + serving_block(results) + "\n" + text[end:]
 
 
 SERVING_BEGIN = "<!-- ood-study:begin (rendered from docs/studies/ood/results.json by " \
@@ -594,18 +610,14 @@ SERVING_END = "<!-- ood-study:end -->"
 def render_docs(results, serving_md, readme):
   """Writes `serving_block` between docs/serving.md's markers and `readme_row` over the README
   row of this study (the row naming `kerasvae study ood`, or before the table's end)."""
-  from pathlib import Path as _Path  # pylint: disable=import-outside-toplevel
-  text = _Path(serving_md).read_text()
-  start = text.index(SERVING_BEGIN) + len(SERVING_BEGIN)
-  end = text.index(SERVING_END)
-  artifacts.write_text(serving_md, text[:start] + "\n" + serving_block(results) + "\n"
-                       + text[end:])
-  lines = _Path(readme).read_text().splitlines()
+  artifacts.write_text(serving_md, serving_text(results, Path(serving_md).read_text()))
+  lines = Path(readme).read_text().splitlines()
   row = readme_row(results)
   mine = [i for i, line in enumerate(lines) if "| `kerasvae study ood` |" in line]
   if mine:
     lines[mine[0]] = row
   else:
-    last = max(i for i, line in enumerate(lines) if line.startswith("| ") and "kerasvae study" in line)
+    last = max(i for i, line in enumerate(lines)
+               if line.startswith("| ") and "kerasvae study" in line)
     lines.insert(last + 1, row)
   artifacts.write_text(readme, "\n".join(lines) + "\n")

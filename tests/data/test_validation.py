@@ -142,8 +142,9 @@ def test_train_on_new_data_checks_it_against_the_earlier_training_data(ingested,
   _, config, paths = ingested
   from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
   earlier = common.examples_directory(configs.load_pipeline_config(config))
-  shifted = configs.load_pipeline_config(config, [f"ingest.data.image_folder.root={paths['shifted']}",
-                                                  f"run.runs_dir={tmp_path / 'runs'}"])
+  shifted = configs.load_pipeline_config(
+      config, [f"ingest.data.image_folder.root={paths['shifted']}",
+               f"run.runs_dir={tmp_path / 'runs'}"])
   path = tmp_path / "new.yaml"
   import yaml  # pylint: disable=import-outside-toplevel
   from kerasvae.config import to_dict  # pylint: disable=import-outside-toplevel
