@@ -45,7 +45,8 @@ def test_dci_can_be_left_out_and_keeps_the_evaluation_fingerprint():
   assert fingerprint(configs.EvaluateConfig()) != fingerprint(configs.EvaluateConfig(dci=False))
   assert fingerprint(configs.EvaluateConfig()) == artifacts.fingerprint(
       {"evaluate": {k: v for k, v in config_lib.to_dict(configs.EvaluateConfig()).items()
-                    if k not in ("change_thresholds", "dci")},
+                    if k not in ("change_thresholds", "dci",
+                                 *evaluate.FINGERPRINTED_UNLESS_DEFAULT)},
        "train": "f", "model": None})
 
 
@@ -97,3 +98,21 @@ def test_scores_on_active_latents_leave_the_inactive_out():
   assert none["sap_active/shape"] == 0.0 and none["mig_active_per_factor"] == [0.0, 0.0]
   assert all(configs.is_threshold_metric(k) for k, v in out.items()
              if isinstance(v, (int, float)))
+
+
+def test_settings_added_later_leave_the_evaluation_fingerprint_at_their_defaults():
+  # Evaluations fingerprinted before active_latent_kl and shape_recognition_examples existed
+  # stay reusable while those are at their defaults; another value is another evaluation.
+  defaults = configs.EvaluateConfig()
+  assert evaluate.FINGERPRINTED_UNLESS_DEFAULT == {
+      name: getattr(defaults, name) for name in evaluate.FINGERPRINTED_UNLESS_DEFAULT}
+  train_meta = {"fingerprint": "f", "digests": {}}
+  fingerprint = lambda c: evaluate.evaluate_fingerprint(  # noqa: E731
+      types.SimpleNamespace(evaluate=c), train_meta)
+  before = {k: v for k, v in config_lib.to_dict(defaults).items()
+            if k not in ("change_thresholds", "dci", *evaluate.FINGERPRINTED_UNLESS_DEFAULT)}
+  assert fingerprint(defaults) == artifacts.fingerprint(
+      {"evaluate": before, "train": "f", "model": None})
+  assert fingerprint(configs.EvaluateConfig(active_latent_kl=0.5)) != fingerprint(defaults)
+  assert fingerprint(configs.EvaluateConfig(shape_recognition_examples=0)) != fingerprint(
+      defaults)

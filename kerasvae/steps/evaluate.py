@@ -375,6 +375,11 @@ def summary_line(metrics):
   return ", ".join(parts)
 
 
+# Evaluate settings added after evaluations were fingerprinted: the active-latent scores
+# (`<score>_active`) and dSprites' shape recognition.
+FINGERPRINTED_UNLESS_DEFAULT = {"active_latent_kl": 0.1, "shape_recognition_examples": 500}
+
+
 def evaluate_fingerprint(config, train_meta, served=None):
   """The evaluate config, the train config and the trained model's bytes: a model retrained
   with `kerasvae train --force` (same config, new weights) is evaluated again; with
@@ -384,6 +389,11 @@ def evaluate_fingerprint(config, train_meta, served=None):
   evaluate = config_lib.to_dict(config.evaluate)
   if not evaluate["change_thresholds"]:  # evaluations from before baselines stay reusable
     del evaluate["change_thresholds"]
+  # Settings added after evaluations were fingerprinted, left out at their defaults: those
+  # evaluations stay reusable (without the new numbers; --force adds them), as for DCI below.
+  for name, default in FINGERPRINTED_UNLESS_DEFAULT.items():
+    if evaluate.get(name) == default:
+      del evaluate[name]
   if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
     del evaluate["dci"]
   # The served version the change thresholds compare against: a newer one re-runs the
