@@ -375,8 +375,58 @@ def analyse_beta(context, trials):
   ]
   if s.sample_quality:
     text.append(sample_quality_text(w, s.num_samples) + _classifier_note(context))
+  if latent_dim > 2:
+    findings.append(_larger_code_answer(context, trials, latent_dim))
   text += ["## What the numbers say", "\n\n".join(findings), "## Figures"] + figures
   return text
+
+
+def _larger_code_answer(context, trials, latent_dim):
+  """The homework's question, what a larger β buys with a larger code, answered from every
+  seed: Welch's test of the largest β against β = 1 on each number, Holm-corrected over them."""
+  groups = report.by_setting(context.trials or trials)
+  first, last = next(iter(groups)), list(groups)[-1]
+  keys = ["active_units", "kl", "mutual_information_xz", "reconstruction", "elbo",
+          "iwae_log_likelihood", "frechet_distance"]
+  keys = [k for k in keys if len(report.seed_values(groups[first], k)) >= 2]
+  digits = {"active_units": 1, "kl": 2, "mutual_information_xz": 2, "frechet_distance": 1,
+            "reconstruction": 1, "elbo": 1, "iwae_log_likelihood": 1}
+  found = report.direction_tests(groups, first, last, keys, digits)
+  words = {"active_units": "active units", "kl": "KL", "mutual_information_xz": "I(x; z)",
+           "reconstruction": "reconstruction cost", "elbo": "test ELBO",
+           "iwae_log_likelihood": "IWAE log p(x)", "frechet_distance": "sample FD"}
+  seeds = sorted({t.seed for t in groups[first]} & {t.seed for t in groups[last]})
+  parts = [f"{words[k]} {report.mean_sd(report.seed_values(groups[first], k), digits[k])} → "
+           f"{report.mean_sd(report.seed_values(groups[last], k), digits[k])} "
+           f"({found[k]}: {found[k + '/text']})" for k in keys if k in found]
+  used = {s: report.per_seed(groups, s, "active_units", 0) for s in groups}
+  return (f"**What a larger β buys with a {latent_dim}-dimensional code.** From {first} to "
+          f"{last}, over seeds {', '.join(map(str, seeds))} (Welch's test of {last} against "
+          f"{first} on each number, Holm-corrected over the {len(parts)}): "
+          + "; ".join(parts) + ". Active units per β: "
+          + "; ".join(f"{s}: {v}" for s, v in used.items()) + ". " + _buys(found, last))
+
+
+def _buys(found, last):
+  """One sentence of what the tests above found, in words; nothing where they found nothing."""
+  said = []
+  if found.get("active_units") == "lower":
+    said.append("switches latents off (fewer active units)")
+  if found.get("mutual_information_xz") == "lower":
+    said.append("makes the code carry less information about each image (I(x; z) falls)")
+  if found.get("reconstruction") == "higher":
+    said.append("costs reconstruction")
+  if found.get("iwae_log_likelihood") == "lower" or found.get("elbo") == "lower":
+    said.append("lowers the likelihood")
+  if found.get("frechet_distance") in ("lower", "higher"):
+    said.append("gives samples nearer the data (lower FD)" if found["frechet_distance"] == "lower"
+                else "gives samples farther from the data (higher FD)")
+  if not said:
+    return ("The tests detect no difference between the two on these numbers; the "
+            "traversals show what the latents encode.")
+  return (f"So, at this code size, {last} " + ", ".join(said[:-1])
+          + (" and " if len(said) > 1 else "") + said[-1]
+          + "; the traversals show what the latents that stay in use encode.")
 
 
 # ----------------------------------------------------------------------------- ae-vs-vae
