@@ -141,17 +141,23 @@ def study_of(results):
 # ----------------------------------------------------------------------------- reports
 
 
-def across_seeds_text(study_dir, results, draw=False):
-  """The report's across-seed section as markdown (and, with `draw`, its charts redrawn)."""
+def across_seeds_text(study_dir, results, draw=False, report_text=""):
+  """The report's across-seed section as markdown (and, with `draw`, its charts redrawn).
+
+  `report_text`, the report as written, tells how results.json written before `selection`
+  was recorded were selected: early stopping where its budget paragraph says so.
+  """
   from kerasvae import studies  # pylint: disable=import-outside-toplevel
   study_dir = Path(study_dir)
+  selection = results.get("selection") or (
+      None if "early stopping after" in report_text else studies.FIXED_BUDGET)
   trials = trials_from_results(results)
   study = study_of(results)
   blocks = studies.across_seeds(study, _context(study_dir.name, study_dir, results), trials,
                                 results.get("title", study_dir.name),
                                 configured_seeds(study_dir.name, results),
                                 detail=not study.analyses_seeds, draw=draw,
-                                selection=results.get("selection"))
+                                selection=selection)
   return "\n\n".join(blocks)
 
 
@@ -180,7 +186,7 @@ def render_report(study_dir, draw=False):
   study_dir = Path(study_dir)
   results = load_results(study_dir / "results.json")
   text = (study_dir / "report.md").read_text()
-  section = across_seeds_text(study_dir, results, draw=draw)
+  section = across_seeds_text(study_dir, results, draw=draw, report_text=text)
   span = _section_span(text, "## Across seeds")
   if span is None:
     first = re.search(r"^## ", text, flags=re.M)

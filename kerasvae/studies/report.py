@@ -252,6 +252,10 @@ OLD_SELECTION = (
     "retraining the five-seed studies need selects each model on its own objective.")
 
 
+FIXED_BUDGET = ("**Selection.** A fixed budget: no early stopping; every model is its last "
+                "epoch's weights.")
+
+
 def _seeds(trials):
   """'seed 0', or 'seeds 0, 1 and 2' when the trials differ in their training seed."""
   return seed_phrase({tr.config.train.seed for tr in trials})
