@@ -7,7 +7,7 @@ likelihoods are importable from the top level; the pipeline steps live in
 `kerasvae.steps` and the `kerasvae` command in `kerasvae.cli`.
 """
 
-import sys
+import sys as _sys
 
 from kerasvae import _backend
 
@@ -30,7 +30,7 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name):
   if name in _LAZY:
-    import importlib
+    import importlib  # pylint: disable=import-outside-toplevel
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
@@ -52,7 +52,7 @@ def _register_models(exec_keras=None, keras_module=None):
   """
   if exec_keras is not None:
     exec_keras(keras_module)
-  if "kerasvae.models" in sys.modules:
+  if "kerasvae.models" in _sys.modules:
     return  # being imported (it imports Keras itself) or done: it registers the classes
   try:
     import kerasvae.models  # pylint: disable=import-outside-toplevel,unused-import
@@ -62,7 +62,7 @@ def _register_models(exec_keras=None, keras_module=None):
     warnings.warn(f"kerasvae could not register its models with Keras: {e!r}", stacklevel=2)
 
 
-if "keras" in sys.modules:
+if "keras" in _sys.modules:
   _register_models()
 else:
   _backend.on_first_import("keras", _register_models)

@@ -21,6 +21,10 @@ STEP_COMMANDS = ("ingest", "train", "evaluate", "export")
 # `kerasvae study render-docs` (run from the repository's root): not a study but the command
 # that renders the published numbers from the committed results.json files.
 RENDER_DOCS = "render-docs"
+# The studies `kerasvae study --help` lists: `kerasvae.studies.STUDIES`' names, written out so
+# that the help does not import the studies (tests/test_package.py checks they are the same).
+STUDY_NAMES = ("latent-dim", "beta", "ae-vs-vae", "priors", "disentanglement", "methods",
+               "precision", "budget")
 
 
 def _parser():
@@ -45,8 +49,9 @@ def _parser():
       p.add_argument("--force", action="store_true",
                      help="redo the step(s) even if unchanged; export an unblessed model")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
-  study.add_argument("name", help="latent-dim, beta, ae-vs-vae, priors, disentanglement or "
-                     "methods; render-docs rewrites the published numbers from results.json")
+  study.add_argument("name", help=", ".join(STUDY_NAMES[:-1]) + f" or {STUDY_NAMES[-1]}"
+                     " (dashes or underscores); "
+                     "render-docs rewrites the published numbers from results.json")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
@@ -70,7 +75,10 @@ def _add_pipeline_parser(sub):
   build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   build.add_argument("--output", required=True, help="the spec file, e.g. pipeline.yaml")
   build.add_argument("--image", default=None,
-                     help="container image of the components (default: kerasvae:0.1.0)")
+                     help="container image of the components, built from the Dockerfile and "
+                     "pushed where the cluster pulls from, e.g. REGISTRY/kerasvae:0.1.0 "
+                     "(default: kerasvae:0.1.0, the tag of `docker build -t kerasvae:0.1.0 .`; "
+                     "run-local uses no image)")
   build.add_argument("--accelerator-type", default="",
                      help="the train step's accelerator, e.g. nvidia.com/gpu (default: none)")
   build.add_argument("--accelerator-count", type=int, default=1,
@@ -85,15 +93,17 @@ def _add_pipeline_parser(sub):
                      help="export even if the evaluation does not bless the model")
   local.add_argument("--pipeline-root", default="kfp_local",
                      help="where the runner writes the artifacts (default: kfp_local)")
+  local.add_argument("--verbose", action="store_true",
+                     help="print the runner's and the steps' whole output (default: one line "
+                     "per task; the rest in run-local.log in the run's folder)")
 
 
 def _add_study_arguments(group, parser=None):
   """--study, --quick and --parallelism (the last two on `parser`, default the group's)."""
   parser = parser or group
   group.add_argument("--study", default=None,
-                     help="a study (latent-dim, beta, ae-vs-vae, priors, disentanglement, "
-                     "methods): its trials as a sweep, ingest once, train and evaluate per trial "
-                     "in a ParallelFor, one report task")
+                     help=f"a study ({', '.join(STUDY_NAMES)}): its trials as a sweep, ingest "
+                     "once, train and evaluate per trial in a ParallelFor, one report task")
   parser.add_argument("--quick", action="store_true", help="with --study: its tiny version")
   parser.add_argument("--parallelism", type=int, default=0,
                       help="with --study: the most trials running at once (default: 0, no cap)")
@@ -118,6 +128,10 @@ def _pipeline(args):
           args.config, args.output, args.overrides, image=image,
           accelerator_type=args.accelerator_type, accelerator_count=args.accelerator_count)
     print(f"pipeline: wrote {path}")
+    if image == kfp_pipeline.DEFAULT_IMAGE:
+      print(f"pipeline: its components run in the image {image}, which no registry holds: build "
+            f"it from the Dockerfile (docker build -t {image} .), push it where the cluster "
+            "pulls from and compile with --image REGISTRY/kerasvae:0.1.0")
     return 0
   package, overrides = args.package, args.overrides
   if args.study:  # compiled into the pipeline root, then run
@@ -131,8 +145,8 @@ def _pipeline(args):
                       f"Received: --config {args.config}")
   try:
     run_dir = kfp_pipeline.run_local(package, args.pipeline_root, overrides,
-                                     force_export=args.force_export)
-  except RuntimeError as e:  # kfp.local: a task failed (its log is above)
+                                     force_export=args.force_export, verbose=args.verbose)
+  except RuntimeError as e:  # kfp.local: a task failed (the message or the output above says why)
     print(f"kerasvae pipeline run-local: error: {e}", file=sys.stderr)
     return 1
   print(f"pipeline: artifacts in {run_dir}")
@@ -200,8 +214,12 @@ def main(argv=None):
     if args.command in ("run", "ingest"):  # a wrong input path is named before TF's import
       from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
       sources.check_input_paths(config.ingest.data)
+    from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+    steps = STEP_COMMANDS if args.command == "run" else (args.command,)
+    # A missing upstream step is named before TensorFlow's import, not 20 s later.
+    common.check_upstream(config, steps,
+                          Path(args.run_dir) if args.run_dir else common.run_directory(config))
     from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
-    steps = pipeline.STEPS if args.command == "run" else (args.command,)
     out = pipeline.run_pipeline(config, steps=steps, force=args.force,
                                 run_dir=Path(args.run_dir) if args.run_dir else None)
     print(f"run directory: {out['run_dir']}")
@@ -212,12 +230,15 @@ def main(argv=None):
   except _user_errors() as e:  # evaluated only when an exception arrives here
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
-  except Exception as e:  # pylint: disable=broad-except  # re-raised unless a full device
-    # The steps name the folder they write (artifacts.disk_full_named); this names the rest.
+  except Exception as e:  # pylint: disable=broad-except  # re-raised unless named below
+    # The steps name the folder they write (artifacts.disk_full_named); this names the rest,
+    # and a read-only file system or an over-long name.
     from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
-    if not artifacts.is_disk_full(e):
+    message = (artifacts.disk_full_message(e) if artifacts.is_disk_full(e)
+               else artifacts.os_error_message(e))
+    if message is None:
       raise
-    print(f"kerasvae {args.command}: error: {artifacts.disk_full_message(e)}", file=sys.stderr)
+    print(f"kerasvae {args.command}: error: {message}", file=sys.stderr)
     return 2
   except KeyboardInterrupt as e:  # training's TrainingInterrupted says what it saved
     detail = str(e) or "finished steps are kept; run the same command again to go on"

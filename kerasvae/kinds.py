@@ -23,6 +23,7 @@ import dataclasses
 import importlib
 from typing import Optional
 from kerasvae.config import ConfigError
+from kerasvae.config import MAX_UNITS
 from kerasvae.config import field
 from kerasvae.config import show
 
@@ -36,7 +37,7 @@ class LikelihoodPriorSettings:
   gaussian_scale: float = field(0.1, range=(1e-6, None), help="Scale of the gaussian likelihood.")
   learn_scale: bool = field(False, help="Train the gaussian likelihood's scale.")
   prior: str = field("gaussian", choices=("gaussian", "gmm", "vamp"), help="The prior p(z).")
-  num_components: int = field(10, range=(1, None), help="Components of the gmm/vamp prior.")
+  num_components: int = field(10, range=(1, MAX_UNITS), help="Components of the gmm/vamp prior.")
   vamp_init_from_data: bool = field(False, help="Start VampPrior pseudo-inputs from train images.")
 
   def applies(self, name):
@@ -69,9 +70,9 @@ class FactorVAESettings(VAESettings):
   gamma: float = field(10.0, range=(0.0, None),
                        help="γ: the weight of the discriminator's total-correlation estimate "
                        "(disentanglement_lib's study: 10, 20, 30, 40, 50, 100).")
-  discriminator_units: int = field(1000, range=(1, None),
+  discriminator_units: int = field(1000, range=(1, MAX_UNITS),
                                    help="Width of each hidden layer of the discriminator.")
-  discriminator_layers: int = field(6, range=(1, None),
+  discriminator_layers: int = field(6, range=(1, 64),
                                     help="Hidden layers of the discriminator.")
   discriminator_learning_rate: float = field(1e-4, range=(1e-12, None),
                                              help="Learning rate of the discriminator's Adam "
@@ -124,7 +125,7 @@ class AnnealedVAESettings(LikelihoodPriorSettings):
 @dataclasses.dataclass
 class IWAESettings(LikelihoodPriorSettings):
   """`model.iwae`: the importance samples of the IWAE's training bound (Burda et al. 2016)."""
-  num_samples: int = field(5, range=(1, None),
+  num_samples: int = field(5, range=(1, 1000),
                            help="k: importance samples per example and step of the training "
                            "bound (the paper trains with 1, 5 and 50; the decoder runs on k "
                            "times the batch).")

@@ -134,9 +134,11 @@ def write_hparams_session(validation_dir, config, trial_id):
   writer.close()
 
 
-def write_projector(validation_dir, latent_means, labels=None, images=None):
+def write_projector(validation_dir, latent_means, labels=None, images=None, label_names=None):
   """The projector's data in the validation run: a checkpoint of the latent means [N, D],
-  `metadata.tsv` (label and index of each point) and, for images, a sprite of thumbnails."""
+  `metadata.tsv` (label, by its class name where `label_names` has one, and index of each
+  point) and, for images, a sprite of thumbnails."""
+  from kerasvae import viz  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tensorboard.plugins import projector  # pylint: disable=import-outside-toplevel
@@ -146,7 +148,7 @@ def write_projector(validation_dir, latent_means, labels=None, images=None):
   with open(validation_dir / "metadata.tsv", "w") as f:
     if labels is not None:
       f.write("label\tindex\n")
-      f.writelines(f"{labels[i]}\t{i}\n" for i in range(n))
+      f.writelines(f"{viz.label_name(labels[i], label_names)}\t{i}\n" for i in range(n))
     else:
       f.writelines(f"{i}\n" for i in range(n))
   # `save` writes `checkpoint`, which TensorBoard's projector reads to find the tensors.

@@ -811,7 +811,14 @@ def _pca_2d(z):
   return centred @ vt[:2].T, ratio
 
 
-def latent_scatter_figure(z, labels, path, title=None, max_classes=20):
+def label_name(label, label_names=None):
+  """A label as people read it: its class name where the data has names, else the number."""
+  if label_names is not None and float(label).is_integer() and 0 <= int(label) < len(label_names):
+    return str(label_names[int(label)])
+  return str(label)
+
+
+def latent_scatter_figure(z, labels, path, title=None, max_classes=20, label_names=None):
   """Saves a scatter of latents coloured by label.
 
   D = 2: z0 against z1. D > 2: the first two principal components (PCA), said
@@ -824,6 +831,9 @@ def latent_scatter_figure(z, labels, path, title=None, max_classes=20):
     labels: `[N]` or None.
     path: the PNG to write.
     title: optional title.
+    max_classes: at most this many distinct labels get a legend.
+    label_names: the class names of integer labels (`label_names[k]` for label k, as the
+      Examples artifact records them), shown in the legend instead of the numbers.
 
   Returns:
     The uint8 RGB image written.
@@ -867,7 +877,7 @@ def latent_scatter_figure(z, labels, path, title=None, max_classes=20):
       for k, c in enumerate(classes):
         mask = labels == c
         ax.scatter(xy[mask, 0], xy[mask, 1], s=size, alpha=0.7, linewidths=0,
-                   color=cmap(k), label=str(c))
+                   color=cmap(k), label=label_name(c, label_names))
       ax.legend(title="label", loc="center left", bbox_to_anchor=(1.01, 0.5),
                 markerscale=max(1.0, 30 / size) ** 0.5, frameon=False)
     else:

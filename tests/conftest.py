@@ -1,6 +1,7 @@
 """Shared fixtures: the shared MNIST files (skipped when absent) and quiet TensorFlow."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,18 +28,52 @@ def mnist_dir():
 # The folders a user's commands write into the checkout: the suite must neither write there nor
 # read what is there (CI runs the README's `kerasvae run` first, which exports a served model).
 USER_FOLDERS = ("saved_models", "runs", "studies", "kfp_local")
+_GUARDED = tuple(os.path.join(str(REPO), folder) for folder in USER_FOLDERS)
+# Audit events that create, change or remove a file or folder, with their path arguments.
+_WRITE_EVENTS = {"os.mkdir": (0,), "os.rename": (0, 1), "os.remove": (0,), "os.rmdir": (0,),
+                 "os.symlink": (1,), "os.link": (1,), "os.truncate": (0,), "shutil.rmtree": (0,),
+                 "os.chmod": (0,), "os.utime": (0,)}
+_WRITES_ANY = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_checkout_writes = []
 
 
-def _user_files():
-  return {str(p.relative_to(REPO)): p.stat().st_mtime_ns
-          for folder in USER_FOLDERS for p in sorted((REPO / folder).rglob("*"))}
+def checkout_write(event, args):
+  """The path in the checkout's user folders that an audit event writes, or None.
+
+  The guard watches this process's own writes (Python's audit hooks: `open` for writing,
+  `os.mkdir`, `os.rename`, ...), so a user's `kerasvae run` in the checkout while the suite runs
+  is never blamed on the suite, as comparing the folders before and after the session did.
+  """
+  if event == "open":
+    path, mode, flags = args
+    if not (any(c in mode for c in "wax+") if isinstance(mode, str) else flags & _WRITES_ANY):
+      return None
+    paths = [path]
+  elif event in _WRITE_EVENTS:
+    paths = [args[i] for i in _WRITE_EVENTS[event] if i < len(args)]
+  else:
+    return None
+  for path in paths:
+    if isinstance(path, (str, bytes, os.PathLike)):
+      full = os.path.abspath(os.fsdecode(path))
+      if any(full == g or full.startswith(g + os.sep) for g in _GUARDED):
+        return full
+  return None
+
+
+def _audit(event, args):
+  if event in _WRITE_EVENTS or event == "open":
+    path = checkout_write(event, args)
+    if path is not None:
+      _checkout_writes.append(f"{event} {path}")
+
+
+sys.addaudithook(_audit)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def checkout_untouched():
-  """Fails the session when a test wrote into the checkout's user folders."""
-  before = _user_files()
+  """Fails the session when a test (in this process) wrote into the checkout's user folders."""
   yield
-  after = _user_files()
-  changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-  assert not changed, f"the suite changed the checkout's user folders: {changed[:10]}"
+  assert not _checkout_writes, f"the suite wrote into the checkout's user folders: " \
+      f"{sorted(set(_checkout_writes))[:10]}"

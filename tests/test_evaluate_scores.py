@@ -49,6 +49,19 @@ def test_dci_can_be_left_out_and_keeps_the_evaluation_fingerprint():
        "train": "f", "model": None})
 
 
+def test_a_newer_served_model_changes_the_evaluation_fingerprint_whatever_dci_is():
+  # With change thresholds the evaluation compares against the served version: a newer one
+  # must re-run it, with DCI on (the default) as with DCI off.
+  train_meta = {"fingerprint": "f", "digests": {}}
+  thresholds = {"elbo": 5.0}
+  for dci in (True, False):
+    config = types.SimpleNamespace(
+        evaluate=configs.EvaluateConfig(dci=dci, change_thresholds=thresholds))
+    prints = {evaluate.evaluate_fingerprint(config, train_meta, served)
+              for served in (None, ("saved_models/vae/1", 1), ("saved_models/vae/2", 2))}
+    assert len(prints) == 3, dci
+
+
 class NoisyFactorModel:  # the two factors in latents 0 and 2, latent 1 scale-free noise
   def encode_mean(self, x):
     x = tf.reshape(tf.cast(x, tf.float32), [-1, 2])

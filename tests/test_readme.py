@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import re
+import shutil
 import subprocess
 import sys
 
@@ -54,10 +55,18 @@ def test_readme_starts_with_the_quick_start_and_ci_runs_it():
   assert commands[0] == [["python3", "-m", "venv", ".venv"], [".", ".venv/bin/activate"],
                          ["pip", "install", "-e", "."], ["kerasvae", "run"]]
   assert commands[1] == [["pip", "install", "-e", ".[test]"], ["python", "-m", "pytest", "-q"]]
-  # .ci/run holds the README's lines verbatim (the venv line behind KERASVAE_CI_VENV=1).
+  # .ci/run runs the README's lines verbatim, in the README's order, the venv line included,
+  # and makes no environment of its own (no switch that skips a line).
   ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
-  for line in (install_and_run + test).splitlines():
-    assert any(c == line or c.startswith(line + " ") for c in ci), f".ci/run lacks: {line}"
+  commands = [line for line in ci if line and not line.startswith("#")]
+  readme = (install_and_run + test).splitlines()
+  positions = []
+  for line in readme:
+    found = [i for i, c in enumerate(commands) if c == line or c.startswith(line + " ")]
+    assert found, f".ci/run lacks the README's line: {line}"
+    positions.append(found[0])
+  assert positions == sorted(positions), f".ci/run runs the README's lines out of order: {readme}"
+  assert not any(c.startswith("if ") and "VENV" in c for c in commands), commands
 
 
 def test_the_quick_starts_sample_output_names_the_directories_kerasvae_run_uses():
@@ -78,20 +87,39 @@ def test_the_quick_start_installs_no_extra_and_the_test_command_installs_the_tes
   assert "kfp==2.17.0" in extra["kfp"]
 
 
-def test_ci_run_fails_when_pytest_collects_nothing(tmp_path):
-  """`.ci/run` with a fake `pip` and `python` on PATH: pytest's exit code 5 fails the script."""
+def test_ci_run_makes_the_readmes_venv_and_fails_when_pytest_collects_nothing(tmp_path):
+  """`.ci/run`, copied into a folder of its own, with a fake `python3`, `pip`, `kerasvae` and
+  `python` on PATH: it makes `.venv` in the repository's folder and activates it before
+  installing, and pytest's exit code 5 fails the script."""
+  checkout = tmp_path / "checkout"
+  (checkout / ".ci").mkdir(parents=True)
+  shutil.copy(REPO / ".ci" / "run", checkout / ".ci" / "run")
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
-  for name, body in (("pip", "exit 0"), ("kerasvae", "exit 0"),
-                     ("python", 'if [ "$2" = pytest ]; then exit "$PYTEST_STATUS"; fi; exit 0')):
+  # The fake `python3 -m venv .venv` writes an activate script that marks the environment; each
+  # fake command records whether it ran inside it.
+  activate = 'export VIRTUAL_ENV="$PWD/.venv"'
+  record = 'echo "$(basename "$0") $* venv=${VIRTUAL_ENV:-none}" >> "$LOG"'
+  fakes = {
+      "python3": f"{record}\nmkdir -p \"$3/bin\" && echo '{activate}' > \"$3/bin/activate\"",
+      "pip": record, "kerasvae": record,
+      "python": f'{record}\nif [ "$2" = pytest ]; then exit "$PYTEST_STATUS"; fi; exit 0'}
+  for name, body in fakes.items():
     (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
     (bin_dir / name).chmod(0o755)
-  env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CI": "true"}
+  env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CI": "true", "LOG": str(tmp_path / "log")}
   for status, expected in ((0, 0), (1, 1), (5, 5)):
-    proc = subprocess.run(["bash", str(REPO / ".ci" / "run")], env={**env, "PYTEST_STATUS": str(status)},
-                          capture_output=True, text=True, timeout=60)
+    (tmp_path / "log").write_text("")
+    proc = subprocess.run(["bash", str(checkout / ".ci" / "run")],
+                          env={**env, "PYTEST_STATUS": str(status)}, capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == expected, (status, proc.stderr)
     assert ("collected no tests" in proc.stderr) == (status == 5)
+    venv = checkout / ".venv"
+    assert (tmp_path / "log").read_text().splitlines() == [
+        "python3 -m venv .venv venv=none", f"pip install -e . venv={venv}",
+        f"kerasvae run venv={venv}", f"pip install -e .[test] venv={venv}",
+        f"python -m pytest -q venv={venv}"]
 
 
 def test_the_quickstart_runs_without_the_optional_packages(tmp_path):
@@ -206,3 +234,30 @@ def test_relative_links_of_the_docs_resolve():
       if anchor and linked.suffix == ".md":
         headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)
         assert anchor in {_slug(h) for h in headings}, f"{path.relative_to(REPO)}: no #{anchor}"
+
+
+def test_the_library_snippet_runs_as_written_and_its_claims_hold(tmp_path, monkeypatch):
+  """The README's library block, run as written on uint8 (N, 28, 28) images (as users hold
+  them), then its claims: the same seed repeats elbo, iwae_log_likelihood and sample, also after
+  `keras.saving.load_model`; without a seed the ELBO differs; encode_mean is deterministic."""
+  import keras  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  section = markdown.section(markdown.README.read_text(), "The library")
+  snippet, = [b for b in markdown.fenced_blocks(section, "python") if "import kerasvae" in b]
+  images = np.random.default_rng(0).integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
+  monkeypatch.chdir(tmp_path)
+  scope = {"images": images}
+  exec(compile(snippet, "README.md", "exec"), scope)  # pylint: disable=exec-used
+  vae, terms, log_px, samples = (scope[n] for n in ("vae", "terms", "log_px", "samples"))
+  assert terms["elbo"].shape == (8,) and log_px.shape == (8,) and samples.shape == (16, 28, 28, 1)
+  loaded = keras.saving.load_model(tmp_path / "vae.keras")
+  for model in (vae, loaded):  # the snippet's calls again, in the model and in its copy
+    for key in terms:
+      np.testing.assert_array_equal(model.elbo(images, seed=0)[key], terms[key])
+    np.testing.assert_array_equal(model.iwae_log_likelihood(images, num_samples=5000, seed=0),
+                                  log_px)
+    np.testing.assert_array_equal(model.sample(16, seed=7), samples)
+    np.testing.assert_array_equal(model.encode_mean(images), scope["codes"])
+  # "without seed= two calls give different numbers"
+  assert not np.array_equal(vae.elbo(images)["elbo"], vae.elbo(images)["elbo"])
+  assert not np.array_equal(vae.sample(4), vae.sample(4))

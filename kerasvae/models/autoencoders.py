@@ -35,6 +35,64 @@ def images_of(data):
   return data
 
 
+def as_images(x, image_shape, name="x", data_range=(0.0, 1.0)):
+  """Images as the models compute on them: float32 [N, H, W, C] in [0, 1].
+
+  Accepts data as users hold it: [N, H, W] for one-channel images or [N, H, W, C], uint8
+  (scaled by 1/255), bool, or float in [0, 1] (cast to float32). Anything else is refused with
+  one line naming the expected shape, dtype and range. The range is checked where the values
+  are known (NumPy arrays and eager tensors, not inside a traced `tf.function`).
+
+  Args:
+    x: a NumPy array, a tensor or nested lists.
+    image_shape: the model's (H, W, C).
+    name: the argument's name, for the message.
+    data_range: the (low, high) float values the likelihood takes, or None for any real
+      number (a Gaussian likelihood's pixels).
+
+  Returns:
+    A float32 NumPy array for NumPy (or list) input, else a float32 tensor; `x` itself when it
+    already is float32 [N, H, W, C].
+  """
+  height, width, channels = image_shape
+  low_bound, high_bound = data_range or (-np.inf, np.inf)
+  expected = (f"Expected {name} of shape [N, {height}, {width}, {channels}]"
+              + (f" or [N, {height}, {width}]" if channels == 1 else "")
+              + ", dtype uint8 (0-255, scaled by 1/255) or float"
+              + (f" with values in [{low_bound:g}, {high_bound:g}]" if data_range else ""))
+  if not tf.is_tensor(x) and not isinstance(x, np.ndarray):
+    try:
+      x = np.asarray(x)
+    except ValueError as e:  # ragged nested lists
+      raise ValueError(f"{expected}. Received: {name} that is not an array ({e})") from None
+  shape = tuple(x.shape)
+  dims = [None if d is None else int(d) for d in shape]
+  fits = lambda got, want: all(g is None or g == w for g, w in zip(got, want))  # noqa: E731
+  if not ((len(dims) == 4 and fits(dims[1:], image_shape))
+          or (len(dims) == 3 and channels == 1 and fits(dims[1:], image_shape[:2]))):
+    raise ValueError(f"{expected}. Received: {name}.shape={shape}")
+  dtype = tf.as_dtype(x.dtype)
+  if not (dtype == tf.uint8 or dtype == tf.bool or dtype.is_floating):
+    raise ValueError(f"{expected}. Received: {name}.dtype={dtype.name}")
+  if dtype == tf.float32 and len(dims) == 4:
+    converted = x
+  elif isinstance(x, np.ndarray):
+    converted = x.astype(np.float32) / (255.0 if dtype == tf.uint8 else 1.0)
+  else:
+    converted = tf.cast(x, tf.float32) / (255.0 if dtype == tf.uint8 else 1.0)
+  if len(dims) == 3:
+    converted = converted[..., None]
+  if dtype.is_floating and (isinstance(x, np.ndarray) or tf.executing_eagerly()) and np.prod(
+      dims) > 0:
+    low, high = (float(np.min(x)), float(np.max(x))) if isinstance(x, np.ndarray) else (
+        float(tf.reduce_min(x)), float(tf.reduce_max(x)))
+    if not (low >= low_bound and high <= high_bound):  # also refuses NaN
+      hint = " (uint8-range values in a float array: divide by 255)" if data_range == (
+          0.0, 1.0) and 1.0 < high <= 255.0 and low >= 0.0 else ""
+      raise ValueError(f"{expected}. Received: {name} values in [{low:g}, {high:g}]{hint}")
+  return converted
+
+
 def check_number(value, name, low=0.0, positive=False):
   """`value` as a float: a finite number >= `low` (> `low` when `positive`); else a ValueError
   naming `name`. The model kinds check their weights and rates with it."""
@@ -63,7 +121,11 @@ class LatentVariableModel(keras.Model):
       prior, the likelihood, the loss terms and the metrics compute in float32.
 
   Call arguments:
-    x: images [B, H, W, C] in [0, 1].
+    x: images [B, H, W, C] or, for one channel, [B, H, W]: uint8 (scaled by 1/255) or float in
+      [0, 1]. Every method that takes images (`encode`, `encode_mean`, `reconstruct`,
+      `loss_terms`, the VAE's `posterior`, `elbo` and `iwae_log_likelihood`, and Keras' `fit`,
+      `evaluate` and `predict`) accepts the same and refuses anything else with one line
+      naming the expected shape, dtype and range (`as_images`).
 
   Returns (call):
     The reconstruction mean [B, H, W, C].
@@ -172,9 +234,13 @@ class LatentVariableModel(keras.Model):
 
   # -- The shared interface -------------------------------------------------
 
+  def as_images(self, x, name="x"):
+    """`x` as float32 [B, H, W, C] in [0, 1], or a one-line ValueError (see `as_images`)."""
+    return as_images(x, self.image_shape, name=name, data_range=self.likelihood.data_range)
+
   def encode_mean(self, x, training=False):
     """The code used for reconstruction: the posterior mean (VAE) or the code (AE). [B, D]."""
-    return self.encoder(x, training=training)
+    return self.encoder(self.as_images(x), training=training)
 
   def decode(self, z, training=False):
     """The decoder's likelihood parameters (logits or pre-sigmoid means): [B, H, W, C]."""
@@ -185,7 +251,7 @@ class LatentVariableModel(keras.Model):
     return self.likelihood.mean(self.decode(z))
 
   def reconstruct(self, x):
-    """Decodes the encoder's mean code: [B, H, W, C] → [B, H, W, C]."""
+    """Decodes the encoder's mean code: [B, H, W, C] (or [B, H, W]) → [B, H, W, C]."""
     return self.decode_mean(self.encode_mean(x))
 
   def sample_latents(self, num_samples, seed=None):
@@ -222,6 +288,14 @@ class LatentVariableModel(keras.Model):
     """
     raise NotImplementedError
 
+  def __call__(self, *args, **kwargs):
+    # Checked here, before Keras' own __call__, whose error context would make the one-line
+    # message about the images a multi-line one.
+    if args and (isinstance(args[0], np.ndarray)
+                 or (tf.is_tensor(args[0]) and tf.executing_eagerly())):
+      args = (self.as_images(args[0]), *args[1:])
+    return super().__call__(*args, **kwargs)
+
   def call(self, x, training=False):
     return self.reconstruct(x)
 
@@ -238,7 +312,7 @@ class LatentVariableModel(keras.Model):
     return {m.name: m.result() for m in self.metrics}
 
   def train_step(self, data):
-    x = images_of(data)
+    x = self.as_images(images_of(data))
     with tf.GradientTape() as tape:
       terms = self.loss_terms(x, training=True, step=self.optimizer.iterations)
       # Gradients are summed over replicas, so each replica's mean is divided by their count.
@@ -249,7 +323,31 @@ class LatentVariableModel(keras.Model):
     return self._update_trackers(terms)
 
   def test_step(self, data):
-    return self._update_trackers(self.loss_terms(images_of(data), training=False))
+    return self._update_trackers(self.loss_terms(self.as_images(images_of(data)),
+                                                 training=False))
+
+  def _checked_inputs(self, x):
+    """Keras' `fit`/`evaluate`/`predict` inputs with arrays of images converted (and checked)
+    before Keras batches them: uint8 and [N, H, W] arrays as in every other method."""
+    if isinstance(x, dict) and "image" in x:
+      return {**x, "image": self.as_images(x["image"], name="x['image']")}
+    if isinstance(x, np.ndarray) or (tf.is_tensor(x) and tf.executing_eagerly()):
+      return self.as_images(x)
+    return x  # a tf.data.Dataset or a generator: converted batch by batch in the step
+
+  def fit(self, x=None, *args, validation_data=None, **kwargs):
+    if isinstance(validation_data, (np.ndarray, dict)) or tf.is_tensor(validation_data):
+      validation_data = self._checked_inputs(validation_data)
+    elif isinstance(validation_data, tuple) and validation_data:
+      validation_data = (self._checked_inputs(validation_data[0]), *validation_data[1:])
+    return super().fit(self._checked_inputs(x), *args, validation_data=validation_data,
+                       **kwargs)
+
+  def evaluate(self, x=None, *args, **kwargs):
+    return super().evaluate(self._checked_inputs(x), *args, **kwargs)
+
+  def predict(self, x, *args, **kwargs):
+    return super().predict(self._checked_inputs(x), *args, **kwargs)
 
   def get_config(self):
     config = super().get_config()
@@ -343,7 +441,7 @@ class VAE(LatentVariableModel):
 
   def posterior_params(self, x, training=False):
     """q(z|x) parameters: x [B, H, W, C] → (mean [B, D], log_var [B, D])."""
-    h = self.encoder(x, training=training)  # [B, 2D]
+    h = self.encoder(self.as_images(x), training=training)  # [B, 2D]
     mean, log_var = tf.split(h, 2, axis=-1)
     return mean, log_var
 
@@ -370,6 +468,7 @@ class VAE(LatentVariableModel):
 
   def elbo_terms(self, x, training=False, seed=None):
     """One-sample ELBO terms per example: reconstruction, KL, ELBO = -(rec + KL). [B] each."""
+    x = self.as_images(x)
     mean, log_var = self.posterior_params(x, training=training)  # [B, D] x2
     z = distributions.reparameterized_sample(mean, log_var, seed=distributions.stateless_seed(seed))  # [B, D]
     reconstruction = self.likelihood.negative_log_likelihood(x, self.decode(z, training=training))
@@ -440,7 +539,7 @@ class VAE(LatentVariableModel):
       [B] log-likelihood estimates in nats.
     """
     from kerasvae.metrics import iwae  # pylint: disable=import-outside-toplevel
-    return iwae.log_likelihood(self, x, num_samples=num_samples, seed=seed,
+    return iwae.log_likelihood(self, self.as_images(x), num_samples=num_samples, seed=seed,
                                chunk_size=chunk_size, verbose=verbose)["log_likelihood"]
 
   def get_config(self):
@@ -542,6 +641,7 @@ class Autoencoder(LatentVariableModel):
     return code
 
   def loss_terms(self, x, training=False, step=None, seed=None):
+    x = self.as_images(x)
     code = self.encode_mean(x, training=training)  # [B, D]
     params = self.decode(self.code_for_decoder(code, training, seed=seed), training=training)
     if self.reconstruction_loss == "bce":

@@ -75,6 +75,7 @@ class IWAE(autoencoders.VAE):
     """loss = −iwae_bound per example, with the one-sample terms at z_1; `seed` (an integer or
     a [2] tensor) fixes the k draws, None draws fresh ones."""
     del step
+    x = self.as_images(x)
     mean, log_var = self.posterior_params(x, training=training)  # [B, D] x2
     shape = tf.concat([[self.num_samples], tf.shape(mean)], 0)  # [k, B, D]
     seed = distributions.stateless_seed(seed)

@@ -28,6 +28,10 @@ _PIXEL_AXES = (-3, -2, -1)
 class Likelihood(keras.layers.Layer):
   """Base class: `distribution(params)`, `mean(params)` and `negative_log_likelihood(x, params)`."""
 
+  # The values a pixel may take, (low, high), checked where images enter a model
+  # (`autoencoders.as_images`); None: any real number.
+  data_range = (0.0, 1.0)
+
   def distribution(self, params):
     raise NotImplementedError
 
@@ -80,6 +84,8 @@ class GaussianLikelihood(Likelihood):
   """
 
   MEAN_ACTIVATIONS = {"sigmoid": tf.sigmoid, "identity": tf.identity}
+
+  data_range = None  # real-valued pixels: any float
 
   def __init__(self, scale=0.1, learn_scale=False, mean_activation="sigmoid", **kwargs):
     super().__init__(**kwargs)

@@ -1,6 +1,7 @@
 """What every step shares: run directories, step metadata, reuse, locking, building models."""
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -31,7 +32,7 @@ def run_directory(config):
 
 # Train settings that do not change the trained model (display, disk use): left out of the
 # fingerprints, so that changing one finds the same run and reuses its model.
-UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints")
+UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints", "keep_final_checkpoint")
 # Train settings added after runs were fingerprinted: left out while at these defaults, so that
 # a config that does not set one keeps its run (and its reused model) as before.
 FINGERPRINTED_UNLESS_DEFAULT = {"precision": "float32"}
@@ -144,6 +145,34 @@ def require_step(step_dir, step, command_hint):
   return artifacts.read_json(Path(step_dir) / artifacts.METADATA_FILE, redo=redo_command(step_dir))
 
 
+# What each step reads from the steps before it (`kerasvae.pipeline` wires the same).
+UPSTREAM_STEPS = {"train": ("ingest",), "evaluate": ("ingest", "train"),
+                  "export": ("train", "evaluate")}
+
+
+def check_upstream(config, steps, run_dir):
+  """Refuses, before TensorFlow is imported, a command whose first step needs a step that has
+  not run: `kerasvae evaluate` on a run without a finished train step fails in a second.
+
+  Args:
+    config: the `PipelineConfig`.
+    steps: the steps the command runs, in pipeline order.
+    run_dir: the run directory.
+  """
+  run_dir = Path(run_dir)
+  for step in UPSTREAM_STEPS.get(steps[0], ()):
+    if step in steps:
+      continue
+    if step == "ingest":  # the run's own ingest or the Examples shared by the same ingest config
+      if not (artifacts.is_complete(run_dir / "ingest")
+              or artifacts.is_complete(examples_directory(config))):
+        raise StepError(f"No Examples artifact for this ingest config: neither "
+                        f"{run_dir / 'ingest'} nor {examples_directory(config)} is complete. "
+                        "Run `kerasvae ingest` with the same config first.")
+    else:
+      require_step(run_dir / step, step, f"kerasvae {step}")
+
+
 def is_secondary_worker():
   """True in a multi-worker cluster's non-chief process (it shares the chief's run directory)."""
   import json  # pylint: disable=import-outside-toplevel
@@ -165,7 +194,10 @@ def run_lock(run_dir):
   by a pid, and no moment when a lock file exists without an owner. The file holds the
   holder's pid for the message of a refused second writer.
 
-  The workers of one multi-worker training are one run: only the chief locks.
+  The workers of one multi-worker training are one run: only the chief locks. A run on a
+  read-only file system is read without a lock (no lock file can be made, and no process can
+  write there through this mount): its finished steps are reused, and a step that must write
+  fails with a named error (`artifacts.os_error_message`).
   """
   run_dir = Path(run_dir)
   run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +205,13 @@ def run_lock(run_dir):
     yield run_dir
     return
   lock = run_dir / ".lock"
-  fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+  try:
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+  except OSError as error:
+    if error.errno != errno.EROFS:
+      raise
+    yield run_dir
+    return
   try:
     while True:
       try:

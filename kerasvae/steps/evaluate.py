@@ -209,6 +209,23 @@ def per_factor_scalars(scores):
           for factor, value in zip(names, scores.get(f"{metric}_per_factor", ()))}
 
 
+def shape_recognition_metrics(model, examples_meta, data, num_examples):
+  """dSprites: the share of test reconstructions whose shape a template test recognises (see
+  `kerasvae.metrics.shape_recognition`), or {} for other data."""
+  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
+  from kerasvae.metrics import shape_recognition  # pylint: disable=import-outside-toplevel
+  if (num_examples == 0 or "factor_classes" not in data
+      or tuple(examples_meta.get("factor_names") or ()) != dsprites.FACTOR_NAMES
+      or tuple(examples_meta["image_shape"]) != dsprites.DSprites.observation_shape):
+    return {}
+  images = data["image"][:num_examples]
+  reconstructions = np.concatenate([model.reconstruct(tf.constant(images[i:i + 500])).numpy()
+                                    for i in range(0, len(images), 500)])
+  return shape_recognition.compute_shape_recognition(
+      reconstructions, data["factor_classes"][:num_examples], dsprites.DSprites().render,
+      dsprites.SHAPE_NAMES)
+
+
 def sample_quality_metrics(model, examples_dir, eval_images, seed):
   """Fréchet distance of 1,000 samples to held-out images in a classifier's feature space."""
   from kerasvae.metrics import sample_quality  # pylint: disable=import-outside-toplevel
@@ -272,10 +289,11 @@ def informative_dims(metrics, latent_dim, limit=10):
   return order, [f"{name} {scores[d]:.2f}" for d in order]
 
 
-def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
+def write_figures(model, images, labels, out_dir, seed=0, metrics=None, label_names=None):
   """Saves the model's pictures as PNGs; returns {name: uint8 image} for TensorBoard.
 
-  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents.
+  `metrics` (the step's `kl_per_dim` or `activity`) picks the traversals' latents;
+  `label_names` (the Examples artifact's) name the classes in the latents' legend.
   """
   decode = lambda z: model.decode_mean(tf.constant(z, tf.float32)).numpy()  # noqa: E731
   out_dir = Path(out_dir)
@@ -297,7 +315,7 @@ def write_figures(model, images, labels, out_dir, seed=0, metrics=None):
   codes = model.encode_mean(tf.constant(images[:2000])).numpy()
   figures["latents"] = viz.latent_scatter_figure(
       codes, labels[:2000] if labels is not None else None, out_dir / "latents.png",
-      title="Posterior means of eval examples")
+      title="Posterior means of eval examples", label_names=label_names)
   return figures
 
 
@@ -334,6 +352,29 @@ def baseline_summary(comparison):
   return f"against the served {comparison['version_dir']}: " + "; ".join(parts)
 
 
+SUMMARY_METRICS = ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
+                   "shape_recognised", "beta_vae_score", "factor_vae_score", "mig",
+                   "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap")
+
+
+def summary_line(metrics):
+  """The evaluate step's one-line summary. Numbers set side by side are over the same images:
+  where the IWAE bound read fewer images than the ELBO, the line gives the ELBO of those
+  images beside it (`iwae_log_likelihood -304.8 (ELBO -309.1, the same 100 images)`)."""
+  parts = []
+  for key in SUMMARY_METRICS:
+    if key not in metrics:
+      continue
+    part = f"{key} {metrics[key]:.4g}"
+    if key == "elbo" and "iwae_examples" in metrics:
+      part += f" ({metrics['num_examples']} images)"
+    if key == "iwae_log_likelihood" and "iwae_examples_elbo" in metrics:
+      part += (f" (ELBO {metrics['iwae_examples_elbo']:.4g}, the same "
+               f"{metrics.get('iwae_examples', '?')} images)")
+    parts.append(part)
+  return ", ".join(parts)
+
+
 def evaluate_fingerprint(config, train_meta, served=None):
   """The evaluate config, the train config and the trained model's bytes: a model retrained
   with `kerasvae train --force` (same config, new weights) is evaluated again; with
@@ -345,7 +386,11 @@ def evaluate_fingerprint(config, train_meta, served=None):
     del evaluate["change_thresholds"]
   if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
     del evaluate["dci"]
-  else:
+  # The served version the change thresholds compare against: a newer one re-runs the
+  # evaluation whatever `dci` is (this once hung on dci's `else`, so with the default dci: true
+  # a candidate was judged against a stale baseline). Kept, as None, in the fingerprints of
+  # dci: false evaluations without thresholds, which have always carried it.
+  if "change_thresholds" in evaluate or "dci" in evaluate:
     evaluate["baseline"] = [str(served[0]), served[1]] if served else None
   return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],
                                 "model": model_digest})
@@ -405,6 +450,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     n = min(len(images), cfg.iwae_examples or SURGERY_EXAMPLES, SURGERY_EXAMPLES)
     metrics.update(elbo_surgery.model_elbo_surgery(model, latent_mean[:n], latent_log_var[:n],
                                                    seed=cfg.seed))
+  metrics.update(shape_recognition_metrics(model, examples_meta, data,
+                                           cfg.shape_recognition_examples))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
     # The latents the decoder uses: an autoencoder (no KL) counts every latent as active.
@@ -427,7 +474,8 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         c["passed"] for c in blessing["baseline"]["checks"])
     print("evaluate: " + baseline_summary(blessing["baseline"]), flush=True)
   with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
-    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics)
+    figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics,
+                            label_names=examples_meta.get("label_names"))
     artifacts.write_json(tmp / "metrics.json", metrics)
     artifacts.write_json(tmp / "blessing.json", blessing)
     artifacts.write_metadata(tmp / artifacts.METADATA_FILE, common.step_metadata(
@@ -438,11 +486,7 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"],
         digests=artifacts.digest_files(tmp)))
   _write_tensorboard(train_dir, train_meta, metrics, figures)
-  summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in (
-      "elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units", "beta_vae_score",
-      "factor_vae_score", "mig", "dci_disentanglement", "dci_completeness",
-      "dci_informativeness", "sap") if k in metrics)
   skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
-  print(f"evaluate: {summary}; blessed: {blessing['blessed']}"
+  print(f"evaluate: {summary_line(metrics)}; blessed: {blessing['blessed']}"
         + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))
   return evaluate_dir

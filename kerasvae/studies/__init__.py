@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from kerasvae import artifacts
+from kerasvae import config as config_lib
 from kerasvae import progress
 from kerasvae.config import ConfigError
 
@@ -39,6 +40,9 @@ class Study:
   chart_metrics: tuple = ()
   # What its charts call a setting ("method"); default: the keys its trials override.
   setting_name: str = ""
+  # Each setting continues the previous setting's training of the same seed (more epochs of
+  # one model: `budget`), from its kept checkpoint (`core.continue_training`).
+  continues: bool = False
   # Which pairs of settings its report tests (`report.comparison_pairs`): every pair, each
   # against the first setting (the baseline), or each against the one before it (a sweep).
   comparisons: str = "all_pairs"
@@ -69,6 +73,17 @@ def _methods(context, trials):
 def _precision(context, trials):
   from kerasvae.studies import precision  # pylint: disable=import-outside-toplevel
   return precision.analyse_precision(context, trials)
+
+
+def _budget(context, trials):
+  from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
+  return budget.analyse_budget(context, trials)
+
+
+def _budget_check(trials):
+  from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
+  _needs_disentanglement_scores(trials)
+  budget.check_budget(trials)
 
 
 def _needs_disentanglement_scores(trials):
@@ -120,6 +135,14 @@ STUDIES = {
         "in how disentangled a code they learn on dSprites, by more than their training seeds "
         "do, and at what cost in reconstruction?", _methods,
         check=_needs_disentanglement_scores, analyses_seeds=True, setting_name="method"),
+    # One training per seed scored at growing budgets: each setting continues the last.
+    "budget": Study(
+        "budget", "How many training images does the disentanglement study's β-VAE need "
+        "before it encodes each of dSprites' factors, and where do its disentanglement scores "
+        "and their spread over seeds settle?", _budget, check=_budget_check,
+        analyses_seeds=True, continues=True, setting_name="budget", comparisons="neighbours",
+        chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
+                       ("mig", "MIG"), ("reconstruction", "reconstruction, nats"))),
     "precision": Study(
         "precision", "Does computing a VAE's networks in bfloat16 (train.precision: "
         "mixed_bfloat16) change what it learns, by more than its training seed does, and how "
@@ -192,9 +215,11 @@ def plan_study(name, config=None, overrides=(), quick=False, output=None):
   an invalid config, before anything runs.
   """
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
-  if name not in STUDIES:
-    raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. Received: name={name!r}")
-  study = STUDIES[name]
+  match, suggestion = config_lib.match_name(name, STUDIES)
+  if match is None:
+    raise ConfigError(f"Expected a study name among {sorted(STUDIES)}. "
+                      f"Received: name={name!r}.{suggestion}")
+  name, study = match, STUDIES[match]
   path = core.resolve_study_config_path(name, config)
   # One folder per study config: `--config disentanglement-full-mlp` never mixes its trials and
   # report with the default config's.
@@ -225,11 +250,15 @@ def _run_trials_and_report(plan, force, report_only=False):
   context = core.StudyContext(name=name, output=output, settings=settings, quick=plan.quick,
                               base=trials[0].config, force=force)
   run_times = []  # wall seconds of the trials this invocation trained (not reused)
+  last_by_seed = {}  # seed -> its latest trial (`Study.continues`)
   for i, trial in enumerate(trials):
     elapsed = time.time() - t0
     left = sum(run_times) / len(run_times) * (len(trials) - i) if run_times else None
     eta = f", about {progress.format_seconds(left)} left" if run_times else ""
     started = time.time()
+    if plan.study.continues and trial.seed in last_by_seed:
+      core.continue_training(last_by_seed[trial.seed], trial)
+    last_by_seed[trial.seed] = trial
     examples = core.run_trial(trial, f"study: trial {i + 1}/{len(trials)} {trial.name} "
                                      f"({progress.format_seconds(elapsed)} elapsed{eta})",
                               force=force, force_ingest=force and i == 0)

@@ -252,11 +252,22 @@ def in_short(groups, first_setting, last_setting, first, last, words):
 # ----------------------------------------------------------------------------- beta
 
 
+TRAVERSED_LATENTS = 4  # traversal rows per model in the β study: its most active latents
+
+
+def most_active(kl_per_dim, limit):
+  """The `limit` latent indices with the largest KL, largest first (ties: lower index)."""
+  kl = np.nan_to_num(np.asarray(kl_per_dim, np.float64), nan=-1.0)
+  return [int(i) for i in np.argsort(-kl, kind="stable")[:limit]]
+
+
 def analyse_beta(context, trials):
   """Traversals and 2-D manifolds per KL weight; KL per dimension; sample quality."""
   s, w = context.settings, context.data_words
   trav_rows, trav_labels, manifolds, sample_panels = [], [], [], []
   num_steps = 11
+  latent_dim = trials[0].config.model.latent_dim
+  shown = min(latent_dim, TRAVERSED_LATENTS)  # traversal rows per β: its most active latents
   for trial in trials:
     model = core.load_trial_model(trial)
     beta = trial.config.model.vae.kl_weight
@@ -265,22 +276,27 @@ def analyse_beta(context, trials):
     sample_panels.append((f"β = {beta:g}", _grid(samples[:36], 6)))
     core.write_study_scalars(trial, trial.metrics)
     decode = _decode_fn(model)
-    images = viz.traversal_images(decode, model.latent_dim, num_steps=num_steps, span=3.0)
     kl = trial.metrics.get("kl_per_dim", [float("nan")] * model.latent_dim)
-    for axis, row in enumerate(images):
+    dims = most_active(kl, shown) if shown < latent_dim else list(range(latent_dim))
+    images = viz.traversal_images(decode, model.latent_dim, num_steps=num_steps, span=3.0,
+                                  dims=dims)
+    for axis, row in zip(dims, images):
       trav_rows.append(_grid(row, num_steps))
       trav_labels.append(f"β={beta:g}  z{axis}\nKL {kl[axis]:.2f}")
     if model.latent_dim == 2:
       manifolds.append((f"β = {beta:g}", viz.manifold_with_axes(decode, n=15)))
   trav_path = context.figure_path("traversals_by_beta")
   values = np.linspace(-3, 3, num_steps)
+  others = "the other axis" if latent_dim == 2 else "the others"
   viz.save_png(viz.labelled_rows(trav_rows, trav_labels, column_labels=[f"{v:+.1f}" for v in values],
                                  title="Latent traversals: one axis swept over ±3 prior standard "
-                                 "deviations, the other at 0"), trav_path)
+                                 f"deviations, {others} at 0"), trav_path)
+  which = ("each row sweeps one latent axis" if shown == latent_dim else
+           f"each row sweeps one of the {shown} latent axes with the largest KL (of "
+           f"{latent_dim}), most active first,")
   figures = [report.figure(
-      context, "Latent traversals per KL weight β: each row sweeps one latent axis from -3 to "
-      "+3 standard deviations of the prior with the other axis at 0; the label gives the "
-      "axis's KL (nats).", trav_path)]
+      context, f"Latent traversals per KL weight β: {which} from -3 to +3 standard deviations "
+      f"of the prior with {others} at 0; the label gives the axis's KL (nats).", trav_path)]
   samples_path = context.figure_path("samples_by_beta")
   viz.save_png(viz.side_by_side(sample_panels), samples_path)
   figures.append(report.figure(
@@ -293,7 +309,6 @@ def analyse_beta(context, trials):
         context, "The 2-D latent manifold per β: the decoder's mean on a 15×15 grid of N(0, 1) "
         "quantiles (5% to 95%) of z0 (left to right) and z1 (bottom to top), the values on "
         "the axes.", manifold_path))
-  latent_dim = trials[0].config.model.latent_dim
   columns = ELBO_COLUMNS + (("kl_per_dim", f"KL per dim (z0..z{latent_dim - 1})", 2),)
   if s.sample_quality:
     columns += SAMPLE_COLUMNS
@@ -326,8 +341,9 @@ def analyse_beta(context, trials):
             f"{kl[active.index(min(active))]:.2f} nats), so the decoder ignores z and draws "
             "the same average image everywhere in its traversal rows and manifold."
             if min(active) == 0 else
-            f"only {int(min(active))} dimension(s) stay in use: the other axis's traversal row "
-            "does not change the image.")
+            f"only {int(min(active))} of {latent_dim} dimension(s) stay in use: "
+            + ("the other axis's traversal row does not change the image." if latent_dim == 2
+               else "the traversal rows of the others do not change the image."))
          if min(active) < latent_dim else ""),
   ]
   if s.sample_quality:
