@@ -793,8 +793,6 @@ def interpolation_figure(decode_fn, z_starts, z_ends, path, num_steps=10, method
     raise ValueError(
         f"Expected one row label per pair ({len(images)}). Received: len(row_labels)={len(labels)}")
   grids = [_figure_grid(row, num_steps, 2, scale)[0] for row in images]
-  faded = {int(d) for d in faded}
-  grids = [_fade(g) if d in faded else g for g, d in zip(grids, dims)]
   if title is None:
     title = f"{'Spherical' if method == 'slerp' else 'Linear'} interpolation in latent space"
   image = labelled_rows(grids, labels, title=title)

@@ -165,7 +165,9 @@ def _check_kerasvae(argv):
   args = _parse(argv)
   overrides = getattr(args, "overrides", [])
   study = args.name if args.command == "study" else getattr(args, "study", None)
-  if study:  # `kerasvae study NAME` or `kerasvae pipeline ... --study NAME`
+  if study == cli.RENDER_DOCS:  # not a study: renders the published numbers
+    assert args.command == "study", argv
+  elif study:  # `kerasvae study NAME` or `kerasvae pipeline ... --study NAME`
     from kerasvae import studies  # pylint: disable=import-outside-toplevel
     from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
     assert study in studies.STUDIES, argv

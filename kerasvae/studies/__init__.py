@@ -335,7 +335,7 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
     schema.copy_default_sampler(trial.metrics)
   from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
   selection = (train_step.SELECTION if trials[0].config.train.early_stopping_patience
-               else "fixed budget")
+               else FIXED_BUDGET)
   across = across_seeds(study, context, trials, title, settings.seeds,
                         detail=analysed is not trials, selection=selection)
   body = across + body
@@ -371,6 +371,9 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
   return report_path
 
 
+FIXED_BUDGET = "fixed budget"  # results.json's `selection` of a study without early stopping
+
+
 def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
                  selection=None):
   """The report's "Across seeds" section (and the heading of the first seed's detail) as
@@ -385,8 +388,9 @@ def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
     seeds: the seeds its config trains (`study.seeds`); those without a trial are pending.
     detail: the sections after it read the first seed only.
     draw: draw the charts (False: only say which the section shows).
-    selection: what the trials were selected on (results.json's `selection`); None: trials
-      selected by the rule before it was recorded (the validation ELBO), which it says.
+    selection: what the trials were selected on (results.json's `selection`: the train
+      step's `SELECTION` or `FIXED_BUDGET`); None: early-stopped trials of the rule before it
+      was recorded (the validation ELBO), which it says.
   """
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
   across = (report.seed_summary(trials, report.study_seed_columns(trials), study=context.name,
@@ -404,6 +408,8 @@ def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
                   f"{report.seed_phrase(present)} only.")
   if selection is None:
     blocks.append(report.OLD_SELECTION)
+  elif selection == FIXED_BUDGET:
+    blocks.append(report.FIXED_BUDGET)
   blocks += across
   if report.score_keys(trials):
     blocks.append(report.RANKING)

@@ -34,6 +34,8 @@ class Row:
   command: str
   metrics: tuple
   settings: tuple = ()
+  # Shown in the row above, after this label (the same question on other data or budget).
+  joins: str = ""
 
 
 _FD = ("frechet_distance", "sample FD", 1, "")
@@ -42,44 +44,46 @@ ROWS = (
     Row("latent-dim", "How do a VAE's samples, likelihood and the latents it uses change with "
         "the latent size? (MNIST)", "kerasvae study latent-dim",
         (_IWAE, _FD, ("active_units", "active units", 1, ""))),
-    Row("fashion-mnist-latent-dim", "The same on the full Fashion-MNIST",
+    Row("fashion-mnist-latent-dim", "",
         "kerasvae study latent-dim --config fashion-mnist-latent-dim",
-        (_IWAE, _FD, ("active_units", "active units", 1, ""))),
+        (_IWAE, _FD, ("active_units", "active units", 1, "")), joins="Fashion-MNIST"),
     Row("beta", "What does β do to a 2-D VAE's code, reconstructions and samples? (MNIST)",
         "kerasvae study beta", (("kl", "KL", 2, " nats"),
                                 ("mutual_information_xz", "of which I(x;z)", 2, " nats"),
                                 ("elbo", "test ELBO", 1, " nats"), _FD)),
-    Row("fashion-mnist-beta", "The same on the full Fashion-MNIST",
+    Row("fashion-mnist-beta", "",
         "kerasvae study beta --config fashion-mnist-beta",
-        (("kl", "KL", 2, " nats"), ("elbo", "test ELBO", 1, " nats"))),
+        (("kl", "KL", 2, " nats"), ("elbo", "test ELBO", 1, " nats")), joins="Fashion-MNIST"),
     Row("ae-vs-vae", "Do an autoencoder's random latent points decode to data, does code noise "
         "of variance 0.05·R help, and how does a VAE differ? (MNIST; sample FD: autoencoders' "
         "samples from a Gaussian fitted to their codes, the VAE's from its prior)",
         "kerasvae study ae-vs-vae",
         (_FD, ("reconstruction", "reconstruction", 1, " nats")),
         ("autoencoder", "noisy AE, 0.05·R in total", "noisy AE, 0.05·R per dimension", "VAE")),
-    Row("fashion-mnist-ae-vs-vae", "The same on the full Fashion-MNIST",
+    Row("fashion-mnist-ae-vs-vae", "",
         "kerasvae study ae-vs-vae --config fashion-mnist-ae-vs-vae",
         (_FD, ("reconstruction", "reconstruction", 1, " nats")),
-        ("autoencoder", "noisy AE, 0.05·R in total", "noisy AE, 0.05·R per dimension", "VAE")),
+        ("autoencoder", "noisy AE, 0.05·R in total", "noisy AE, 0.05·R per dimension", "VAE"),
+        joins="Fashion-MNIST"),
     Row("priors", "Does a learned prior give a better log-likelihood than the standard "
         "Gaussian? (MNIST)", "kerasvae study priors",
         (_IWAE, ("marginal_kl", "KL(q(z)‖p(z))", 1, " nats"), _FD)),
-    Row("fashion-mnist-priors", "The same on the full Fashion-MNIST",
+    Row("fashion-mnist-priors", "",
         "kerasvae study priors --config fashion-mnist-priors",
-        (_IWAE, ("marginal_kl", "KL(q(z)‖p(z))", 1, " nats"), _FD)),
+        (_IWAE, ("marginal_kl", "KL(q(z)‖p(z))", 1, " nats"), _FD), joins="Fashion-MNIST"),
     Row("disentanglement", "Does a larger β give a more disentangled code on dSprites, and at "
         "what cost? (conv network)", "kerasvae study disentanglement",
         (("beta_vae_score", "β-VAE score", 3, ""), ("factor_vae_score", "FactorVAE score", 3, ""),
          ("mig", "MIG", 3, ""), ("reconstruction", "reconstruction", 1, " nats"),
          ("active_units", "active units", 1, ""))),
-    Row("disentanglement-full-mlp", "The same with a small MLP on the full dSprites grid",
+    Row("disentanglement-full-mlp", "",
         "kerasvae study disentanglement --config disentanglement-full-mlp",
         (("beta_vae_score", "β-VAE score", 3, ""), ("factor_vae_score", "FactorVAE score", 3, ""),
-         ("mig", "MIG", 3, ""))),
-    Row("disentanglement-sweep-mlp", "The same network, four β, one seed",
+         ("mig", "MIG", 3, "")), joins="An MLP on the full grid, a longer budget"),
+    Row("disentanglement-sweep-mlp", "",
         "kerasvae study disentanglement --config disentanglement-sweep-mlp",
-        (("beta_vae_score", "β-VAE score", 3, ""), ("mig", "MIG", 3, ""))),
+        (("beta_vae_score", "β-VAE score", 3, ""), ("mig", "MIG", 3, "")),
+        joins="The same MLP, four β, a shorter budget, one seed"),
     Row("methods", "Do β-VAE, β-TCVAE, FactorVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE learn "
         "more disentangled codes than one another, by more than their seeds differ? (the conv "
         "study's data and budget)", "kerasvae study methods",
@@ -141,17 +145,23 @@ def study_of(results):
 # ----------------------------------------------------------------------------- reports
 
 
-def across_seeds_text(study_dir, results, draw=False):
-  """The report's across-seed section as markdown (and, with `draw`, its charts redrawn)."""
+def across_seeds_text(study_dir, results, draw=False, report_text=""):
+  """The report's across-seed section as markdown (and, with `draw`, its charts redrawn).
+
+  `report_text`, the report as written, tells how results.json written before `selection`
+  was recorded were selected: early stopping where its budget paragraph says so.
+  """
   from kerasvae import studies  # pylint: disable=import-outside-toplevel
   study_dir = Path(study_dir)
+  selection = results.get("selection") or (
+      None if "early stopping after" in report_text else studies.FIXED_BUDGET)
   trials = trials_from_results(results)
   study = study_of(results)
   blocks = studies.across_seeds(study, _context(study_dir.name, study_dir, results), trials,
                                 results.get("title", study_dir.name),
                                 configured_seeds(study_dir.name, results),
                                 detail=not study.analyses_seeds, draw=draw,
-                                selection=results.get("selection"))
+                                selection=selection)
   return "\n\n".join(blocks)
 
 
@@ -180,7 +190,7 @@ def render_report(study_dir, draw=False):
   study_dir = Path(study_dir)
   results = load_results(study_dir / "results.json")
   text = (study_dir / "report.md").read_text()
-  section = across_seeds_text(study_dir, results, draw=draw)
+  section = across_seeds_text(study_dir, results, draw=draw, report_text=text)
   span = _section_span(text, "## Across seeds")
   if span is None:
     first = re.search(r"^## ", text, flags=re.M)
@@ -253,8 +263,13 @@ def render_readme_table(docs_dir):
   for row in ROWS:
     if not (docs_dir / row.folder / "results.json").is_file():
       continue
-    rows.append([row.question, f"`{row.command}`", readme_cell(row.folder, row, docs_dir),
-                 f"[report](docs/studies/{row.folder}/report.md)"])
+    cell = readme_cell(row.folder, row, docs_dir)
+    link = f"(docs/studies/{row.folder}/report.md)"
+    if row.joins and rows:
+      rows[-1][2] += f". **{row.joins}** (`{row.command}`): {cell}"
+      rows[-1][3] += f", [{row.joins.split(',')[0].split(' on ')[0]}]{link}"
+      continue
+    rows.append([row.question, f"`{row.command}`", cell, f"[report]{link}"])
   for folder, render in OWN_RENDERERS.items():  # studies that render their own row
     if (docs_dir / folder / "results.json").is_file():
       rows.append(render().readme_cells(load_results(docs_dir / folder / "results.json")))
@@ -277,7 +292,7 @@ def render_readme(readme_text, docs_dir):
   if start < 0 or end < start:
     raise ValueError(f"Expected README.md to hold the markers {README_BEGIN!r} and "
                      f"{README_END!r}. Received: a README without them")
-  return (readme_text[:start] + README_BEGIN + "\n\n" + render_readme_table(docs_dir) + "\n\n"
+  return (readme_text[:start] + README_BEGIN + "\n" + render_readme_table(docs_dir) + "\n"
           + readme_text[end:])
 
 

@@ -252,6 +252,10 @@ OLD_SELECTION = (
     "retraining the five-seed studies need selects each model on its own objective.")
 
 
+FIXED_BUDGET = ("**Selection.** A fixed budget: no early stopping; every model is its last "
+                "epoch's weights.")
+
+
 def _seeds(trials):
   """'seed 0', or 'seeds 0, 1 and 2' when the trials differ in their training seed."""
   return seed_phrase({tr.config.train.seed for tr in trials})
@@ -517,40 +521,6 @@ def comparison_phrase(c, digits, higher):
                      else (c.b, c.a, -c.difference, -c.high, -c.low))
   return (f"{x} {'above' if higher is None else 'over'} {y}: Δ = {d:+.{digits}f} "
           f"[{lo:+.{digits}f}, {hi:+.{digits}f}], {p_equals('Holm p', c.holm_p)}")
-
-
-def separated(a, b):
-  """+1 when every value of `a` is above every value of `b`, -1 when below, 0 when they overlap
-  (or either is empty)."""
-  if len(a) == 0 or len(b) == 0:
-    return 0
-  if a.min() > b.max():
-    return 1
-  if a.max() < b.min():
-    return -1
-  return 0
-
-
-def separated_pairs(groups, key, higher):
-  """['A over B', ...] (the better first; 'A above B' where `higher` is None: neither is
-  better) for the pairs of settings whose seeds do not overlap on metric `key`.
-
-  Args:
-    groups: {setting: [its trials, one per seed]} (`by_setting`).
-    key: a metric of the trials.
-    higher: True when higher is better, False when lower is, None when neither.
-  """
-  names = list(groups)
-  pairs = []
-  for i, a in enumerate(names):
-    for b in names[i + 1:]:
-      side = separated(seed_values(groups[a], key), seed_values(groups[b], key))
-      if side and higher is None:
-        pairs.append(f"{a} above {b}" if side > 0 else f"{b} above {a}")
-      elif side:
-        better, worse = (a, b) if (side > 0) == higher else (b, a)
-        pairs.append(f"{better} over {worse}")
-  return pairs
 
 
 def train_history(train_dir):
