@@ -54,6 +54,9 @@ ROWS = (
     Row("fashion-mnist-beta", "",
         "kerasvae study beta --config fashion-mnist-beta",
         (("kl", "KL", 2, " nats"), ("elbo", "test ELBO", 1, " nats")), joins="Fashion-MNIST"),
+    Row("beta-h10", "", "kerasvae study beta --config beta-h10",
+        (("active_units", "active units", 1, ""), ("kl", "KL", 2, " nats"),
+         ("elbo", "test ELBO", 1, " nats"), _FD), joins="A 10-dimensional code, a fixed budget"),
     Row("ae-vs-vae", "Do an autoencoder's random latent points decode to data, does code noise "
         "of variance 0.05·R help, and how does a VAE differ? (MNIST; sample FD: autoencoders' "
         "samples from a Gaussian fitted to their codes, the VAE's from its prior)",
@@ -84,6 +87,10 @@ ROWS = (
         "kerasvae study disentanglement --config disentanglement-sweep-mlp",
         (("beta_vae_score", "β-VAE score", 3, ""), ("mig", "MIG", 3, "")),
         joins="The same MLP, four β, a shorter budget, one seed"),
+    Row("budget", "", "kerasvae study budget",
+        (("beta_vae_score", "β-VAE score", 3, ""), ("mig", "MIG", 3, ""),
+         ("reconstruction", "reconstruction", 1, " nats")),
+        joins="β = 4, one training per seed scored at growing budgets"),
     Row("methods", "Do β-VAE, β-TCVAE, FactorVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE learn "
         "more disentangled codes than one another, by more than their seeds differ? (the conv "
         "study's data and budget)", "kerasvae study methods",
