@@ -259,3 +259,15 @@ def test_the_library_snippet_runs_as_written_and_its_claims_hold(tmp_path, monke
   # "without seed= two calls give different numbers"
   assert not np.array_equal(vae.elbo(images)["elbo"], vae.elbo(images)["elbo"])
   assert not np.array_equal(vae.sample(4), vae.sample(4))
+
+
+def test_the_quickstart_config_and_the_readme_agree_on_its_time():
+  """Both say "about a minute" (the README with its measured run), neither "a few minutes"."""
+  readme = " ".join(markdown.section(markdown.README.read_text(), "Quick start").split())
+  header = " ".join(line.lstrip("# ") for line in (
+      REPO / "kerasvae" / "configs" / "quickstart.yaml").read_text().splitlines()
+      if line.startswith("#"))
+  for text in (readme, header):
+    assert "about a minute" in text and "few minutes" not in text, text
+  cpu = re.search(r"(\d+) CPU-seconds", readme).group(1)
+  assert f"({cpu} CPU-seconds" in header, (cpu, header)
