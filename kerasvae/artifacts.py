@@ -164,6 +164,58 @@ def disk_full_named(path, setting=None):
     raise DiskFullError(disk_full_message(path, setting)) from None
 
 
+# Errors of the file system that a user fixes by choosing another place or name: named in one
+# line (`os_error_message`) instead of a traceback.
+_NAMED_ERRNOS = (errno.EROFS, errno.ENAMETOOLONG)
+
+
+def os_error_message(error):
+  """One line for a read-only file system or an over-long name in `error` (or its causes),
+  naming the path and the way out; None for other errors."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in _NAMED_ERRNOS:
+      break
+    error = error.__cause__ or error.__context__
+  else:
+    return None
+  path = written_path(error.filename) if error.filename else "a path"
+  if error.errno == errno.EROFS:
+    return (f"{path}: expected a writable folder. Received: a read-only file system ([Errno 30] "
+            f"{error.strerror}). Finished steps are read there without writing; to run a "
+            "step, point run.runs_dir (or --run-dir, export.base_dir) at a writable folder.")
+  name_max = _name_max(path)
+  parts = [p for p in Path(str(path)).parts if len(os.fsencode(p)) > name_max]
+  if parts:
+    longest = max(parts, key=lambda p: len(os.fsencode(p)))
+    received = (f"a component of {len(os.fsencode(longest))} bytes "
+                f"({longest[:20]}...{longest[-10:]})")
+  else:
+    received = f"a path of {len(os.fsencode(str(path)))} bytes"
+  return (f"{str(path)[:120]}{'...' if len(str(path)) > 120 else ''}: expected path components "
+          f"of at most {name_max} bytes (the file system's limit). Received: {received}. "
+          "Choose shorter names (run.runs_dir, run.name, export.base_dir, --run-dir).")
+
+
+def written_path(path):
+  """The artifact a temporary path (`temporary_name`) was writing, else `path` itself: what a
+  message names (`runs/…/evaluate`, not `runs/…/.evaluate.tmp-…`)."""
+  path = Path(os.fsdecode(path))
+  match = re.fullmatch(r"\.(.*)\.tmp-[0-9a-f]{8}-[0-9]+-[^/]*", path.name)
+  return path.with_name(match.group(1)) if match else path
+
+
+def _name_max(path):
+  """The longest file name the file system holding `path` (or its nearest parent) allows."""
+  for parent in [Path(str(path)), *Path(str(path)).parents]:
+    try:
+      return os.pathconf(parent, "PC_NAME_MAX")
+    except OSError:
+      continue
+  return 255
+
+
 def fingerprint(obj):
   """Returns a stable SHA-256 hex digest of a JSON-serialisable object."""
   text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))

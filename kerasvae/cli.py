@@ -4,6 +4,8 @@
   kerasvae run --config mnist_vae --set model.latent_dim=2
   kerasvae ingest|train|evaluate|export --config FILE.yaml [--set key=value ...] [--force]
   kerasvae study NAME [--config FILE] [--quick] [--report-only]
+  kerasvae study render-docs                    README's studies table, the studies index and
+                                                each report's across-seed section from results.json
   kerasvae config [--config FILE]               print the full, validated config
   kerasvae pipeline compile --config NAME --output pipeline.yaml   the Kubeflow Pipelines spec
   kerasvae pipeline run-local --package pipeline.yaml              run it on KFP's local runner
@@ -16,10 +18,13 @@ import sys
 from pathlib import Path
 
 STEP_COMMANDS = ("ingest", "train", "evaluate", "export")
+# `kerasvae study render-docs` (run from the repository's root): not a study but the command
+# that renders the published numbers from the committed results.json files.
+RENDER_DOCS = "render-docs"
 # The studies `kerasvae study --help` lists: `kerasvae.studies.STUDIES`' names, written out so
 # that the help does not import the studies (tests/test_package.py checks they are the same).
 STUDY_NAMES = ("latent-dim", "beta", "ae-vs-vae", "priors", "disentanglement", "methods",
-               "precision")
+               "precision", "budget")
 
 
 def _parser():
@@ -45,7 +50,8 @@ def _parser():
                      help="redo the step(s) even if unchanged; export an unblessed model")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
   study.add_argument("name", help=", ".join(STUDY_NAMES[:-1]) + f" or {STUDY_NAMES[-1]}"
-                     " (dashes or underscores)")
+                     " (dashes or underscores); "
+                     "render-docs rewrites the published numbers from results.json")
   study.add_argument("--config", default=None, help="the study's YAML (default: bundled)")
   study.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
   study.add_argument("--quick", action="store_true", help="a tiny version (minutes) for tests")
@@ -183,6 +189,12 @@ def main(argv=None):
   _backend.prefer_onednn()
   _backend.quiet_tensorflow_import()
   try:
+    if args.command == "study" and args.name == RENDER_DOCS:
+      from kerasvae.studies import published  # pylint: disable=import-outside-toplevel
+      changed = published.render_docs(".")
+      print("study render-docs: " + (", ".join(str(p) for p in changed) if changed
+                                     else "README.md and docs/studies already up to date"))
+      return 0
     if args.command == "study":
       from kerasvae import studies  # pylint: disable=import-outside-toplevel
       report = studies.run_study(args.name, config=args.config, overrides=args.overrides,
@@ -218,12 +230,15 @@ def main(argv=None):
   except _user_errors() as e:  # evaluated only when an exception arrives here
     print(f"kerasvae {args.command}: error: {e}", file=sys.stderr)
     return 2
-  except Exception as e:  # pylint: disable=broad-except  # re-raised unless a full device
-    # The steps name the folder they write (artifacts.disk_full_named); this names the rest.
+  except Exception as e:  # pylint: disable=broad-except  # re-raised unless named below
+    # The steps name the folder they write (artifacts.disk_full_named); this names the rest,
+    # and a read-only file system or an over-long name.
     from kerasvae import artifacts  # pylint: disable=import-outside-toplevel
-    if not artifacts.is_disk_full(e):
+    message = (artifacts.disk_full_message(e) if artifacts.is_disk_full(e)
+               else artifacts.os_error_message(e))
+    if message is None:
       raise
-    print(f"kerasvae {args.command}: error: {artifacts.disk_full_message(e)}", file=sys.stderr)
+    print(f"kerasvae {args.command}: error: {message}", file=sys.stderr)
     return 2
   except KeyboardInterrupt as e:  # training's TrainingInterrupted says what it saved
     detail = str(e) or "finished steps are kept; run the same command again to go on"

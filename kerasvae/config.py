@@ -8,6 +8,7 @@ was expected and what was received, and the file the value came from.
 
 import dataclasses
 import math
+import os
 import re
 import reprlib
 import sys
@@ -30,9 +31,21 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_VALUES = 10_000  # counted with every alias expanded
 MAX_CONFIG_DEPTH = 32
 
+# Bounds of numeric settings with no natural limit, past which a value is a typo or an attack,
+# not a wish: one width of a layer (1 << 16 units: a 784-65536 layer already holds 51M weights),
+# a batch, and a count of epochs, steps or samples. The train step checks what the chosen
+# numbers cost together against the machine's memory (`kerasvae.steps.train`).
+MAX_UNITS = 1 << 16
+MAX_BATCH_SIZE = 1 << 16
+MAX_COUNT = 10 ** 7
+
 
 class ConfigTooLarge(yaml.YAMLError):
   """A YAML document past the bounds above. The message says which bound and where."""
+
+
+class DuplicateKeyError(yaml.YAMLError):
+  """A mapping of a YAML document holds one key twice. The message names both lines."""
 
 
 class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
@@ -45,6 +58,10 @@ class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
   counts the size of the node it names), so an alias bomb is refused after at most
   MAX_CONFIG_VALUES steps, and so is an alias inside its own anchor (a recursive value) and
   nesting deeper than MAX_CONFIG_DEPTH (PyYAML's composer recurses once per level).
+
+  A key given twice in one mapping, at any depth, is an error naming both places (PyYAML
+  keeps the last value without a word: a second `train:` block replaced the first). Keys that
+  a merge (`<<: *defaults`) brings in may be overridden, as YAML intends.
   """
 
   def __init__(self, stream):
@@ -68,6 +85,8 @@ class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
       node = super().compose_node(parent, index)
     finally:
       self._depth -= 1
+    if isinstance(node, yaml.MappingNode):
+      _refuse_duplicate_keys(node)
     children = node.value if isinstance(node, yaml.SequenceNode) else (
         [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
     size = 1 + sum(self._sizes[id(child)] for child in children)
@@ -92,6 +111,19 @@ _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
     list("-+0123456789."))
+
+
+def _refuse_duplicate_keys(node):
+  """Raises DuplicateKeyError if two keys of the mapping `node` are the same scalar."""
+  seen = {}
+  for key, _ in node.value:
+    if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+      continue
+    first = seen.setdefault((key.tag, key.value), key)
+    if first is not key:
+      raise DuplicateKeyError(
+          f"expected each key once in a mapping (a second one would silently replace the "
+          f"first). Received: {show(key.value)} at {_where(first)} and again at {_where(key)}")
 
 
 def _where(event_or_node):
@@ -365,12 +397,29 @@ def to_dict(obj):
   return obj
 
 
+def file_kind(path):
+  """What is at `path` when it is not a regular file, in words: "a directory", "a character
+  device", "a FIFO (named pipe)", "nothing"..."""
+  import stat  # pylint: disable=import-outside-toplevel
+  try:
+    mode = os.stat(path).st_mode
+  except FileNotFoundError:
+    return "a broken symbolic link" if os.path.islink(path) else "nothing"
+  except OSError as e:
+    return f"something that cannot be examined ({e.strerror})"
+  if stat.S_ISDIR(mode):
+    return "a directory"
+  kinds = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+           stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket"}
+  return next((name for test, name in kinds.items() if test(mode)), "a special file")
+
+
 def load_yaml(path):
   """Reads a YAML mapping from `path` with errors that name the file."""
   path = Path(path)
   if not path.is_file():
-    what = "a directory" if path.is_dir() else "nothing"
-    raise ConfigError(f"Expected a YAML config file at {path}. Received: {what} there.")
+    raise ConfigError(f"Expected a YAML config file at {path}. Received: "
+                      f"{file_kind(path)} there.")
   try:
     with open(path, encoding="utf-8") as f:
       text = f.read(MAX_CONFIG_BYTES + 1)
@@ -378,7 +427,7 @@ def load_yaml(path):
       raise ConfigError(f"{path}: expected a config file of at most {MAX_CONFIG_BYTES} "
                         f"characters. Received: a larger file")
     data = parse_yaml(text)
-  except ConfigTooLarge as e:
+  except (ConfigTooLarge, DuplicateKeyError) as e:
     raise ConfigError(f"{path}: {e}") from None
   except yaml.YAMLError as e:
     raise ConfigError(f"{path}: expected valid YAML. Received: {yaml_error(e)}") from None
@@ -434,7 +483,7 @@ def apply_overrides(data, overrides):
     key, text = item.split("=", 1)
     try:
       value = parse_yaml(text) if text.strip() else ""
-    except ConfigTooLarge as e:
+    except (ConfigTooLarge, DuplicateKeyError) as e:
       raise ConfigError(f"--set {key}=...: {e}") from None
     except yaml.YAMLError as e:
       problem = " ".join(str(getattr(e, "problem", "") or e).split())

@@ -23,6 +23,7 @@ import dataclasses
 import importlib
 from typing import Optional
 from kerasvae.config import ConfigError
+from kerasvae.config import MAX_UNITS
 from kerasvae.config import field
 from kerasvae.config import show
 
@@ -36,7 +37,7 @@ class LikelihoodPriorSettings:
   gaussian_scale: float = field(0.1, range=(1e-6, None), help="Scale of the gaussian likelihood.")
   learn_scale: bool = field(False, help="Train the gaussian likelihood's scale.")
   prior: str = field("gaussian", choices=("gaussian", "gmm", "vamp"), help="The prior p(z).")
-  num_components: int = field(10, range=(1, None), help="Components of the gmm/vamp prior.")
+  num_components: int = field(10, range=(1, MAX_UNITS), help="Components of the gmm/vamp prior.")
   vamp_init_from_data: bool = field(False, help="Start VampPrior pseudo-inputs from train images.")
 
   def applies(self, name):
@@ -69,9 +70,9 @@ class FactorVAESettings(VAESettings):
   gamma: float = field(10.0, range=(0.0, None),
                        help="γ: the weight of the discriminator's total-correlation estimate "
                        "(disentanglement_lib's study: 10, 20, 30, 40, 50, 100).")
-  discriminator_units: int = field(1000, range=(1, None),
+  discriminator_units: int = field(1000, range=(1, MAX_UNITS),
                                    help="Width of each hidden layer of the discriminator.")
-  discriminator_layers: int = field(6, range=(1, None),
+  discriminator_layers: int = field(6, range=(1, 64),
                                     help="Hidden layers of the discriminator.")
   discriminator_learning_rate: float = field(1e-4, range=(1e-12, None),
                                              help="Learning rate of the discriminator's Adam "
@@ -124,7 +125,7 @@ class AnnealedVAESettings(LikelihoodPriorSettings):
 @dataclasses.dataclass
 class IWAESettings(LikelihoodPriorSettings):
   """`model.iwae`: the importance samples of the IWAE's training bound (Burda et al. 2016)."""
-  num_samples: int = field(5, range=(1, None),
+  num_samples: int = field(5, range=(1, 1000),
                            help="k: importance samples per example and step of the training "
                            "bound (the paper trains with 1, 5 and 50; the decoder runs on k "
                            "times the batch).")
@@ -221,11 +222,15 @@ class Kind:
     settings: the dataclass of that block.
     model: "module:Class" of the model class (a `LatentVariableModel`).
     summary: one line for `kerasvae config --help`-style listings and docs.
+    selection: what early stopping and the kept checkpoint maximise on the validation split,
+      in words for the reports: the kind's own training objective
+      (`LatentVariableModel.validation_objective`).
   """
   name: str
   settings: type
   model: str
   summary: str
+  selection: str = "minus its training loss"
 
   def model_class(self):
     """The model class (imports TensorFlow)."""
@@ -235,27 +240,33 @@ class Kind:
 
 KINDS = {kind.name: kind for kind in (
     Kind("vae", VAESettings, "kerasvae.models.autoencoders:VAE",
-         "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior"),
+         "variational autoencoder (β-VAE with kl_weight ≠ 1), Gaussian/mixture/VampPrior prior",
+         "−(reconstruction + β·KL), the β-weighted bound it trains (the ELBO at β = 1)"),
     Kind("beta_tcvae", BetaTCVAESettings, "kerasvae.models.beta_tcvae:BetaTCVAE",
          "β-TCVAE: the VAE loss plus (tc_weight − 1) times the total correlation of q(z), "
-         "estimated on the minibatch"),
+         "estimated on the minibatch", "minus its training loss, the β-TCVAE objective"),
     Kind("factor_vae", FactorVAESettings, "kerasvae.models.factor_vae:FactorVAE",
-         "VAE plus γ·total correlation, estimated by a discriminator of permuted codes"),
+         "VAE plus γ·total correlation, estimated by a discriminator of permuted codes",
+         "−(reconstruction + β·KL + γ·TC), its training loss"),
     Kind("dip_vae_i", DIPVAEISettings, "kerasvae.models.dip_vae:DIPVAEI",
          "DIP-VAE-I: the VAE loss plus a penalty on the distance of the posterior means' "
-         "covariance from I"),
+         "covariance from I", "minus its training loss (the VAE loss plus the DIP penalty)"),
     Kind("dip_vae_ii", DIPVAEIISettings, "kerasvae.models.dip_vae:DIPVAEII",
          "DIP-VAE-II: the VAE loss plus a penalty on the distance of the covariance of z under "
-         "q(z) from I"),
+         "q(z) from I", "minus its training loss (the VAE loss plus the DIP penalty)"),
     Kind("annealed_vae", AnnealedVAESettings, "kerasvae.models.annealed_vae:AnnealedVAE",
-         "reconstruction plus γ·|KL − C|, the capacity C rising linearly to max_capacity"),
+         "reconstruction plus γ·|KL − C|, the capacity C rising linearly to max_capacity",
+         "−(reconstruction + γ·|KL − max_capacity|), its training loss at the full capacity"),
     Kind("iwae", IWAESettings, "kerasvae.models.iwae:IWAE",
-         "VAE trained on the k-sample importance-weighted bound instead of the ELBO"),
+         "VAE trained on the k-sample importance-weighted bound instead of the ELBO",
+         "the k-sample importance-weighted bound it trains"),
     Kind("autoencoder", AutoencoderSettings, "kerasvae.models.autoencoders:Autoencoder",
-         "deterministic autoencoder; generates from a Gaussian fitted to its training codes"),
+         "deterministic autoencoder; generates from a Gaussian fitted to its training codes",
+         "−reconstruction, its training loss"),
     Kind("noisy_autoencoder", NoisyAutoencoderSettings,
          "kerasvae.models.autoencoders:NoisyAutoencoder",
-         "autoencoder whose decoder sees the code plus Gaussian noise while training"),
+         "autoencoder whose decoder sees the code plus Gaussian noise while training",
+         "−reconstruction of the noisy code, its training loss (the noise from a fixed seed)"),
 )}
 
 # Keys of the flat model block before the kinds had blocks, and where each lives now.

@@ -1,14 +1,22 @@
 """SavedModel export for TF Serving: named signatures, integer versions and `models.config`.
 
 `export_model` writes `<base_dir>/<model_name>/<version>/`, the layout
-`tensorflow_model_server` watches, and rewrites `<base_dir>/models.config`
-(a text-format `ModelServerConfig` listing every model folder). A version
-directory appears complete or not at all: it is written into a temporary
-sibling whose name starts with a dot (so TF Serving, which only loads
-directories named by an integer, never sees it) and renamed at the end,
-under a lock that gives concurrent exports distinct versions. An existing
-version is never overwritten, and a version whose signatures differ from the
-previous version's is refused unless allowed.
+`tensorflow_model_server` watches, and merges its model's entry into
+`<base_dir>/models.config` (a text-format `ModelServerConfig`, read and written
+with TF Serving's own protos: entries and fields an operator added are kept; a
+file it cannot parse is refused, never overwritten). A version directory
+appears complete or not at all: it is written into a temporary sibling whose
+name starts with a dot (so TF Serving, which only loads directories named by an
+integer, never sees it) and renamed at the end, under a lock that gives
+concurrent exports distinct versions; the version and the config entry are
+published together or not at all. An existing version is never overwritten,
+and a version whose signatures differ from the previous version's is refused
+unless allowed.
+
+Every signature checks its inputs before it computes (`check_inputs`): shape,
+finiteness, pixel range and a bound on the work one request may ask for
+(`MAX_REQUEST_PIXELS`, `MAX_LOG_LIKELIHOOD_SAMPLES`), answering with one
+`InvalidArgumentError` that names the input, what was expected and what was received.
 
 The exported signatures are traced through the model's own methods, so the
 SavedModel holds plain TensorFlow ops and the model's variables only: it
@@ -55,6 +63,8 @@ from kerasvae import config as config_lib
 from kerasvae.metrics import iwae
 
 MODELS_CONFIG_FILE = "models.config"
+# A models.config this long is not one an operator wrote; it is refused unread.
+MAX_MODELS_CONFIG_BYTES = 16 << 20
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "kerasvae.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -68,6 +78,13 @@ LOG_LIKELIHOOD_SEED = iwae.DEFAULT_SEED
 DEFAULT_NUM_SAMPLES = 1000
 MAX_NUM_SAMPLES = iwae.MAX_NUM_SAMPLES
 LOG_LIKELIHOOD_OUTPUTS = iwae.OUTPUTS
+# What one request may ask of the server, so that no request can take it down (docs/serving.md,
+# "Limits"). Images in or out of one request: at most MAX_REQUEST_PIXELS float32 values (256 MB;
+# 85,598 MNIST or 16,384 64x64 images): `sample`'s num_samples, every signature's batch.
+MAX_REQUEST_PIXELS = 1 << 26
+# log_likelihood decodes B * K samples: at most this many per request (about 26 s on the MNIST
+# VAE whose K = 100,000 took 2.5 s per image; with the default K = 1000, 1,048 images).
+MAX_LOG_LIKELIHOOD_SAMPLES = 1 << 20
 
 _VERSION = re.compile(r"[0-9]+")
 _MODEL_NAME = config_lib.MODEL_NAME_PATTERN  # the rule the export config checks at load
@@ -111,6 +128,71 @@ def signature_contract(model):
   return contract
 
 
+def max_batch(shape):
+  """The most examples of per-example `shape` ([H, W, C] or [D]) one request may send or get."""
+  return max(1, MAX_REQUEST_PIXELS // max(1, int(np.prod(shape))))
+
+
+def _shape_text(shape):
+  return "[" + ", ".join(["B"] + [str(int(s)) for s in shape]) + "]"
+
+
+def check_inputs(tensor, name, shape, batch_limit=None, unit_range=False, limit_note=""):
+  """Graph-time checks of one batched signature input; returns `tensor` gated on them.
+
+  Checked, in one assertion each, before anything reads the tensor: its shape is
+  `[B, *shape]`, B is at most `batch_limit` (default `max_batch(shape)`), every value is
+  finite, and with `unit_range` every value lies in [0, 1] (images). A failed check is
+  TF Serving's answer to the request: one `InvalidArgumentError` reading
+  `assertion failed: [Expected images of shape [B, 28, 28, 1]. Received: shape=] [5 5 1]`.
+  (The dtype is checked by TF Serving before the graph runs: the signature's dtype.)
+
+  Args:
+    tensor: the input, [B, ...].
+    name: its name in the signature (`images`, `latents`).
+    shape: the expected shape after the batch dimension.
+    batch_limit: the largest B, an int or a scalar int32 tensor.
+    unit_range: whether values must lie in [0, 1].
+    limit_note: why the batch limit is what it is, for the message.
+
+  Returns:
+    `tensor`, which runs the checks first.
+  """
+  shape = [int(s) for s in shape]
+  actual = tf.shape(tensor)
+  limit = max_batch(shape) if batch_limit is None else batch_limit
+  same_shape = tf.cond(tf.equal(tf.size(actual), len(shape) + 1),
+                       lambda: tf.reduce_all(tf.equal(actual[1:], shape)),
+                       lambda: tf.constant(False))
+  checks = [tf.debugging.Assert(same_shape, [
+      f"Expected {name} of shape {_shape_text(shape)}. Received: shape=", actual], summarize=8)]
+  with tf.control_dependencies(checks):  # the others read the tensor only if its shape is right
+    if isinstance(limit, int):
+      text = [f"Expected at most {limit} {name} per request{limit_note} (docs/serving.md, "
+              "Limits). Received: batch=", actual[0]]
+    else:
+      text = ["Expected at most", limit, f"{name} per request{limit_note} (docs/serving.md, "
+              "Limits). Received: batch=", actual[0]]
+    checks.append(tf.debugging.Assert(actual[0] <= limit, text))
+    checks.append(tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(tensor)), [
+        f"Expected finite {name}. Received: NaN or infinity in", name]))
+    if unit_range:
+      checks.append(tf.debugging.Assert(
+          tf.reduce_all(tf.logical_and(tensor >= 0.0, tensor <= 1.0)), [
+              f"Expected {name} with pixel values in [0, 1]. Received: min=",
+              tf.reduce_min(tensor), "max=", tf.reduce_max(tensor)]))
+  with tf.control_dependencies(checks):
+    return tf.identity(tensor)
+
+
+def check_count(value, name, low, high):
+  """Graph-time check that the scalar `value` lies in [low, high]; returns it gated on it."""
+  check = tf.debugging.Assert(tf.logical_and(value >= low, value <= high), [
+      f"Expected {name} in [{low}, {high}] (docs/serving.md, Limits). Received: {name}=", value])
+  with tf.control_dependencies([check]):
+    return tf.identity(value)
+
+
 def serving_signatures(model):
   """Traces the model's methods into concrete functions, one per signature.
 
@@ -133,6 +215,9 @@ def serving_signatures(model):
   image_spec = tf.TensorSpec([None, h, w, c], tf.float32, name="images")
   latent_spec = tf.TensorSpec([None, d], tf.float32, name="latents")
 
+  def checked_images(images, batch_limit=None):
+    return check_inputs(images, "images", (h, w, c), batch_limit, unit_range=True)
+
   def codes(images):
     if posterior:
       mean, log_var = model.posterior_params(images)  # [B, D] x2
@@ -141,21 +226,24 @@ def serving_signatures(model):
 
   @tf.function(input_signature=[image_spec], autograph=False)
   def serving_default(images):
-    out = codes(images)
+    out = codes(checked_images(images))
     out["reconstruction"] = model.decode_mean(out["latent_mean"])  # [B, H, W, C]
     return out
 
   @tf.function(input_signature=[image_spec], autograph=False)
   def encode(images):
-    return codes(images)
+    return codes(checked_images(images))
 
   @tf.function(input_signature=[latent_spec], autograph=False)
   def decode(latents):
+    # As many latents as images of the output bound.
+    latents = check_inputs(latents, "latents", (d,), max_batch((h, w, c)))
     return {"images": model.decode_mean(latents)}  # [B, H, W, C]
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
                                 tf.TensorSpec([], tf.int32, name="seed")], autograph=False)
   def sample(num_samples, seed):
+    num_samples = check_count(num_samples, "num_samples", 0, max_batch((h, w, c)))  # 0: none
     # The same stateless seed as `model.sample(n, seed=int)`: [seed, 0].
     latents = model.sample_latents(num_samples, seed=tf.stack([seed, 0]))  # [N, D]
     return {"images": model.decode_mean(latents), "latents": latents}
@@ -168,6 +256,12 @@ def serving_signatures(model):
     @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
                  autograph=False)
     def log_likelihood(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
+      num_samples = check_count(num_samples, "num_samples", 1, MAX_NUM_SAMPLES)
+      # B * K decoded samples at most: the batch a request may send shrinks as K grows.
+      limit = tf.minimum(max_batch((h, w, c)), MAX_LOG_LIKELIHOOD_SAMPLES // num_samples)
+      images = check_inputs(images, "images", (h, w, c), limit, unit_range=True,
+                            limit_note=f" with this num_samples (batch x num_samples <= "
+                            f"{MAX_LOG_LIKELIHOOD_SAMPLES})")
       return iwae.estimate(model, images, num_samples)  # [B] each
 
     functions["log_likelihood"] = log_likelihood
@@ -224,7 +318,7 @@ def prediction_log(model_name, signature_name, inputs):
   """A serialized `tensorflow.serving.PredictionLog` whose `predict_log.request` asks `inputs`.
 
   Encoded by hand (field numbers of tensorflow_serving/apis/prediction_log.proto,
-  predict.proto and model.proto) so that kerasvae does not depend on
+  predict.proto and model.proto), written before kerasvae depended on
   tensorflow-serving-api; the tensors are TensorFlow's own `TensorProto`s.
   """
   model_spec = _length_delimited(1, model_name) + _length_delimited(3, signature_name)
@@ -255,6 +349,23 @@ def list_versions(model_dir):
     return []
   return sorted(int(p.name) for p in model_dir.iterdir()
                 if p.is_dir() and _VERSION.fullmatch(p.name))
+
+
+def version_blockers(model_dir):
+  """Entries of `model_dir` named like a version that are not version folders (files, links),
+  sorted: TF Serving does not load them, and export numbers its versions past them."""
+  model_dir = Path(model_dir)
+  if not model_dir.is_dir():
+    return []
+  return sorted((p for p in model_dir.iterdir()
+                 if _VERSION.fullmatch(p.name) and (p.is_symlink() or not p.is_dir())),
+                key=lambda p: int(p.name))
+
+
+def _next_version(model_dir):
+  """1 + the largest number any entry of `model_dir` is named by (a version or a blocker)."""
+  taken = list_versions(model_dir) + [int(p.name) for p in version_blockers(model_dir)]
+  return max(taken) + 1 if taken else 1
 
 
 class SignatureMismatchError(ValueError):
@@ -343,12 +454,14 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
   image shape, the signature contract, `metadata`, package versions and the
   digests of the version's files (the file has its own digest), and
   `assets.extra/tf_serving_warmup_requests` (see `write_warmup_requests`).
-  `<base_dir>/models.config` is rewritten to list every model under
-  `base_dir`. The SavedModel is written into a hidden temporary sibling
+  The model's entry is merged into `<base_dir>/models.config` (see
+  `merge_model_entry`; a file that cannot be parsed is refused before anything
+  is written). The SavedModel is written into a hidden temporary sibling
   (`.export.tmp-*`); then, holding a lock on the model folder, the version
   is chosen and the directory renamed to it, so that neither TF Serving nor a
   reader ever sees half a version, two concurrent exports get two versions,
-  and an existing version is never replaced. On failure nothing is left.
+  and an existing version is never replaced. On failure nothing is left: a
+  version whose config entry could not be written is taken back.
 
   Args:
     model: a `VAE`, `Autoencoder` or `NoisyAutoencoder`.
@@ -368,6 +481,7 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
 
   Raises:
     FileExistsError: if `version` already exists.
+    ModelsConfigError: `<base_dir>/models.config` cannot be parsed (it is left as it is).
     SignatureMismatchError: the signatures differ from the previous version's.
     ValueError: on a bad `model_name`, `version` or `metadata`.
   """
@@ -387,6 +501,7 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
   contract = signature_contract(model)
   if not allow_signature_change:  # before the costly save; checked again under the lock
     check_signatures(model_dir, contract, type(model).__name__)
+  read_models_config(base_dir)  # one it could not merge into is refused before the save too
 
   module, signatures = serving_signatures(model)
   info = {
@@ -414,8 +529,7 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
     info["digests"] = artifacts.digest_files(tmp, exclude=(f"{METADATA_DIR}/{METADATA_FILE}",))
     with _directory_lock(model_dir):
       if version is None:
-        versions = list_versions(model_dir)
-        number = versions[-1] + 1 if versions else 1
+        number = _next_version(model_dir)
       else:
         number = _check_version(version, model_dir)
       if not allow_signature_change:
@@ -423,19 +537,42 @@ def export_model(model, base_dir="saved_models", model_name="vae", version=None,
       info["version"] = number
       artifacts.write_metadata(tmp / METADATA_DIR / METADATA_FILE, info)
       version_dir = model_dir / str(number)
-      # Under the lock no other kerasvae export renames into model_dir; the no-replace
-      # rename also keeps a version another program made in between.
-      artifacts.rename_no_replace(tmp, version_dir)
-      write_models_config(base_dir, serving_base_path)
+      _publish(tmp, version_dir, base_dir, model_name, serving_base_path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return version_dir
 
 
-def _quote(text):
-  """A protobuf text-format string literal."""
-  return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def _publish(tmp, version_dir, base_dir, model_name, serving_base_path=None):
+  """Renames the finished version `tmp` to `version_dir` and merges its model's entry into
+  `models.config`: both or neither.
+
+  The merged file is written to a temporary sibling first; then the version is renamed into
+  place (a no-replace rename: under the model folder's lock no other kerasvae export renames
+  there, and a version another program made in between is kept) and the file over
+  `models.config`. If the second rename fails, the version is renamed back to `tmp` (which the
+  caller removes), so no complete version is left that `models.config` does not name.
+  """
+  with _directory_lock(base_dir):
+    path = base_dir / MODELS_CONFIG_FILE
+    config = read_models_config(base_dir)
+    merged = merge_model_entry(config, model_name, version_dir.parent.resolve(),
+                               fresh=not path.exists(), serving_base_path=serving_base_path)
+    text = None if merged == config and path.exists() else _config_text(merged)
+    config_tmp = base_dir / artifacts.temporary_name(MODELS_CONFIG_FILE)
+    try:
+      if text is not None:
+        _write_synced(config_tmp, text)
+      artifacts.rename_no_replace(tmp, version_dir)
+      try:
+        if text is not None:
+          os.replace(config_tmp, path)
+      except BaseException:
+        os.rename(version_dir, tmp)  # unpublished: the caller removes it
+        raise
+    finally:
+      config_tmp.unlink(missing_ok=True)
 
 
 def model_folders(base_dir):
@@ -447,12 +584,106 @@ def model_folders(base_dir):
                 if p.is_dir() and not p.name.startswith(".") and list_versions(p))
 
 
-def write_models_config(base_dir="saved_models", serving_base_path=None):
-  """(Re)writes `<base_dir>/models.config` for `tensorflow_model_server --model_config_file`.
+class ModelsConfigError(artifacts.ArtifactError):
+  """`models.config` is not a file export can merge its model's entry into; it is left as it is."""
 
-  A text-format `ModelServerConfig` with one `config` entry per model folder
-  (name, base_path, model_platform "tensorflow"); written through a
-  temporary file and a rename, so the server never reads half a file.
+
+def _models_config_error(path, received):
+  received = received.rstrip(".")
+  return ModelsConfigError(
+      f"{path}: expected a text-format ModelServerConfig with a model_config_list (the file "
+      "tensorflow_model_server --model_config_file reads), so that export can add its model's "
+      f"entry and keep the others. Received: {received}. The file is left as it is and nothing "
+      "was exported: fix or move it, then export again.", problem=received)
+
+
+def read_models_config(base_dir="saved_models"):
+  """`<base_dir>/models.config` parsed with TF Serving's own protos (an empty config if absent).
+
+  Raises:
+    ModelsConfigError: the file is not a readable text-format `ModelServerConfig` with a
+      `model_config_list` (a directory, not UTF-8, a syntax error, a field TF Serving does not
+      know, a `custom_model_config`), named with what is wrong.
+  """
+  from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
+  from tensorflow_serving.config import \
+      model_server_config_pb2  # pylint: disable=import-outside-toplevel
+  path = Path(base_dir) / MODELS_CONFIG_FILE
+  config = model_server_config_pb2.ModelServerConfig()
+  if not os.path.lexists(path):
+    return config
+  if path.is_symlink() or not path.is_file():
+    kind = ("a symbolic link" if path.is_symlink() else "a directory" if path.is_dir()
+            else "something that is not a regular file")
+    raise _models_config_error(path, kind)
+  try:
+    text = path.read_bytes()[:MAX_MODELS_CONFIG_BYTES + 1]
+    if len(text) > MAX_MODELS_CONFIG_BYTES:
+      raise _models_config_error(path, f"a file of more than {MAX_MODELS_CONFIG_BYTES} bytes")
+    text_format.Parse(text.decode("utf-8"), config)
+  except UnicodeDecodeError as e:
+    raise _models_config_error(path, f"bytes that are not UTF-8 ({e})") from None
+  except text_format.ParseError as e:
+    raise _models_config_error(path, f"a syntax error: {e}") from None
+  except OSError as e:
+    raise _models_config_error(path, f"an unreadable file ({e.strerror})") from None
+  if config.WhichOneof("config") == "custom_model_config":
+    raise _models_config_error(path, "a custom_model_config, which export cannot add a model to")
+  return config
+
+
+def merge_model_entry(config, model_name, model_dir, fresh=False, serving_base_path=None):
+  """A copy of `config` whose entry for `model_name` serves `model_dir`.
+
+  Export owns three fields of its model's entry: `name`, `base_path` (the model folder as the
+  server sees it) and `model_platform` ("tensorflow"). Every other entry, and every other field
+  of its own (`model_version_policy`, `version_labels`, `logging_config`), is kept as it is; a
+  missing entry is appended. A `fresh` config (no file yet) also lists every other model folder
+  beside `model_dir`, as a new file always did.
+
+  Args:
+    serving_base_path: the base directory as the server sees it: `/models` for a container
+      started with `-v "$PWD/saved_models:/models"`, so that `base_path` is `/models/<name>`.
+      None: the absolute path of `model_dir`'s parent here (a server on this machine).
+  """
+  merged = type(config)()
+  merged.CopyFrom(config)
+  entries = merged.model_config_list.config
+  names = [model_name]
+  if fresh:
+    names = sorted({p.name for p in model_folders(Path(model_dir).parent)} | {model_name})
+  for name in names:
+    entry = next((e for e in entries if e.name == name), None)
+    if entry is None:
+      entry = entries.add()
+      entry.name = name
+    entry.base_path = (str(Path(model_dir).parent.resolve() / name)
+                       if serving_base_path is None
+                       else f"{str(serving_base_path).rstrip('/')}/{name}")
+    entry.model_platform = "tensorflow"
+  return merged
+
+
+def _config_text(config):
+  from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
+  return text_format.MessageToString(config, as_utf8=True)
+
+
+def _write_synced(path, text):
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def write_models_config(base_dir="saved_models", model_name=None, serving_base_path=None):
+  """Writes `<base_dir>/models.config` for `tensorflow_model_server --model_config_file`.
+
+  A text-format `ModelServerConfig`. An existing file is merged, not replaced
+  (`merge_model_entry`): the entry of `model_name` (or, with None, of every model folder
+  under `base_dir`) is added or updated and everything else is kept; a file that cannot be
+  parsed is refused (`ModelsConfigError`) and left as it is. Written through a temporary
+  file and a rename, so the server never reads half a file; not written when nothing changes.
 
   Args:
     base_dir: the model base directory.
@@ -465,30 +696,23 @@ def write_models_config(base_dir="saved_models", serving_base_path=None):
   """
   base_dir = Path(base_dir)
   base_dir.mkdir(parents=True, exist_ok=True)
+  path = base_dir / MODELS_CONFIG_FILE
   # Locked: a listing made before another export's rename must not replace a later one's.
   with _directory_lock(base_dir):
-    return _write_models_config(base_dir, serving_base_path)
-
-
-def _write_models_config(base_dir, serving_base_path=None):
-  lines = ["model_config_list {"]
-  for folder in model_folders(base_dir):
-    base_path = (str(folder.resolve()) if serving_base_path is None
-                 else f"{str(serving_base_path).rstrip('/')}/{folder.name}")
-    lines += ["  config {",
-              f"    name: {_quote(folder.name)}",
-              f"    base_path: {_quote(base_path)}",
-              '    model_platform: "tensorflow"',
-              "  }"]
-  lines.append("}")
-  path = base_dir / MODELS_CONFIG_FILE
-  tmp = base_dir / artifacts.temporary_name(MODELS_CONFIG_FILE)
-  try:
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-  except BaseException:
-    tmp.unlink(missing_ok=True)
-    raise
+    config = read_models_config(base_dir)
+    names = [model_name] if model_name else [p.name for p in model_folders(base_dir)]
+    merged = config
+    for name in names:
+      merged = merge_model_entry(merged, name, base_dir / name, fresh=not path.exists(),
+                                 serving_base_path=serving_base_path)
+    if merged == config and path.exists():
+      return path
+    tmp = base_dir / artifacts.temporary_name(MODELS_CONFIG_FILE)
+    try:
+      _write_synced(tmp, _config_text(merged))
+      os.replace(tmp, path)
+    finally:
+      tmp.unlink(missing_ok=True)
   return path
 
 
@@ -531,6 +755,8 @@ def remove_version(model_dir, version):
 
 
 __all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_models_config",
+           "read_models_config", "merge_model_entry", "ModelsConfigError", "check_inputs",
+           "version_blockers",
            "list_versions", "model_folders", "signature_contract", "serving_signatures",
            "read_export_metadata", "version_damage", "remove_version",
            "write_warmup_requests", "prediction_log", "warmup_inputs"]

@@ -38,6 +38,7 @@ KEY_METRICS = (
     ("evaluate/beta_vae_score", "β-VAE score"),
     ("evaluate/factor_vae_score", "FactorVAE score"),
     ("evaluate/mig", "MIG"),
+    ("evaluate/mig_active", "MIG, active latents"),
     ("evaluate/frechet_distance", "sample FD"),
     ("elbo", "ELBO (last epoch)"),
 )

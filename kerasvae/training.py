@@ -286,8 +286,8 @@ class Trainer:
     dataset_fn: `input_context -> tf.data.Dataset` of training batches (dicts
       with "image"), repeated, with the per-replica batch size.
     steps_per_epoch: optimiser steps in an epoch.
-    evaluate_fn: `() -> dict` of eval metrics (with "elbo" for early
-      stopping), or None.
+    evaluate_fn: `() -> dict` of eval metrics (with "objective", the model's validation
+      objective, for early stopping; without it "elbo"), or None.
     epoch_end_fn: `(epoch, train_writer, eval_writer) -> None`, for images; or None.
       Called after every epoch, and with epoch 0 before a training that starts from
       scratch (the initial model; this also compiles its functions outside the epochs).
@@ -315,6 +315,8 @@ class Trainer:
     self.global_batch = config.batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
       self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+      # The best validation objective so far (named as before it was the ELBO, so older
+      # checkpoints resume).
       self.best_eval_elbo = tf.Variable(-np.inf, dtype=tf.float64, trainable=False)
       self.evals_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
     # The resumption checkpoint maps names to variables directly: saving it then skips the
@@ -639,7 +641,8 @@ class Trainer:
         self.epoch_end_fn(epoch + 1, self.train_writer, self.eval_writer)
       if self.chief:
         summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items()
-                            if k.startswith(("train/loss", "validation/elbo")))
+                            if k.startswith(("train/loss", "validation/elbo",
+                                             "validation/objective")))
         print(f"epoch {epoch + 1}/{self.config.epochs}: {summary} "
               f"({record['seconds']:.1f}s, {record['examples_per_second']:.0f} ex/s)",
               flush=True)
@@ -666,11 +669,14 @@ class Trainer:
     return time.monotonic() - self._last_checkpoint >= self.config.checkpoint_min_seconds
 
   def _early_stopping(self, evaluation):
-    """Keeps the best weights by validation ELBO; True when patience has run out."""
+    """Keeps the best weights by the model's validation objective (its own training loss,
+    negated: `LatentVariableModel.validation_objective`); True when patience has run out."""
     if not self.config.early_stopping_patience:
       return False
-    # Autoencoders have no ELBO: their score is the negative reconstruction loss.
-    score = evaluation.get("elbo", -evaluation.get("reconstruction", np.nan))
+    # An evaluate_fn without the objective (a caller of Trainer's own): the validation ELBO,
+    # or an autoencoder's negative reconstruction loss.
+    score = evaluation.get("objective",
+                           evaluation.get("elbo", -evaluation.get("reconstruction", np.nan)))
     if score > float(self.best_eval_elbo.numpy()):
       self.best_eval_elbo.assign(score)
       self.evals_since_best.assign(0)

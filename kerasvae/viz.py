@@ -576,7 +576,7 @@ def traversal_images(decode_fn, latent_dim, *, base=None, num_steps=9, span=3.0,
 
 
 def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, span=3.0,
-                     dims=None, annotations=None, title=None, scale=None):
+                     dims=None, annotations=None, title=None, scale=None, faded=()):
   """Saves latent traversals, each row labelled `z<axis>` plus an optional annotation.
 
   Columns are headed by the swept value. See `traversal_images` for the
@@ -587,6 +587,7 @@ def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, spa
       shown under the axis name, e.g. `"KL 2.31"` to spot collapsed axes.
     title: title; default says what is swept.
     scale: tile upscale factor; None picks one.
+    faded: axes drawn faded towards grey (e.g. the latents the decoder does not use).
 
   Returns:
     The uint8 image written.
@@ -604,6 +605,8 @@ def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, spa
             for r, d in enumerate(dims)]
   # Rows share a shape, so the automatic scale is the same for each.
   grids = [_figure_grid(row, num_steps, 2, scale)[0] for row in images]
+  faded = {int(d) for d in faded}
+  grids = [_fade(g) if d in faded else g for g, d in zip(grids, dims)]
   values = np.linspace(-float(span), float(span), num_steps)
   if title is None:
     where = "0" if base is None else "base"
@@ -612,6 +615,13 @@ def traversal_figure(decode_fn, latent_dim, path, *, base=None, num_steps=9, spa
                         column_labels=[f"{v:+.1f}" for v in values])
   save_png(image, path)
   return image
+
+
+def _fade(image):
+  """An image washed towards light grey (a row the figure marks as not in use), same dtype."""
+  if image.dtype == np.uint8:
+    return np.round(0.35 * image.astype(np.float32) + 0.65 * 191).astype(np.uint8)
+  return (0.35 * image + 0.65 * 0.75).astype(image.dtype)
 
 
 def manifold_latents(n=20, span=3.0, use_quantiles=True):
@@ -675,11 +685,22 @@ def manifold_images(decode_fn, n=20, span=3.0, use_quantiles=True, *, padding=0,
 
 def manifold_figure(decode_fn, path, n=20, span=3.0, use_quantiles=True, *, padding=0,
                     latent_dim=2, dims=(0, 1), base=None, title=None, scale=None):
-  """Saves `manifold_images` with z0 ticks along the bottom and z1 ticks on the left.
+  """Saves `manifold_with_axes` (z0 ticks along the bottom, z1 ticks on the left).
 
   Returns:
     The uint8 image written.
   """
+  image = manifold_with_axes(decode_fn, n, span, use_quantiles, padding=padding,
+                             latent_dim=latent_dim, dims=dims, base=base, title=title,
+                             scale=scale)
+  save_png(image, path)
+  return image
+
+
+def manifold_with_axes(decode_fn, n=20, span=3.0, use_quantiles=True, *, padding=0,
+                       latent_dim=2, dims=(0, 1), base=None, title=None, scale=None):
+  """`manifold_images` with z0 ticks along the bottom and z1 ticks on the left, as an image
+  (uint8 [H, W, C]) for `side_by_side` panels or `manifold_figure`."""
   grid = manifold_images(decode_fn, n, span, use_quantiles, padding=padding,
                          latent_dim=latent_dim, dims=dims, base=base)
   _, values = manifold_latents(n, span, use_quantiles)
@@ -692,11 +713,8 @@ def manifold_figure(decode_fn, path, n=20, span=3.0, use_quantiles=True, *, padd
   x_ticks = [(centre[i], f"{values[i]:.2f}") for i in range(n)]
   y_ticks = [(centre[i], f"{values[n - 1 - i]:.2f}") for i in range(n)]
   how = "N(0,1) quantiles" if use_quantiles else f"linspace(-{span:g}, {span:g})"
-  image = _axes_figure(grid, x_ticks=x_ticks, y_ticks=y_ticks,
-                       x_label=f"z{dims[0]}  ({how})", y_label=f"z{dims[1]}",
-                       title=title)
-  save_png(image, path)
-  return image
+  return _axes_figure(grid, x_ticks=x_ticks, y_ticks=y_ticks,
+                      x_label=f"z{dims[0]}  ({how})", y_label=f"z{dims[1]}", title=title)
 
 
 def interpolation_latents(z_start, z_end, num_steps=10, method="linear"):
@@ -775,6 +793,8 @@ def interpolation_figure(decode_fn, z_starts, z_ends, path, num_steps=10, method
     raise ValueError(
         f"Expected one row label per pair ({len(images)}). Received: len(row_labels)={len(labels)}")
   grids = [_figure_grid(row, num_steps, 2, scale)[0] for row in images]
+  faded = {int(d) for d in faded}
+  grids = [_fade(g) if d in faded else g for g, d in zip(grids, dims)]
   if title is None:
     title = f"{'Spherical' if method == 'slerp' else 'Linear'} interpolation in latent space"
   image = labelled_rows(grids, labels, title=title)

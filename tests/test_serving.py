@@ -171,7 +171,7 @@ def test_models_config_lists_every_model_with_an_absolute_base_path(exported):
                              model_server_config_pb2.ModelServerConfig())
   entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
   assert entries == [(name, str((exported.base / name).resolve()), "tensorflow")
-                     for name in ("ae", "vae", "vamp")]
+                     for name in ("vae", "vamp", "ae")]  # in the order of their first export
   assert all(os.path.isabs(path) for _, path, _ in entries)
   assert not list(exported.base.glob(".models.config*"))  # no temporary file left
 

@@ -267,6 +267,11 @@ def test_traversal_figure_writes_labelled_png(tmp_path):
   assert image.shape[1] >= 9 * 28 * 3
   with pytest.raises(ValueError, match="len\\(annotations\\)=1"):
     viz.traversal_figure(RecordingDecoder(), 2, path, annotations=["KL 1"])
+  # An unused latent's row is faded towards grey, the other row unchanged.
+  faded = viz.traversal_figure(RecordingDecoder(28, 28), 2, tmp_path / "faded.png", num_steps=9,
+                               annotations=["KL 2.31", "inactive"], faded=[1])
+  assert faded.dtype == np.uint8 and faded.shape[0] == image.shape[0]  # a longer label
+  assert faded[:, -200:].mean() != image[:, -200:].mean()
 
 
 # ----------------------------------------------------------------------------- manifold

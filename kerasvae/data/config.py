@@ -176,8 +176,20 @@ class ImageFolderConfig:
       None, choices=(1, 3), help="1 (grey) or 3 (RGB); null: from the first image.")
   on_bad_file: str = field(
       "fail", choices=("fail", "skip"), help="A file that is not a readable image: fail or skip.")
+  # Left out of the fingerprint while unset (omit_none), so existing runs keep their artifacts.
+  alpha: Optional[str] = field(
+      None, choices=("refuse", "composite"), omit_none=True,
+      help="An image with transparent pixels: refuse it (a bad file) or composite it onto "
+      "`background`; null: refuse. Fully opaque alpha is dropped either way.")
+  background: Optional[float] = field(
+      None, range=(0.0, 1.0), omit_none=True,
+      help="alpha=composite: the grey level (0 black, 1 white) behind transparent pixels; "
+      "null: 0.")
 
   def validate(self):
+    if self.background is not None and self.alpha != "composite":
+      raise ConfigError("background: expected only with alpha=composite. Received: "
+                        f"background={self.background}, alpha={self.alpha}")
     if self.resize is not None and len(self.resize) != 2:
       raise ConfigError(f"Expected resize=[height, width]. Received: resize={show(self.resize)}")
 

@@ -6,7 +6,8 @@ complete):
 
   <output_dir>/
     Split-<train>/data_tfrecord-00000-of-0000N.gz   gzip TFRecords of tf.train.Example
-    Split-<train>/statistics.json                    count, pixel mean/std, label histogram
+    Split-<train>/statistics.json                    count, pixel mean/std, label histogram,
+                                                     how image files were decoded (bit depth, alpha)
     Split-<validation>/...                           model selection (early stopping)
     Split-<test>/...                                 the evaluate step's held-out examples
     schema.pbtxt                                     tensorflow_metadata Schema
@@ -38,6 +39,7 @@ ARTIFACT_TYPE = "Examples"
 FORMAT_VERSION = 2  # 2: a validation split beside train and test
 SCHEMA_FILE = "schema.pbtxt"
 STATISTICS_FILE = "statistics.json"
+STATISTICS_BLOCK = 1 << 20
 
 
 def split_dir_name(name):
@@ -65,18 +67,26 @@ class _SplitWriter:
     self.pixel_sumsq = 0.0
     self.num_pixels = 0
     self.labels = {}
+    self.formats = {}  # how the source's files were decoded (image folders), counted
 
   def write(self, chunk):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     images = chunk["images"]  # [n, H, W, C]
     n = images.shape[0]
-    if images.dtype == np.uint8:
-      self.pixel_histogram += np.bincount(images.reshape(-1), minlength=256)
-    else:
-      values = images.astype(np.float64) * self.scale
-      self.pixel_sum += float(values.sum())
-      self.pixel_sumsq += float(np.square(values).sum())
-      self.num_pixels += values.size
+    # In blocks of STATISTICS_BLOCK values: bincount's int64 copy or a float64 copy of a whole
+    # large image would be 8 bytes a pixel (a 9400 x 9400 PNG: 700 MB).
+    flat = images.reshape(-1)
+    for start in range(0, flat.size, STATISTICS_BLOCK):
+      block = flat[start:start + STATISTICS_BLOCK]
+      if images.dtype == np.uint8:
+        self.pixel_histogram += np.bincount(block, minlength=256)
+      else:
+        values = block.astype(np.float64) * self.scale
+        self.pixel_sum += float(values.sum())
+        self.pixel_sumsq += float(np.square(values).sum())
+        self.num_pixels += values.size
+    for value, count in zip(*np.unique(chunk.get("formats", []), return_counts=True)):
+      self.formats[str(value)] = self.formats.get(str(value), 0) + int(count)
     shape = tf.train.Feature(int64_list=tf.train.Int64List(value=list(images.shape[1:])))
     labels = chunk.get("labels")
     factors = chunk.get("factors")
@@ -85,19 +95,23 @@ class _SplitWriter:
       for value, count in zip(*np.unique(labels, return_counts=True)):
         self.labels[int(value)] = self.labels.get(int(value), 0) + int(count)
     for i in range(n):
-      feature = {
-          "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[i].tobytes()])),
-          "shape": shape,
-      }
+      # Built in place: the pixels are copied once into the message (the bytes object is
+      # freed at once) and once into its serialization, so a large image is held about three
+      # times here, not five (a Feature and a Features copy each).
+      example = tf.train.Example()
+      feature = example.features.feature
+      feature["image"].bytes_list.value.append(images[i].tobytes())
+      feature["shape"].CopyFrom(shape)
       if labels is not None:
-        feature["label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[labels[i]]))
+        feature["label"].int64_list.value.append(labels[i])
       if factors is not None:
-        feature["factors"] = tf.train.Feature(float_list=tf.train.FloatList(value=factors[i]))
+        feature["factors"].float_list.value.extend(factors[i])
       if factor_classes is not None:
-        feature["factor_classes"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=factor_classes[i]))
-      example = tf.train.Example(features=tf.train.Features(feature=feature))
-      self.writers[self.count % len(self.writers)].write(example.SerializeToString())
+        feature["factor_classes"].int64_list.value.extend(factor_classes[i])
+      serialized = example.SerializeToString()
+      del example
+      self.writers[self.count % len(self.writers)].write(serialized)
+      del serialized
       self.count += 1
 
   def close(self):
@@ -120,6 +134,7 @@ class _SplitWriter:
         "pixel_mean": mean,
         "pixel_std": None if var is None else float(np.sqrt(var)),
         "label_histogram": {str(k): v for k, v in sorted(self.labels.items())} or None,
+        **({"image_formats": dict(sorted(self.formats.items()))} if self.formats else {}),
     }
 
 
@@ -289,16 +304,17 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
         bar.advance(len(chunk["images"]))
         where = source.location
         _check_chunk(chunk, first, where)
-        if first is None:
-          first = {k: v[:1] for k, v in chunk.items()}
+        if first is None:  # no rows, only shapes and types: a view would keep a large image
+          first = {k: v[:0].copy() for k, v in chunk.items()}
         chunk["images"] = _preprocess(chunk["images"], config, where)
         if stored is None:
-          stored = chunk["images"][:1]
+          stored = chunk["images"][:0].copy()
           for w in writers.values():
             w.scale = scale if stored.dtype == np.uint8 else float_scale
         n = len(chunk["images"])
         if role == "eval":  # the source's own test split
           writers["eval"].write(chunk)
+          del chunk  # not held while the source reads the next one
           continue
         positions = position + np.arange(n)  # in source order (of its train split: method=source)
         position += n
@@ -313,8 +329,11 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
         to_validation = ~to_test & config.split.validation_mask(positions, chunk["keys"], hashes)
         for role_name, mask in (("train", ~to_test & ~to_validation),
                                 ("validation", to_validation), ("eval", to_test)):
-          if mask.any():
+          if mask.all():  # no copy (a chunk of one large image)
+            writers[role_name].write(chunk)
+          elif mask.any():
             writers[role_name].write({k: v[mask] for k, v in chunk.items()})
+        del chunk
       bar.close()
     finally:
       for w in writers.values():

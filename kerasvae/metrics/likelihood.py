@@ -50,6 +50,24 @@ def _elbo_function(model):
   return fn
 
 
+_OBJECTIVE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def validation_objective(model, images, batch_size=500, seed=0):
+  """The mean of `model.validation_objective` over `images` (nats per example, higher is
+  better): what early stopping and the kept checkpoint select on (the model's own training
+  objective, its noise drawn from stateless seeds derived from `seed`)."""
+  fn = _OBJECTIVE_FUNCTIONS.get(model)
+  if fn is None:
+    ref = weakref.ref(model)
+    fn = _OBJECTIVE_FUNCTIONS[model] = tf.function(
+        lambda x, s: ref().validation_objective(x, seed=s), reduce_retracing=True)
+  total = sum(float(np.sum(fn(tf.constant(x), tf.constant([seed, i], tf.int32)).numpy(),
+                           dtype=np.float64))
+              for i, x in enumerate(_batches(images, batch_size)))
+  return total / len(images)
+
+
 def elbo_metrics(model, images, batch_size=500, seed=0, per_example=False):
   """Mean one-sample ELBO terms (nats per example) and the posterior means and log-variances.
 

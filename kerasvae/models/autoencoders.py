@@ -141,6 +141,11 @@ class LatentVariableModel(keras.Model):
   # How many training images `prepare` and `finalize` want (0: the hook is not called).
   prepare_examples = 0
   finalize_examples = 0
+  # What early stopping and the kept checkpoint select on: the model's own training objective
+  # on the validation split (`validation_objective`), so a model is selected on what it trains
+  # (a noisy autoencoder on its noisy loss, a β-VAE on its β-weighted bound), never on another
+  # model's number. The `loss_terms` term it negates:
+  selection_term = "loss"
 
   def __init__(self, input_shape, latent_dim, architecture="mlp", hidden_units=(400,),
                filters=(32, 64), dense_units=256, likelihood="bernoulli",
@@ -197,6 +202,13 @@ class LatentVariableModel(keras.Model):
   def finalize(self, train_images):
     """Called once after training with `finalize_examples` training images [N, H, W, C],
     before the model is saved (e.g. the autoencoder fits the code distribution it samples)."""
+
+  def validation_objective(self, x, seed=None):
+    """The per-example objective [B] early stopping maximises: minus the training loss
+    (`selection_term` of `loss_terms`) at the end of its schedules (`step=None`: full KL
+    weight, full capacity), with the training-time noise (a noisy autoencoder's code noise)
+    drawn from the stateless `seed`, so repeated evaluations agree."""
+    return -self.loss_terms(x, training=True, step=None, seed=seed)[self.selection_term]
 
   def scheduled_values(self, step):
     """The model's scheduled settings at an optimiser step, logged every epoch: {name: value}

@@ -1,6 +1,7 @@
 """What every step shares: run directories, step metadata, reuse, locking, building models."""
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -31,7 +32,7 @@ def run_directory(config):
 
 # Train settings that do not change the trained model (display, disk use): left out of the
 # fingerprints, so that changing one finds the same run and reuses its model.
-UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints")
+UNFINGERPRINTED_TRAIN_SETTINGS = ("progress", "keep_checkpoints", "keep_final_checkpoint")
 # Train settings added after runs were fingerprinted: left out while at these defaults, so that
 # a config that does not set one keeps its run (and its reused model) as before.
 FINGERPRINTED_UNLESS_DEFAULT = {"precision": "float32"}
@@ -193,7 +194,10 @@ def run_lock(run_dir):
   by a pid, and no moment when a lock file exists without an owner. The file holds the
   holder's pid for the message of a refused second writer.
 
-  The workers of one multi-worker training are one run: only the chief locks.
+  The workers of one multi-worker training are one run: only the chief locks. A run on a
+  read-only file system is read without a lock (no lock file can be made, and no process can
+  write there through this mount): its finished steps are reused, and a step that must write
+  fails with a named error (`artifacts.os_error_message`).
   """
   run_dir = Path(run_dir)
   run_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +205,13 @@ def run_lock(run_dir):
     yield run_dir
     return
   lock = run_dir / ".lock"
-  fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+  try:
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+  except OSError as error:
+    if error.errno != errno.EROFS:
+      raise
+    yield run_dir
+    return
   try:
     while True:
       try:

@@ -16,6 +16,7 @@ import yaml
 from kerasvae import config as config_lib
 from kerasvae import kinds
 from kerasvae.config import ConfigError
+from kerasvae.config import MAX_BATCH_SIZE, MAX_COUNT, MAX_UNITS
 from kerasvae.config import field
 from kerasvae.data.config import IngestConfig
 from kerasvae.data.config import bundled_data_dir
@@ -62,11 +63,11 @@ class ModelConfig:
                     help="The model: " + ", ".join(kinds.KINDS) + ".")
   latent_dim: int = field(10, range=(1, 4096), help="Dimension of the code z.")
   architecture: str = field("mlp", choices=("mlp", "conv"), help="Encoder/decoder family.")
-  hidden_units: list[int] = field(default_factory=lambda: [400], range=(1, None),
+  hidden_units: list[int] = field(default_factory=lambda: [400], range=(1, MAX_UNITS),
                                   help="MLP hidden widths.")
-  filters: list[int] = field(default_factory=lambda: [32, 64], range=(1, None),
+  filters: list[int] = field(default_factory=lambda: [32, 64], range=(1, MAX_UNITS),
                              help="Conv channels, one stride-2 layer each.")
-  dense_units: int = field(256, range=(1, None), help="Conv dense-layer width.")
+  dense_units: int = field(256, range=(1, MAX_UNITS), help="Conv dense-layer width.")
 
   # Keys of the flat model block before the kinds had blocks: the error says where they went.
   MOVED_KEYS = kinds.MOVED_KEYS
@@ -95,9 +96,9 @@ class ModelConfig:
 @dataclasses.dataclass
 class TrainConfig:
   """How to train: strategy, batches, optimiser, checkpoints and logging."""
-  epochs: int = field(10, range=(1, None), help="Training epochs.")
-  batch_size: int = field(128, range=(1, None), help="Per-replica batch size.")
-  steps_per_epoch: Optional[int] = field(None, range=(1, None),
+  epochs: int = field(10, range=(1, MAX_COUNT), help="Training epochs.")
+  batch_size: int = field(128, range=(1, MAX_BATCH_SIZE), help="Per-replica batch size.")
+  steps_per_epoch: Optional[int] = field(None, range=(1, MAX_COUNT),
                                          help="Steps per epoch; null: one pass over the data.")
   learning_rate: float = field(1e-3, range=(0.0, None), help="Adam learning rate.")
   lr_schedule: str = field("constant", choices=("constant", "cosine", "exponential"),
@@ -137,12 +138,17 @@ class TrainConfig:
       help="Checkpoints kept while training (each holds the weights and Adam's two moments: "
            "24 MB for the quickstart's MLP). More let a resume fall back past a damaged one. "
            "A finished training keeps none: its model is saved.")
+  keep_final_checkpoint: bool = field(
+      False, help="Keep the last resumption checkpoint (weights, Adam's moments, history) of a "
+      "finished training, so that a longer training of the same model can continue from it "
+      "(`kerasvae study budget` chains its budgets this way). Off: a finished training keeps "
+      "only its saved model.")
   eval_every_epochs: int = field(1, range=(1, None), help="Eval ELBO interval (early stopping).")
   early_stopping_patience: int = field(0, range=(0, None),
                                        help="Stop after this many evals without a better eval "
                                        "ELBO; 0: off. The best weights are kept.")
   images_every_epochs: int = field(5, range=(1, None), help="TensorBoard image interval.")
-  projector_examples: int = field(500, range=(0, None),
+  projector_examples: int = field(500, range=(0, MAX_BATCH_SIZE),
                                   help="Eval latent means shown in the TensorBoard projector.")
   progress: bool = field(True, help="Show Keras' progress bar on a terminal (one line per "
                          "epoch under CI or without a terminal).")
@@ -169,14 +175,24 @@ THRESHOLD_METRICS = (
     "dci_informativeness_train", "sap")
 # Disentanglement scores also written per factor, as `<metric>/<factor name>` (`mig/shape`).
 PER_FACTOR_METRICS = ("mig", "dci_completeness", "dci_informativeness", "sap")
+# Each disentanglement score is also computed on the active latents alone, named with this
+# suffix (`mig_active`, `mig_active_per_factor`, `mig_active/shape`).
+ACTIVE_SUFFIX = "_active"
+ACTIVE_SCORES = ("beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement",
+                 "dci_completeness", "dci_informativeness", "sap")
 
 
 def is_threshold_metric(name):
   """Whether thresholds may name `name`: in `THRESHOLD_METRICS`, or `<metric>/<factor name>`
   for a metric of `PER_FACTOR_METRICS`."""
   metric, _, factor = name.partition("/")
-  return name in THRESHOLD_METRICS or (metric in PER_FACTOR_METRICS and bool(factor))
+  metric = metric.removesuffix(ACTIVE_SUFFIX)
+  return (name.removesuffix(ACTIVE_SUFFIX) in THRESHOLD_METRICS
+          or (metric in PER_FACTOR_METRICS and bool(factor)))
 
+
+# kerasvae.metrics.iwae.MAX_NUM_SAMPLES (that module imports TensorFlow; a config loads without).
+MAX_IWAE_SAMPLES = 100_000
 
 # The metrics a candidate is compared on with the served model (kerasvae.steps.baseline), and
 # whether a higher value is better.
@@ -186,16 +202,21 @@ BASELINE_METRICS = {"elbo": True, "reconstruction": False}
 @dataclasses.dataclass
 class EvaluateConfig:
   """What to measure and which thresholds bless the model for export."""
-  num_examples: Optional[int] = field(None, range=(1, None), help="Eval examples; null: all.")
-  batch_size: int = field(500, range=(1, None), help="Evaluation batch size.")
-  iwae_samples: int = field(5000, range=(0, None), help="K of the IWAE bound; 0: skip it.")
-  iwae_examples: Optional[int] = field(1000, range=(1, None),
+  num_examples: Optional[int] = field(None, range=(1, MAX_COUNT), help="Eval examples; null: all.")
+  batch_size: int = field(500, range=(1, MAX_BATCH_SIZE), help="Evaluation batch size.")
+  iwae_samples: int = field(5000, range=(0, MAX_IWAE_SAMPLES), help="K of the IWAE bound; 0: skip it.")
+  iwae_examples: Optional[int] = field(1000, range=(1, MAX_COUNT),
                                        help="Examples of the IWAE estimate; null: all.")
   active_unit_threshold: float = field(0.01, range=(0.0, None),
                                        help="A unit is active if Cov_x(E_q[z_u]) exceeds this.")
   disentanglement: bool = field(True, help="Score disentanglement when the data has factors.")
-  disentanglement_train_points: int = field(10000, range=(10, None), help="Metric train points.")
-  disentanglement_eval_points: int = field(5000, range=(10, None), help="Metric eval points.")
+  active_latent_kl: float = field(
+      0.1, range=(0.0, None),
+      help="A latent is active when its mean KL to the prior on the test split exceeds this "
+      "(nats); every disentanglement score is also computed on the active latents alone "
+      "(`mig_active`, ...), since the scores read posterior means whatever their KL.")
+  disentanglement_train_points: int = field(10000, range=(10, MAX_COUNT), help="Metric train points.")
+  disentanglement_eval_points: int = field(5000, range=(10, MAX_COUNT), help="Metric eval points.")
   dci: bool = field(True, help="With the disentanglement scores, also DCI: a gradient-boosted "
                     "classifier per factor, 4-5 CPU minutes at 10,000 points on dSprites.")
   sample_quality: bool = field(False, help="Fréchet distance in a classifier's feature space "

@@ -70,7 +70,22 @@ def ground_truth_data(examples_meta):
 ENCODE_WHOLE_GRID_DRAWS = 2.3
 
 
-def disentanglement_metrics(model, data, config, show_progress=True):
+def active_latents(kl_per_dim, threshold):
+  """The indices of the latents whose mean KL to the prior exceeds `threshold` nats."""
+  return [i for i, kl in enumerate(kl_per_dim) if kl > threshold]
+
+
+def active_key(key):
+  """A score's name on the active latents: `mig` -> `mig_active`, `mig_per_factor` ->
+  `mig_active_per_factor`, `mig/shape` -> `mig_active/shape`."""
+  suffix = configs.ACTIVE_SUFFIX
+  if key.endswith("_per_factor"):
+    return key[:-len("_per_factor")] + suffix + "_per_factor"
+  score, slash, factor = key.partition("/")
+  return f"{score}{suffix}{slash}{factor}"
+
+
+def disentanglement_metrics(model, data, config, show_progress=True, active=None):
   """β-VAE score, FactorVAE score, MIG, DCI and SAP of the model's posterior mean.
 
   Each score looks up many codes (with the defaults, 1.92 million for the β-VAE score,
@@ -83,11 +98,20 @@ def disentanglement_metrics(model, data, config, show_progress=True):
   longest part at the defaults (minutes: one tree per class and stage); `config.dci` false
   leaves it out.
 
+  Args:
+    active: the indices of the active latents (`active_latents`) when some latent is
+      inactive; None when all are. Every score is then computed again on the active
+      latents' codes alone (the encodings are cached: only the fits are repeated) and
+      written under its `active_key` name (`mig_active`, ...); with every latent active the
+      `_active` scores are the scores themselves; without one, an empty code's
+      (`empty_code_scores`).
+
   Returns:
     The scores' dicts merged (`beta_vae_score`, `factor_vae_score`, `mig`,
     `dci_disentanglement`, `dci_completeness`, `dci_informativeness`, `sap`, ...;
     see `kerasvae.metrics`), and the per-factor lists of `configs.PER_FACTOR_METRICS`
-    also as scalars `<metric>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...).
+    also as scalars `<metric>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...); the
+    same on the active latents (`mig_active`, `mig_active/shape`, ...).
   """
   from kerasvae import metrics  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import ground_truth  # pylint: disable=import-outside-toplevel
@@ -128,16 +152,48 @@ def disentanglement_metrics(model, data, config, show_progress=True):
       for start in range(0, whole, 16384):
         grid.represent(np.arange(start, min(start + 16384, whole)))
         bar.update(min(start + 16384, whole))
+  out = _scores(scores, grid, None, "", show_progress)
+  if active is None:  # every latent active: the scores are their own active form
+    same = dict(out)
+  elif active:
+    same = _scores(scores, grid, list(active), f" on the {len(active)} active latents",
+                   show_progress)
+  else:
+    same = empty_code_scores(data, out)
+  out.update({active_key(k): v for k, v in same.items() if k != "factor_names"})
+  return out
+
+
+def empty_code_scores(data, scores):
+  """What each of `scores` is for a code without an active latent, which carries nothing:
+  MIG, SAP, DCI disentanglement and completeness 0; the β-VAE and FactorVAE scores at chance
+  (1/K: any factor equally likely); DCI informativeness at chance (1/|v_k| per factor, the
+  factors uniform)."""
+  sizes = [data.factor_sizes[i] for i in data.latent_factor_indices]  # [K]
+  chance = [1.0 / s for s in sizes]
+  values = {"beta_vae_score": 1.0 / len(sizes), "factor_vae_score": 1.0 / len(sizes),
+            "mig": 0.0, "mig_per_factor": [0.0] * len(sizes), "sap": 0.0,
+            "sap_per_factor": [0.0] * len(sizes), "dci_disentanglement": 0.0,
+            "dci_completeness": 0.0, "dci_completeness_per_factor": [0.0] * len(sizes),
+            "dci_informativeness": float(np.mean(chance)),
+            "dci_informativeness_per_factor": chance, "factor_names": scores["factor_names"]}
+  empty = {k: v for k, v in values.items() if k in scores}
+  empty.update(per_factor_scalars(empty))
+  return empty
+
+
+def _scores(scores, grid, dims, what, show_progress):
+  """The scores of `scores` on the grid's codes, restricted to the latents `dims` (None: all)."""
   out = {}
   for i, (name, num_codes, compute) in enumerate(scores):
-    bar = progress.Progress(f"evaluate: {name} ({i + 1}/{len(scores)}), {num_codes:,} codes "
-                            f"(images encoded so far: {grid.num_encoded:,})",
+    bar = progress.Progress(f"evaluate: {name}{what} ({i + 1}/{len(scores)}), {num_codes:,} "
+                            f"codes (images encoded so far: {grid.num_encoded:,})",
                             total=num_codes, unit_name="code", enabled=show_progress)
 
     def represent(indices, bar=bar):
-      codes = grid.represent(indices)
+      codes = grid.represent(indices)  # [n, D]
       bar.advance(len(indices))
-      return codes
+      return codes if dims is None else codes[:, dims]  # [n, active]
 
     with bar:
       out.update(compute(represent))
@@ -330,7 +386,11 @@ def evaluate_fingerprint(config, train_meta, served=None):
     del evaluate["change_thresholds"]
   if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
     del evaluate["dci"]
-  else:
+  # The served version the change thresholds compare against: a newer one re-runs the
+  # evaluation whatever `dci` is (this once hung on dci's `else`, so with the default dci: true
+  # a candidate was judged against a stale baseline). Kept, as None, in the fingerprints of
+  # dci: false evaluations without thresholds, which have always carried it.
+  if "change_thresholds" in evaluate or "dci" in evaluate:
     evaluate["baseline"] = [str(served[0]), served[1]] if served else None
   return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],
                                 "model": model_digest})
@@ -394,7 +454,12 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
                                            cfg.shape_recognition_examples))
   truth = ground_truth_data(examples_meta) if cfg.disentanglement else None
   if truth is not None:
-    metrics.update(disentanglement_metrics(model, truth, cfg))
+    # The latents the decoder uses: an autoencoder (no KL) counts every latent as active.
+    active = (active_latents(usage["kl_per_dim"], cfg.active_latent_kl)
+              if "kl_per_dim" in usage else list(range(model.latent_dim)))
+    metrics["active_latents"] = active
+    metrics.update(disentanglement_metrics(
+        model, truth, cfg, active=active if len(active) < model.latent_dim else None))
   if cfg.sample_quality and labels is not None:
     metrics.update(sample_quality_metrics(model, examples_dir, images, cfg.seed))
   blessing = check_thresholds(metrics, cfg.thresholds,

@@ -13,6 +13,9 @@ and the new one is not. Existing versions that differ from what was exported
 (their `kerasvae.json` records the digests) are named before a new one is written.
 """
 
+import contextlib
+import signal
+import threading
 from pathlib import Path
 
 from kerasvae import artifacts
@@ -24,6 +27,44 @@ from kerasvae.steps import train as train_step
 
 class ExportRefused(common.StepError):
   """The model is not blessed by the evaluate step's thresholds."""
+
+
+class ExportInterrupted(KeyboardInterrupt):
+  """SIGINT or SIGTERM stopped the export; the message says what was and was not written.
+
+  Attributes:
+    signal_number: the signal (the command exits with 128 + it).
+  """
+
+  def __init__(self, message, signal_number=signal.SIGINT):
+    super().__init__(message)
+    self.signal_number = int(signal_number)
+
+
+@contextlib.contextmanager
+def _interruptible():
+  """Turns SIGINT and SIGTERM into `ExportInterrupted` in the main thread, so the export's
+  cleanup runs (its temporary version is removed, a version whose models.config entry was
+  not written is taken back) and the caller can say what was written. Further signals are
+  ignored while that cleanup runs."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  numbers = (signal.SIGINT, signal.SIGTERM)
+  previous = {}
+
+  def handler(number, frame):  # pylint: disable=unused-argument
+    for n in numbers:
+      signal.signal(n, signal.SIG_IGN)
+    raise ExportInterrupted(signal.Signals(number).name, number)
+
+  for number in numbers:
+    previous[number] = signal.signal(number, handler)
+  try:
+    yield
+  finally:
+    for number, old in previous.items():
+      signal.signal(number, old)
 
 
 def run(config, train_dir, evaluate_dir, export_dir, force=False):
@@ -68,22 +109,37 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
                         f"{common.blessing_failures(blessing)}. "
                         "Export anyway with --force, or set export.require_blessing=false.")
   timer = common.Timer()
-  model = train_step.load_model(train_dir)
-  metrics = artifacts.read_json(Path(evaluate_dir) / "metrics.json")
-  replaced = _previous_export(export_dir)
-  _report_damaged_versions(model_dir)
+  version_dir = None
+  models_config = Path(config.export.base_dir) / serving.MODELS_CONFIG_FILE
   try:
-    version_dir = serving.export_model(
-        model, base_dir=config.export.base_dir, model_name=config.export.model_name,
-        metadata={"run_dir": str(Path(train_dir).parent), "blessed": blessing["blessed"],
-                  "export_fingerprint": fingerprint,
-                  "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
-        allow_signature_change=config.export.allow_signature_change,
-        serving_base_path=config.export.serving_base_path)
-  except serving.SignatureMismatchError as error:
-    raise ExportRefused(str(error)) from None
-  _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir, timer,
-                  forced=bool(force and not blessing["blessed"]))
+    with _interruptible():
+      model = train_step.load_model(train_dir)
+      metrics = artifacts.read_json(Path(evaluate_dir) / "metrics.json")
+      replaced = _previous_export(export_dir)
+      _report_damaged_versions(model_dir)
+      try:
+        version_dir = serving.export_model(
+            model, base_dir=config.export.base_dir, model_name=config.export.model_name,
+            metadata={"run_dir": str(Path(train_dir).parent), "blessed": blessing["blessed"],
+                      "export_fingerprint": fingerprint,
+                      "metrics": {k: v for k, v in metrics.items()
+                                  if isinstance(v, (int, float))}},
+            allow_signature_change=config.export.allow_signature_change,
+            serving_base_path=config.export.serving_base_path)
+      except serving.SignatureMismatchError as error:
+        raise ExportRefused(str(error)) from None
+      _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir,
+                      timer, forced=bool(force and not blessing["blessed"]))
+  except ExportInterrupted as interrupted:
+    if version_dir is None:
+      detail = (f"{interrupted}: nothing was written: no new version in {model_dir} (the "
+                f"partial one was removed) and {models_config} is as it was; run the same "
+                "command again to export")
+    else:
+      detail = (f"{interrupted}: {version_dir} was written and {models_config} names "
+                f"{config.export.model_name}, but not {export_dir / artifacts.METADATA_FILE}: "
+                "the same command finds that version instead of exporting again")
+    raise ExportInterrupted(detail, interrupted.signal_number) from None
   print(f"export: wrote {version_dir}")
   if replaced is not None:
     _remove_replaced(*replaced, version_dir, blessing["blessed"])
@@ -91,7 +147,11 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
 
 
 def _report_damaged_versions(model_dir):
-  """Says which existing versions of the model name differ from what was exported."""
+  """Says which existing versions of the model name differ from what was exported, and which
+  entries are named like a version without being one."""
+  for path in serving.version_blockers(model_dir):
+    print(f"export: warning: {path} is a file, not a version folder: TF Serving does not load "
+          "it and export skips its number; remove it if it is not yours", flush=True)
   for version in serving.list_versions(model_dir):
     path = Path(model_dir) / str(version)
     problem = serving.version_damage(path)

@@ -34,10 +34,20 @@ MODEL_FILE = "model/model.keras"
 VALIDATION_EXAMPLES_DURING_TRAINING = 2000
 
 
+# What early stopping and the kept checkpoint select on, part of the train fingerprint.
+SELECTION = "validation/objective"
+
+
 def train_fingerprint(config, examples_metadata):
-  return artifacts.fingerprint({"model": config_lib.to_dict(config.model),
-                                "train": common.train_identity(config.train),
-                                "examples": examples_metadata["fingerprint"]})
+  identity = {"model": config_lib.to_dict(config.model),
+              "train": common.train_identity(config.train),
+              "examples": examples_metadata["fingerprint"]}
+  if config.train.early_stopping_patience:
+    # Early stopping on the model's own objective (issue 36): a model selected on the
+    # validation ELBO is another model. Without early stopping nothing is selected (the model
+    # is the last epoch's), so such trainings keep their fingerprint and stay reusable.
+    identity["selection"] = SELECTION
+  return artifacts.fingerprint(identity)
 
 
 def use_jit(setting, architecture):
@@ -187,6 +197,83 @@ def run(config, examples_dir, train_dir, force=False):
   return train_dir
 
 
+def machine_memory():
+  """The bytes this process may use: the least of the machine's memory, its cgroup's limit
+  and its address-space limit."""
+  import resource  # pylint: disable=import-outside-toplevel
+  limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+  for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    try:
+      text = Path(path).read_text().strip()
+    except OSError:
+      continue
+    if text.isdigit():
+      limits.append(int(text))
+  soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+  if soft != resource.RLIM_INFINITY:
+    limits.append(soft)
+  return min(limits)
+
+
+def network_cost(model_config, image_shape):
+  """`(parameters, activations per example)` of the encoder and decoder a config describes,
+  counted from the layer sizes (before anything is built, which would itself run out of memory).
+
+  The MLP: dense layers image -> hidden_units -> 2 latent_dim and back, the decoder's output
+  counted twice (a likelihood may have two parameters per pixel). The conv family: 4x4
+  stride-2 convolutions through `filters`, the dense layer, and the transposed mirror.
+  A kind's extra networks (a FactorVAE's discriminator) are small beside these and left out.
+  """
+  c = model_config
+  pixels = int(np.prod(image_shape))
+  d = c.latent_dim
+  if c.architecture == "mlp":
+    widths = [pixels, *c.hidden_units]
+    encoder = sum(a * b for a, b in zip(widths, widths[1:])) + widths[-1] * 2 * d
+    decoder = d * widths[-1] + sum(a * b for a, b in zip(widths[:0:-1], widths[-2::-1]))
+    decoder += widths[1] * pixels  # the second likelihood parameter
+    return encoder + decoder, 2 * (sum(c.hidden_units) + 2 * pixels + 2 * d)
+  h, w, channels = image_shape
+  sizes, convolutions, activations = [channels, *c.filters], 0, 0
+  for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+    convolutions += 16 * a * b + b  # kernels and biases
+    activations += (h >> (i + 1)) * (w >> (i + 1)) * b
+  flat = (h >> len(c.filters)) * (w >> len(c.filters)) * c.filters[-1]
+  dense = (flat * c.dense_units + c.dense_units * 2 * d + d * c.dense_units
+           + c.dense_units * flat + 2 * c.dense_units + 2 * d + flat)  # weights and biases
+  return 2 * convolutions + dense, 2 * (2 * activations + 2 * pixels + c.dense_units + 2 * d)
+
+
+def check_fits(config, image_shape, global_batch, num_train, examples_dir):
+  """Refuses, by name, a batch larger than the training data and a network or batch whose
+  training needs more memory than this machine has (`machine_memory`), before any is built.
+
+  Training holds each parameter four times (weights, gradients, Adam's two moments: 16 bytes)
+  and each activation of a batch about three times (forward, backward, the likelihood's
+  terms: 12 bytes). A batch past the data would never fill (the reader carries examples
+  over epochs to fill it: a billion-example batch read 512 examples for ever).
+  """
+  if global_batch > num_train:
+    raise config_lib.ConfigError(
+        f"config.train.batch_size: expected at most the {num_train} training examples of "
+        f"{examples_dir} (per replica, times the replicas). Received: batch_size="
+        f"{config.train.batch_size} ({global_batch} a step)")
+  parameters, per_example = network_cost(config.model, image_shape)
+  need = 16 * parameters + 12 * per_example * global_batch
+  have = machine_memory()
+  if need <= have:
+    return
+  sizes = {"mlp": f"hidden_units={list(config.model.hidden_units)}",
+           "conv": f"filters={list(config.model.filters)}, dense_units={config.model.dense_units}"}
+  raise config_lib.ConfigError(
+      f"config.model: expected a network whose training fits in this machine's memory "
+      f"({have / 1e9:.1f} GB). Received: {sizes[config.model.architecture]}, latent_dim="
+      f"{config.model.latent_dim} on images of {list(image_shape)} with batch_size="
+      f"{config.train.batch_size}: about {parameters / 1e6:.0f}M parameters and "
+      f"{need / 1e9:.1f} GB for the weights, gradients, Adam's moments and a batch's "
+      "activations. Make the network or the batch smaller.")
+
+
 def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy, chief):
   """`run`'s training into `train_dir` (empty, or an unfinished training to resume)."""
   train_dir.mkdir(parents=True, exist_ok=True)
@@ -200,6 +287,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
     raise common.StepError(f"The Examples artifact {examples_dir} has no training examples.")
   steps_per_epoch = cfg.steps_per_epoch or max(1, num_train // global_batch)
   image_shape = tuple(examples_meta["image_shape"])
+  check_fits(config, image_shape, global_batch, num_train, examples_dir)
 
   with strategy.scope():
     model = common.build_model(config.model, image_shape, steps_per_epoch, num_train,
@@ -236,6 +324,9 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
 
   def evaluate_fn():
     metrics = likelihood.elbo_metrics(model, validation["image"], seed=cfg.seed)
+    # What early stopping selects on: the model's own training objective (its kind declares it).
+    metrics["objective"] = likelihood.validation_objective(model, validation["image"],
+                                                           seed=cfg.seed)
     usage = likelihood.latent_usage(metrics.pop("latent_mean"), metrics.pop("latent_log_var"))
     metrics["active_units"] = usage["active_units"]
     if "kl_per_dim" in usage:
@@ -293,8 +384,10 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
       epochs_run=len(history), final=final,
       digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json"))))
   # Complete: the model is saved, and a finished training is never resumed (another config
-  # trains in another run directory, --force from scratch), so its checkpoints only took disk.
-  training.remove_resumption_state(train_dir)
+  # trains in another run directory, --force from scratch), so its checkpoints only took disk,
+  # unless a longer training is to continue from them (train.keep_final_checkpoint).
+  if not config.train.keep_final_checkpoint:
+    training.remove_resumption_state(train_dir)
   if trainer.interrupted is not None:  # it came after the last epoch: the step is complete
     raise training.TrainingInterrupted(
         f"{signal.Signals(trainer.interrupted).name} after the last epoch: the train step "

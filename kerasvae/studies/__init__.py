@@ -40,6 +40,12 @@ class Study:
   chart_metrics: tuple = ()
   # What its charts call a setting ("method"); default: the keys its trials override.
   setting_name: str = ""
+  # Each setting continues the previous setting's training of the same seed (more epochs of
+  # one model: `budget`), from its kept checkpoint (`core.continue_training`).
+  continues: bool = False
+  # Which pairs of settings its report tests (`report.comparison_pairs`): every pair, each
+  # against the first setting (the baseline), or each against the one before it (a sweep).
+  comparisons: str = "all_pairs"
 
 
 _LIKELIHOOD = ("iwae_log_likelihood", "IWAE log p(x), nats")
@@ -69,6 +75,17 @@ def _precision(context, trials):
   return precision.analyse_precision(context, trials)
 
 
+def _budget(context, trials):
+  from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
+  return budget.analyse_budget(context, trials)
+
+
+def _budget_check(trials):
+  from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
+  _needs_disentanglement_scores(trials)
+  budget.check_budget(trials)
+
+
 def _needs_disentanglement_scores(trials):
   off = [t.name for t in trials if not t.config.evaluate.disentanglement]
   if off:
@@ -83,11 +100,13 @@ STUDIES = {
         "latent-dim", "How do the diversity and sharpness of a VAE's samples, its likelihood "
         "and the number of latent dimensions it really uses change with the latent size?",
         _mnist("latent_dim"),
-        chart_metrics=(_LIKELIHOOD, _FD, ("active_units", "active units"), _INFORMATION)),
+        chart_metrics=(_LIKELIHOOD, _FD, ("active_units", "active units"), _INFORMATION),
+        comparisons="neighbours"),
     "beta": Study(
         "beta", "What does the weight β of the KL term do to a 2-D VAE's code, its "
         "reconstructions and its samples?", _mnist("beta"),
-        chart_metrics=(("elbo", "ELBO, nats"), ("kl", "KL, nats"), _INFORMATION, _FD)),
+        chart_metrics=(("elbo", "ELBO, nats"), ("kl", "KL, nats"), _INFORMATION, _FD),
+        comparisons="neighbours"),
     "ae-vs-vae": Study(
         "ae-vs-vae", "Do random latent points of an autoencoder decode to data or to noise, "
         "does Gaussian code noise of variance 0.05·R during training (read as the total or as "
@@ -95,32 +114,42 @@ STUDIES = {
         _mnist("ae_vs_vae"),
         chart_metrics=(("reconstruction", "reconstruction, nats"), _FD,
                        ("precision", "sample precision"), ("recall", "sample recall")),
-        setting_name="model"),
+        setting_name="model", comparisons="against_first"),
     "priors": Study(
         "priors", "Does a learned prior (Gaussian mixture, VampPrior) give a better "
         "log-likelihood than the standard Gaussian with the same network and budget?",
         _mnist("priors"),
         chart_metrics=(_LIKELIHOOD, ("kl", "KL, nats"),
-                       ("marginal_kl", "KL(q(z) ‖ p(z)), nats"), _FD)),
+                       ("marginal_kl", "KL(q(z) ‖ p(z)), nats"), _FD),
+        comparisons="against_first"),
     "disentanglement": Study(
         "disentanglement", "Does a larger β give a more disentangled code on dSprites, as the "
         "β-VAE paper reports, and at what cost?", _disentanglement,
         check=_needs_disentanglement_scores, analyses_seeds=True,
         chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
-                       ("mig", "MIG"), ("active_units", "active units"))),
+                       ("mig", "MIG"), ("active_units", "active units")),
+        comparisons="neighbours"),
     # Its own chart: a box plot per metric and method (`methods.analyse_methods`).
     "methods": Study(
         "methods", "Do β-VAE, β-TCVAE, FactorVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE differ "
         "in how disentangled a code they learn on dSprites, by more than their training seeds "
         "do, and at what cost in reconstruction?", _methods,
         check=_needs_disentanglement_scores, analyses_seeds=True, setting_name="method"),
+    # One training per seed scored at growing budgets: each setting continues the last.
+    "budget": Study(
+        "budget", "How many training images does the disentanglement study's β-VAE need "
+        "before it encodes each of dSprites' factors, and where do its disentanglement scores "
+        "and their spread over seeds settle?", _budget, check=_budget_check,
+        analyses_seeds=True, continues=True, setting_name="budget", comparisons="neighbours",
+        chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
+                       ("mig", "MIG"), ("reconstruction", "reconstruction, nats"))),
     "precision": Study(
         "precision", "Does computing a VAE's networks in bfloat16 (train.precision: "
         "mixed_bfloat16) change what it learns, by more than its training seed does, and how "
         "much faster does it train?", _precision, analyses_seeds=True,
         chart_metrics=(("elbo", "test ELBO, nats"), ("iwae_log_likelihood", "IWAE log p(x), nats"),
                        ("kl", "KL, nats"), ("train_images_per_second", "training images/s")),
-        setting_name="precision"),
+        setting_name="precision", comparisons="against_first"),
 }
 
 
@@ -221,11 +250,15 @@ def _run_trials_and_report(plan, force, report_only=False):
   context = core.StudyContext(name=name, output=output, settings=settings, quick=plan.quick,
                               base=trials[0].config, force=force)
   run_times = []  # wall seconds of the trials this invocation trained (not reused)
+  last_by_seed = {}  # seed -> its latest trial (`Study.continues`)
   for i, trial in enumerate(trials):
     elapsed = time.time() - t0
     left = sum(run_times) / len(run_times) * (len(trials) - i) if run_times else None
     eta = f", about {progress.format_seconds(left)} left" if run_times else ""
     started = time.time()
+    if plan.study.continues and trial.seed in last_by_seed:
+      core.continue_training(last_by_seed[trial.seed], trial)
+    last_by_seed[trial.seed] = trial
     examples = core.run_trial(trial, f"study: trial {i + 1}/{len(trials)} {trial.name} "
                                      f"({progress.format_seconds(elapsed)} elapsed{eta})",
                               force=force, force_ingest=force and i == 0)
@@ -266,20 +299,21 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
     core.add_elbo_surgery(context, trial)
   first_seed = [t for t in trials if t.seed == settings.seeds[0]] or trials
   analysed = trials if study.analyses_seeds else first_seed
-  body = study.analyse(context, analysed)
-  if settings.sample_quality:  # the other seeds' samples, for the across-seed table
+  if settings.sample_quality:  # the other seeds' samples: the across-seed table, the findings
     for trial in trials:
       if trial not in analysed and "frechet_distance" not in trial.metrics:
         core.score_prior_samples(context, trial)
-  across = (report.seed_summary(trials, report.study_seed_columns(trials))
-            + _charts(study, context, trials, title))
-  if across:
-    body = (["## Across seeds"] + across
-            + ([f"## Seed {settings.seeds[0]} in detail",
-                "The tables, findings and figures below read one training seed; the table "
-                "above says which differences the spread between seeds separates."]
-               if analysed is not trials and len(settings.seeds) > 1 else [])
-            + body)
+  context.trials = list(trials)
+  body = study.analyse(context, analysed)
+  from kerasvae.studies import schema  # pylint: disable=import-outside-toplevel
+  for trial in trials:  # the analysis's own names for `model.sample`'s samples: one schema
+    schema.copy_default_sampler(trial.metrics)
+  from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
+  selection = (train_step.SELECTION if trials[0].config.train.early_stopping_patience
+               else "fixed budget")
+  across = across_seeds(study, context, trials, title, settings.seeds,
+                        detail=analysed is not trials, selection=selection)
+  body = across + body
   wall_clock = time.time() - t0
   counts = report.split_counts(context.examples_dir)
   intro = [
@@ -304,13 +338,70 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
       "overrides": list(overrides), "wall_clock_seconds": wall_clock, "sweep": sweep,
       "split_counts": counts, "examples": str(context.examples_dir),
       "figures": [{"caption": c, "path": p} for c, p in context.figures],
-      "trials": [t.to_json() for t in trials], "pending": [t.name for t in pending]})
+      "trials": [t.to_json() for t in trials], "pending": [t.name for t in pending],
+      "selection": selection,
+      "schema": {"version": schema.SCHEMA_VERSION, "migrations": []}})
   report_path = output / "report.md"
   artifacts.write_text(report_path, text)
   return report_path
 
 
-def _charts(study, context, trials, title):
+def across_seeds(study, context, trials, title, seeds, detail=False, draw=True,
+                 selection=None):
+  """The report's "Across seeds" section (and the heading of the first seed's detail) as
+  markdown blocks: a pure function of the trials' metrics, so `kerasvae study render-docs`
+  rewrites it from `results.json` alone.
+
+  Args:
+    study: the `Study`.
+    context: a `StudyContext` (its `output` holds the figures).
+    trials: every finished trial.
+    title: the study's title.
+    seeds: the seeds its config trains (`study.seeds`); those without a trial are pending.
+    detail: the sections after it read the first seed only.
+    draw: draw the charts (False: only say which the section shows).
+    selection: what the trials were selected on (results.json's `selection`); None: trials
+      selected by the rule before it was recorded (the validation ELBO), which it says.
+  """
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  across = (report.seed_summary(trials, report.study_seed_columns(trials), study=context.name,
+                                plan=study.comparisons, compared=compared_metrics(study, trials))
+            + _charts(study, context, trials, title, draw))
+  if not across:
+    return []
+  present = sorted({t.seed for t in trials})
+  pending = [s for s in seeds if s not in present]
+  blocks = ["## Across seeds"]
+  if pending:
+    blocks.append(f"**Seeds pending.** The config trains {report.seed_phrase(seeds)}; "
+                  f"{report.seed_phrase(pending)} {'has' if len(pending) == 1 else 'have'} "
+                  f"not been trained yet, so every number here is over "
+                  f"{report.seed_phrase(present)} only.")
+  if selection is None:
+    blocks.append(report.OLD_SELECTION)
+  blocks += across
+  if report.score_keys(trials):
+    blocks.append(report.RANKING)
+  if detail and len(present) > 1:
+    blocks += [f"## Seed {present[0]} in detail",
+               f"The tables, findings and figures below read seed {present[0]} alone, as the "
+               "analysis wrote them when it trained; a trend they describe is one seed's. "
+               "Which differences hold over the seeds is decided by the tests above, not by "
+               "these sections."]
+  return blocks
+
+
+def compared_metrics(study, trials):
+  """The metric keys a study's report tests between settings: its chart's (its primary
+  numbers), or every column of its table when it declares none; a disentanglement score in
+  the form the report ranks by (`report.ranked_key`: on the active latents where measured)."""
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  keys = ([key for key, _ in study.chart_metrics]
+          or [c[0] for c in report.study_seed_columns(trials)])
+  return list(dict.fromkeys(report.ranked_key(key, trials) for key in keys)) or None
+
+
+def _charts(study, context, trials, title, draw=True):
   """The across-seed chart and the rate–distortion chart, as report blocks."""
   from kerasvae.studies import figures  # pylint: disable=import-outside-toplevel
   from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
@@ -318,20 +409,25 @@ def _charts(study, context, trials, title):
   varied = (study.setting_name
             or ", ".join(dict.fromkeys(k for t in trials for k in t.overrides)) or "setting")
   blocks = []
-  path = figures.seed_metrics_figure(groups, study.chart_metrics,
+  chart = [(report.ranked_key(key, trials), label
+            + (", active latents" if report.ranked_key(key, trials) != key else ""))
+           for key, label in study.chart_metrics]
+  path = figures.seed_metrics_figure(groups, chart,
                                      context.figure_path("across_seeds"),
-                                     f"{title.removeprefix('Study: ')}", x_label=varied)
+                                     f"{title.removeprefix('Study: ')}", x_label=varied,
+                                     draw=draw)
   if path:
     blocks.append(report.figure(context, "Each setting's training seeds (dots) and their mean ± "
                                 "standard deviation (squares with bars), on the test split.",
                                 path))
   path = figures.rate_distortion_figure(groups, context.figure_path("rate_distortion"),
-                                        "Rate and distortion on the test split", varied)
+                                        "Rate and distortion on the test split", varied,
+                                        draw=draw)
   if path:
     blocks.append(report.figure(
         context, "Rate–distortion: the KL term (rate) against the reconstruction term "
         "(distortion) of each trial, nats per example; their sum is the negative ELBO, so "
-        "lines of equal ELBO run at −45°.", path))
+        "the dotted lines (slope −1 in nats) join points of equal ELBO, labelled.", path))
   return blocks
 
 

@@ -100,6 +100,9 @@ class StudyContext:
   force: bool = False  # --force: retrain the classifier too
   sweep: bool = False  # the trials ran as a Kubeflow sweep, each in its own tasks, side by side
   figures: list = dataclasses.field(default_factory=list)  # (caption, relative path)
+  # Every finished trial (all seeds): an analysis that reads the first seed names the seeds
+  # of a claim about a trend from these, never from that seed alone.
+  trials: list = dataclasses.field(default_factory=list)
 
   @property
   def figure_dir(self):
@@ -280,6 +283,46 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
     out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
   read_trial_results(trial, out["run_dir"])
   return out["examples"]
+
+
+def continue_training(previous, trial):
+  """Starts `trial`'s training from the last checkpoint of `previous`, a finished trial of the
+  same model and seed with fewer epochs: the longer budget continues the shorter one's
+  training (weights, Adam's moments, history, TensorBoard logs) instead of starting again.
+
+  Nothing is copied when `trial` has finished, has its own checkpoint (an interrupted
+  continuation resumes from there) or has a trained model. The copy is made beside the train
+  directory and renamed into place, so a kill leaves no half-copied checkpoint.
+
+  Raises:
+    StepError: `previous` finished without its checkpoint (train.keep_final_checkpoint off).
+  """
+  import shutil  # pylint: disable=import-outside-toplevel
+  from kerasvae import training  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  target = common.run_directory(trial.config) / "train"
+  if (trial_finished(trial) or training.has_checkpoint(target)
+      or (target / artifacts.METADATA_FILE).is_file()):
+    return
+  source = common.run_directory(previous.config) / "train"
+  if not training.has_checkpoint(source):
+    raise common.StepError(
+        f"Trial {trial.name!r} continues the training of {previous.name!r}, whose directory "
+        f"{source} holds no checkpoint to continue from. Expected train.keep_final_checkpoint: "
+        f"true in the study's base config. Received: a finished training without one (run the "
+        f"study with --force to train every budget again)")
+  target.mkdir(parents=True, exist_ok=True)
+  for name in (training.CHECKPOINT_DIR, "logs"):
+    if not (source / name).is_dir():
+      continue
+    artifacts.remove_stale_temporaries(target)
+    staging = target / artifacts.temporary_name(name)
+    shutil.copytree(source / name, staging)
+    if (target / name).exists():
+      shutil.rmtree(target / name)
+    staging.rename(target / name)
+  print(f"study: trial {trial.name} continues {previous.name}'s training "
+        f"({previous.config.train.epochs} of {trial.config.train.epochs} epochs done)", flush=True)
 
 
 def read_trial_results(trial, run_dir):

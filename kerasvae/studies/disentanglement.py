@@ -20,8 +20,12 @@ from kerasvae.studies.report import fmt
 
 PAPER_SCORES = {1.0: 61.58, 4.0: 99.23}  # β-VAE score (%) in [1], Table 1
 REFERENCE_EXAMPLES = 300_000 * 64  # disentanglement_lib's budget per model [2]
-METRIC_COLUMNS = (("beta_vae_score", "β-VAE score", 3), ("factor_vae_score", "FactorVAE score", 3),
-                  ("mig", "MIG", 3), ("reconstruction", "reconstruction", 1), ("kl", "KL", 2),
+METRIC_COLUMNS = (("beta_vae_score", "β-VAE score", 3),
+                  ("beta_vae_score_active", "β-VAE score, active latents", 3),
+                  ("factor_vae_score", "FactorVAE score", 3),
+                  ("factor_vae_score_active", "FactorVAE score, active latents", 3),
+                  ("mig", "MIG", 3), ("mig_active", "MIG, active latents", 3),
+                  ("reconstruction", "reconstruction", 1), ("kl", "KL", 2),
                   ("active_units", "active units", 0))
 
 
@@ -38,6 +42,7 @@ def analyse_disentanglement(context, trials):
   # Traversals start from the code of the middle image (after a short training the prior's
   # mean, z = 0, often decodes to an empty canvas, and rows swept from there only blink).
   seed_image = middle_image(context.examples_dir)
+  scale = information_scale(trials)
   figures = []
   for trial in trials:
     core.write_study_scalars(trial, {k: v for k, v in trial.metrics.items()
@@ -45,7 +50,7 @@ def analyse_disentanglement(context, trials):
     beta = trial.config.model.vae.kl_weight
     label = f"β = {beta:g}" + (f", seed {trial.config.train.seed}" if seeded else "")
     stem = f"beta_{beta:g}" + (f"_seed_{trial.config.train.seed}" if seeded else "")
-    figures += trial_figures(context, trial, label, stem, seed_image)
+    figures += trial_figures(context, trial, label, stem, seed_image, vmax=scale)
   latent_dim = trials[0].config.model.latent_dim
   columns = METRIC_COLUMNS
   rows = []
@@ -140,7 +145,22 @@ def literature_budget(trials):
           "a budgeted version: its scores are those of under-trained models.")
 
 
-def trial_figures(context, trial, label, stem, seed_image):
+def information_scale(trials):
+  """The top of the heat maps' colour scale: the largest I(latent; factor) of any trial, so
+  every heat map of a report shares one scale."""
+  values = [np.max(t.metrics["mutual_information"]) for t in trials
+            if t.metrics.get("mutual_information")]
+  return float(max(values)) if values else None
+
+
+def inactive_latents(trial):
+  """The latents with KL at most `evaluate.active_latent_kl` (the evaluate step's threshold)."""
+  kl = trial.metrics.get("kl_per_dim") or []
+  threshold = trial.config.evaluate.active_latent_kl
+  return [j for j, value in enumerate(kl) if value <= threshold]
+
+
+def trial_figures(context, trial, label, stem, seed_image, vmax=None):
   """One trial's latent traversals and, when its MIG wrote them, the latent × factor mutual
   information, as report blocks.
 
@@ -150,40 +170,50 @@ def trial_figures(context, trial, label, stem, seed_image):
     label: how the captions name the trial ("β = 4, seed 1").
     stem: the figures' file stem ("beta_4_seed_1": `traversals_<stem>.png`).
     seed_image: [1, H, W, C], the image whose code the traversals start from.
+    vmax: the heat map's colour scale top, shared by the report's maps (`information_scale`).
   """
   model = core.load_trial_model(trial)
   figures = []
   kl = trial.metrics.get("kl_per_dim", [float("nan")] * model.latent_dim)
-  carried = factor_carried(trial.metrics)
+  inactive = inactive_latents(trial)
+  threshold = trial.config.evaluate.active_latent_kl
+  carried = factor_carried(trial.metrics, threshold)
   # Rows sorted by KL (the informative latents first), each named by the factor it carries.
   order = sorted(range(model.latent_dim), key=lambda j: -np.nan_to_num(kl[j], nan=-1.0))
   path = context.figure_path(f"traversals_{stem}")
   decode = lambda z, m=model: m.decode_mean(z.astype(np.float32)).numpy()  # noqa: E731
   base = model.encode_mean(seed_image).numpy()[0]
   viz.traversal_figure(decode, model.latent_dim, path, base=base, num_steps=9, span=3.0,
-                       dims=order, annotations=[f"KL {kl[j]:.2f}\n{carried[j]}" if carried
-                                                else f"KL {kl[j]:.2f}" for j in order],
-                       scale=1, title=f"{label}: each row sweeps one latent from -3 to +3")
+                       dims=order, annotations=[
+                           f"KL {kl[j]:.2f}\n" + ("inactive" if j in inactive else
+                                                  carried[j] if carried else "")
+                           for j in order],
+                       scale=1, title=f"{label}: each row sweeps one latent from -3 to +3",
+                       faded=inactive)
   figures.append(report.figure(
       context, f"{label}: latent traversals from the code of the middle image (every factor "
       "at its middle value, the sprite at the centre). Each row sets one latent to -3 ... +3 "
       "and keeps the others at that image's posterior mean; rows are sorted by the latent's "
-      "KL in nats (a latent with KL ≈ 0 is unused and its row does not change) and name the "
-      "factor it carries most information about (MIG's estimate; '–' for an unused latent, "
-      f"KL below {ACTIVE_KL}, or one with less than {CARRIES_NATS} nats about every "
-      "factor).", path))
+      f"KL in nats; an inactive latent (KL at most {threshold:g}, `evaluate.active_latent_kl`) "
+      "is faded and labelled *inactive*: the decoder ignores it and its row does not change. "
+      "Each active row names the factor it carries most information about (MIG's estimate; "
+      f"'–' for one with less than {CARRIES_NATS} nats about every factor).", path))
   if "mutual_information" in trial.metrics and "factor_names" in trial.metrics:
     path = study_figures.information_heatmap(
         np.asarray(trial.metrics["mutual_information"])[order],
         trial.metrics["factor_names"], context.figure_path(f"information_{stem}"),
         f"{label}: I(latent; factor) on the MIG's codes",
         latent_labels=[f"z{j} (KL {kl[j]:.1f})" for j in order],
-        mig_per_factor=trial.metrics.get("mig_per_factor"))
+        mig_per_factor=trial.metrics.get("mig_per_factor"),
+        inactive=[order.index(j) for j in inactive], vmax=vmax)
     figures.append(report.figure(
         context, f"{label}: mutual information between each latent (rows, by KL) and each "
         "ground-truth factor (columns, with that factor's MIG): the MIG's plug-in estimate "
         f"from {trial.config.evaluate.disentanglement_train_points:,} codes cut into 20 bins. "
-        "A disentangled code has one bright cell per row and per column.",
+        "A disentangled code has one bright cell per row and per column. Inactive latents "
+        f"(KL at most {threshold:g}) are greyed: their binned information is scale-free, so "
+        "they can score although the decoder ignores them; the `_active` scores leave them "
+        "out. One colour scale for every heat map of the report.",
         path))
   return figures
 
@@ -192,16 +222,16 @@ CARRIES_NATS = 0.05  # a latent with less information about every factor carries
 ACTIVE_KL = 0.01  # nats: a latent with less KL is unused (its MI is the estimator's bias)
 
 
-def factor_carried(metrics):
+def factor_carried(metrics, active_kl=ACTIVE_KL):
   """The factor each latent carries most information about, from the MIG's
   `mutual_information` [D][K] and `factor_names`; '–' for an unused latent (KL below
-  ACTIVE_KL) or one below CARRIES_NATS about every factor; [] without them."""
+  `active_kl`) or one below CARRIES_NATS about every factor; [] without them."""
   information, names = metrics.get("mutual_information"), metrics.get("factor_names")
   if not information or not names:
     return []
   information = np.asarray(information, np.float64)  # [D, K]
   kl = metrics.get("kl_per_dim") or [np.inf] * len(information)
-  return [names[int(np.argmax(row))] if row.max() >= CARRIES_NATS and kl[j] >= ACTIVE_KL
+  return [names[int(np.argmax(row))] if row.max() >= CARRIES_NATS and kl[j] >= active_kl
           else "–" for j, row in enumerate(information)]
 
 
@@ -229,11 +259,15 @@ def best_beta(groups, key):
   top = tied[0]
   if len(scores[top]) < 2:
     return f"β={top:g}"
-  overlapping = [f"{b:g}" for b in scores
-                 if b != top and report.separated(scores[top], scores[b]) != 1]
-  if not overlapping:
-    return f"β={top:g} (every seed above every other β's)"
-  return f"β={top:g} (its seeds overlap with those of β = {', '.join(overlapping)}: no ranking)"
+  others = [b for b in scores if b != top and len(scores[b]) > 1]
+  tests = [report.welch(scores[top], scores[b]) for b in others]
+  adjusted = report.holm([t["p_value"] for t in tests])
+  undetected = [f"{b:g}" for b, t, p in zip(others, tests, adjusted)
+                if not (p < report.ALPHA and t["difference"] > 0)]
+  if not undetected:
+    return f"β={top:g} (above every other β: Welch, Holm-corrected)"
+  return (f"β={top:g} (no difference from β = {', '.join(undetected)} detected by the "
+          "Holm-corrected Welch tests: no ranking)")
 
 
 def _beta_4_against_1(plain, beta4, other_scores):
@@ -254,27 +288,31 @@ def _beta_4_against_1(plain, beta4, other_scores):
     # training seeds, which is as large as the β effect (Locatello et al. 2019): no verdict.
     return (f"{text}, one training seed each: whether this budget separates the two cannot be "
             f"told from one seed (train three: study.seeds); {other_scores}.")
-  # With seeds: a score separates the two when every β = 4 seed beats every β = 1 seed.
+  # With seeds: Welch's test of β = 4 against β = 1 on each score, Holm-corrected over the 3.
+  keys = (("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
+          ("mig", "MIG"))
+  tests = [report.welch(score(beta4, key), score(plain, key)) for key, _ in keys]
+  adjusted = report.holm([t["p_value"] for t in tests])
   verdicts, ahead, behind = [], 0, 0
-  for key, name in (("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
-                    ("mig", "MIG")):
-    a, b = score(plain, key), score(beta4, key)
-    if np.nanmin(b) > np.nanmax(a):
-      verdict, ahead = "every β = 4 seed above every β = 1 seed", ahead + 1
-    elif np.nanmin(a) > np.nanmax(b):
-      verdict, behind = "every β = 1 seed above every β = 4 seed", behind + 1
+  for (key, name), t, p in zip(keys, tests, adjusted):
+    if p < report.ALPHA and t["difference"] > 0:
+      verdict, ahead = "β = 4 higher", ahead + 1
+    elif p < report.ALPHA:
+      verdict, behind = "β = 1 higher", behind + 1
     else:
-      verdict = "the seeds overlap"
-    verdicts.append(f"{name} {_mean_sd(b, 3)} against {_mean_sd(a, 3)} ({verdict})")
+      verdict = "no difference detected"
+    verdicts.append(f"{name} {_mean_sd(score(beta4, key), 3)} against "
+                    f"{_mean_sd(score(plain, key), 3)} ({verdict}: Δ = {t['difference']:+.3f} "
+                    f"[{t['low']:+.3f}, {t['high']:+.3f}], {report.p_equals('Holm p', p)})")
   if ahead:
-    conclusion = (f"This budget separates β = 4 from the plain VAE on {ahead} of the 3 scores, "
-                  "in the paper's direction" + (f", and on {behind} the other way round."
-                                                if behind else "."))
+    conclusion = (f"The tests call β = 4 higher than the plain VAE on {ahead} of the 3 scores, "
+                  "in the paper's direction" + (f", and lower on {behind}." if behind else "."))
   elif behind:
-    conclusion = (f"This budget separates the two on {behind} of the 3 scores, the other way "
-                  "round from the paper: there the plain VAE is ahead with every seed.")
+    conclusion = (f"The tests call the plain VAE higher on {behind} of the 3 scores, the other "
+                  "way round from the paper.")
   else:
-    conclusion = "This budget does NOT separate β = 4 from the plain VAE on any score."
+    conclusion = ("The tests detect no difference between β = 4 and the plain VAE on any "
+                  "score at this budget (Welch, Holm-corrected over the 3 scores).")
   return (text + f", over {len(s4)} and {len(s1)} seeds. β = 4 against β = 1: "
           + "; ".join(verdicts) + ". " + conclusion)
 

@@ -37,14 +37,17 @@ def analyse_methods(context, trials):
   columns = [c for c in columns if any(len(report.seed_values(g, c[0])) for g in groups.values())]
   per_factor = {key: report.per_factor_keys(trials, key) for key in scores}
   seeds = sorted({t.seed for t in trials})
+  comparisons = _comparisons(groups, columns)
   for trial in trials:
     core.write_study_scalars(trial, {c[0]: trial.metrics[c[0]] for c in columns
                                      if c[0] in trial.metrics})
   blocks = ["## Each metric",
             f"One section per metric: each method's mean ± standard deviation (n − 1) over its "
             f"training {report.seed_phrase(seeds)}, its seeds' range, and the pairs of methods "
-            f"the seeds separate. {report.SEPARATION_RULE} Disentanglement scores are computed "
-            "on the posterior means; ELBO, reconstruction and KL are nats per held-out image."]
+            f"the tests call different. {report.TEST_RULE} Here every pair of methods is "
+            f"compared on every metric of these sections: {len(comparisons)} comparisons. "
+            "Disentanglement scores are computed on the posterior means; ELBO, reconstruction "
+            "and KL are nats per held-out image."]
   path = study_figures.seed_box_figure(
       groups, [(c[0], c[1] + (" ↑" if c[3] else " ↓" if c[3] is False else ""))
                for c in columns], context.figure_path("methods_box"),
@@ -66,22 +69,34 @@ def analyse_methods(context, trials):
         context, "The scores the evaluate step gives per ground-truth factor (a row per score, "
         "a panel per factor), boxes and dots as above.", path))
   for key, label, digits, higher in columns:
-    blocks += _metric_section(groups, key, label, digits, higher, per_factor.get(key, []))
+    blocks += _metric_section(groups, key, label, digits, higher, per_factor.get(key, []),
+                              comparisons)
   blocks += ["## What the numbers say",
-             "\n\n".join(_findings(groups, scores, seeds)),
+             "\n\n".join(_findings(groups, scores, seeds, comparisons)),
              disentanglement.literature_budget(trials),
              "## Figures"]
   seed_image = disentanglement.middle_image(context.examples_dir)
+  scale = disentanglement.information_scale(trials)
   seeded = len(seeds) > 1
   for trial in trials:
     label = trial.setting + (f", seed {trial.seed}" if seeded else "")
     stem = core.slug(trial.setting.replace("β", "beta")) + (
         f"_seed_{trial.seed}" if seeded else "")
-    blocks += disentanglement.trial_figures(context, trial, label, stem, seed_image)
+    blocks += disentanglement.trial_figures(context, trial, label, stem, seed_image,
+                                            vmax=scale)
   return blocks
 
 
-def _metric_section(groups, key, label, digits, higher, factor_keys):
+def _comparisons(groups, columns):
+  """Welch's test of every pair of methods on every column, Holm-corrected together; a score
+  in the form the report ranks by only (`report.ranked_key`)."""
+  trials = [t for g in groups.values() for t in g]
+  ranked = {report.ranked_key(c[0], trials) for c in columns}
+  return report.compare(groups, report.comparison_pairs(groups),
+                        [c for c in columns if c[0] in ranked], "methods")
+
+
+def _metric_section(groups, key, label, digits, higher, factor_keys, comparisons=None):
   """'### label': the per-method table, the separated pairs, the values per factor."""
   arrow = {True: " (higher is better)", False: " (lower is better)", None: ""}[higher]
   rows = []
@@ -92,7 +107,7 @@ def _metric_section(groups, key, label, digits, higher, factor_keys):
                   else report.mean_sd(values, digits))])
   blocks = [f"### {label}{arrow}",
             report.table(["method", "seeds", "mean ± sd", "seeds' range"], rows),
-            _separation_line(groups, key, higher)]
+            _separation_line(groups, key, digits, higher, comparisons)]
   if factor_keys:
     factors = [k.partition("/")[2] for k in factor_keys]
     blocks += [f"{label} per ground-truth factor (mean ± sd over the seeds):",
@@ -102,19 +117,26 @@ def _metric_section(groups, key, label, digits, higher, factor_keys):
   return blocks
 
 
-def _separation_line(groups, key, higher):
+def _separation_line(groups, key, digits, higher, comparisons=None):
   if len(groups) < 2:
     return f"Only {next(iter(groups))} is in this report: no other method to compare with."
   if max(len(g) for g in groups.values()) < 2:
     return ("One training seed per method: no difference here can be told from the spread "
             "between seeds, so no ranking is drawn.")
-  pairs = report.separated_pairs(groups, key, higher)
+  if comparisons is None:
+    comparisons = _comparisons(groups, [(key, key, digits, higher)])
+  mine = [c for c in comparisons if c.key == key]
+  pairs = [report.comparison_phrase(c, digits, higher) for c in mine if c.different]
+  rest = [c for c in mine if not c.different]
+  power = (f" (power: 80 % only for |Δ| ≥ {min(c.detectable for c in rest):.{digits}f})"
+           if rest else "")
   if not pairs:
-    return "*The seeds overlap* for every pair of methods: no ranking."
-  return "Separated by the seeds (every seed on one side): " + "; ".join(pairs) + "."
+    return f"*No difference detected* between any pair of methods{power}: no ranking."
+  return ("Different after the Holm correction: " + "; ".join(pairs) + "."
+          + (f" No difference detected for the other {len(rest)} pairs{power}." if rest else ""))
 
 
-def _findings(groups, scores, seeds):
+def _findings(groups, scores, seeds, comparisons=None):
   """The findings: per score the best method by mean and whether its seeds beat every other
   method's; whether the scores agree; what the best-scoring methods pay in reconstruction."""
   if len(groups) < 2:
@@ -127,6 +149,8 @@ def _findings(groups, scores, seeds):
                     "cannot be told from the spread between training seeds, which Locatello et "
                     "al. (2019) found as large as the differences between methods: no method "
                     "is called better than another. Train three seeds (study.seeds).")
+  if comparisons is None:
+    comparisons = _comparisons(groups, [(k, k, 3, True) for k in scores])
   best = {}
   for key in scores:
     leaders = _leaders(groups, key, 3)
@@ -140,16 +164,17 @@ def _findings(groups, scores, seeds):
                       "decimals: no method ahead.")
       continue
     top = leaders[0]
-    beaten = [name for name in groups if name != top and report.separated(
-        report.seed_values(groups[top], key), report.seed_values(groups[name], key)) > 0]
+    beaten = [c.b if c.a == top else c.a for c in comparisons
+              if c.key == key and c.different and top in (c.a, c.b)
+              and (c.difference > 0) == (c.a == top)]
     others = len(groups) - 1
     if len(beaten) == others:
-      verdict = "every seed of it above every seed of every other method"
+      verdict = "the corrected tests put it above every other method"
     elif beaten:
-      verdict = (f"its seeds above every seed of {', '.join(beaten)} only; the seeds of the "
-                 f"other {others - len(beaten)} overlap with its")
+      verdict = (f"the corrected tests put it above {', '.join(beaten)} only; no difference "
+                 f"detected from the other {others - len(beaten)}")
     else:
-      verdict = "its seeds overlap with every other method's: no ranking"
+      verdict = "no difference from any other method detected: no ranking"
     findings.append(f"**{report.score_label(key)}.** Highest mean: {top} "
                     f"({report.mean_sd(report.seed_values(groups[top], key), 3)}); {verdict}.")
   if len(best) > 1:

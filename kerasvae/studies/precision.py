@@ -132,24 +132,27 @@ def _verdict(groups):
       lines.append(f"- **{name}**: one training seed, so no difference from {FLOAT32} can be "
                    "told from the spread between seeds.")
       continue
-    apart = []
-    for key, label, higher in LEARNED:
-      side = report.separated(report.seed_values(group, key), report.seed_values(base, key))
-      if side and higher is None:
-        apart.append(f"{label} ({'higher' if side > 0 else 'lower'} on every seed)")
-      elif side:
-        apart.append(f"{label} ({'better' if (side > 0) == higher else 'worse'} on every seed)")
+    found = report.compare({name: group, FLOAT32: base}, [(name, FLOAT32)],
+                           [(key, label, 2, higher) for key, label, higher in LEARNED],
+                           "precision")
+    info = {key: (label, higher) for key, label, higher in LEARNED}
+    apart = [f"{info[c.key][0]}: {report.comparison_phrase(c, 2, info[c.key][1])}"
+             for c in found if c.different]
+    power = ", ".join(f"{info[c.key][0]} |Δ| ≥ {c.detectable:.2f}" for c in found
+                      if not c.different)
     lines.append(f"- **{name}** against {FLOAT32}: " + (
-        "the seeds separate " + ", ".join(apart) + "; on every other number they overlap."
-        if apart else "the seeds overlap on every number: at this budget the precision "
-        "changes nothing that the training seed does not."))
+        "different after the Holm correction on " + "; ".join(apart)
+        + ("; no difference detected on the other numbers" if power else "") + "."
+        if apart else "no difference detected on any number: at this budget the test finds "
+        "nothing the precision changes beyond what the training seed does")
+        + (f" (power: 80 % only for {power})." if power else ""))
   if not lines:
     return []
   blocks = ["## What the model learned",
             "The across-seed table above gives each precision's test numbers; here, whether "
             "the seeds separate the lower precision from float32 on "
             + ", ".join(label for _, label, _ in LEARNED[:-1]) + f" and {LEARNED[-1][1]}. "
-            + report.SEPARATION_RULE,
+            + report.TEST_RULE,
             "\n".join(lines)]
   return blocks + _paired(groups)
 

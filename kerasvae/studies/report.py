@@ -50,6 +50,8 @@ class DataWords:
     noun: one example, as in "nats per digit", "held-out images" (`nouns`: the plural).
     kind: what the classifier recognises, as in "do they look like some digit?" (`kinds`).
     classes: the classes as a group, as in "the ten digits are equally frequent".
+    class_names: each label's name ("1" for MNIST's digit, "Trouser" for Fashion-MNIST's 1);
+      empty: the labels themselves.
   """
   name: str
   noun: str
@@ -57,6 +59,12 @@ class DataWords:
   kind: str
   kinds: str
   classes: str
+  class_names: tuple = ()
+
+  def class_name(self, label):
+    """The name of class `label` ("Trouser"), or the label itself."""
+    label = int(label)
+    return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
 
   @property
   def named(self):
@@ -69,7 +77,9 @@ class DataWords:
 DATA_WORDS = {
     "mnist": DataWords("MNIST", "digit", "digits", "digit", "digits", "digits"),
     "fashion_mnist": DataWords("Fashion-MNIST", "image", "images", "fashion item",
-                               "fashion items", "classes"),
+                               "fashion items", "classes",
+                               ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                "Shirt", "Sneaker", "Bag", "Ankle boot")),
 }
 OTHER_DATA_WORDS = DataWords("", "image", "images", "object", "objects", "classes")
 _IMAGE_FIELDS = {"idx": "images", "npz": "path", "image_folder": "root", "tfds": "name"}
@@ -204,7 +214,9 @@ def budget_section(trials, wall_clock_seconds, quick, sweep=False):
                f"{trials[0].steps_per_epoch} steps (batch {t.batch_size}, Adam, learning rate "
                f"{t.learning_rate:g}"
                + (f", early stopping after {t.early_stopping_patience} evaluations without a "
-                  "better validation ELBO" if t.early_stopping_patience else "")
+                  "better validation objective, the weights of the best evaluation kept"
+                  if t.early_stopping_patience else ", a fixed budget: no early stopping, the "
+                  "last epoch's weights")
                + f", {_seeds(trials)}). From scratch, the trials' training and evaluation take "
                f"{sum(tr.train_seconds + tr.evaluate_seconds for tr in trials) / 60:.1f} minutes "
                + ("in all (the table, measured in each trial's own tasks of a Kubeflow sweep, "
@@ -214,10 +226,30 @@ def budget_section(trials, wall_clock_seconds, quick, sweep=False):
                   f"took {wall_clock_seconds / 60:.1f} minutes of wall-clock, since trials "
                   "finished by an earlier invocation are reused and the study's own analysis "
                   "comes on top.\n"))
+  if t.early_stopping_patience:
+    lines.append(selection_sentence({tr.config.model.kind for tr in trials}) + "\n")
   rows = [[tr.name, tr.epochs_run, f"{tr.epochs_run * tr.steps_per_epoch * t.batch_size:,}",
            fmt(tr.train_seconds, 0), fmt(tr.evaluate_seconds, 0)] for tr in trials]
   lines.append(table(["trial", "epochs run", "examples seen", "train s", "evaluate s"], rows))
   return "\n".join(lines)
+
+
+def selection_sentence(model_kinds):
+  """What early stopping selected each model kind on: its own training objective."""
+  names = sorted(model_kinds)
+  return ("**Selection.** Early stopping and the kept checkpoint follow each model's own "
+          "objective on the validation split (`validation/objective` in TensorBoard): "
+          + "; ".join(f"`{k}`: {kinds.KINDS[k].selection}" for k in names if k in kinds.KINDS)
+          + ".")
+
+
+# How results.json written before `selection` was recorded were selected.
+OLD_SELECTION = (
+    "**Selection.** These trials were trained before models were selected on their own "
+    "objective: early stopping and the kept checkpoint followed the validation ELBO at β = 1 "
+    "(autoencoders: the noise-free validation reconstruction), so a β-VAE was selected on a "
+    "bound it does not train and a noisy autoencoder on a loss without its noise. The "
+    "retraining the five-seed studies need selects each model on its own objective.")
 
 
 def _seeds(trials):
@@ -258,11 +290,19 @@ def split_counts(examples_dir):
 
 
 
-SEPARATION_RULE = (
-    "Two settings are called different on a number only when the seeds separate them: every "
-    "seed of one lies on the same side of every seed of the other (their ranges over seeds do "
-    "not overlap). With overlapping ranges the report says *the seeds overlap* and draws no "
-    "ranking, however far apart the means are.")
+# The test every report states (docs/concepts.md, "Comparing settings over seeds").
+ALPHA = 0.05
+POWER = 0.8
+TEST_RULE = (
+    "Each comparison is the difference of two settings' means over their training seeds with "
+    "its 95 % interval and Welch's t-test (unequal variances; Welch–Satterthwaite degrees of "
+    "freedom); the p-values of all the report's comparisons are corrected together by "
+    "Holm–Bonferroni, and a pair is called *different* only where the corrected p-value is "
+    "below 0.05 (a family-wise error rate of 5 %). Elsewhere the report says *no difference "
+    "detected* and gives the test's power: the smallest difference it would detect with "
+    "80 % power at the strictest Holm level (0.05 / the number of comparisons), given the "
+    "seeds' spread. With three seeds per setting that difference is large: a detected "
+    "difference is real at the stated error rate, an undetected one is not shown to be absent.")
 
 
 def by_setting(trials):
@@ -273,12 +313,21 @@ def by_setting(trials):
   return groups
 
 
-def seed_values(trials, key):
-  """The finite values of metric `key` over `trials` (one per seed) as float64."""
+def seed_values(trials, key, study=""):
+  """The values of metric `key` over `trials` (one setting's seeds) as float64.
+
+  Empty when no seed has the metric. Raises `schema.MissingSeedError` (naming the study, the
+  setting, the metric and the seeds) when some seeds have it and others do not: a mean over
+  fewer seeds than the setting has is never printed.
+  """
   import numpy as np  # pylint: disable=import-outside-toplevel
-  values = [t.metrics.get(key) for t in trials]
-  values = [float(v) for v in values if is_number(v)]
-  return np.asarray([v for v in values if math.isfinite(v)], np.float64)
+  from kerasvae.studies import schema  # pylint: disable=import-outside-toplevel
+  present = [t for t in trials if is_number(t.metrics.get(key))
+             and math.isfinite(float(t.metrics[key]))]
+  if present and len(present) < len(trials):
+    schema.check_all_seeds(
+        [t if t in present else dataclasses.replace(t, metrics={}) for t in trials], key, study)
+  return np.asarray([float(t.metrics[key]) for t in present], np.float64)
 
 
 def mean_sd(values, digits=2):
@@ -288,6 +337,186 @@ def mean_sd(values, digits=2):
   if len(values) == 1:
     return f"{values[0]:.{digits}f}"
   return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+  """Welch's test of setting `a` against setting `b` on one metric (`welch`, `holm`).
+
+  Attributes:
+    difference: mean(a) − mean(b).
+    low, high: its 95 % confidence interval (Welch).
+    p_value: the two-sided Welch p-value; `holm_p` the Holm–Bonferroni adjusted one (set by
+      `correct`).
+    detectable: the smallest |difference| the test detects with `POWER` at level `alpha / m`.
+  """
+  key: str
+  a: str
+  b: str
+  n_a: int
+  n_b: int
+  difference: float
+  low: float
+  high: float
+  p_value: float
+  df: float
+  se: float
+  holm_p: float = float("nan")
+  detectable: float = float("nan")
+
+  @property
+  def different(self):
+    return self.holm_p < ALPHA
+
+
+def welch(a, b, confidence=0.95):
+  """Welch's two-sample t-test of mean(a) − mean(b) and its confidence interval.
+
+  With s_a², s_b² the sample variances (ddof=1): se² = s_a²/n_a + s_b²/n_b, t = Δ/se and
+  df = se⁴ / ((s_a²/n_a)²/(n_a−1) + (s_b²/n_b)²/(n_b−1)) (Welch–Satterthwaite); the interval is
+  Δ ± t_{(1+confidence)/2, df}·se. Two groups without spread give p = 1 when their means are
+  equal and 0 otherwise.
+
+  Args:
+    a, b: the two samples (at least two values each).
+
+  Returns:
+    {"difference", "low", "high", "p_value", "df", "se"}.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if len(a) < 2 or len(b) < 2:
+    raise ValueError(f"Expected at least two values per group. Received: {len(a)} and {len(b)}")
+  diff = float(a.mean() - b.mean())
+  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  se = float(math.sqrt(va + vb))
+  if se == 0.0:
+    return {"difference": diff, "low": diff, "high": diff, "df": float(len(a) + len(b) - 2),
+            "p_value": 1.0 if diff == 0.0 else 0.0, "se": 0.0}
+  df = float((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)))
+  t = diff / se
+  half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+  return {"difference": diff, "low": diff - half, "high": diff + half, "df": df, "se": se,
+          "p_value": float(2 * stats.t.sf(abs(t), df))}
+
+
+def holm(p_values):
+  """Holm–Bonferroni adjusted p-values, in the input's order.
+
+  Sorted ascending p_(1) ≤ … ≤ p_(m), the adjusted p_(i) is max_{j ≤ i} min(1, (m − j + 1)·p_(j));
+  rejecting where it is below α controls the family-wise error rate at α (Holm 1979).
+  """
+  m = len(p_values)
+  order = sorted(range(m), key=lambda i: p_values[i])
+  adjusted, running = [0.0] * m, 0.0
+  for rank, i in enumerate(order):
+    running = max(running, min(1.0, (m - rank) * p_values[i]))
+    adjusted[i] = running
+  return adjusted
+
+
+def detectable_difference(se, df, alpha, power=POWER):
+  """The |difference| a two-sided t-test at level `alpha` detects with probability `power`:
+  (t_{1−α/2, df} + t_{power, df})·se (the usual normal-shift approximation, t quantiles)."""
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def compare(groups, pairs, columns, study=""):
+  """Welch's test for every pair of settings on every column, Holm-corrected together.
+
+  Args:
+    groups: {setting: [its trials]} (`by_setting`).
+    pairs: [(setting a, setting b)] the report compares.
+    columns: `(metric key, header, digits, higher_is_better)`.
+    study: the study's name, for the error of a metric some seed lacks.
+
+  Returns:
+    [Comparison], with `holm_p` and `detectable` set; pairs where either setting has fewer
+    than two seeds of the metric are left out.
+  """
+  found = []
+  for key, *_ in columns:
+    for a, b in pairs:
+      va, vb = seed_values(groups[a], key, study), seed_values(groups[b], key, study)
+      if len(va) < 2 or len(vb) < 2:
+        continue
+      found.append(Comparison(key=key, a=a, b=b, n_a=len(va), n_b=len(vb), **welch(va, vb)))
+  adjusted = holm([c.p_value for c in found])
+  m = max(len(found), 1)
+  return [dataclasses.replace(c, holm_p=p, detectable=detectable_difference(c.se, c.df, ALPHA / m))
+          for c, p in zip(found, adjusted)]
+
+
+COMPARISON_PLANS = ("all_pairs", "against_first", "neighbours")
+
+
+def comparison_pairs(names, plan="all_pairs"):
+  """The pairs of settings a report compares: every pair, each against the first (the
+  baseline), or each with the next (a sweep along one setting)."""
+  names = list(names)
+  if plan == "against_first":
+    return [(b, names[0]) for b in names[1:]]
+  if plan == "neighbours":
+    return list(zip(names[1:], names[:-1]))
+  if plan == "all_pairs":
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+  raise ValueError(f"Expected a comparison plan among {COMPARISON_PLANS}. Received: {plan!r}")
+
+
+def per_seed(groups, setting, key, digits=2):
+  """'18, 25 and 34 (seeds 0, 1 and 2)': one setting's values of `key`, seed by seed."""
+  pairs = sorted((t.seed, t.metrics.get(key)) for t in groups.get(setting, [])
+                 if is_number(t.metrics.get(key)))
+  if not pairs:
+    return "–"
+  values = [fmt(v, digits) if isinstance(v, float) else str(v) for _, v in pairs]
+  text = values[0] if len(values) == 1 else f"{', '.join(values[:-1])} and {values[-1]}"
+  return f"{text} ({seed_phrase([s for s, _ in pairs])})"
+
+
+def direction_tests(groups, first, last, keys, digits):
+  """Welch's test of setting `last` against `first` on each of `keys`, Holm-corrected over
+  them: {key: "higher" / "lower" / "no difference detected"} and the sentence stating it.
+  A finding about a trend from `first` to `last` uses these, never one seed's numbers."""
+  found = {}
+  tests = []
+  for key in keys:
+    a, b = seed_values(groups[last], key), seed_values(groups[first], key)
+    if len(a) >= 2 and len(b) >= 2:
+      tests.append((key, welch(a, b)))
+  adjusted = holm([t["p_value"] for _, t in tests])
+  for (key, t), p in zip(tests, adjusted):
+    found[key] = ("no difference detected" if p >= ALPHA else
+                  "higher" if t["difference"] > 0 else "lower")
+    found[key + "/text"] = (f"Δ = {t['difference']:+.{digits.get(key, 2)}f} "
+                            f"[{t['low']:+.{digits.get(key, 2)}f}, "
+                            f"{t['high']:+.{digits.get(key, 2)}f}], {p_equals('Holm p', p)}")
+  return found
+
+
+def format_p(p):
+  """'0.032', '< 0.001', '1.000'; four decimals near 0.05, where the verdict turns."""
+  if p < 0.001:
+    return "< 0.001"
+  return f"{p:.4f}" if 0.045 <= p < 0.055 else f"{p:.3f}"
+
+
+def p_equals(name, p):
+  """'Holm p = 0.012' or 'Holm p < 0.001'."""
+  text = format_p(p)
+  return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
+def comparison_phrase(c, digits, higher):
+  """'A over B: Δ = +1.23 [+0.50, +1.96], Holm p = 0.012': the better setting first (the larger
+  mean, 'above', where `higher` is None: neither is better), Δ its mean minus the other's."""
+  first_is_a = c.difference <= 0 if higher is False else c.difference >= 0
+  x, y, d, lo, hi = ((c.a, c.b, c.difference, c.low, c.high) if first_is_a
+                     else (c.b, c.a, -c.difference, -c.high, -c.low))
+  return (f"{x} {'above' if higher is None else 'over'} {y}: Δ = {d:+.{digits}f} "
+          f"[{lo:+.{digits}f}, {hi:+.{digits}f}], {p_equals('Holm p', c.holm_p)}")
 
 
 def separated(a, b):
@@ -372,35 +601,34 @@ def still_learning(groups, noun="setting"):
                 rows)]
 
 
-def seed_summary(trials, columns):
-  """The across-seed table and the separated pairs, as markdown blocks.
+def seed_summary(trials, columns, study="", plan="all_pairs", compared=None):
+  """The across-seed table and the tests between settings, as markdown blocks.
 
   Args:
     trials: every trial of the study (settings × seeds).
     columns: `(metric key, header, digits, higher_is_better)`; `higher_is_better` None for a
       number that is neither (a KL, active units); metrics absent from every trial are left out.
+    study: the study's name (for the error of a metric some seed lacks).
+    plan: which pairs of settings are compared (`comparison_pairs`).
+    compared: the metric keys the report tests (its primary numbers); None: every column.
+      The other columns are descriptive: no test, so they cost the corrected tests no power.
 
   Returns:
-    A list of markdown blocks: the table (mean ± sd per setting), then one line per metric
-    naming the pairs of settings the seeds separate.
+    A list of markdown blocks: the table (mean ± sd per setting, every seed), the test's
+    statement, one line per metric naming the pairs the corrected tests call different, and
+    every comparison in a table.
   """
   groups = by_setting(trials)
-  columns = [c for c in columns if any(len(seed_values(g, c[0])) for g in groups.values())]
+  columns = [c for c in columns
+             if any(len(seed_values(g, c[0], study)) for g in groups.values())]
   if not columns:
     return []
   seeds = sorted({t.seed for t in trials})
   rows = [[name, ", ".join(str(t.seed) for t in group)]
-          + [mean_sd(seed_values(group, key), digits) for key, _, digits, _ in columns]
+          + [mean_sd(seed_values(group, key, study), digits) for key, _, digits, _ in columns]
           for name, group in groups.items()]
   blocks = [f"Mean ± standard deviation (n − 1) over training {seed_phrase(seeds)}:",
             table(["setting", "seeds"] + [c[1] for c in columns], rows)]
-  lines = []
-  for key, header, _, higher in columns:
-    if len(seeds) < 2 or len(groups) < 2:  # no spread between seeds, or no pair to compare
-      continue
-    ahead = separated_pairs(groups, key, higher)
-    lines.append(f"- **{header}**: " + ("; ".join(ahead) + " (every seed)" if ahead
-                                        else "the seeds overlap for every pair"))
   bounds = {t.metrics.get("mutual_information_bound") for t in trials} - {None}
   if bounds and any(c[0] == "mutual_information_xz" for c in columns):
     bound = min(bounds)
@@ -412,14 +640,62 @@ def seed_summary(trials, columns):
         f"cannot exceed log {examples:,} = {bound:.2f} nats there, and a value at that bound "
         "means the code tells every one of those images apart; the rest of the KL is then the "
         "mismatch between the aggregate posterior and the prior.")
-  if lines:
-    blocks.append("**Differences the seeds separate** (the better first; *above* where "
-                  "neither is better). " + SEPARATION_RULE
-                  + "\n\n" + "\n".join(lines))
-  elif len(seeds) < 2:
-    blocks.append("One training seed: the table cannot say which differences are larger than "
-                  "the spread between seeds, so no ranking is drawn from it.")
+  if len(seeds) < 2 or len(groups) < 2:
+    if len(seeds) < 2:
+      blocks.append("One training seed: the table cannot say which differences are larger than "
+                    "the spread between seeds, so no ranking is drawn from it.")
+    return blocks
+  tested = [c for c in columns if compared is None or c[0] in compared]
+  blocks += comparison_blocks(groups, tested, study, plan,
+                              descriptive=len(tested) < len(columns))
   return blocks
+
+
+PLAN_WORDS = {"all_pairs": "every pair of settings",
+              "against_first": "every setting against the first ({first})",
+              "neighbours": "each setting against the one before it"}
+
+
+def comparison_blocks(groups, columns, study="", plan="all_pairs", descriptive=False):
+  """The tests' statement, the metric-by-metric verdicts and the table of every comparison."""
+  comparisons = compare(groups, comparison_pairs(groups, plan), columns, study)
+  if not comparisons:
+    return []
+  info = {key: (header, digits, higher) for key, header, digits, higher in columns}
+  m = len(comparisons)
+  lines = []
+  for key, (header, digits, higher) in info.items():
+    mine = [c for c in comparisons if c.key == key]
+    if not mine:
+      continue
+    found = [comparison_phrase(c, digits, higher) for c in mine if c.different]
+    rest = [c for c in mine if not c.different]
+    text = f"- **{header}**: " + ("different: " + "; ".join(found) if found else
+                                  "no difference detected")
+    if rest:
+      smallest = min(c.detectable for c in rest)
+      text += ((f"; no difference detected for the other {len(rest)} pair(s)" if found else "")
+               + f" (power: 80 % only for |Δ| ≥ {smallest:.{digits}f}"
+               + (", for the best-measured of them" if len(rest) > 1 else "") + ")")
+    lines.append(text)
+  rows = [[info[c.key][0], f"{c.a} − {c.b}", f"{c.n_a}, {c.n_b}",
+           f"{c.difference:+.{info[c.key][1]}f}",
+           f"[{c.low:+.{info[c.key][1]}f}, {c.high:+.{info[c.key][1]}f}]",
+           format_p(c.p_value), format_p(c.holm_p),
+           "different" if c.different else "no difference detected",
+           f"{c.detectable:.{info[c.key][1]}f}"] for c in comparisons]
+  first = next(iter(groups))
+  what = (("on its primary numbers (" + ", ".join(h for h, _, _ in info.values())
+           + "; the table's other columns are descriptive, not tested)") if descriptive
+          else "on every number of the table")
+  return [f"**Comparisons.** The report compares {PLAN_WORDS[plan].format(first=first)} "
+          f"{what}: {m} comparisons. " + TEST_RULE,
+          "\n".join(lines),
+          "<details><summary>Every comparison: difference of means (first − second), its 95 % "
+          "interval, Welch's p-value, the Holm-adjusted p-value, the verdict and the smallest "
+          "difference detected with 80 % power</summary>\n\n"
+          + table(["metric", "settings", "seeds", "Δ", "95 % interval", "p", "Holm p", "verdict",
+                   "80 % power at |Δ| ≥"], rows) + "\n\n</details>"]
 
 
 # The numbers every study's across-seed table gives where its trials have them.
@@ -442,7 +718,26 @@ SCORE_LABELS = {
     "beta_vae_score": "β-VAE score", "factor_vae_score": "FactorVAE score", "mig": "MIG",
     "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
     "dci_informativeness": "DCI informativeness", "sap": "SAP score"}
+ACTIVE = "_active"  # `mig_active`: the score on the active latents alone (the evaluate step's)
+SCORE_LABELS = {k: v for key, label in SCORE_LABELS.items()  # each beside its active form
+                for k, v in ((key, label), (f"{key}{ACTIVE}", f"{label}, active latents"))}
 PER_FACTOR = "_per_factor"  # `mig_per_factor`: one value per factor, in `factor_names`' order
+RANKING = (
+    "Disentanglement scores come in two forms: disentanglement_lib's, over every latent "
+    "(`mig`), and the same score over the active latents alone, those whose KL exceeds "
+    "`evaluate.active_latent_kl` (`mig_active`; `docs/concepts.md`). Where a trial has the "
+    "active form the report tests and ranks by it, the other shown beside it for comparison "
+    "with the literature; trials evaluated before it existed are ranked by "
+    "disentanglement_lib's form.")
+
+
+def ranked_key(key, trials):
+  """The form of a score the report tests and ranks by: `<key>_active` where every trial has
+  it, else `key` itself (results written before the active form existed)."""
+  active = f"{key}{ACTIVE}"
+  if key in SCORE_LABELS and trials and all(active in t.metrics for t in trials):
+    return active
+  return key
 
 
 def is_number(value):
