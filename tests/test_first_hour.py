@@ -150,10 +150,12 @@ def test_models_config_uses_the_servers_base_path_when_configured(tmp_path):
                                model_server_config_pb2.ModelServerConfig())
     return [(c.name, c.base_path) for c in config.model_config_list.config]
 
-  serving.write_models_config(tmp_path, "/models/")
-  assert entries() == [("other", "/models/other"), ("quickstart_vae", "/models/quickstart_vae")]
+  serving.write_models_config(tmp_path, serving_base_path="/models/")
+  assert sorted(entries()) == [("other", "/models/other"),
+                               ("quickstart_vae", "/models/quickstart_vae")]
   serving.write_models_config(tmp_path)
-  assert entries() == [(n, str((tmp_path / n).resolve())) for n in ("other", "quickstart_vae")]
+  assert sorted(entries()) == [(n, str((tmp_path / n).resolve()))
+                               for n in ("other", "quickstart_vae")]
   assert configs.load_pipeline_config(
       None, ["export.serving_base_path=/models"]).export.serving_base_path == "/models"
   with pytest.raises(ConfigError, match=r"serving_base_path: expected an absolute path as the "
