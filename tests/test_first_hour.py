@@ -240,6 +240,9 @@ def test_the_checkout_guard_sees_the_suites_own_writes_only(tmp_path):
   assert conftest.checkout_write("open", (str(runs), "r", 0)) is None
   assert conftest.checkout_write("open", (str(REPO / "runs_old" / "f"), "w", 0)) is None
   assert conftest.checkout_write("os.mkdir", (tmp_path / "runs", 0o777, None)) is None
+  # Attempts that change nothing: mkdir of a folder that is there, rmdir (of a non-empty one).
+  assert conftest.checkout_write("os.mkdir", (REPO / "saved_models", 0o777, None)) is None
+  assert conftest.checkout_write("os.rmdir", (REPO / "saved_models", None)) is None
   # The hook records what this process does, through the same function.
   before = list(conftest._checkout_writes)  # pylint: disable=protected-access
   with open(tmp_path / "runs.txt", "w", encoding="utf-8") as f:
