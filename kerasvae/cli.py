@@ -3,6 +3,8 @@
   kerasvae run                                  the quickstart pipeline on built-in dSprites
   kerasvae run --config mnist_vae --set model.latent_dim=2
   kerasvae ingest|train|evaluate|export --config FILE.yaml [--set key=value ...] [--force]
+  kerasvae validate --config FILE.yaml --images FOLDER     new data against the training data's
+  kerasvae infer --config FILE.yaml [--images FOLDER] [--model saved_models/vae/1]   scores
   kerasvae study NAME [--config FILE] [--quick] [--report-only]
   kerasvae study render-docs                    README's studies table, the studies index and
                                                 each report's across-seed section from results.json
@@ -24,7 +26,7 @@ RENDER_DOCS = "render-docs"
 # The studies `kerasvae study --help` lists: `kerasvae.studies.STUDIES`' names, written out so
 # that the help does not import the studies (tests/test_package.py checks they are the same).
 STUDY_NAMES = ("latent-dim", "beta", "ae-vs-vae", "priors", "disentanglement", "methods",
-               "precision", "budget")
+               "precision", "budget", "ood")
 
 
 def _parser():
@@ -36,6 +38,8 @@ def _parser():
            "train": "train the configured model (resumes an interrupted training)",
            "evaluate": "metrics, figures and the blessing of a trained model",
            "export": "write a TF Serving SavedModel of a blessed model",
+           "validate": "check new data against the training data's schema and statistics",
+           "infer": "per-example codes and anomaly scores of a data set (sharded, resumable)",
            "config": "print the validated config"}
   for name, text in helps.items():
     p = sub.add_parser(name, help=text, description=text)
@@ -48,6 +52,13 @@ def _parser():
                      help="run directory (default: <run.runs_dir>/<run.name>-<config hash>)")
       p.add_argument("--force", action="store_true",
                      help="redo the step(s) even if unchanged; export an unblessed model")
+    if name in ("validate", "infer"):
+      p.add_argument("--images", default=None, metavar="FOLDER",
+                     help="an image folder (PNG/JPEG, one subfolder per class) as the data")
+    if name == "infer":
+      p.add_argument("--model", default=None, metavar="VERSION_DIR",
+                     help="a SavedModel version, e.g. saved_models/vae/1 (default: infer.model, "
+                     "else the run's trained model)")
   study = sub.add_parser("study", help="run a study (several runs and a report)")
   study.add_argument("name", help=", ".join(STUDY_NAMES[:-1]) + f" or {STUDY_NAMES[-1]}"
                      " (dashes or underscores); "
@@ -157,6 +168,25 @@ def _pipeline(args):
   return 0
 
 
+def _validate_or_infer(args, config):
+  """`kerasvae validate` and `kerasvae infer`."""
+  from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
+  from kerasvae.config import from_dict  # pylint: disable=import-outside-toplevel
+  from kerasvae.data.config import DataConfig  # pylint: disable=import-outside-toplevel
+  data = None
+  if args.images:
+    data = from_dict(DataConfig, {"source": "image_folder",
+                                  "image_folder": {"root": str(Path(args.images).absolute())}},
+                     where="--images")
+  run_dir = Path(args.run_dir) if args.run_dir else None
+  if args.command == "validate":
+    pipeline.validate_data(config, data, run_dir=run_dir)
+  else:
+    out = pipeline.infer_data(config, data, model=args.model, run_dir=run_dir, force=args.force)
+    print(f"TensorBoard: tensorboard --logdir {out / 'logs'}")
+  return 0
+
+
 def _user_errors():
   """The exceptions reported as one line (no traceback) with exit status 2.
 
@@ -211,6 +241,8 @@ def main(argv=None):
       from kerasvae.config import to_dict  # pylint: disable=import-outside-toplevel
       print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
       return 0
+    if args.command in ("validate", "infer"):
+      return _validate_or_infer(args, config)
     if args.command in ("run", "ingest"):  # a wrong input path is named before TF's import
       from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
       sources.check_input_paths(config.ingest.data)

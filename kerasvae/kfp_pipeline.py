@@ -1,4 +1,5 @@
-"""The kerasvae pipeline on Kubeflow Pipelines v2: ingest → train → evaluate → export.
+"""The kerasvae pipeline on Kubeflow Pipelines v2: ingest → train → evaluate → export → infer
+(infer: the export's scores of the test split).
 
 Wiring only: each component calls `kerasvae.steps.kfp_adapter`, which runs the same
 `kerasvae.steps` code as `kerasvae run`. The compiled spec runs on Kubeflow Pipelines,
@@ -92,6 +93,15 @@ def export(config: str, overrides: List[str], force_export: bool, model: dsl.Inp
 
 
 @dsl.component(**_COMPONENT)
+def infer(config: str, overrides: List[str], examples: dsl.Input[dsl.Dataset],
+          saved_model: dsl.Input[dsl.Model], scores: dsl.Output[dsl.Dataset],
+          metrics: dsl.Output[dsl.Metrics]):
+  """Scores the test split (or infer.data) through the export: codes and anomaly scores."""
+  from kerasvae.steps import kfp_adapter
+  kfp_adapter.infer(config, overrides, examples, saved_model, scores, metrics)
+
+
+@dsl.component(**_COMPONENT)
 def study_report(sweep: str, examples: dsl.Input[dsl.Dataset],
                  models: dsl.Input[List[dsl.Model]], evaluations: dsl.Input[List[dsl.Artifact]],
                  study: dsl.Output[dsl.Artifact], report: dsl.Output[dsl.HTML]):
@@ -125,9 +135,12 @@ def build_pipeline(config_text, overrides=(), image=DEFAULT_IMAGE, accelerator_t
     # The evaluate task's single output parameter ("Output"): kfp.local 2.17 cannot resolve a
     # condition on a named output of a multi-output task and silently skips its branch.
     with dsl.If(evaluate_task.outputs["Output"] == True, name="blessed-or-forced"):  # noqa: E712
-      export(config=config, overrides=overrides, force_export=force_export,
-             model=train_task.outputs["model"],
-             evaluation=evaluate_task.outputs["evaluation"]).set_container_image(image)
+      export_task = export(config=config, overrides=overrides, force_export=force_export,
+                           model=train_task.outputs["model"],
+                           evaluation=evaluate_task.outputs["evaluation"])
+      export_task.set_container_image(image)
+      infer(config=config, overrides=overrides, examples=ingest_task.outputs["examples"],
+            saved_model=export_task.outputs["saved_model"]).set_container_image(image)
 
   return kerasvae_pipeline
 

@@ -14,8 +14,10 @@ from kerasvae import training
 from kerasvae.steps import common
 from kerasvae.steps import evaluate
 from kerasvae.steps import export
+from kerasvae.steps import infer
 from kerasvae.steps import ingest
 from kerasvae.steps import train
+from kerasvae.steps import validate
 
 STEPS = ("ingest", "train", "evaluate", "export")
 
@@ -60,6 +62,7 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
     else:
       out["examples"] = ingest.examples_of(config, dirs["ingest"])
     if "train" in steps:
+      validate.check_training_data(config, out["examples"])  # new data vs earlier data
       with artifacts.disk_full_named(dirs["train"], runs):
         out["train"] = train.run(config, out["examples"], dirs["train"], force=force)
     if "evaluate" in steps:
@@ -71,3 +74,25 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
         out["saved_model"] = export.run(config, dirs["train"], dirs["evaluate"],
                                         dirs["export"], force=force)
   return out
+
+
+def validate_data(config, data=None, run_dir=None):
+  """`kerasvae validate`: new data (`data`, a `DataConfig`, or `validation.data`) against the
+  schema and statistics of the run's training data. Returns the validate directory."""
+  run_dir = Path(run_dir or common.run_directory(config))
+  examples = ingest.examples_of(config, run_dir / "ingest")
+  with common.run_lock(run_dir):
+    return validate.run(config, examples, run_dir / "validate", data)
+
+
+def infer_data(config, data=None, model=None, run_dir=None, force=False):
+  """`kerasvae infer`: per-example codes and anomaly scores of a data set (`data`, a
+  `DataConfig`, or `infer.data`, or the run's `infer.split`) under the run's model or the
+  export `model`. Returns the infer directory."""
+  run_dir = Path(run_dir or common.run_directory(config))
+  examples = ingest.examples_of(config, run_dir / "ingest")
+  if not (model or config.infer.model):
+    common.require_step(run_dir / "train", "train", "kerasvae train")
+  with common.run_lock(run_dir):
+    return infer.run(config, examples, run_dir / "train", run_dir / "infer", data=data,
+                     model_path=model, force=force)

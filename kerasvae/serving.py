@@ -3,8 +3,8 @@
 `export_model` writes `<base_dir>/<model_name>/<version>/`, the layout
 `tensorflow_model_server` watches, and merges its model's entry into
 `<base_dir>/models.config` (a text-format `ModelServerConfig`, read and written
-with TF Serving's own protos: entries and fields an operator added are kept; a
-file it cannot parse is refused, never overwritten). A version directory
+with TF Serving's own protos, `kerasvae._serving_protos`: entries and fields an
+operator added are kept; a file it cannot parse is refused, never overwritten). A version directory
 appears complete or not at all: it is written into a temporary sibling whose
 name starts with a dot (so TF Serving, which only loads directories named by an
 integer, never sees it) and renamed at the end, under a lock that gives
@@ -36,6 +36,11 @@ Signatures (H, W, C = the image shape, D = latent_dim, B = batch):
                    DEFAULT_NUM_SAMPLES) → log_likelihood [B] (the IWAE bound),
                    standard_error [B], elbo [B], reconstruction [B], kl [B]
                    (VAE only; nats)
+  anomaly_score    images [B, H, W, C], num_samples [] int32 (K, as for
+                   log_likelihood) → anomaly_score [B] (−log p(x) − L_PNG(x), the
+                   input-complexity corrected score: higher is more anomalous),
+                   input_complexity [B] (L_PNG(x)) and log_likelihood's outputs
+                   (VAE only; nats; `anomaly_score_signature`)
 
 Every version also holds `assets.extra/tf_serving_warmup_requests`: one
 `PredictionLog` per signature, which TF Serving replays when it loads the
@@ -60,6 +65,7 @@ import tensorflow as tf
 
 from kerasvae import artifacts
 from kerasvae import config as config_lib
+from kerasvae.metrics import anomaly
 from kerasvae.metrics import iwae
 
 MODELS_CONFIG_FILE = "models.config"
@@ -85,6 +91,8 @@ MAX_REQUEST_PIXELS = 1 << 26
 # log_likelihood decodes B * K samples: at most this many per request (about 26 s on the MNIST
 # VAE whose K = 100,000 took 2.5 s per image; with the default K = 1000, 1,048 images).
 MAX_LOG_LIKELIHOOD_SAMPLES = 1 << 20
+
+ANOMALY_SCORE_OUTPUTS = ("anomaly_score", "input_complexity") + iwae.OUTPUTS
 
 _VERSION = re.compile(r"[0-9]+")
 _MODEL_NAME = config_lib.MODEL_NAME_PATTERN  # the rule the export config checks at load
@@ -125,6 +133,10 @@ def signature_contract(model):
     contract["log_likelihood"] = {
         "inputs": {"images": images, "num_samples": spec([], "int32")},
         "outputs": {name: per_example for name in LOG_LIKELIHOOD_OUTPUTS}}
+  if posterior and c in anomaly.PNG_CHANNELS:  # the complexity term is a PNG's length
+    contract["anomaly_score"] = {
+        "inputs": {"images": images, "num_samples": spec([], "int32")},
+        "outputs": {name: per_example for name in ANOMALY_SCORE_OUTPUTS}}
   return contract
 
 
@@ -253,18 +265,23 @@ def serving_signatures(model):
   if posterior:
     # The tensor default is written to the SignatureDef's `defaults`: TF Serving's Predict
     # (gRPC) fills a missing `num_samples` from it.
-    @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
-                 autograph=False)
-    def log_likelihood(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
+    def checked(images, num_samples):
       num_samples = check_count(num_samples, "num_samples", 1, MAX_NUM_SAMPLES)
       # B * K decoded samples at most: the batch a request may send shrinks as K grows.
       limit = tf.minimum(max_batch((h, w, c)), MAX_LOG_LIKELIHOOD_SAMPLES // num_samples)
       images = check_inputs(images, "images", (h, w, c), limit, unit_range=True,
                             limit_note=f" with this num_samples (batch x num_samples <= "
                             f"{MAX_LOG_LIKELIHOOD_SAMPLES})")
-      return iwae.estimate(model, images, num_samples)  # [B] each
+      return images, num_samples
+
+    @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
+                 autograph=False)
+    def log_likelihood(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
+      return iwae.estimate(model, *checked(images, num_samples))  # [B] each
 
     functions["log_likelihood"] = log_likelihood
+    if c in anomaly.PNG_CHANNELS:
+      functions["anomaly_score"] = anomaly_score_signature(model, image_spec, checked)
 
   # Only the variables are tracked, never the Keras model: the loaded object is then a plain
   # trackable with variables and functions, whatever the Python classes were. They are the
@@ -283,11 +300,31 @@ def serving_signatures(model):
   return module, functions
 
 
+def anomaly_score_signature(model, image_spec, check):
+  """The `anomaly_score` signature: the input-complexity corrected score of Serrà et al.
+
+  anomaly_score = −log p̂(x) − L(x), log p̂(x) the IWAE bound of `log_likelihood` (same K,
+  same seed, so the same number) and L(x) the image's PNG code length at 8 bits
+  (`kerasvae.metrics.anomaly.png_code_length`), both in nats; higher is more anomalous.
+  `kerasvae study ood` is why this score and not raw log p(x) (docs/serving.md). `check`:
+  `(images, num_samples) -> the same, checked` (log_likelihood's input checks and limits).
+  """
+
+  @tf.function(input_signature=[image_spec, tf.TensorSpec([], tf.int32, name="num_samples")],
+               autograph=False)
+  def anomaly_score(images, num_samples=tf.constant(DEFAULT_NUM_SAMPLES, tf.int32)):
+    images, num_samples = check(images, num_samples)
+    return anomaly.with_complexity(iwae.estimate(model, images, num_samples), images)  # [B] each
+
+  return anomaly_score
+
+
 def warmup_inputs(model):
   """One small request per signature: `{signature: {input: array}}` (batches of one image)."""
   contract = signature_contract(model)
   scalars = {("sample", "num_samples"): 1, ("sample", "seed"): 0,
-             ("log_likelihood", "num_samples"): DEFAULT_NUM_SAMPLES}
+             ("log_likelihood", "num_samples"): DEFAULT_NUM_SAMPLES,
+             ("anomaly_score", "num_samples"): DEFAULT_NUM_SAMPLES}
   requests = {}
   for signature, spec in contract.items():
     requests[signature] = {}
@@ -318,7 +355,7 @@ def prediction_log(model_name, signature_name, inputs):
   """A serialized `tensorflow.serving.PredictionLog` whose `predict_log.request` asks `inputs`.
 
   Encoded by hand (field numbers of tensorflow_serving/apis/prediction_log.proto,
-  predict.proto and model.proto), written before kerasvae depended on
+  predict.proto and model.proto) so that kerasvae does not depend on
   tensorflow-serving-api; the tensors are TensorFlow's own `TensorProto`s.
   """
   model_spec = _length_delimited(1, model_name) + _length_delimited(3, signature_name)
@@ -598,7 +635,8 @@ def _models_config_error(path, received):
 
 
 def read_models_config(base_dir="saved_models"):
-  """`<base_dir>/models.config` parsed with TF Serving's own protos (an empty config if absent).
+  """`<base_dir>/models.config` parsed with TF Serving's own protos (an empty config if absent):
+  their descriptors, copied into `kerasvae._serving_protos`.
 
   Raises:
     ModelsConfigError: the file is not a readable text-format `ModelServerConfig` with a
@@ -606,10 +644,9 @@ def read_models_config(base_dir="saved_models"):
       know, a `custom_model_config`), named with what is wrong.
   """
   from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
-  from tensorflow_serving.config import \
-      model_server_config_pb2  # pylint: disable=import-outside-toplevel
+  from kerasvae import _serving_protos  # pylint: disable=import-outside-toplevel
   path = Path(base_dir) / MODELS_CONFIG_FILE
-  config = model_server_config_pb2.ModelServerConfig()
+  config = _serving_protos.model_server_config_class()()
   if not os.path.lexists(path):
     return config
   if path.is_symlink() or not path.is_file():
@@ -758,5 +795,5 @@ __all__ = ["export_model", "check_signatures", "SignatureMismatchError", "write_
            "read_models_config", "merge_model_entry", "ModelsConfigError", "check_inputs",
            "version_blockers",
            "list_versions", "model_folders", "signature_contract", "serving_signatures",
-           "read_export_metadata", "version_damage", "remove_version",
+           "read_export_metadata", "version_damage", "remove_version", "anomaly_score_signature",
            "write_warmup_requests", "prediction_log", "warmup_inputs"]

@@ -21,7 +21,7 @@ from tests.pipeline_helpers import subprocess_env
 from tests.pipeline_helpers import tiny_config
 
 BUNDLED = sorted(p.stem for p in configs.CONFIG_DIR.glob("*.yaml"))
-STEPS = ("ingest", "train", "evaluate", "export")
+STEPS = ("ingest", "train", "evaluate", "export", "infer")
 CONDITION = "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true"
 # The quickstart cut to seconds: 1,000 images, one epoch, small evaluation samples; the
 # thresholds are loosened so that one epoch's model is blessed and the export branch runs.
@@ -29,7 +29,7 @@ QUICK = ["ingest.data.dsprites.num_examples=1000", "train.epochs=1", "train.prog
          "train.projector_examples=50", "evaluate.iwae_samples=10", "evaluate.iwae_examples=100",
          "evaluate.disentanglement_train_points=100", "evaluate.disentanglement_eval_points=50",
          "evaluate.thresholds.elbo.lower_bound=-100000",
-         "evaluate.thresholds.reconstruction.upper_bound=100000"]
+         "evaluate.thresholds.reconstruction.upper_bound=100000", "infer.num_samples=10"]
 
 
 def _task_inputs(task):
@@ -51,7 +51,7 @@ def _task_inputs(task):
 
 
 @pytest.mark.parametrize("name", BUNDLED)
-def test_every_bundled_config_compiles_to_the_four_step_spec(tmp_path, name):
+def test_every_bundled_config_compiles_to_the_five_step_spec(tmp_path, name):
   path = kfp_pipeline.compile_pipeline(name, tmp_path / "pipeline.yaml")
   spec = yaml.safe_load(path.read_text())
   components.load_component_from_file(str(path))  # KFP itself reads it back
@@ -70,7 +70,7 @@ def test_every_bundled_config_compiles_to_the_four_step_spec(tmp_path, name):
       "resourceType": "{{$.inputs.parameters['pipelinechannel--train_accelerator_type']}}",
       "resourceCount": "{{$.inputs.parameters['pipelinechannel--train_accelerator_count']}}"}
 
-  # The DAG: ingest -> train -> evaluate -> (blessed or forced) export.
+  # The DAG: ingest -> train -> evaluate -> (blessed or forced) export -> infer.
   tasks = spec["root"]["dag"]["tasks"]
   assert sorted(tasks) == ["condition-1", "evaluate", "ingest", "train"]
   assert "dependentTasks" not in tasks["ingest"]
@@ -83,7 +83,9 @@ def test_every_bundled_config_compiles_to_the_four_step_spec(tmp_path, name):
   assert _task_inputs(condition)["pipelinechannel--evaluate-Output"] == "evaluate.Output"
   assert _task_inputs(condition)["pipelinechannel--evaluate-evaluation"] == "evaluate.evaluation"
   branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
-  assert list(branch) == ["export"]
+  assert list(branch) == ["export", "infer"]
+  assert _task_inputs(branch["infer"])["saved_model"] == "export.saved_model"
+  assert _task_inputs(branch["infer"])["examples"] == "<parent>.pipelinechannel--ingest-examples"
   assert _task_inputs(branch["export"])["evaluation"] == \
       "<parent>.pipelinechannel--evaluate-evaluation"
   assert _task_inputs(branch["export"])["model"] == "<parent>.pipelinechannel--train-model"
@@ -248,10 +250,20 @@ def test_compiled_quickstart_runs_on_the_kfp_local_runner_like_the_cli(tmp_path,
   assert not differ, differ
   assert _close(json.loads((evaluation / "metrics.json").read_text())["elbo"], cli_metrics["elbo"])
 
-  # The SavedModel has the five serving signatures, in a process that never saw kerasvae.
+  # The infer task scored the test split through the export (a BulkInferrer): one example per
+  # test image, its summary logged as KFP metrics.
+  scores = run_dir / "infer" / "scores"
+  summary = json.loads((scores / "summary.json").read_text())
+  test_count = json.loads((examples / "metadata.json").read_text())["splits"]["test"][
+      "num_examples"]
+  assert summary["num_examples"] == test_count and (scores / "scores-00000.tfrecord.gz").is_file()
+  logged_infer = outputs("infer")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+  assert logged_infer["share_above_threshold"] == pytest.approx(summary["share_above_threshold"])
+
+  # The SavedModel has the six serving signatures, in a process that never saw kerasvae.
   saved_model = run_dir / "export" / "saved_model"
   assert outputs("export")["artifacts"]["saved_model"]["artifacts"][0]["metadata"]["signatures"] \
-      == ["decode", "encode", "log_likelihood", "sample", "serving_default"]
+      == ["anomaly_score", "decode", "encode", "log_likelihood", "sample", "serving_default"]
   load = ("import sys, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
           "print(','.join(sorted(m.signatures))); "
           "print(m.signatures['encode'](images=tf.zeros([2, 64, 64, 1]))['latent_mean'].shape); "
@@ -260,8 +272,8 @@ def test_compiled_quickstart_runs_on_the_kfp_local_runner_like_the_cli(tmp_path,
                         env=subprocess_env(PYTHONPATH=""), capture_output=True, text=True,
                         timeout=300)
   assert proc.returncode == 0, proc.stderr
-  assert proc.stdout.split() == ["decode,encode,log_likelihood,sample,serving_default",
-                                 "(2,", "6)"]
+  assert proc.stdout.split() == [
+      "anomaly_score,decode,encode,log_likelihood,sample,serving_default", "(2,", "6)"]
 
 
 class _Artifact:

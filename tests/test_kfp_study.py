@@ -19,15 +19,32 @@ from kerasvae.steps import kfp_adapter
 from kerasvae.studies import core
 from tests.pipeline_helpers import subprocess_env
 
-STUDY_CONFIGS = sorted(p.stem for p in core.STUDY_CONFIG_DIR.glob("*.yaml"))
+def _study_of(stem):
+  """The study a bundled config belongs to: `fashion-mnist-priors` (which extends `priors`) is
+  `priors`'s, `disentanglement-small` (a config of its own) `disentanglement`'s."""
+  name = core.root_study_name(core.STUDY_CONFIG_DIR / f"{stem}.yaml")
+  return name if name in studies.STUDIES else name.split("-")[0]
+
+
+# Studies that run their own loop (`Study.runner`: ood, whose trials read two data sets) or
+# chain their trials (`Study.continues`: budget) do not compile as a sweep;
+# `test_a_study_with_its_own_runner_or_a_chain_is_refused_as_a_sweep` covers them.
+STUDY_CONFIGS = sorted(p.stem for p in core.STUDY_CONFIG_DIR.glob("*.yaml")
+                       if studies.STUDIES[_study_of(p.stem)].runner is None
+                       and not studies.STUDIES[_study_of(p.stem)].continues)
 IMAGE = "registry.example.com/kerasvae:0.1.0"
 PARAMETER = "{{{{$.inputs.parameters['pipelinechannel--{}']}}}}"
 
 
-def _study_of(stem):
-  """The study a bundled config belongs to: `fashion-mnist-priors` is `priors`'s."""
-  name = stem.removeprefix("fashion-mnist-")
-  return "disentanglement" if name.startswith("disentanglement") else name
+def test_a_study_with_its_own_runner_or_a_chain_is_refused_as_a_sweep(tmp_path):
+  from kerasvae.config import ConfigError  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ConfigError, match=r"Expected a study whose trials share one ingest to "
+                                        r"compile as a sweep. Received: --study ood"):
+    kfp_pipeline.compile_study("ood", tmp_path / "study.yaml")
+  with pytest.raises(ConfigError, match=r"Expected a study whose trials train independently to "
+                                        r"compile as a sweep. Received: --study budget"):
+    kfp_pipeline.compile_study("budget", tmp_path / "study.yaml")
+  assert not (tmp_path / "study.yaml").exists()
 
 
 @pytest.mark.parametrize("stem", STUDY_CONFIGS)

@@ -33,7 +33,8 @@ from tests import tf_serving_emulator
 
 REPO = Path(__file__).resolve().parents[1]
 H, W, C, D = 28, 28, 1, 2
-SIGNATURES_VAE = ["decode", "encode", "log_likelihood", "sample", "serving_default"]
+SIGNATURES_VAE = ["anomaly_score", "decode", "encode", "log_likelihood", "sample",
+                  "serving_default"]
 SIGNATURES_AE = ["decode", "encode", "sample", "serving_default"]
 
 
@@ -264,6 +265,8 @@ def tf_only_run(exported, tmp_path_factory):
       for batch in ("alone", "first", "last"):
         job(model, "log_likelihood", f"ll_{batch}_k100", images=batch, num_samples="k100")
   job("vae", "log_likelihood", "ll_first_k5000", images="first", num_samples="k5000")
+  job("vae", "anomaly_score", "anomaly_x5_k100", images="x5", num_samples="k100")
+  job("vae", "log_likelihood", "ll_x5_k100", images="x5", num_samples="k100")
   (work / "jobs.json").write_text(json.dumps(jobs))
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
   result = subprocess.run([sys.executable, "-c", RUNNER, str(work / "jobs.json"),
@@ -496,6 +499,8 @@ def test_saved_model_cli_lists_every_signature_input_and_output(exported):
           "outputs", images=images, latents=latents),
       "log_likelihood": entries("inputs", images=images, num_samples=scalar) | entries(
           "outputs", **terms),
+      "anomaly_score": entries("inputs", images=images, num_samples=scalar) | entries(
+          "outputs", anomaly_score=per_example, input_complexity=per_example, **terms),
   }
   assert listed["ae"] == {
       "serving_default": entries("inputs", images=images) | entries(
@@ -614,6 +619,67 @@ def test_log_likelihood_num_samples_defaults_over_grpc_and_is_checked(exported, 
   # REST cannot leave an input out (json_tensor.cc asks for every named input).
   with pytest.raises(tf_serving_emulator.ServingError, match="Missing named input: num_samples"):
     servable.rest_predict({"signature_name": "log_likelihood", "inputs": {"images": x.tolist()}})
+
+
+def test_anomaly_score_is_log_likelihood_corrected_by_the_png_code_length(tf_only_run):
+  """In a TensorFlow-only process: anomaly_score = −log p̂(x) − L_PNG(x), log p̂(x) the
+  log_likelihood signature's for the same K (same draws), L the PNG size of the 8-bit image."""
+  from kerasvae.metrics import anomaly  # pylint: disable=import-outside-toplevel
+  served = tf_only_run.read("vae", "anomaly_x5_k100")
+  ll = tf_only_run.read("vae", "ll_x5_k100")
+  assert sorted(served) == sorted(serving.ANOMALY_SCORE_OUTPUTS)
+  for name in serving.LOG_LIKELIHOOD_OUTPUTS:
+    np.testing.assert_allclose(served[name], ll[name], rtol=1e-6, atol=1e-4)
+  pixels = np.round(tf_only_run.x5 * 255).astype(np.uint8)
+  sizes = np.array([len(tf.io.encode_png(p, 9).numpy()) for p in pixels])
+  np.testing.assert_allclose(served["input_complexity"], sizes * 8 * np.log(2), rtol=1e-6)
+  # Noise does not compress: about one byte per pixel (28 x 28), plus PNG's headers.
+  assert np.all((sizes > H * W) & (sizes < 1.2 * H * W + 200))
+  np.testing.assert_allclose(anomaly.png_code_length_numpy(tf_only_run.x5),
+                             served["input_complexity"], rtol=0.1)  # Pillow's encoder
+  np.testing.assert_allclose(served["anomaly_score"],
+                             -ll["log_likelihood"] - served["input_complexity"], rtol=1e-6,
+                             atol=1e-3)
+
+
+def test_anomaly_score_over_rest_and_grpc(exported, servable):
+  """The request formats TF Serving accepts: REST columnar (every input named), REST rows
+  refused (a scalar input has no rows), gRPC with and without num_samples (the default)."""
+  from tensorflow_serving.apis import predict_pb2
+  x = images(3, seed=12)
+  loaded = tf.saved_model.load(str(exported.paths["vae"]))
+  expected = loaded.signatures["anomaly_score"](images=tf.constant(x),
+                                                 num_samples=tf.constant(50))
+  body = json.dumps({"signature_name": "anomaly_score",
+                     "inputs": {"images": x.tolist(), "num_samples": 50}})
+  outputs = servable.rest_predict(body)["outputs"]
+  assert sorted(outputs) == sorted(serving.ANOMALY_SCORE_OUTPUTS)
+  for name in serving.ANOMALY_SCORE_OUTPUTS:
+    np.testing.assert_allclose(outputs[name], expected[name].numpy(), rtol=1e-5, atol=1e-3)
+  with pytest.raises((tf_serving_emulator.ServingError, ValueError, tf.errors.OpError)):
+    servable.rest_predict({"signature_name": "anomaly_score",
+                           "instances": [{"images": i, "num_samples": 50} for i in x.tolist()]})
+
+  def request(**inputs):
+    r = predict_pb2.PredictRequest()
+    r.model_spec.name, r.model_spec.signature_name = "vae", "anomaly_score"
+    for k, v in inputs.items():
+      r.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+    return predict_pb2.PredictRequest.FromString(r.SerializeToString())  # over the wire
+
+  sent = servable.predict(request(images=x, num_samples=np.int32(50)))
+  np.testing.assert_allclose(tf.make_ndarray(sent.outputs["anomaly_score"]),
+                             expected["anomaly_score"].numpy(), rtol=1e-5, atol=1e-3)
+  omitted = servable.predict(request(images=x))
+  default = loaded.signatures["anomaly_score"](
+      images=tf.constant(x), num_samples=tf.constant(serving.DEFAULT_NUM_SAMPLES))
+  np.testing.assert_allclose(tf.make_ndarray(omitted.outputs["anomaly_score"]),
+                             default["anomaly_score"].numpy(), rtol=1e-5, atol=1e-3)
+  # The trap the score corrects: a constant black image gets a higher log p(x) than noise but
+  # also a far shorter PNG.
+  black = np.zeros((1, H, W, C), np.float32)
+  out = loaded.signatures["anomaly_score"](images=tf.constant(black), num_samples=tf.constant(10))
+  assert float(out["input_complexity"][0]) < 0.2 * float(expected["input_complexity"][0])
 
 
 def test_documented_rest_requests_run_against_the_quickstart_export(quickstart, tmp_path):

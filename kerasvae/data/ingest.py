@@ -6,7 +6,7 @@ complete):
 
   <output_dir>/
     Split-<train>/data_tfrecord-00000-of-0000N.gz   gzip TFRecords of tf.train.Example
-    Split-<train>/statistics.json                    count, pixel mean/std, label histogram,
+    Split-<train>/statistics.json                    count, pixel mean/std/min/max/histogram, labels,
                                                      how image files were decoded (bit depth, alpha)
     Split-<validation>/...                           model selection (early stopping)
     Split-<test>/...                                 the evaluate step's held-out examples
@@ -32,6 +32,7 @@ from kerasvae.artifacts import (METADATA_FILE, ArtifactError, atomic_directory, 
 from kerasvae.config import ConfigError, from_dict, to_dict
 from kerasvae.data.config import IngestConfig
 from kerasvae.data.sources import DataError, open_source
+from kerasvae.data.statistics import ImageStatistics
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ ARTIFACT_TYPE = "Examples"
 FORMAT_VERSION = 2  # 2: a validation split beside train and test
 SCHEMA_FILE = "schema.pbtxt"
 STATISTICS_FILE = "statistics.json"
-STATISTICS_BLOCK = 1 << 20
 
 
 def split_dir_name(name):
@@ -61,39 +61,17 @@ class _SplitWriter:
     self.files = [shard_name(i, num_shards) for i in range(num_shards)]
     self.writers = [tf.io.TFRecordWriter(str(self.directory / f), options) for f in self.files]
     self.count = 0
-    self.scale = scale  # pixel value -> reader units
-    self.pixel_histogram = np.zeros(256, np.int64)  # uint8 images: exact statistics
-    self.pixel_sum = 0.0
-    self.pixel_sumsq = 0.0
-    self.num_pixels = 0
-    self.labels = {}
-    self.formats = {}  # how the source's files were decoded (image folders), counted
+    self.stats = ImageStatistics(scale)
 
   def write(self, chunk):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     images = chunk["images"]  # [n, H, W, C]
     n = images.shape[0]
-    # In blocks of STATISTICS_BLOCK values: bincount's int64 copy or a float64 copy of a whole
-    # large image would be 8 bytes a pixel (a 9400 x 9400 PNG: 700 MB).
-    flat = images.reshape(-1)
-    for start in range(0, flat.size, STATISTICS_BLOCK):
-      block = flat[start:start + STATISTICS_BLOCK]
-      if images.dtype == np.uint8:
-        self.pixel_histogram += np.bincount(block, minlength=256)
-      else:
-        values = block.astype(np.float64) * self.scale
-        self.pixel_sum += float(values.sum())
-        self.pixel_sumsq += float(np.square(values).sum())
-        self.num_pixels += values.size
-    for value, count in zip(*np.unique(chunk.get("formats", []), return_counts=True)):
-      self.formats[str(value)] = self.formats.get(str(value), 0) + int(count)
+    self.stats.add(images, chunk.get("labels"), chunk.get("formats"))
     shape = tf.train.Feature(int64_list=tf.train.Int64List(value=list(images.shape[1:])))
     labels = chunk.get("labels")
     factors = chunk.get("factors")
     factor_classes = chunk.get("factor_classes")
-    if labels is not None:
-      for value, count in zip(*np.unique(labels, return_counts=True)):
-        self.labels[int(value)] = self.labels.get(int(value), 0) + int(count)
     for i in range(n):
       # Built in place: the pixels are copied once into the message (the bytes object is
       # freed at once) and once into its serialization, so a large image is held about three
@@ -119,23 +97,7 @@ class _SplitWriter:
       w.close()
 
   def statistics(self):
-    if self.pixel_histogram.any():
-      values = np.arange(256, dtype=np.float64) * self.scale
-      total = self.pixel_histogram.sum()
-      mean = float((values * self.pixel_histogram).sum() / total)
-      var = float((np.square(values - mean) * self.pixel_histogram).sum() / total)
-    elif self.num_pixels:
-      mean = self.pixel_sum / self.num_pixels
-      var = max(self.pixel_sumsq / self.num_pixels - mean * mean, 0.0)
-    else:
-      mean, var = None, None
-    return {
-        "num_examples": self.count,
-        "pixel_mean": mean,
-        "pixel_std": None if var is None else float(np.sqrt(var)),
-        "label_histogram": {str(k): v for k, v in sorted(self.labels.items())} or None,
-        **({"image_formats": dict(sorted(self.formats.items()))} if self.formats else {}),
-    }
+    return self.stats.to_dict()
 
 
 def _check_chunk(chunk, first, where):
@@ -310,7 +272,7 @@ def _write(config, source, output_dir, force, artifact_fingerprint, content_hash
         if stored is None:
           stored = chunk["images"][:0].copy()
           for w in writers.values():
-            w.scale = scale if stored.dtype == np.uint8 else float_scale
+            w.stats.scale = scale if stored.dtype == np.uint8 else float_scale
         n = len(chunk["images"])
         if role == "eval":  # the source's own test split
           writers["eval"].write(chunk)

@@ -18,9 +18,11 @@ from kerasvae import kinds
 from kerasvae.config import ConfigError
 from kerasvae.config import MAX_BATCH_SIZE, MAX_COUNT, MAX_UNITS
 from kerasvae.config import field
+from kerasvae.data.config import DataConfig
 from kerasvae.data.config import IngestConfig
 from kerasvae.data.config import bundled_data_dir
 from kerasvae.data.config import resolve_data_paths
+from kerasvae.data import validation as validation_rules
 
 
 
@@ -285,6 +287,76 @@ class ExportConfig:
 
 
 @dataclasses.dataclass
+class DriftThresholds:
+  """How far new data may drift from the training data before a rule is violated
+  (`kerasvae.data.validation`); pixel numbers in reader units ([0, 1] for scaled data)."""
+  pixel_mean: float = field(0.05, range=(0.0, None), help="|Δ mean pixel| allowed.")
+  pixel_std: float = field(0.05, range=(0.0, None), help="|Δ pixel standard deviation| allowed.")
+  value_range: float = field(
+      0.1, range=(0.0, None),
+      help="How far the 1st and 99th pixel percentiles may move, and pixels lie outside the "
+      "training data's [min, max].")
+  pixel_histogram: float = field(
+      0.05, range=(0.0, 1.0),
+      help="Largest Jensen-Shannon divergence (base 2) of the pixel histograms (16 bins).")
+  class_balance: float = field(
+      0.1, range=(0.0, 1.0), help="Largest L-infinity distance of the class frequencies.")
+
+
+VALIDATION_RULES = validation_rules.RULES
+
+
+@dataclasses.dataclass
+class ValidateConfig:
+  """The `validation:` block of `kerasvae validate` (and of the same check in `kerasvae infer`):
+  new data against the training data's schema and statistics."""
+  data: Optional[DataConfig] = field(
+      None, omit_none=True,
+      help="The new data (any ingest source); null: give it with --images FOLDER.")
+  max_examples: Optional[int] = field(None, range=(1, None),
+                                      help="Validate the first this many examples; null: all.")
+  training_reference: Optional[str] = field(
+      None, help="An Examples artifact (runs/examples/<hash>) of earlier training data: `train` "
+      "then checks its own training split against it with the same rules before training "
+      "on new data; null: no check.")
+  on_anomaly: str = field("fail", choices=("fail", "warn"),
+                          help="fail: a violated rule stops the step; warn: it is recorded.")
+  warn_rules: list[str] = field(default_factory=list,
+                                help="Rules that only warn even with on_anomaly=fail.")
+  thresholds: DriftThresholds = field(default_factory=DriftThresholds)
+
+  def validate(self):
+    unknown = [r for r in self.warn_rules if r not in VALIDATION_RULES]
+    if unknown:
+      raise ConfigError(f"warn_rules: expected rules among {', '.join(VALIDATION_RULES)}. "
+                        f"Received: {config_lib.show(unknown[0])}")
+
+
+@dataclasses.dataclass
+class InferConfig:
+  """`kerasvae infer` (a BulkInferrer): per-example scores of a data set, sharded, resumable."""
+  data: Optional[DataConfig] = field(
+      None, omit_none=True,
+      help="The data to score (any ingest source); null: the run's Examples split `split` "
+      "(or --images FOLDER).")
+  split: str = field("test", help="With data null: the Examples split to score.")
+  model: Optional[str] = field(
+      None, help="A SavedModel version directory (saved_models/<name>/<version>); null: the "
+      "run's trained model.")
+  num_samples: int = field(100, range=(1, 100_000), help="K of the IWAE log p(x).")
+  batch_size: int = field(250, range=(1, None), help="Images per scoring call.")
+  examples_per_shard: int = field(2000, range=(1, None),
+                                  help="Examples per output shard (kept after a kill).")
+  threshold_quantile: float = field(
+      0.99, range=(0.0, 1.0),
+      help="The anomaly threshold is this quantile of the validation split's anomaly scores.")
+  threshold_examples: int = field(1000, range=(10, None),
+                                  help="Validation examples the threshold is fitted on.")
+  check_data: bool = field(True, help="Check the data against the training data first "
+                           "(validation.* settings) when it is not the run's own Examples.")
+
+
+@dataclasses.dataclass
 class RunConfig:
   """Where runs live and what they are called."""
   name: str = field("run", help="Pipeline name; the run directory is <runs_dir>/<name>-<hash>.")
@@ -312,6 +384,8 @@ class PipelineConfig:
   train: TrainConfig = field(default_factory=TrainConfig)
   evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
   export: ExportConfig = field(default_factory=ExportConfig)
+  validation: ValidateConfig = field(default_factory=ValidateConfig)
+  infer: InferConfig = field(default_factory=InferConfig)
 
   def validate(self):
     split = self.ingest.split
@@ -351,8 +425,9 @@ def load_pipeline_config(path=None, overrides=(), base=None):
   if base:
     data = deep_merge(base, data)
   data = config_lib.apply_overrides(data, overrides)
-  if isinstance(data.get("ingest"), dict):  # what is still relative came from --set: the cwd's
-    resolve_data_paths(data["ingest"], Path.cwd())
+  for block in DATA_BLOCKS:  # what is still relative came from --set: the cwd's
+    if isinstance(data.get(block), dict):
+      resolve_data_paths(data[block], Path.cwd())
   return config_lib.from_dict(PipelineConfig, data, where="config", source=config_lib.ConfigSource(path, overrides))
 
 
@@ -412,11 +487,16 @@ def resolve_file_data_paths(data, path):
   default `../shared/data` beside the repository), a user's YAML's to its own folder: never
   to the current directory, so a config works from anywhere.
   """
-  if isinstance(data.get("ingest"), dict):
-    bundled = is_bundled(path)
-    base = bundled_data_dir() if bundled else Path(path).absolute().parent
-    resolve_data_paths(data["ingest"], base, bundled=bundled)
+  bundled = is_bundled(path)
+  base = bundled_data_dir() if bundled else Path(path).absolute().parent
+  for block in DATA_BLOCKS:
+    if isinstance(data.get(block), dict):
+      resolve_data_paths(data[block], base, bundled=bundled)
   return data
+
+
+# The blocks holding a `data:` source config whose relative paths are resolved.
+DATA_BLOCKS = ("ingest", "validation", "infer")
 
 
 def deep_merge(base, top):

@@ -10,6 +10,10 @@ here, and each function runs the same `kerasvae.steps` code as `kerasvae run`:
                                              blessing.json, the PNGs), summary (HTML), and
                                              whether the model may be exported
   export    config, model, evaluation     -> saved_model (Model: the SavedModel directory)
+  infer     config, examples, saved_model -> scores (Dataset: the infer step's shards, summary,
+                                             threshold and TensorBoard logs), metrics (the
+                                             summary's numbers): a BulkInferrer over the
+                                             test split (or `infer.data`), through the export
   study_report  sweep, examples, every trial's model and evaluation
                                           -> study (report.md, results.json, figures/),
                                              report (HTML: the report, figures inline)
@@ -154,6 +158,24 @@ def export(config, overrides, force_export, model, evaluation, saved_model):
   saved_model.metadata.update(framework="tensorflow", model_name=cfg.export.model_name,
                               blessed=bool(blessed), forced=bool(force_export and not blessed),
                               signatures=sorted(info["signatures"]))
+
+
+def infer(config, overrides, examples, saved_model, scores, metrics):
+  """The infer component: per-example codes and anomaly scores of `infer.split` of `examples`
+  (or of `infer.data`, checked against the training data first) under the exported
+  `saved_model`, through its signatures."""
+  from kerasvae.steps import infer as infer_step  # pylint: disable=import-outside-toplevel
+  cfg = configs.load_config_parameter(config, overrides)
+  with tempfile.TemporaryDirectory(prefix="kerasvae-infer-") as scratch:
+    infer_dir = infer_step.run(cfg, examples.path, None, Path(scratch) / "infer",
+                               model_path=saved_model.path)
+    _copy_tree(infer_dir, scores.path)
+  summary = artifacts.read_json(Path(scores.path) / "summary.json")
+  for name, value in scalar_metrics(summary).items():
+    metrics.log_metric(name, value)
+  scores.metadata.update(format=infer_step.FORMAT, num_examples=summary["num_examples"],
+                         shards=infer_step.finished_shards(scores.path)[-1] + 1,
+                         threshold=summary["threshold"])
 
 
 def study_report(sweep, examples, models, evaluations, study, report):

@@ -46,6 +46,12 @@ class Study:
   # Which pairs of settings its report tests (`report.comparison_pairs`): every pair, each
   # against the first setting (the baseline), or each against the one before it (a sweep).
   comparisons: str = "all_pairs"
+  # A study whose trials do not share one Examples artifact runs them itself:
+  # (StudyPlan, force, report_only) -> the path of report.md. None: the shared trial loop.
+  runner: Callable = None
+  # A callable giving the dataclass of its `study:` block (a subclass of core.StudySettings,
+  # imported when used); None: StudySettings.
+  settings_class: type = None
 
 
 _LIKELIHOOD = ("iwae_log_likelihood", "IWAE log p(x), nats")
@@ -84,6 +90,16 @@ def _budget_check(trials):
   from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
   _needs_disentanglement_scores(trials)
   budget.check_budget(trials)
+
+
+def _ood(plan, force, report_only):
+  from kerasvae.studies import ood  # pylint: disable=import-outside-toplevel
+  return ood.run(plan, force=force, report_only=report_only)
+
+
+def _ood_settings():
+  from kerasvae.studies import ood  # pylint: disable=import-outside-toplevel
+  return ood.OODSettings
 
 
 def _needs_disentanglement_scores(trials):
@@ -150,6 +166,12 @@ STUDIES = {
         chart_metrics=(("elbo", "test ELBO, nats"), ("iwae_log_likelihood", "IWAE log p(x), nats"),
                        ("kl", "KL, nats"), ("train_images_per_second", "training images/s")),
         setting_name="precision", comparisons="against_first"),
+    # Its own loop and report (`ood.run`): its trials train on two data sets.
+    "ood": Study(
+        "ood", "Does a VAE's log p(x) tell its own test images from another data set's, noise, "
+        "constant, flipped and inverted images, and do the corrected scores of the literature "
+        "(input complexity, likelihood ratio) do better?", analyse=None, runner=_ood,
+        settings_class=_ood_settings),
 }
 
 
@@ -189,6 +211,8 @@ def run_study(name, config=None, overrides=(), quick=False, output=None, force=F
     raise ConfigError(f"--output: expected a directory for the study. Received: a file at {output}")
   with artifacts.remove_empty_on_failure(output):
     output.mkdir(parents=True, exist_ok=True)
+    if plan.study.runner is not None:
+      return plan.study.runner(plan, force, report_only)
     return _run_trials_and_report(plan, force, report_only)
 
 
@@ -226,7 +250,8 @@ def plan_study(name, config=None, overrides=(), quick=False, output=None):
   stem = name if not config else Path(path).stem
   output = Path(output) if output else Path("studies") / (f"{stem}-quick" if quick else stem)
   title, description, settings, trials = core.load_study_config(
-      path, overrides=overrides, quick=quick, output=output)
+      path, overrides=overrides, quick=quick, output=output,
+      settings_class=study.settings_class() if study.settings_class else None)
   study.check(trials)
   return StudyPlan(study, name, Path(path), output, title, description, settings, trials,
                    tuple(overrides), quick)

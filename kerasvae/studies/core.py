@@ -191,7 +191,27 @@ def read_study_yaml(path, _seen=()):
   return merged
 
 
-def load_study_config(path, overrides=(), quick=False, output=None):
+def root_study_name(path):
+  """The bundled study a study YAML is, or extends (through `extends:`), by name: `priors` for
+  fashion-mnist-priors.yaml."""
+  path = Path(path)
+  for _ in range(20):  # read_study_yaml refuses cycles; this only follows the chain
+    parent = (config_lib.load_yaml(path) or {}).get("extends")
+    if not isinstance(parent, str) or not (STUDY_CONFIG_DIR / f"{parent}.yaml").is_file():
+      return path.stem
+    path = STUDY_CONFIG_DIR / f"{parent}.yaml"
+  return path.stem
+
+
+def settings_class_of(path):
+  """The dataclass of a study YAML's `study:` block: its study's own (`Study.settings_class`),
+  else `StudySettings`."""
+  from kerasvae import studies  # pylint: disable=import-outside-toplevel
+  study = studies.STUDIES.get(root_study_name(path))
+  return study.settings_class() if study and study.settings_class else StudySettings
+
+
+def load_study_config(path, overrides=(), quick=False, output=None, settings_class=None):
   """Reads a study YAML into (title, settings, [(trial name, trial overrides, PipelineConfig)]).
 
   Args:
@@ -199,6 +219,8 @@ def load_study_config(path, overrides=(), quick=False, output=None):
     overrides: `--set key=value` items, applied to `base` (or `study.*`).
     quick: apply the `quick:` block.
     output: the study directory; trials run in `<output>/runs`.
+    settings_class: the dataclass of the `study:` block (a study's own subclass of
+      `StudySettings`); default `settings_class_of(path)`.
 
   Returns:
     `(title, description, StudySettings, [Trial])`.
@@ -224,7 +246,8 @@ def load_study_config(path, overrides=(), quick=False, output=None):
                       "(e.g. --set 'study.seeds=[3, 4, 5]'). Received: "
                       + next(o for o in overrides if str(o).startswith("train.seed=")))
   blame = config_lib.ConfigSource(path, overrides)  # names the --set item of a bad value
-  settings = config_lib.from_dict(StudySettings, data.pop("study"), where="study", source=blame,
+  settings = config_lib.from_dict(settings_class or settings_class_of(path), data.pop("study"),
+                                  where="study", source=blame,
                                   key="study")
   data.setdefault("run", {})["runs_dir"] = str(Path(output) / "runs")
   if quick:

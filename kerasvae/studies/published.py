@@ -255,7 +255,20 @@ def render_readme_table(docs_dir):
       continue
     rows.append([row.question, f"`{row.command}`", readme_cell(row.folder, row, docs_dir),
                  f"[report](docs/studies/{row.folder}/report.md)"])
+  for folder, render in OWN_RENDERERS.items():  # studies that render their own row
+    if (docs_dir / folder / "results.json").is_file():
+      rows.append(render().readme_cells(load_results(docs_dir / folder / "results.json")))
   return report.table(["question", "command", "what our runs gave", "report"], rows)
+
+
+def _ood():
+  from kerasvae.studies import ood  # pylint: disable=import-outside-toplevel
+  return ood
+
+
+# Studies with their own report and rows (`Study.runner`): folder -> its module, which gives
+# `readme_cells(results)`, `report_text(results)` and `serving_text(results, serving.md text)`.
+OWN_RENDERERS = {"ood": _ood}
 
 
 def render_readme(readme_text, docs_dir):
@@ -325,6 +338,15 @@ def render_index(docs_dir):
                  ", ".join(map(str, seeds)) + (f" (pending: {', '.join(map(str, pending))})"
                                                if pending else ""),
                  str(len(trials)), f"{minutes:.1f} min"])
+  for folder in OWN_RENDERERS:  # their trials read several data sets: splits in the report
+    path = docs_dir / folder / "results.json"
+    if path.is_file():
+      trials = load_results(path)["trials"]
+      settings = " / ".join(dict.fromkeys(t["setting"] for t in trials))
+      minutes = sum(t["train_seconds"] + t["evaluate_seconds"] for t in trials) / 60
+      rows.append([f"[`{folder}`]({folder}/report.md)", settings, "per data set: the report",
+                   ", ".join(map(str, sorted({t["seed"] for t in trials}))), str(len(trials)),
+                   f"{minutes:.1f} min"])
   table = report.table(["study", "settings", "train / validation / test images", "seeds",
                         "trials", "train + evaluate"], rows)
   return "\n\n".join([INDEX_INTRO, table, noisy_autoencoder_section(docs_dir)]).rstrip() + "\n"
@@ -378,7 +400,13 @@ def rendered_files(root, draw=False):
   files = {root / "README.md": render_readme((root / "README.md").read_text(), docs_dir),
            docs_dir / "README.md": render_index(docs_dir)}
   for results in sorted(docs_dir.glob("*/results.json")):
-    if (results.parent / "report.md").is_file():
+    if results.parent.name in OWN_RENDERERS:
+      own = OWN_RENDERERS[results.parent.name]()
+      data = load_results(results)
+      files[results.parent / "report.md"] = own.report_text(data)
+      serving_md = root / "docs" / "serving.md"
+      files[serving_md] = own.serving_text(data, files.get(serving_md) or serving_md.read_text())
+    elif (results.parent / "report.md").is_file():
       files[results.parent / "report.md"] = render_report(results.parent, draw=draw)
   return files
 

@@ -43,6 +43,14 @@ def sweep_spec(plan):
     "config"}]}`; a trial's `config` is `trial_config_text` of its `PipelineConfig`.
   """
   from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  if plan.study.runner is not None:  # its trials read several data sets; one ingest task cannot
+    raise ConfigError(f"Expected a study whose trials share one ingest to compile as a sweep. "
+                      f"Received: --study {plan.name}, which runs its own trials and analysis "
+                      f"(run it with `kerasvae study {plan.name}`)")
+  if plan.study.continues:  # each trial starts from the previous one's checkpoint: a chain
+    raise ConfigError(f"Expected a study whose trials train independently to compile as a "
+                      f"sweep. Received: --study {plan.name}, whose longer budgets continue the "
+                      f"shorter ones' trainings (run it with `kerasvae study {plan.name}`)")
   bundled = plan.path.resolve().parent == core.STUDY_CONFIG_DIR.resolve()
   return {
       "study": plan.name, "config": plan.path.name if bundled else str(plan.path),

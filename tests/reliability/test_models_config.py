@@ -129,3 +129,26 @@ def test_a_version_whose_config_entry_cannot_be_published_is_taken_back(tmp_path
   assert [p.name for p in (base / "other").iterdir()] == []  # no hidden temporary either
   assert (base / "models.config").read_text() == config_before
   assert not list(base.glob(".models.config*"))
+
+
+def test_the_copied_protos_are_tf_servings_own():
+  """kerasvae._serving_protos holds TF Serving's descriptors without the package: the same
+  files, byte for byte, as the installed tensorflow-serving-api's, and the same text."""
+  from google.protobuf import descriptor_pb2  # pylint: disable=import-outside-toplevel
+  from kerasvae import _serving_protos  # pylint: disable=import-outside-toplevel
+  installed = {}
+
+  def collect(file):
+    for dependency in file.dependencies:
+      collect(dependency)
+    proto = descriptor_pb2.FileDescriptorProto()
+    file.CopyToProto(proto)
+    installed[file.name] = proto
+
+  collect(model_server_config_pb2.DESCRIPTOR)
+  copied = [descriptor_pb2.FileDescriptorProto.FromString(d) for d in _serving_protos.FILES]
+  assert {p.name: p for p in copied} == {n: p for n, p in installed.items()
+                                          if not n.startswith("google/")}
+  config = text_format.Parse(HAND_EDITED, _serving_protos.model_server_config_class()())
+  assert text_format.MessageToString(config) == text_format.MessageToString(
+      text_format.Parse(HAND_EDITED, model_server_config_pb2.ModelServerConfig()))
