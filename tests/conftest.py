@@ -29,8 +29,10 @@ def mnist_dir():
 # read what is there (CI runs the README's `kerasvae run` first, which exports a served model).
 USER_FOLDERS = ("saved_models", "runs", "studies", "kfp_local")
 _GUARDED = tuple(os.path.join(str(REPO), folder) for folder in USER_FOLDERS)
-# Audit events that create, change or remove a file or folder, with their path arguments.
-_WRITE_EVENTS = {"os.mkdir": (0,), "os.rename": (0, 1), "os.remove": (0,), "os.rmdir": (0,),
+# Audit events that create, change or remove a file or folder, with their path arguments. An
+# event comes before the call: `os.rmdir` is left out, since it only ever removes an empty folder
+# (one the suite made is seen at its mkdir) and cleanup code tries it on folders that stay.
+_WRITE_EVENTS = {"os.mkdir": (0,), "os.rename": (0, 1), "os.remove": (0,),
                  "os.symlink": (1,), "os.link": (1,), "os.truncate": (0,), "shutil.rmtree": (0,),
                  "os.chmod": (0,), "os.utime": (0,)}
 _WRITES_ANY = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -49,6 +51,9 @@ def checkout_write(event, args):
     if not (any(c in mode for c in "wax+") if isinstance(mode, str) else flags & _WRITES_ANY):
       return None
     paths = [path]
+  elif event == "os.mkdir" and isinstance(args[0], (str, bytes, os.PathLike)) and os.path.isdir(
+      args[0]):
+    return None  # `mkdir(exist_ok=True)` of a folder that is there changes nothing
   elif event in _WRITE_EVENTS:
     paths = [args[i] for i in _WRITE_EVENTS[event] if i < len(args)]
   else:

@@ -150,10 +150,12 @@ def test_models_config_uses_the_servers_base_path_when_configured(tmp_path):
                                model_server_config_pb2.ModelServerConfig())
     return [(c.name, c.base_path) for c in config.model_config_list.config]
 
-  serving.write_models_config(tmp_path, "/models/")
-  assert entries() == [("other", "/models/other"), ("quickstart_vae", "/models/quickstart_vae")]
+  serving.write_models_config(tmp_path, serving_base_path="/models/")
+  assert sorted(entries()) == [("other", "/models/other"),
+                               ("quickstart_vae", "/models/quickstart_vae")]
   serving.write_models_config(tmp_path)
-  assert entries() == [(n, str((tmp_path / n).resolve())) for n in ("other", "quickstart_vae")]
+  assert sorted(entries()) == [(n, str((tmp_path / n).resolve()))
+                               for n in ("other", "quickstart_vae")]
   assert configs.load_pipeline_config(
       None, ["export.serving_base_path=/models"]).export.serving_base_path == "/models"
   with pytest.raises(ConfigError, match=r"serving_base_path: expected an absolute path as the "
@@ -238,6 +240,9 @@ def test_the_checkout_guard_sees_the_suites_own_writes_only(tmp_path):
   assert conftest.checkout_write("open", (str(runs), "r", 0)) is None
   assert conftest.checkout_write("open", (str(REPO / "runs_old" / "f"), "w", 0)) is None
   assert conftest.checkout_write("os.mkdir", (tmp_path / "runs", 0o777, None)) is None
+  # Attempts that change nothing: mkdir of a folder that is there, rmdir (of a non-empty one).
+  assert conftest.checkout_write("os.mkdir", (REPO / "saved_models", 0o777, None)) is None
+  assert conftest.checkout_write("os.rmdir", (REPO / "saved_models", None)) is None
   # The hook records what this process does, through the same function.
   before = list(conftest._checkout_writes)  # pylint: disable=protected-access
   with open(tmp_path / "runs.txt", "w", encoding="utf-8") as f:

@@ -27,8 +27,9 @@ from tests.pipeline_helpers import subprocess_env
 EXTERNAL = {"tensorflow_model_server", "docker", "kfp", "curl", "tensorboard", "saved_model_cli"}
 # Values that stand for the user's own file or registry.
 PLACEHOLDER_FILES = {"my.yaml", "/shared/my.yaml", "pipeline.yaml"}
-# What the optional features need; the quick start must install none of them.
-OPTIONAL_PACKAGES = ("kfp", "tensorflow-serving-api", "grpcio")
+# What the optional features need; the quick start must install none of them. (TF Serving's
+# API package is a core dependency: export parses models.config with its protos.)
+OPTIONAL_PACKAGES = ("kfp",)
 
 
 def extras():
@@ -124,13 +125,13 @@ def test_ci_run_makes_the_readmes_venv_and_fails_when_pytest_collects_nothing(tm
 
 def test_the_quickstart_runs_without_the_optional_packages(tmp_path):
   """`kerasvae run` of the quickstart config, shrunk to seconds, in a process where importing
-  kfp, tensorflow_serving or grpc fails: the core install is enough for the quick start."""
+  kfp fails: the core install is enough for the quick start."""
   shrink = ["ingest.data.dsprites.num_examples=640", "train.epochs=1", "train.progress=false",
             "train.projector_examples=50", "evaluate.iwae_samples=10", "evaluate.iwae_examples=50",
             "evaluate.disentanglement_train_points=60", "evaluate.disentanglement_eval_points=30",
             f"run.runs_dir={tmp_path / 'runs'}", f"export.base_dir={tmp_path / 'saved_models'}"]
   argv = ["run", "--force"] + [a for s in shrink for a in ("--set", s)]
-  script = ("import sys; sys.modules.update(kfp=None, tensorflow_serving=None, grpc=None); "
+  script = ("import sys; sys.modules.update(kfp=None); "
             f"from kerasvae import cli; sys.exit(cli.main({argv!r}))")
   proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(),
                         capture_output=True, text=True, timeout=900)
@@ -261,3 +262,15 @@ def test_the_library_snippet_runs_as_written_and_its_claims_hold(tmp_path, monke
   # "without seed= two calls give different numbers"
   assert not np.array_equal(vae.elbo(images)["elbo"], vae.elbo(images)["elbo"])
   assert not np.array_equal(vae.sample(4), vae.sample(4))
+
+
+def test_the_quickstart_config_and_the_readme_agree_on_its_time():
+  """Both say "about a minute" (the README with its measured run), neither "a few minutes"."""
+  readme = " ".join(markdown.section(markdown.README.read_text(), "Quick start").split())
+  header = " ".join(line.lstrip("# ") for line in (
+      REPO / "kerasvae" / "configs" / "quickstart.yaml").read_text().splitlines()
+      if line.startswith("#"))
+  for text in (readme, header):
+    assert "about a minute" in text and "few minutes" not in text, text
+  cpu = re.search(r"(\d+) CPU-seconds", readme).group(1)
+  assert f"({cpu} CPU-seconds" in header, (cpu, header)

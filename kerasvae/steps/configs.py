@@ -174,7 +174,7 @@ THRESHOLD_METRICS = (
     "num_generated", "num_reference", "precision", "recall", "iwae_examples_elbo",
     "mutual_information_xz", "marginal_kl", "average_kl", "mutual_information_bound",
     "surgery_examples", "dci_disentanglement", "dci_completeness", "dci_informativeness",
-    "dci_informativeness_train", "sap")
+    "dci_informativeness_train", "sap", "shape_recognised")
 # Disentanglement scores also written per factor, as `<metric>/<factor name>` (`mig/shape`).
 PER_FACTOR_METRICS = ("mig", "dci_completeness", "dci_informativeness", "sap")
 # Each disentanglement score is also computed on the active latents alone, named with this
