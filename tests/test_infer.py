@@ -101,6 +101,11 @@ def test_infer_writes_what_the_model_computes(trained, capsys):
 def test_infer_through_the_export_gives_the_same_scores(trained, capsys):
   tmp, config, run_dir, new = trained
   version = tmp / "saved_models" / "folders" / "1"
+  # The run's own model over the same images (reused when another test already ran it: the
+  # module's tests may run in different pytest-xdist workers, each with its own fixture).
+  assert cli.main(["infer", "--config", str(config), "--images", str(new),
+                   "--set", "infer.examples_per_shard=100"]) == 0
+  capsys.readouterr()
   assert cli.main(["infer", "--config", str(config), "--images", str(new),
                    "--model", str(version), "--set", "infer.examples_per_shard=100"]) == 0
   exported = run_dir / "infer" / capsys.readouterr().out.split("infer/")[-1].split("/")[0]

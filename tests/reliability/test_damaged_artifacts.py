@@ -196,7 +196,7 @@ def test_an_autoencoder_under_a_vaes_model_name_is_refused(finished_run, capsys)
   err = capsys.readouterr().err
   assert "kerasvae run: error: Expected the signatures of" in err
   assert "Received: Autoencoder with decode, encode, sample, serving_default (without " \
-         "log_likelihood" in err
+         "anomaly_score, log_likelihood" in err
   assert "--set export.allow_signature_change=true" in err
   assert sorted(p.name for p in (tmp_path / "saved_models" / "tiny").iterdir()) == versions
   assert cli.main(["export", "--config", str(config_path),

@@ -79,10 +79,10 @@ def test_a_version_with_other_signatures_is_refused_unless_allowed(tmp_path):
   with pytest.raises(serving.SignatureMismatchError) as error:
     serving.export_model(autoencoder, base, "vae")
   message = str(error.value)
-  assert f"Expected the signatures of {base / 'vae' / '1'} (VAE: decode, encode, " \
-         "log_likelihood, sample, serving_default)" in message
+  assert f"Expected the signatures of {base / 'vae' / '1'} (VAE: anomaly_score, " \
+         "decode, encode, log_likelihood, sample, serving_default)" in message
   assert "Received: Autoencoder with decode, encode, sample, serving_default (without " \
-         "log_likelihood; other inputs or outputs in encode, serving_default)" in message
+         "anomaly_score, log_likelihood; other inputs or outputs in encode, serving_default)" in message
   assert "--set export.allow_signature_change=true" in message
   assert serving.list_versions(base / "vae") == [1]
   assert [p.name for p in (base / "vae").iterdir()] == ["1"]  # nothing half-written
