@@ -159,8 +159,8 @@ def analyse_budget(context, trials):
     findings.append(
         "**Factors encoded.** "
         + (", ".join(f"{n} from {millions(encoded[n])} images" for n in done) if done
-           else "none")
-        + (f"; not encoded by {millions(budgets[-1])} images in every seed: "
+           else f"none by {millions(budgets[-1])} images")
+        + (f"; not encoded in every seed by {millions(budgets[-1])} images: "
            + ", ".join(missing) if missing else "; every factor is encoded by the largest budget")
         + f" (seeds {', '.join(map(str, seeds))}).")
     path = _share_figure(context, budgets, shares, factor_names, seeds)
@@ -170,13 +170,14 @@ def analyse_budget(context, trials):
 
   # Seed spread per score: where does it stop shrinking?
   spread_rows, spread_words = [], []
-  for key in scores + [m[0] for m in CURVE_METRICS]:
+  labels = {k: label.split(",")[0] for k, label, _ in CURVE_METRICS}
+  for key in (scores + [m[0] for m in CURVE_METRICS]) if len(settings) > 1 else []:
     sds = [float(np.std(report.seed_values(groups[s], key), ddof=1))
            if len(report.seed_values(groups[s], key)) > 1 else float("nan") for s in settings]
     if not np.all(np.isfinite(sds)):
       continue
     settles = spread_settles(budgets, sds)
-    spread_rows.append([report.score_label(key)] + [fmt(v, 3) for v in sds]
+    spread_rows.append([labels.get(key) or report.score_label(key)] + [fmt(v, 3) for v in sds]
                        + [millions(settles) + " images" if settles
                           else "shrinks to the last budget"])
     if key in scores:
