@@ -463,6 +463,18 @@ def match_name(name, names):
   return None, f" Did you mean {by_key[close[0]]}?" if close else ""
 
 
+def find_bundled_yaml(name, directory):
+  """`<directory>/<name>.yaml` for a bundled config named either way (`match_name`).
+
+  Returns:
+    `(path, names, suggestion)`: the file (None when no bundled name matches), the bundled
+    names, and match_name's "did you mean" text for the error the caller raises.
+  """
+  names = sorted(p.stem for p in Path(directory).glob("*.yaml"))
+  match, suggestion = match_name(str(name), names)
+  return (Path(directory) / f"{match}.yaml" if match is not None else None), names, suggestion
+
+
 def yaml_error(e):
   """A YAML parse error in one line: where (line and column, from 1) and the parser's problem,
   instead of PyYAML's several lines that quote the text with a caret under it."""

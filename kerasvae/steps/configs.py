@@ -400,10 +400,9 @@ def resolve_config_path(name_or_path):
   path = Path(name_or_path)
   if path.suffix in (".yaml", ".yml") or path.exists():
     return path
-  names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-  match, suggestion = config_lib.match_name(str(name_or_path), names)
-  if match is not None:
-    return CONFIG_DIR / f"{match}.yaml"
+  bundled, names, suggestion = config_lib.find_bundled_yaml(name_or_path, CONFIG_DIR)
+  if bundled is not None:
+    return bundled
   raise ConfigError(f"Expected a YAML file or a bundled config name {names}. "
                     f"Received: --config {name_or_path}.{suggestion}")
 

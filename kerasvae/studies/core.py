@@ -131,10 +131,9 @@ def resolve_study_config_path(name, config=None):
   if config:
     path = Path(config)
     if not path.is_file():
-      names = sorted(p.stem for p in STUDY_CONFIG_DIR.glob("*.yaml"))
-      match, suggestion = config_lib.match_name(str(config), names)
-      if match is not None:
-        return STUDY_CONFIG_DIR / f"{match}.yaml"
+      bundled, names, suggestion = config_lib.find_bundled_yaml(config, STUDY_CONFIG_DIR)
+      if bundled is not None:
+        return bundled
       raise ConfigError(f"Expected a study YAML file or a bundled study config name {names}. "
                         f"Received: --config {config} (not found).{suggestion}")
     return path
