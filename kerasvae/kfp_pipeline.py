@@ -308,10 +308,14 @@ class TaskLines:
     import threading  # pylint: disable=import-outside-toplevel
     import time  # pylint: disable=import-outside-toplevel
     self._log, self._echo, self._clock = log, echo, clock or time.monotonic
-    self._lock = threading.Lock()  # ParallelFor iterations print from a thread pool
+    self._lock = threading.RLock()  # ParallelFor iterations print from a thread pool
     self._pending, self._started = "", {}
 
   def write(self, text):
+    outcomes = []
+    # Re-entrant, and the outcome lines echoed after it is released: kfp.local swaps
+    # builtins.print for an indenting print that writes to sys.stdout (this object) whatever
+    # `file` it is given, so an echo under a plain lock waited for itself (a hung sweep).
     with self._lock:
       self._log.write(text)
       self._pending += text
@@ -325,7 +329,9 @@ class TaskLines:
           end = self._clock()
           seconds = end - self._started.pop(task, end)
           outcome = "succeeded" if status == "success" else status
-          self._echo(f"pipeline: task {task} {outcome} in {seconds:.0f} s")
+          outcomes.append(f"pipeline: task {task} {outcome} in {seconds:.0f} s")
+    for line in outcomes:
+      self._echo(line)
     return len(text)
 
   def flush(self):
@@ -395,7 +401,9 @@ def run_local(package, pipeline_root, overrides=(), force_export=False, verbose=
       if not verbose:
         log = stack.enter_context(open(log_path, "w", encoding="utf-8"))
         stdout = sys.stdout
-        echo = lambda line: print(line, file=stdout, flush=True)  # noqa: E731
+        def echo(line, stdout=stdout):  # the real stream: not through kfp.local's print
+          stdout.write(line + "\n")
+          stdout.flush()
         stack.enter_context(contextlib.redirect_stdout(TaskLines(log, echo)))
       components.load_component_from_file(str(package))(**arguments)
   except RuntimeError as e:

@@ -183,6 +183,30 @@ def test_run_local_prints_one_line_per_task_and_logs_the_rest():
                     "pipeline: task train failure in 2 s"]
 
 
+def test_task_lines_echo_that_writes_back_does_not_wait_for_itself():
+  """kfp.local's indenting print writes to sys.stdout (the TaskLines) whatever file it is
+  given: an echo that comes back into `write`, from two threads at once, must not hang (it hung
+  a ParallelFor sweep under a plain lock)."""
+  import io  # pylint: disable=import-outside-toplevel
+  import threading  # pylint: disable=import-outside-toplevel
+  pytest.importorskip("kfp")
+  from kerasvae import kfp_pipeline  # pylint: disable=import-outside-toplevel
+  echoed = []
+  lines = kfp_pipeline.TaskLines(io.StringIO(), lambda line: (echoed.append(line),
+                                                              lines.write("  " + line + "\n")))
+  def task(name):
+    for i in range(20):
+      lines.write(f"Executing task '{name}-{i}'\nTask '{name}-{i}' finished with status "
+                  "SUCCESS\n")
+  threads = [threading.Thread(target=task, args=(n,), daemon=True) for n in ("a", "b")]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join(timeout=20)
+  assert not any(t.is_alive() for t in threads), "TaskLines.write waited for itself"
+  assert len(echoed) == 40
+
+
 def test_pipeline_help_explains_the_image_and_the_quiet_local_run():
   pytest.importorskip("kfp")
   from kerasvae import cli  # pylint: disable=import-outside-toplevel
