@@ -43,7 +43,42 @@ def _all_seed_mean_sds(results):
         continue
       for digits in range(5):
         found.add(report.mean_sd(values, digits).replace("-", "−"))
+  for group in _ood_values(results) + _budget_shares(results):  # numbers derived per seed
+    for digits in range(5):
+      found.add(report.mean_sd(group, digits).replace("-", "−"))
   return found
+
+
+def _budget_shares(results):
+  """The budget study's factor shares (best latent's I(z; v) / H(v)) over seeds, per budget."""
+  if results.get("study") != "budget":
+    return []
+  from kerasvae.studies import budget  # pylint: disable=import-outside-toplevel
+  out = []
+  for group in report.by_setting(published.trials_from_results(results)).values():
+    shares = [s for s in (budget.best_shares(t) for t in group) if s is not None]
+    if len(shares) > 1:
+      out += [np.asarray(column, np.float64) for column in np.asarray(shares).T]
+  return out
+
+
+def _ood_values(results):
+  """The ood study's numbers over seeds: every number its trials' `ood` records hold (detection
+  scores per OOD set, in-distribution score means), grouped by setting and place."""
+  if results.get("study") != "ood":
+    return []
+  groups = {}
+
+  def walk(value, key):
+    if isinstance(value, dict):
+      for name, inner in value.items():
+        walk(inner, key + (name,))
+    elif report.is_number(value):
+      groups.setdefault(key, []).append(float(value))
+
+  for trial in results["trials"]:
+    walk(trial["ood"], (trial["setting"],))
+  return [np.asarray(v, np.float64) for v in groups.values() if len(v) > 1]
 
 
 def test_every_plus_minus_is_an_all_seed_mean_and_sd():
