@@ -105,13 +105,12 @@ def test_infer_through_the_export_gives_the_same_scores(trained, capsys):
   # module's tests may run in different pytest-xdist workers, each with its own fixture).
   assert cli.main(["infer", "--config", str(config), "--images", str(new),
                    "--set", "infer.examples_per_shard=100"]) == 0
-  capsys.readouterr()
+  own = run_dir / "infer" / capsys.readouterr().out.split("infer/")[-1].split("/")[0]
   assert cli.main(["infer", "--config", str(config), "--images", str(new),
                    "--model", str(version), "--set", "infer.examples_per_shard=100"]) == 0
   exported = run_dir / "infer" / capsys.readouterr().out.split("infer/")[-1].split("/")[0]
-  own = [d for d in (run_dir / "infer").iterdir() if d.is_dir() and d != exported
-         and (d / "metadata.json").is_file()]
-  a, b = read_shards(exported), read_shards(own[0])
+  assert own != exported and (own / "metadata.json").is_file()
+  a, b = read_shards(exported), read_shards(own)
   np.testing.assert_allclose([r["anomaly_score"] for r in a], [r["anomaly_score"] for r in b],
                              rtol=1e-5, atol=1e-3)
 
