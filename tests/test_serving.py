@@ -8,6 +8,7 @@ requests are parsed and executed the way TF Serving converts and runs them
 (`tests/tf_serving_emulator.py`: no server binary exists here).
 """
 
+import functools
 import json
 import os
 import re
@@ -66,6 +67,16 @@ def exported(tmp_path_factory):
   paths = {name: serving.export_model(m, base, name, metadata={"run": name})
            for name, m in models.items()}
   return types.SimpleNamespace(base=base, models=models, paths=paths)
+
+
+def grpc_request(signature, **inputs):
+  """A Predict request for model "vae"'s `signature`, serialized and parsed (over the wire)."""
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=import-outside-toplevel
+  r = predict_pb2.PredictRequest()
+  r.model_spec.name, r.model_spec.signature_name = "vae", signature
+  for k, v in inputs.items():
+    r.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+  return predict_pb2.PredictRequest.FromString(r.SerializeToString())
 
 
 def tf_serving_would_load(name):
@@ -590,7 +601,6 @@ def test_warmup_requests_replay_against_every_signature(exported, servable):
 
 def test_log_likelihood_num_samples_defaults_over_grpc_and_is_checked(exported, servable):
   from tensorflow.core.protobuf import saved_model_pb2
-  from tensorflow_serving.apis import predict_pb2
 
   saved = saved_model_pb2.SavedModel.FromString(
       (exported.paths["vae"] / "saved_model.pb").read_bytes())
@@ -599,12 +609,7 @@ def test_log_likelihood_num_samples_defaults_over_grpc_and_is_checked(exported, 
   assert tf.make_ndarray(defaults["num_samples"]) == serving.DEFAULT_NUM_SAMPLES
   x = images(3, seed=11)
 
-  def request(**inputs):
-    r = predict_pb2.PredictRequest()
-    r.model_spec.name, r.model_spec.signature_name = "vae", "log_likelihood"
-    for k, v in inputs.items():
-      r.inputs[k].CopyFrom(tf.make_tensor_proto(v))
-    return predict_pb2.PredictRequest.FromString(r.SerializeToString())  # over the wire
+  request = functools.partial(grpc_request, "log_likelihood")
 
   omitted = servable.predict(request(images=x))
   sent = servable.predict(request(images=x, num_samples=np.int32(serving.DEFAULT_NUM_SAMPLES)))
@@ -645,7 +650,6 @@ def test_anomaly_score_is_log_likelihood_corrected_by_the_png_code_length(tf_onl
 def test_anomaly_score_over_rest_and_grpc(exported, servable):
   """The request formats TF Serving accepts: REST columnar (every input named), REST rows
   refused (a scalar input has no rows), gRPC with and without num_samples (the default)."""
-  from tensorflow_serving.apis import predict_pb2
   x = images(3, seed=12)
   loaded = tf.saved_model.load(str(exported.paths["vae"]))
   expected = loaded.signatures["anomaly_score"](images=tf.constant(x),
@@ -660,12 +664,7 @@ def test_anomaly_score_over_rest_and_grpc(exported, servable):
     servable.rest_predict({"signature_name": "anomaly_score",
                            "instances": [{"images": i, "num_samples": 50} for i in x.tolist()]})
 
-  def request(**inputs):
-    r = predict_pb2.PredictRequest()
-    r.model_spec.name, r.model_spec.signature_name = "vae", "anomaly_score"
-    for k, v in inputs.items():
-      r.inputs[k].CopyFrom(tf.make_tensor_proto(v))
-    return predict_pb2.PredictRequest.FromString(r.SerializeToString())  # over the wire
+  request = functools.partial(grpc_request, "anomaly_score")
 
   sent = servable.predict(request(images=x, num_samples=np.int32(50)))
   np.testing.assert_allclose(tf.make_ndarray(sent.outputs["anomaly_score"]),
