@@ -2,7 +2,8 @@
 subfolders, and the same images as RGB, 16-bit and with a shifted pixel range."""
 
 import numpy as np
-import yaml
+
+from tests.pipeline_helpers import write_config_file
 
 
 def blobs(n, seed, size=8):
@@ -52,8 +53,4 @@ def folder_config(tmp_path, train_folder, **blocks):
       "evaluate": {"iwae_samples": 5, "iwae_examples": 20, "disentanglement": False},
       "export": {"base_dir": str(tmp_path / "saved_models"), "model_name": "folders"},
   }
-  for block, values in blocks.items():
-    config[block] = {**config.get(block, {}), **values}
-  path = tmp_path / "folders.yaml"
-  path.write_text(yaml.safe_dump(config))
-  return path
+  return write_config_file(tmp_path / "folders.yaml", config, blocks)

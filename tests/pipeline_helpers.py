@@ -23,9 +23,14 @@ def tiny_config(tmp_path, **blocks):
                    "disentanglement_eval_points": 30},
       "export": {"base_dir": str(tmp_path / "saved_models"), "model_name": "tiny"},
   }
+  return write_config_file(tmp_path / "tiny.yaml", config, blocks)
+
+
+def write_config_file(path, config, blocks):
+  """Writes `config` with each of `blocks` merged over its block of the same name as YAML at
+  `path`; returns `path`."""
   for block, values in blocks.items():
     config[block] = {**config.get(block, {}), **values}
-  path = tmp_path / "tiny.yaml"
   path.write_text(yaml.safe_dump(config))
   return path
 
