@@ -8,6 +8,7 @@ the commands that only read configs (`kerasvae config`, `--help`, a config error
 
 import importlib.abc
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -28,6 +29,33 @@ _LOAD_NOISE = re.compile(
     r"|cpu_feature_guard\.cc|^To enable the following instructions: .*rebuild TensorFlow")
 
 _NO_DRIVER_NOISE = re.compile(r"cuda_platform\.cc:\d+\] failed call to cuInit")
+
+
+# The qualified names of the functions kerasvae compiles once per model (`once_per_model`).
+_PER_MODEL_FUNCTIONS = set()
+
+
+def once_per_model(fn):
+  """Marks `fn`, about to become a tf.function made once per model, so that its first trace
+  for each new model is not reported as retracing.
+
+  TensorFlow counts traces by the Python function's code, not by the tf.function: a study
+  that trains a dozen models in one process traces each of these once per model, and
+  TensorFlow then warns "5 out of the last 9 calls ... triggered tf.function retracing".
+  Other functions' retracing warnings still show.
+  """
+  _PER_MODEL_FUNCTIONS.add(fn.__qualname__)
+  return fn
+
+
+class _PerModelRetracingFilter(logging.Filter):
+  def filter(self, record):
+    message = record.getMessage()
+    return not ("triggered tf.function retracing" in message
+                and any(f"<function {name} at " in message for name in _PER_MODEL_FUNCTIONS))
+
+
+logging.getLogger("tensorflow").addFilter(_PerModelRetracingFilter())
 
 
 def ensure_tensorflow_backend():

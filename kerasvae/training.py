@@ -233,6 +233,7 @@ class CheckpointWriter:
     return self.manager.latest_checkpoint
 
   @tf.function
+  @_backend.once_per_model
   def _copy(self):
     for name, variable in self._state.items():
       self._copies[name].assign(variable)
@@ -383,6 +384,7 @@ class Trainer:
     base_seed = tf.constant([self.config.seed, 0x5EED], tf.int32)
 
     @tf.function(jit_compile=self.jit_compile)
+    @_backend.once_per_model
     def gradients(batch, step):
       # Made here, the float image fuses into the first layer, and the reader's threads, which
       # share the cores with this step, do less.
@@ -419,6 +421,7 @@ class Trainer:
       return sums
 
     @tf.function
+    @_backend.once_per_model
     def train_fn(iterator, num_steps):
       totals = None
       for _ in tf.range(num_steps):
@@ -707,6 +710,7 @@ class Trainer:
                      as_tensors(evaluation))
 
   @tf.function
+  @_backend.once_per_model
   def _summary_fn(self, step, train, evaluation):
     # Traced once per set of names: eagerly, each scalar is a separately dispatched op,
     # and the ~40 of an epoch took 15 ms, 4% of an MNIST epoch on 2 CPU cores.

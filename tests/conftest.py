@@ -82,3 +82,11 @@ def checkout_untouched():
   yield
   assert not _checkout_writes, f"the suite wrote into the checkout's user folders: " \
       f"{sorted(set(_checkout_writes))[:10]}"
+
+
+@pytest.fixture
+def keep_quick_findings(monkeypatch):
+  """Lets a quick study's report keep its findings, so a test can check them against its
+  numbers (a real quick report replaces them with `report.QUICK_FINDINGS`)."""
+  from kerasvae.studies import report  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(report, "without_findings", lambda blocks: blocks)

@@ -134,3 +134,15 @@ def test_training_traversals_show_the_most_informative_latents_first():
   assert train_step.traversal_dims(_FixedPosterior(), images).numpy().tolist() == [
       11, 5, 0, 1, 2, 3, 4, 6, 7, 8]  # then the unused ones, lower index first
   assert train_step.traversal_dims(_FixedCodes(), images, limit=3).numpy().tolist() == [2, 7, 0]
+
+
+def test_the_summary_line_names_each_failed_check_and_its_bound():
+  blessing = evaluate.check_thresholds({"elbo": -281.27, "active_units": 1},
+                                       {"elbo": {"lower_bound": -200.0},
+                                        "active_units": {"lower_bound": 1, "upper_bound": 50},
+                                        "kl": {"upper_bound": 90}})
+  assert evaluate.blessing_phrase(blessing) == (
+      "blessed: False (failed: elbo -281.3, expected ≥ -200 (evaluate.thresholds); "
+      "kl missing, expected ≤ 90 (evaluate.thresholds))")
+  blessing = evaluate.check_thresholds({"elbo": -90.0}, {"elbo": {"lower_bound": -200.0}})
+  assert evaluate.blessing_phrase(blessing) == "blessed: True"

@@ -16,7 +16,7 @@ def _history(run_dir):
   return json.loads((Path(run_dir) / "train" / "history.json").read_text())
 
 
-def test_budget_quick_continues_each_seed_s_training(tmp_path):
+def test_budget_quick_continues_each_seed_s_training(tmp_path, keep_quick_findings):
   output = tmp_path / "budget"
   path = studies.run_study("budget", quick=True, output=output)
   results = json.loads((output / "results.json").read_text())

@@ -12,6 +12,7 @@ from sklearn import metrics as sk_metrics
 from kerasvae import cli
 from kerasvae.metrics import anomaly
 from kerasvae.studies import ood
+from kerasvae.studies import report
 from tests.data.helpers import write_idx
 
 
@@ -96,6 +97,7 @@ def test_quick_study_writes_report_results_and_figures(quick_study):
   text = (quick_study / "report.md").read_text()
   assert text == ood.report_text(results)  # the report is a function of results.json alone
   assert "Quick mode" in text and "One training seed: no difference" in text
+  assert report.QUICK_FINDINGS in text and "trap of Nalisnick" not in text  # no conclusions
 
 
 def test_quick_study_metrics_recompute_from_the_saved_scores(quick_study):

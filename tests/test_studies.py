@@ -167,7 +167,13 @@ def check_study(name, output, report_path, sample_quality):
     assert any(tag.startswith("study/") for tag in
                _scalar_tags(run_dir / "train" / "logs" / "validation"))
   assert "Quick mode" in text and "## What the numbers say" in text
+  if report.without_findings is REAL_WITHOUT_FINDINGS:  # a few steps support no conclusion
+    findings = text.split("## What the numbers say", 1)[1].split("\n## ", 1)[0]
+    assert findings.strip() == report.QUICK_FINDINGS
   return text, results
+
+
+REAL_WITHOUT_FINDINGS = report.without_findings
 
 
 def check_ae_vs_vae_noise(text, results):
@@ -572,8 +578,10 @@ def test_dsprites_data_paragraph_names_the_restricted_grid(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["latent-dim", "beta", "ae-vs-vae", "priors"])
-def test_mnist_study_quick(name, study_dir, mnist_dir):
+def test_mnist_study_quick(name, study_dir, mnist_dir, request):
   output = study_dir / name
+  if name in ("ae-vs-vae", "priors"):  # their findings are checked below
+    request.getfixturevalue("keep_quick_findings")
   path = studies.run_study(name, quick=True, output=output,
                            overrides=_mnist_overrides(mnist_dir))
   text, results = check_study(name, output, path, sample_quality=True)
@@ -923,3 +931,30 @@ def test_information_heatmap_greys_inactive_latents_on_a_shared_scale(tmp_path):
   assert disentanglement.information_scale(
       [core.Trial("a", {}, metrics={"mutual_information": [[0.2, 1.5]]}),
        core.Trial("b", {}, metrics={})]) == 1.5
+
+
+def test_a_quick_report_keeps_its_findings_heading_and_drops_their_text():
+  blocks = ["## Results", "a table", "## What the numbers say", "β=40 is best", "more",
+            "## Figures", "![a](b.png)"]
+  assert report.without_findings(blocks) == [
+      "## Results", "a table", "## What the numbers say", report.QUICK_FINDINGS, "## Figures",
+      "![a](b.png)"]
+  assert report.without_findings(["## Results", "x"]) == ["## Results", "x"]
+
+
+def test_run_folders_spell_out_greek_and_find_runs_named_the_old_way(tmp_path):
+  """`beta-β=1-…` was `beta-_=1-…`; a study finds a finished run under the old name."""
+  path = core.STUDY_CONFIG_DIR / "beta.yaml"
+  trials = core.load_study_config(path, output=tmp_path)[3]
+  names = [t.config.run.name for t in trials if t.seed == 0]
+  assert names == ["beta-beta=1_seed_0", "beta-beta=5_seed_0", "beta-beta=10_seed_0",
+                   "beta-beta=40_seed_0"]
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  first = trials[0].config
+  old = common.run_directory(first).with_name(
+      common.run_directory(first).name.replace("beta-beta=1", "beta-_=1"))
+  old.mkdir(parents=True)
+  reloaded = core.load_study_config(path, output=tmp_path)[3]
+  assert common.run_directory(reloaded[0].config) == old
+  assert reloaded[1].config.run.name == "beta-beta=1_seed_1"  # no old run: the new name
+  assert core.slug("λ=10, σ·R") == "lambda=10_sigma_R"

@@ -46,3 +46,13 @@ def test_the_tutorial_notebook_runs_every_cell(tmp_path):
   text = "".join(o.get("text", "") for o in outputs)
   assert "export: wrote" in text and "(2000, 28, 28) uint8" in text, text[-2000:]
   assert (tmp_path / "saved_models" / "fashion_vae" / "1" / "saved_model.pb").is_file()
+
+
+def test_the_install_line_names_the_wheel_this_version_builds():
+  import configparser  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  setup = configparser.ConfigParser()
+  setup.read(REPO / "setup.cfg")
+  wheel = f"kerasvae-{setup['metadata']['version']}-py3-none-any.whl"
+  first = "".join(json.loads((REPO / "docs" / "tutorial.ipynb").read_text())["cells"][0]["source"])
+  assert f"!pip install {wheel}" in first and "pip wheel --no-deps -w dist ." in first

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasvae import _backend
 from kerasvae.models import distributions
 
 # The seed when none is given to `estimate` (the serving signature's: the same request always
@@ -143,6 +144,7 @@ def _chunk_function(model):
   if fn is None:
     ref = weakref.ref(model)
 
+    @_backend.once_per_model
     def chunk(images, mean, log_var, eps, lse_w, lse_w2):
       return _accumulate(ref(), images, mean, log_var, eps, lse_w, lse_w2)
     fn = _CHUNK_FUNCTIONS[model] = tf.function(chunk, reduce_retracing=True)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasvae import _backend
 from kerasvae.metrics import iwae
 from kerasvae.models import distributions
 
@@ -39,10 +40,12 @@ def _elbo_function(model):
   if fn is None:
     ref = weakref.ref(model)
     if model.has_posterior:
+      @_backend.once_per_model
       def terms(x, seed):
         out = ref().elbo_terms(x, seed=seed)
         return {k: out[k] for k in ("elbo", "reconstruction", "kl", "mean", "log_var")}
     else:
+      @_backend.once_per_model
       def terms(x, seed):  # pylint: disable=unused-argument
         out = ref().loss_terms(x)
         return {k: out[k] for k in ("reconstruction", "mean")}
@@ -60,8 +63,11 @@ def validation_objective(model, images, batch_size=500, seed=0):
   fn = _OBJECTIVE_FUNCTIONS.get(model)
   if fn is None:
     ref = weakref.ref(model)
-    fn = _OBJECTIVE_FUNCTIONS[model] = tf.function(
-        lambda x, s: ref().validation_objective(x, seed=s), reduce_retracing=True)
+
+    @_backend.once_per_model
+    def objective(x, s):
+      return ref().validation_objective(x, seed=s)
+    fn = _OBJECTIVE_FUNCTIONS[model] = tf.function(objective, reduce_retracing=True)
   total = sum(float(np.sum(fn(tf.constant(x), tf.constant([seed, i], tf.int32)).numpy(),
                            dtype=np.float64))
               for i, x in enumerate(_batches(images, batch_size)))

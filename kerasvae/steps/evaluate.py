@@ -496,7 +496,27 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
         started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"],
         digests=artifacts.digest_files(tmp)))
   _write_tensorboard(train_dir, train_meta, metrics, figures)
-  skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
-  print(f"evaluate: {summary_line(metrics)}; blessed: {blessing['blessed']}"
-        + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))
+  print(f"evaluate: {summary_line(metrics)}; {blessing_phrase(blessing)}")
   return evaluate_dir
+
+
+def blessing_phrase(blessing):
+  """`blessed: True`, or `blessed: False` with the checks that failed and their bounds."""
+  skipped = [c["metric"] for c in blessing["checks"] if "skipped" in c]
+  failed = [_failed_check(c) for c in blessing["checks"] if not c["passed"]]
+  failed += [f"{c['metric']} vs the served model" for c in
+             (blessing.get("baseline") or {}).get("checks", []) if not c["passed"]]
+  return (f"blessed: {blessing['blessed']}"
+          + (f" (failed: {'; '.join(failed)})" if failed else "")
+          + (f" (not applicable to this model: {', '.join(skipped)})" if skipped else ""))
+
+
+def _failed_check(check):
+  value = check["value"]
+  shown = f"{value:.4g}" if isinstance(value, (int, float)) else "missing"
+  bounds = []
+  if "lower_bound" in check:
+    bounds.append(f"≥ {check['lower_bound']:g}")
+  if "upper_bound" in check:
+    bounds.append(f"≤ {check['upper_bound']:g}")
+  return f"{check['metric']} {shown}, expected {' and '.join(bounds)} (evaluate.thresholds)"

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasvae import _backend
 from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae import summaries
@@ -125,6 +126,7 @@ def picture_function(model, images, seed=0):
   values = tf.constant(values, tf.float32)  # [S]
 
   @tf.function
+  @_backend.once_per_model
   def decode():
     dims = traversal_dims(model, ranking)  # [R]
     z = tf.one_hot(dims, model.latent_dim)[:, None, :] * values[None, :, None]  # [R, S, D]
@@ -337,6 +339,7 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
       examples_dir, "train", limit=10)["image"], seed=cfg.seed)
 
   @tf.function
+  @_backend.once_per_model
   def write_images(step, images):  # compiled: eagerly the PNG summaries took 14 ms
     for name, image in images.items():
       tf.summary.image(name, image, step=step)

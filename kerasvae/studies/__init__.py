@@ -338,7 +338,7 @@ def write_report(plan, context, trials, t0, pending=(), sweep=False):
                else FIXED_BUDGET)
   across = across_seeds(study, context, trials, title, settings.seeds,
                         detail=analysed is not trials, selection=selection)
-  body = across + body
+  body = across + (report.without_findings(body) if quick else body)
   wall_clock = time.time() - t0
   counts = report.split_counts(context.examples_dir)
   intro = [

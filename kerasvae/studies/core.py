@@ -122,8 +122,32 @@ class StudyContext:
     return report.data_words(self.base.ingest)
 
 
+# Greek letters in setting names, spelt out in folder and file names ("β=4" → "beta=4").
+GREEK_NAMES = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon",
+               "λ": "lambda", "μ": "mu", "σ": "sigma", "τ": "tau"}
+
+
 def slug(text):
+  """`text` as a folder or file name: Greek letters spelt out, other characters outside
+  [A-Za-z0-9_.=-] replaced by `_`."""
+  text = "".join(GREEK_NAMES.get(c, c) for c in str(text))
+  return legacy_slug(text)
+
+
+def legacy_slug(text):
+  """The name `slug` gave before it spelt out Greek letters ("β=4" → "_=4"): a study finds
+  the runs such a name holds."""
   return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_")
+
+
+def _with_legacy_run_name(config, legacy_name):
+  """`config`, renamed `legacy_name` if a finished run sits under that name (`legacy_slug`)
+  and none under its own: the trial reuses it instead of training again."""
+  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+  if legacy_name == config.run.name or common.run_directory(config).exists():
+    return config
+  legacy = dataclasses.replace(config, run=dataclasses.replace(config.run, name=legacy_name))
+  return legacy if common.run_directory(legacy).exists() else config
 
 
 def resolve_study_config_path(name, config=None):
@@ -278,9 +302,11 @@ def load_study_config(path, overrides=(), quick=False, output=None, settings_cla
       trial_data = config_lib.apply_overrides(
           data, _dotted(entry, f"trials[{i}]") + [f"train.seed={seed}"])
       step_configs.resolve_file_data_paths(trial_data, path)  # a trial's own paths: the file's
-      trial_data["run"]["name"] = slug(f"{trial_data['run'].get('name', 'trial')}-{name}")
+      run_name = f"{trial_data['run'].get('name', 'trial')}-{name}"
+      trial_data["run"]["name"] = slug(run_name)
       config = config_lib.from_dict(step_configs.PipelineConfig, trial_data,
                                     where=f"trials[{i}] ({name})", source=blame)
+      config = _with_legacy_run_name(config, legacy_slug(run_name))
       trials.append(Trial(name=name, overrides=entry, config=config, full_only=full_only,
                           setting=setting, seed=seed))
   names = [t.name for t in trials]

@@ -80,7 +80,7 @@ def analyse_methods(context, trials):
   seeded = len(seeds) > 1
   for trial in trials:
     label = trial.setting + (f", seed {trial.seed}" if seeded else "")
-    stem = core.slug(trial.setting.replace("β", "beta")) + (
+    stem = core.slug(trial.setting) + (
         f"_seed_{trial.seed}" if seeded else "")
     blocks += disentanglement.trial_figures(context, trial, label, stem, seed_image,
                                             vmax=scale)

@@ -460,7 +460,7 @@ def report_text(results):
                     + report.table(["score"] + sets, rows))
     means = {s: {o: float(np.mean(metric_values(group, o, s))) for o in sets} for s in SCORES}
     below = [o for o in sets if means[RAW][o] < 0.5]
-    blocks.append(
+    finding = (
         "Raw −log p(x) ranks " + (", ".join(f"{o} (AUROC {means[RAW][o]:.3f})" for o in below)
                                    + " *below* the model's own test images on average: "
                                    "the trap of Nalisnick et al. (2019)" if below else
@@ -468,6 +468,7 @@ def report_text(results):
         + ". The best mean AUROC per set: " + "; ".join(
             f"{o}: {SCORES[max(SCORES, key=lambda s: means[s][o])][0]} "
             f"({max(means[s][o] for s in SCORES):.3f})" for o in sets) + ".")
+    blocks.append(report.QUICK_FINDINGS if results["quick"] else finding)
     test_means = {s: _mean_sd([t["ood"]["test"]["scores"][s]["mean"] for t in group], 1)
                   for s in SCORES}
     blocks.append(f"Mean score of {label}'s own test images (nats), mean ± sd over seeds: "

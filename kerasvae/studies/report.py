@@ -197,6 +197,28 @@ def model_sentence(config, capital=False):
   return text[0].upper() + text[1:] if capital else text
 
 
+FINDINGS_HEADING = "## What the numbers say"
+QUICK_FINDINGS = ("*Quick mode: no conclusions. A few training steps leave every model "
+                  "untrained, so the numbers above answer nothing; run the study without "
+                  "`--quick` for its findings.*")
+
+
+def without_findings(blocks):
+  """A quick report's markdown `blocks` with the findings (the "What the numbers say" section,
+  up to the next `## ` heading) replaced by `QUICK_FINDINGS`: they are still computed, so the
+  quick run exercises their code, but a few training steps support no conclusion."""
+  kept, skipping = [], False
+  for block in blocks:
+    if block and block.startswith(FINDINGS_HEADING):
+      kept += [FINDINGS_HEADING, QUICK_FINDINGS]
+      skipping = True
+    elif skipping and block and block.startswith("## "):
+      skipping = False
+    if not skipping:
+      kept.append(block)
+  return kept
+
+
 def budget_section(trials, wall_clock_seconds, quick, sweep=False):
   """The training budget of every trial and the study's wall-clock.
 
