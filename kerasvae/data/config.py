@@ -1,7 +1,9 @@
 """Configs of the data sources and of the ingest step.
 
 One `data:` block chooses one source by `source:` and holds one nested block
-per source; only the chosen one is read. `IngestConfig()` with no arguments is
+per source; only the chosen one is read. The sources, their blocks (which live
+beside them, in `kerasvae/data/sources/`), their path fields and required fields
+come from the registry `kerasvae.data.sources.SOURCES`. `IngestConfig()` with no arguments is
 the quickstart: 20,000 seeded random images of the built-in dSprites generator,
 split 90/10 by a hash of each image's grid index.
 
@@ -30,18 +32,17 @@ import numpy as np
 
 from kerasvae.artifacts import hash_fraction
 from kerasvae.config import ConfigError, field, show
+from kerasvae.data import sources
+# The settings blocks live beside their sources; imported from here as before.
+# pylint: disable-next=unused-import
+from kerasvae.data.sources import (DSpritesConfig, IdxConfig, ImageFolderConfig,  # noqa: F401
+                                   NpzConfig, TfdsConfig)
 
-SOURCES = ("idx", "npz", "image_folder", "tfds", "dsprites")
-DSPRITES_SHAPES = ("square", "ellipse", "heart")
-
-
+# Everything below that names a source comes from the registry (`kerasvae.data.sources`).
+SOURCES = tuple(sources.SOURCES)
 # The fields of each source that name a file or folder to read.
-PATH_FIELDS = {
-    "idx": ("images", "labels", "eval_images", "eval_labels"),
-    "npz": ("path", "labels_path"),
-    "image_folder": ("root",),
-    "tfds": ("data_dir",),
-}
+PATH_FIELDS = {name: tuple(source.path_fields) for name, source in sources.SOURCES.items()
+               if source.path_fields}
 DATA_DIR_ENV = "KERASVAE_DATA_DIR"
 # Where operating-system packages install the data sets the bundled configs read, for paths
 # missing from the data directory: Debian's `dataset-fashion-mnist` puts Fashion-MNIST's four
@@ -129,130 +130,36 @@ def relative_data_paths(ingest, base):
   return ingest
 
 
-@dataclasses.dataclass
-class IdxConfig:
-  """MNIST-format IDX files, gzip-compressed or raw (detected from the bytes)."""
-  images: str = field("", help="IDX file of images [N, H, W] or [N, H, W, C].")
-  labels: Optional[str] = field(None, help="IDX file of N integer labels, or null.")
-  eval_images: Optional[str] = field(
-      None, help="IDX images of the source's own eval split (used when split.method=source).")
-  eval_labels: Optional[str] = field(None, help="IDX labels of the source's own eval split.")
+def _with_source_blocks(cls, registry=None):
+  """Adds one field per registered source (`sources.SOURCES`, or `registry`) to `cls`: its
+  settings block.
 
-  def validate(self):
-    if self.eval_labels and not self.eval_images:
-      raise ConfigError("Expected eval_images when eval_labels is set. "
-                        f"Received: eval_labels={show(self.eval_labels)}, eval_images=None")
-
-
-@dataclasses.dataclass
-class NpzConfig:
-  """Arrays in a `.npz` archive or a `.npy` file.
-
-  A `.npz` holding `imgs`, `latents_values` and `latents_classes` is read as the
-  original DeepMind dSprites archive: binary images, factor values and classes.
+  The blocks of the first five sources are in every config, chosen or not, and so in every
+  ingest fingerprint; a source added since (`Source.block_in_every_config` false) has its
+  block only when it is chosen (`DataConfig.__post_init__`) or written, so that adding it
+  moves no existing run's fingerprint.
   """
-  path: str = field("", help=".npz archive or .npy array of images.")
-  images_key: str = field("images", help="Key of the images in the .npz.")
-  labels_key: Optional[str] = field("labels", help="Key of integer labels; ignored if absent.")
-  factors_key: Optional[str] = field("factors", help="Key of float factors [N, F]; ignored if absent.")
-  factor_classes_key: Optional[str] = field(
-      "factor_classes", help="Key of integer factor classes [N, F]; ignored if absent.")
-  factor_names: list[str] = field(default_factory=list, help="Names of the F factors.")
-  labels_path: Optional[str] = field(None, help="A .npy of labels next to a .npy of images.")
-  pixel_max: Optional[float] = field(
-      None, range=(0, None),
-      help="Value of a white pixel; null: 255 for integer images, 1 for floats and dSprites.")
+  for source in (registry or sources.SOURCES).values():
+    if source.block_in_every_config:
+      cls.__annotations__[source.name] = source.settings
+      setattr(cls, source.name, field(default_factory=source.settings))
+    else:
+      cls.__annotations__[source.name] = Optional[source.settings]
+      setattr(cls, source.name, field(None, omit_none=True,
+                                      help=f"Settings of data.source={source.name}."))
+  return cls
 
 
 @dataclasses.dataclass
-class ImageFolderConfig:
-  """A directory of PNG/JPEG files, optionally in one subfolder per class."""
-  root: str = field("", help="Directory of images.")
-  labels_from_subfolders: bool = field(
-      True, help="Use the sorted subfolder names as classes (when there are subfolders).")
-  resize: Optional[list[int]] = field(
-      None, range=(1, None), help="[height, width] to resize every image to, or null.")
-  channels: Optional[int] = field(
-      None, choices=(1, 3), help="1 (grey) or 3 (RGB); null: from the first image.")
-  on_bad_file: str = field(
-      "fail", choices=("fail", "skip"), help="A file that is not a readable image: fail or skip.")
-  # Left out of the fingerprint while unset (omit_none), so existing runs keep their artifacts.
-  alpha: Optional[str] = field(
-      None, choices=("refuse", "composite"), omit_none=True,
-      help="An image with transparent pixels: refuse it (a bad file) or composite it onto "
-      "`background`; null: refuse. Fully opaque alpha is dropped either way.")
-  background: Optional[float] = field(
-      None, range=(0.0, 1.0), omit_none=True,
-      help="alpha=composite: the grey level (0 black, 1 white) behind transparent pixels; "
-      "null: 0.")
-
-  def validate(self):
-    if self.background is not None and self.alpha != "composite":
-      raise ConfigError("background: expected only with alpha=composite. Received: "
-                        f"background={self.background}, alpha={self.alpha}")
-    if self.resize is not None and len(self.resize) != 2:
-      raise ConfigError(f"Expected resize=[height, width]. Received: resize={show(self.resize)}")
-
-
-@dataclasses.dataclass
-class TfdsConfig:
-  """A TensorFlow Datasets image dataset, read from prepared data in `data_dir`."""
-  name: str = field("", help="TFDS name, e.g. mnist, fashion_mnist, dsprites, shapes3d.")
-  train_split: str = field("train", help="TFDS split read as the training data.")
-  eval_split: Optional[str] = field(
-      "test", help="TFDS split read as eval data when split.method=source.")
-  data_dir: Optional[str] = field(None, help="TFDS data directory; null: the TFDS default.")
-  download: bool = field(
-      False, help="Download and prepare if missing. Off: fail at once, never touch the network.")
-  image_key: str = field("image", help="Feature holding the image.")
-  label_key: Optional[str] = field("label", help="Feature holding the class label; ignored if absent.")
-  factor_keys: list[str] = field(
-      default_factory=list,
-      help="Features holding factors; empty: every value_<name>/label_<name> pair.")
-  max_examples: Optional[int] = field(None, range=(1, None), help="Read at most this many per split.")
-
-
-@dataclasses.dataclass
-class DSpritesConfig:
-  """The built-in dSprites generator (`kerasvae.data.dsprites.DSprites`).
-
-  Each factor can be restricted to a list of class indices (e.g.
-  `shapes: [square, heart]`, `pos_x: [0, 1, 2, 3]`); `num_examples` images are
-  then drawn without replacement from the restricted grid with `seed`, and
-  written in the grid's original order.
-  """
-  num_examples: Optional[int] = field(
-      20000, range=(1, None), help="Images drawn from the grid; null: the whole (restricted) grid.")
-  seed: int = field(0, help="Seed of the random subset.")
-  shapes: Optional[list[str]] = field(None, help="Subset of square, ellipse, heart; null: all.")
-  scales: Optional[list[int]] = field(None, range=(0, 5), help="Scale classes 0..5; null: all.")
-  orientations: Optional[list[int]] = field(
-      None, range=(0, 39), help="Orientation classes 0..39; null: all.")
-  pos_x: Optional[list[int]] = field(None, range=(0, 31), help="posX classes 0..31; null: all.")
-  pos_y: Optional[list[int]] = field(None, range=(0, 31), help="posY classes 0..31; null: all.")
-  label: Optional[str] = field(
-      "shape", choices=("shape",), help="Factor written as the integer label, or null.")
-
-  def validate(self):
-    for name in self.shapes or ():
-      if name not in DSPRITES_SHAPES:
-        raise ConfigError(f"shapes: expected names among {list(DSPRITES_SHAPES)}. "
-                          f"Received: shapes={show(self.shapes)}")
-    for name in ("shapes", "scales", "orientations", "pos_x", "pos_y"):
-      values = getattr(self, name)
-      if values is not None and not values:
-        raise ConfigError(f"{name}: expected a non-empty list or null. Received: {name}=[]")
-
-
-@dataclasses.dataclass
+@_with_source_blocks
 class DataConfig:
   """Chooses one source; the nested block of that source configures it."""
   source: str = field("dsprites", choices=SOURCES, help="Which source to read.")
-  idx: IdxConfig = field(default_factory=IdxConfig)
-  npz: NpzConfig = field(default_factory=NpzConfig)
-  image_folder: ImageFolderConfig = field(default_factory=ImageFolderConfig)
-  tfds: TfdsConfig = field(default_factory=TfdsConfig)
-  dsprites: DSpritesConfig = field(default_factory=DSpritesConfig)
+
+  def __post_init__(self):
+    source = sources.SOURCES.get(self.source)
+    if source is not None and getattr(self, self.source, None) is None:
+      setattr(self, self.source, source.settings())
 
   @property
   def source_config(self):
@@ -260,11 +167,11 @@ class DataConfig:
     return getattr(self, self.source)
 
   def validate(self):
-    required = {"idx": "images", "npz": "path", "image_folder": "root", "tfds": "name"}
-    key = required.get(self.source)
-    if key and not getattr(self.source_config, key):
-      raise ConfigError(f"{self.source}.{key}: expected a value for source={self.source!r}. "
-                        f"Received: {key}={show(getattr(self.source_config, key))}")
+    source = sources.SOURCES.get(self.source)  # (a name not registered is refused by choices)
+    for key in source.required if source else ():
+      if not getattr(self.source_config, key):
+        raise ConfigError(f"{self.source}.{key}: expected a value for source={self.source!r}. "
+                          f"Received: {key}={show(getattr(self.source_config, key))}")
 
 
 @dataclasses.dataclass

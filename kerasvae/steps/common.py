@@ -77,14 +77,14 @@ def run_fingerprint(config):
 def examples_directory(config):
   """Examples artifacts are shared by all runs with the same ingest config (studies reuse one).
 
-  The built-in dSprites renderer's version is part of the name: after a change of the
-  renderer a run writes a new artifact instead of meeting the old one (which ingest would
-  refuse to reuse, its content fingerprint differing).
+  What the source adds is part of the name (`Source.artifact_identity`): the built-in dSprites
+  renderer's version, so that after a change of the renderer a run writes a new artifact
+  instead of meeting the old one (which ingest would refuse to reuse, its content fingerprint
+  differing).
   """
+  from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
   identity = config_lib.to_dict(config.ingest)
-  if config.ingest.data.source == "dsprites":
-    from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
-    identity["dsprites_renderer"] = dsprites.RENDERER_VERSION
+  identity.update(sources.SOURCES[config.ingest.data.source].artifact_identity())
   digest = artifacts.fingerprint(identity)[:12]
   return Path(config.run.runs_dir) / "examples" / digest
 

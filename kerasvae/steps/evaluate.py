@@ -25,6 +25,7 @@ from kerasvae import progress
 from kerasvae import summaries
 from kerasvae import viz
 from kerasvae.data import reader
+from kerasvae.data import sources
 from kerasvae.metrics import elbo_surgery
 from kerasvae.metrics import likelihood
 from kerasvae.steps import baseline
@@ -34,33 +35,18 @@ from kerasvae.steps import train as train_step
 
 logger = logging.getLogger(__name__)
 
-DISENTANGLEMENT_SOURCES = ("dsprites",)
 SURGERY_EXAMPLES = 1000  # log q(z) over N examples costs N² posterior densities
 
 
 def ground_truth_data(examples_meta):
   """The ground-truth factor model of an Examples artifact, or None when it has none.
 
-  For dSprites restricted to some factor classes (`ingest.data.dsprites.scales: [5]`, ...)
-  the metrics sample factors from the same restricted grid the model was trained on; a
-  factor with a single class is not scored.
+  Its source says whether it has one and builds it (`Source.ground_truth`): for dSprites
+  restricted to some factor classes (`ingest.data.dsprites.scales: [5]`, ...) the metrics
+  sample factors from the same restricted grid the model was trained on; a factor with a
+  single class is not scored.
   """
-  if examples_meta.get("source") not in DISENTANGLEMENT_SOURCES:
-    return None
-  from kerasvae.data import dsprites  # pylint: disable=import-outside-toplevel
-  from kerasvae.metrics.ground_truth import FactorGrid  # pylint: disable=import-outside-toplevel
-  data = dsprites.DSprites()
-  c = examples_meta.get("source_config") or {}
-  allowed = dsprites.allowed_classes(c.get("shapes"), c.get("scales"), c.get("orientations"),
-                                     c.get("pos_x"), c.get("pos_y"))
-  if all(len(a) == size for a, size in zip(allowed, data.factor_sizes)):
-    return data
-
-  def observe(local):  # [N, 6] indices into `allowed` -> float32 [N, 64, 64, 1] in {0, 1}
-    full = np.stack([a[local[:, i]] for i, a in enumerate(allowed)], axis=1)
-    return data.render(full).astype(np.float32)
-
-  return FactorGrid([len(a) for a in allowed], observe, factor_names=data.factor_names)
+  return sources.ground_truth(examples_meta)
 
 
 # Encode the whole factor grid first when the scores draw at least this many codes per
