@@ -3,8 +3,8 @@
 A source module (`idx.py`, `npz.py`, ...) declares a `Source` subclass: the name users write
 in `data.source`, its settings block, the fields of that block that name files or folders,
 those that must be set, and whether its data has a ground-truth factor model. The registry
-(`kerasvae.data.sources.SOURCES`) lists the subclasses; nothing outside a source module asks
-which source it holds.
+(`kerasvae.data.sources.SOURCES`) lists the subclasses; the config, the path checks, ingest
+and the evaluate step read what they declare instead of asking which source they hold.
 """
 
 import math
