@@ -61,6 +61,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 MNIST_TRAIN = 8000  # digits 0-7,999 of t10k train, 8,000-8,999 validate, the rest test (mnist_vae.yaml)
 MNIST_TEST_START = 9000
 MNIST_FULL_TRAIN = 60000  # the length of an epoch of the full MNIST training split
+QUICK_STEPS = 20  # --quick: training steps per MNIST epoch (two executions of spe=10)
 
 
 # -- The machine and memory ---------------------------------------------------
@@ -591,7 +592,7 @@ def main(argv=None):
   parser.add_argument("--quick", action="store_true", help="A seconds-long smoke run.")
   parser.add_argument("--output", default=None, help="Work directory (default: a temp dir).")
   args = parser.parse_args(argv)
-  if args.quick:
+  if args.quick:  # a smoke run: every variant, a few steps each
     args.rounds, args.epochs, args.reader_seconds = 1, 2, 0.5
     args.batch_sizes, args.steps_per_execution = [128], [10]
     args.project_without_xla = False
@@ -613,7 +614,8 @@ def main(argv=None):
     mnist = ingest_mnist(args.mnist_dir, work_dir / "mnist")
     dynamic = ingest_mnist(args.mnist_dir, work_dir / "mnist-dynamic", binarize="dynamic")
     best, memory = run_section("MNIST MLP", mnist, MNIST_MODEL, args.batch_sizes, args, work_dir,
-                               images_limit=300 * 128 if args.quick else None,
+                               images_limit=QUICK_STEPS * 128 if args.quick else None,
+                               steps_per_epoch=(lambda b: QUICK_STEPS) if args.quick else None,
                                extra_project=("dynamic binarisation", dynamic),
                                full_epoch_examples=None if args.quick else MNIST_FULL_TRAIN)
     print_table("MNIST MLP VAE 784-400-20-400-784", best, memory, args.batch_sizes,
