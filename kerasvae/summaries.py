@@ -23,26 +23,16 @@ import dataclasses
 import typing
 from pathlib import Path
 
+from kerasvae.metrics import registry as metric_registry
+
 TRAIN = "train"
 VALIDATION = "validation"
 EVALUATE_SUFFIX = ".evaluate"  # the evaluate step's events file in the validation run
 PROJECTOR_CHECKPOINT = "latent_means"
 
-# (scalar tag in the validation run, column title): the HParams dashboard's metrics.
-KEY_METRICS = (
-    ("evaluate/iwae_log_likelihood", "IWAE log p(x)"),
-    ("evaluate/elbo", "ELBO"),
-    ("evaluate/reconstruction", "reconstruction"),
-    ("evaluate/kl", "KL"),
-    ("evaluate/active_units", "active units"),
-    ("evaluate/beta_vae_score", "β-VAE score"),
-    ("evaluate/factor_vae_score", "FactorVAE score"),
-    ("evaluate/mig", "MIG"),
-    ("evaluate/mig_active", "MIG, active latents"),
-    ("evaluate/frechet_distance", "sample FD"),
-    ("elbo", "ELBO (last epoch)"),
-)
-
+# (scalar tag in the validation run, column title): the HParams dashboard's metrics, the
+# evaluate step's key metrics (`kerasvae.metrics.registry`) then the last epoch's ELBO.
+KEY_METRICS = metric_registry.key_metrics() + (("elbo", "ELBO (last epoch)"),)
 
 def log_dirs(logs_dir):
   """{"train": ..., "validation": ...} under a train step's `logs/`."""

@@ -1,12 +1,26 @@
 """Metrics as pure functions returning dicts: likelihood, disentanglement, sample quality.
 
-`sample_quality` imports Keras; it is loaded on first use.
+`registry` lists every metric the evaluate step writes. The functions below are imported on
+first use (they load scikit-learn; `sample_quality` Keras), so that reading the registry
+(`kerasvae config`) imports none of them.
 """
 
-from kerasvae.metrics.beta_vae import compute_beta_vae_score
-from kerasvae.metrics.dci import compute_dci
-from kerasvae.metrics.factor_vae import compute_factor_vae_score
-from kerasvae.metrics.ground_truth import FactorGrid
-from kerasvae.metrics.ground_truth import GroundTruthData
-from kerasvae.metrics.mig import compute_mig
-from kerasvae.metrics.sap import compute_sap
+import importlib
+
+_LAZY = {
+    "compute_beta_vae_score": "kerasvae.metrics.beta_vae",
+    "compute_dci": "kerasvae.metrics.dci",
+    "compute_factor_vae_score": "kerasvae.metrics.factor_vae",
+    "FactorGrid": "kerasvae.metrics.ground_truth",
+    "GroundTruthData": "kerasvae.metrics.ground_truth",
+    "compute_mig": "kerasvae.metrics.mig",
+    "compute_sap": "kerasvae.metrics.sap",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

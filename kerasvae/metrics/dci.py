@@ -74,17 +74,9 @@ def compute_dci(ground_truth_data, representation_function, random_state, *, num
   (1.0, 1.0)
   """
   ground_truth.check_positive(num_train=num_train, num_eval=num_eval, batch_size=batch_size)
-  random_state = ground_truth.as_random_state(random_state)
-  varied = ground_truth.varied_factor_indices(ground_truth_data)
-  train_codes, train_factors = ground_truth.sample_codes_and_factors(
-      ground_truth_data, representation_function, num_train, random_state,
-      batch_size=batch_size)  # [N, D], [N, K]
-  eval_codes, eval_factors = ground_truth.sample_codes_and_factors(
-      ground_truth_data, representation_function, num_eval, random_state,
-      batch_size=batch_size)  # [M, D], [M, K]
-  result = dci_from_codes(train_codes, train_factors, eval_codes, eval_factors, random_state)
-  result["factor_names"] = ground_truth.factor_names_of(ground_truth_data, varied)
-  return result
+  return ground_truth.score_sampled_codes(
+      ground_truth_data, representation_function, random_state, dci_from_codes, num_train=num_train,
+      num_eval=num_eval, batch_size=batch_size)
 
 
 def dci_from_codes(train_codes, train_factors, eval_codes, eval_factors, random_state):

@@ -356,6 +356,44 @@ def sample_codes_and_factors(ground_truth_data, representation_function, num_poi
   return codes, factors[:, varied]
 
 
+
+def score_sampled_codes(ground_truth_data, representation_function, random_state, from_codes, *,
+                        num_train, num_eval=None, batch_size):
+  """Scores the codes of random observations: the body MIG, DCI and SAP share.
+
+  Draws `num_train` observations (then, with `num_eval`, `num_eval` held-out
+  ones, from the same random state), encodes them and passes the codes and
+  varied factors to `from_codes`; the result names the factors.
+
+  Args:
+    ground_truth_data: an object following the ground-truth data protocol.
+    representation_function: maps observations `[n, ...]` to codes `[n, D]`.
+    random_state: a `np.random.RandomState` or an int seed; draws the points,
+      then (with `num_eval`) seeds `from_codes`' classifiers.
+    from_codes: the metric's arithmetic: `from_codes(codes [N, D], factors
+      [N, K])` without `num_eval`; with it, `from_codes(train_codes,
+      train_factors, eval_codes, eval_factors, random_state)`. Returns a dict.
+    num_train: number of observations drawn first.
+    num_eval: number of held-out observations drawn after them; None: none.
+    batch_size: rows per call to the data set and to the representation.
+
+  Returns:
+    The dict of `from_codes` plus `factor_names`, naming the entries of its
+    per-factor lists.
+  """
+  random_state = as_random_state(random_state)
+  varied = varied_factor_indices(ground_truth_data)
+  train = sample_codes_and_factors(ground_truth_data, representation_function, num_train,
+                                   random_state, batch_size=batch_size)  # [N, D], [N, K]
+  if num_eval is None:
+    result = from_codes(*train)
+  else:
+    held_out = sample_codes_and_factors(ground_truth_data, representation_function, num_eval,
+                                        random_state, batch_size=batch_size)  # [M, D], [M, K]
+    result = from_codes(*train, *held_out, random_state)
+  result["factor_names"] = factor_names_of(ground_truth_data, varied)
+  return result
+
 def check_positive(**values):
   """Raises ValueError naming the first argument that is not a positive integer."""
   for name, value in values.items():

@@ -51,13 +51,10 @@ def compute_mig(ground_truth_data, representation_function, random_state, *, num
     entries of the per-factor lists.
   """
   ground_truth.check_positive(num_train=num_train, num_bins=num_bins, batch_size=batch_size)
-  varied = ground_truth.varied_factor_indices(ground_truth_data)
-  codes, factors = ground_truth.sample_codes_and_factors(
-      ground_truth_data, representation_function, num_train, random_state,
-      batch_size=batch_size)  # [N, D], [N, K]
-  result = mig_from_codes(codes, factors, num_bins=num_bins)
-  result["factor_names"] = ground_truth.factor_names_of(ground_truth_data, varied)
-  return result
+  return ground_truth.score_sampled_codes(
+      ground_truth_data, representation_function, random_state,
+      lambda codes, factors: mig_from_codes(codes, factors, num_bins=num_bins),
+      num_train=num_train, batch_size=batch_size)
 
 
 def mig_from_codes(codes, factors, *, num_bins=20):

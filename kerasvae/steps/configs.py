@@ -23,6 +23,7 @@ from kerasvae.data.config import IngestConfig
 from kerasvae.data.config import bundled_data_dir
 from kerasvae.data.config import resolve_data_paths
 from kerasvae.data import validation as validation_rules
+from kerasvae.metrics import registry as metric_registry
 
 
 
@@ -162,26 +163,17 @@ class TrainConfig:
     return True
 
 
-# The numbers the evaluate step can write to metrics.json, which thresholds may name. Which of
-# them a run has depends on the model kind and the data: `elbo`, `kl` and the IWAE bound need a
-# posterior, the disentanglement scores ground-truth factors, sample quality labels.
-THRESHOLD_METRICS = (
-    "num_examples", "elbo", "reconstruction", "kl", "active_units",
-    "iwae_log_likelihood", "iwae_log_likelihood_stderr", "iwae_samples", "iwae_examples",
-    "beta_vae_score", "beta_vae_train_accuracy", "factor_vae_score",
-    "factor_vae_train_accuracy", "num_active_dims", "mig", "num_factors",
-    "frechet_distance", "classifier_confidence", "reference_classifier_confidence",
-    "num_generated", "num_reference", "precision", "recall", "iwae_examples_elbo",
-    "mutual_information_xz", "marginal_kl", "average_kl", "mutual_information_bound",
-    "surgery_examples", "dci_disentanglement", "dci_completeness", "dci_informativeness",
-    "dci_informativeness_train", "sap", "shape_recognised")
+# The numbers the evaluate step can write to metrics.json, which thresholds may name
+# (`kerasvae.metrics.registry`, in its order). Which of them a run has depends on the model kind
+# and the data (each metric's `needs`): `elbo`, `kl` and the IWAE bound need a posterior, the
+# disentanglement scores ground-truth factors, sample quality labels.
+THRESHOLD_METRICS = metric_registry.threshold_metrics()
 # Disentanglement scores also written per factor, as `<metric>/<factor name>` (`mig/shape`).
-PER_FACTOR_METRICS = ("mig", "dci_completeness", "dci_informativeness", "sap")
+PER_FACTOR_METRICS = metric_registry.per_factor_metrics()
 # Each disentanglement score is also computed on the active latents alone, named with this
 # suffix (`mig_active`, `mig_active_per_factor`, `mig_active/shape`).
-ACTIVE_SUFFIX = "_active"
-ACTIVE_SCORES = ("beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement",
-                 "dci_completeness", "dci_informativeness", "sap")
+ACTIVE_SUFFIX = metric_registry.ACTIVE_SUFFIX
+ACTIVE_SCORES = metric_registry.active_scores()
 
 
 def is_threshold_metric(name):

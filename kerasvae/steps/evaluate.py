@@ -28,6 +28,7 @@ from kerasvae.data import reader
 from kerasvae.data import sources
 from kerasvae.metrics import elbo_surgery
 from kerasvae.metrics import likelihood
+from kerasvae.metrics import registry as metric_registry
 from kerasvae.steps import baseline
 from kerasvae.steps import common
 from kerasvae.steps import configs
@@ -99,36 +100,17 @@ def disentanglement_metrics(model, data, config, show_progress=True, active=None
     also as scalars `<metric>/<factor>` (`mig/shape`, `dci_completeness/scale`, ...); the
     same on the active latents (`mig_active`, `mig_active/shape`, ...).
   """
-  from kerasvae import metrics  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import ground_truth  # pylint: disable=import-outside-toplevel
-  n_train, n_eval = config.disentanglement_train_points, config.disentanglement_eval_points
-  pair_batch = 64  # the metrics' default L: images per β-VAE point and per FactorVAE vote
   # One graph for every batch: after the first two shapes `reduce_retracing` traces a
   # batch-size-free one. Not XLA: its convolutions are slower on CPUs and its codes differ
   # from the eager model's (by up to 4e-7 here); these equal them, whatever the batch.
   encode = tf.function(model.encode_mean, reduce_retracing=True)
   grid = ground_truth.EncodedGrid(
       data, lambda images: encode(tf.constant(images, tf.float32)).numpy(), batch_size=1024)
-  scores = (
-      ("β-VAE score", (n_train + n_eval) * 2 * pair_batch,
-       lambda represent: metrics.compute_beta_vae_score(
-           grid, represent, config.seed, batch_size=pair_batch, num_train=n_train,
-           num_eval=n_eval)),
-      ("FactorVAE score", 10000 + (n_train + n_eval) * pair_batch,  # + its variance estimate
-       lambda represent: metrics.compute_factor_vae_score(
-           grid, represent, config.seed, batch_size=pair_batch, num_train=n_train,
-           num_eval=n_eval, num_variance_estimate=10000)),
-      ("MIG", n_train,
-       lambda represent: metrics.compute_mig(grid, represent, config.seed, num_train=n_train)),
-      ("DCI", n_train + n_eval,
-       lambda represent: metrics.compute_dci(grid, represent, config.seed, num_train=n_train,
-                                             num_eval=n_eval)),
-      ("SAP", n_train + n_eval,
-       lambda represent: metrics.compute_sap(grid, represent, config.seed, num_train=n_train,
-                                             num_eval=n_eval)),
-  )
-  if not config.dci:
-    scores = tuple(score for score in scores if score[0] != "DCI")
+  # (progress label, codes it draws, its scores from a representation), in the registry's order
+  scores = tuple((score.label, score.codes(config),
+                  lambda represent, score=score: score.run(grid, represent, config))
+                 for score in metric_registry.ground_truth_scores(config))
   draws = sum(num_codes for _, num_codes, _ in scores)
   if draws >= ENCODE_WHOLE_GRID_DRAWS * grid.num_combinations:
     whole = grid.num_combinations
@@ -338,9 +320,8 @@ def baseline_summary(comparison):
   return f"against the served {comparison['version_dir']}: " + "; ".join(parts)
 
 
-SUMMARY_METRICS = ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
-                   "shape_recognised", "beta_vae_score", "factor_vae_score", "mig",
-                   "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap")
+# The metrics of the one-line summary, in its order (`kerasvae.metrics.registry`).
+SUMMARY_METRICS = metric_registry.summary_metrics()
 
 
 def summary_line(metrics):

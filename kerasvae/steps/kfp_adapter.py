@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 from kerasvae import _backend, artifacts
+from kerasvae.metrics import registry as metric_registry
 from kerasvae.steps import configs
 
 # A component's process imports this module before TensorFlow, as the command line would.
@@ -40,9 +41,8 @@ _backend.prefer_onednn()
 # Training checkpoints only serve to resume a killed training in the same directory; a KFP
 # retry starts in a fresh one, so they stay out of the Model artifact.
 _NOT_IN_MODEL_ARTIFACT = ("checkpoints",)
-# The summary's first rows, the ones `kerasvae evaluate` prints.
-_HEADLINE_METRICS = ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
-                     "beta_vae_score", "factor_vae_score", "mig")
+# The summary's first rows: the registry's headline metrics, in `kerasvae evaluate`'s order.
+_HEADLINE_METRICS = metric_registry.headline_metrics()
 
 
 def scalar_metrics(metrics):

@@ -24,6 +24,7 @@ from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae import progress
 from kerasvae.config import ConfigError
+from kerasvae.metrics import registry as metric_registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,11 @@ class Study:
   # A callable giving the dataclass of its `study:` block (a subclass of core.StudySettings,
   # imported when used); None: StudySettings.
   settings_class: type = None
+
+
+def _titled(key):
+  """A chart's `(metric, title)` of an evaluate metric, titled as the registry titles it."""
+  return (key, metric_registry.title(key))
 
 
 _LIKELIHOOD = ("iwae_log_likelihood", "IWAE log p(x), nats")
@@ -116,7 +122,7 @@ STUDIES = {
         "latent-dim", "How do the diversity and sharpness of a VAE's samples, its likelihood "
         "and the number of latent dimensions it really uses change with the latent size?",
         _mnist("latent_dim"),
-        chart_metrics=(_LIKELIHOOD, _FD, ("active_units", "active units"), _INFORMATION),
+        chart_metrics=(_LIKELIHOOD, _FD, _titled("active_units"), _INFORMATION),
         comparisons="neighbours"),
     "beta": Study(
         "beta", "What does the weight β of the KL term do to a 2-D VAE's code, its "
@@ -142,8 +148,8 @@ STUDIES = {
         "disentanglement", "Does a larger β give a more disentangled code on dSprites, as the "
         "β-VAE paper reports, and at what cost?", _disentanglement,
         check=_needs_disentanglement_scores, analyses_seeds=True,
-        chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
-                       ("mig", "MIG"), ("active_units", "active units")),
+        chart_metrics=(_titled("beta_vae_score"), _titled("factor_vae_score"),
+                       _titled("mig"), _titled("active_units")),
         comparisons="neighbours"),
     # Its own chart: a box plot per metric and method (`methods.analyse_methods`).
     "methods": Study(
@@ -157,8 +163,8 @@ STUDIES = {
         "before it encodes each of dSprites' factors, and where do its disentanglement scores "
         "and their spread over seeds settle?", _budget, check=_budget_check,
         analyses_seeds=True, continues=True, setting_name="budget", comparisons="neighbours",
-        chart_metrics=(("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
-                       ("mig", "MIG"), ("reconstruction", "reconstruction, nats"))),
+        chart_metrics=(_titled("beta_vae_score"), _titled("factor_vae_score"),
+                       _titled("mig"), ("reconstruction", "reconstruction, nats"))),
     "precision": Study(
         "precision", "Does computing a VAE's networks in bfloat16 (train.precision: "
         "mixed_bfloat16) change what it learns, by more than its training seed does, and how "

@@ -13,6 +13,7 @@ import numpy as np
 
 from kerasvae import viz
 from kerasvae.data import reader
+from kerasvae.metrics import registry as metric_registry
 from kerasvae.studies import core
 from kerasvae.studies import figures as study_figures
 from kerasvae.studies import report
@@ -20,13 +21,10 @@ from kerasvae.studies.report import fmt
 
 PAPER_SCORES = {1.0: 61.58, 4.0: 99.23}  # β-VAE score (%) in [1], Table 1
 REFERENCE_EXAMPLES = 300_000 * 64  # disentanglement_lib's budget per model [2]
-METRIC_COLUMNS = (("beta_vae_score", "β-VAE score", 3),
-                  ("beta_vae_score_active", "β-VAE score, active latents", 3),
-                  ("factor_vae_score", "FactorVAE score", 3),
-                  ("factor_vae_score_active", "FactorVAE score, active latents", 3),
-                  ("mig", "MIG", 3), ("mig_active", "MIG, active latents", 3),
-                  ("reconstruction", "reconstruction", 1), ("kl", "KL", 2),
-                  ("active_units", "active units", 0))
+METRIC_COLUMNS = tuple((key, metric_registry.title(key), digits) for key, digits in (
+    ("beta_vae_score", 3), ("beta_vae_score_active", 3), ("factor_vae_score", 3),
+    ("factor_vae_score_active", 3), ("mig", 3), ("mig_active", 3), ("reconstruction", 1),
+    ("kl", 2), ("active_units", 0)))
 
 
 def analyse_disentanglement(context, trials):
@@ -289,8 +287,8 @@ def _beta_4_against_1(plain, beta4, other_scores):
     return (f"{text}, one training seed each: whether this budget separates the two cannot be "
             f"told from one seed (train three: study.seeds); {other_scores}.")
   # With seeds: Welch's test of β = 4 against β = 1 on each score, Holm-corrected over the 3.
-  keys = (("beta_vae_score", "β-VAE score"), ("factor_vae_score", "FactorVAE score"),
-          ("mig", "MIG"))
+  keys = tuple((key, metric_registry.title(key))
+               for key in ("beta_vae_score", "factor_vae_score", "mig"))
   tests = [report.welch(score(beta4, key), score(plain, key)) for key, _ in keys]
   adjusted = report.holm([t["p_value"] for t in tests])
   verdicts, ahead, behind = [], 0, 0

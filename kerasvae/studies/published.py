@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from kerasvae import artifacts
+from kerasvae.metrics import registry as metric_registry
 from kerasvae.studies import report
 from kerasvae.studies import schema
 
@@ -38,67 +39,73 @@ class Row:
   joins: str = ""
 
 
-_FD = ("frechet_distance", "sample FD", 1, "")
-_IWAE = ("iwae_log_likelihood", "IWAE log p(x)", 2, " nats")
+def _metric(key, digits, unit=""):
+  """A row's column `(key, title, digits, unit)` of an evaluate metric, titled as the registry
+  titles it."""
+  return (key, metric_registry.title(key), digits, unit)
+
+
+_FD = _metric("frechet_distance", 1)
+_IWAE = _metric("iwae_log_likelihood", 2, " nats")
 ROWS = (
     Row("latent-dim", "How do a VAE's samples, likelihood and the latents it uses change with "
         "the latent size? (MNIST)", "kerasvae study latent-dim",
-        (_IWAE, _FD, ("active_units", "active units", 1, ""))),
+        (_IWAE, _FD, _metric("active_units", 1))),
     Row("fashion-mnist-latent-dim", "",
         "kerasvae study latent-dim --config fashion-mnist-latent-dim",
-        (_IWAE, _FD, ("active_units", "active units", 1, "")), joins="Fashion-MNIST"),
+        (_IWAE, _FD, _metric("active_units", 1)), joins="Fashion-MNIST"),
     Row("beta", "What does β do to a 2-D VAE's code, reconstructions and samples? (MNIST)",
-        "kerasvae study beta", (("kl", "KL", 2, " nats"),
+        "kerasvae study beta", (_metric("kl", 2, " nats"),
                                 ("mutual_information_xz", "of which I(x;z)", 2, " nats"),
                                 ("elbo", "test ELBO", 1, " nats"), _FD)),
     Row("fashion-mnist-beta", "",
         "kerasvae study beta --config fashion-mnist-beta",
-        (("kl", "KL", 2, " nats"), ("elbo", "test ELBO", 1, " nats")), joins="Fashion-MNIST"),
+        (_metric("kl", 2, " nats"), ("elbo", "test ELBO", 1, " nats")), joins="Fashion-MNIST"),
     Row("beta-h10", "", "kerasvae study beta --config beta-h10",
-        (("active_units", "active units", 1, ""), ("kl", "KL", 2, " nats"),
+        (_metric("active_units", 1), _metric("kl", 2, " nats"),
          ("elbo", "test ELBO", 1, " nats"), _FD), joins="A 10-dimensional code, a fixed budget"),
     Row("ae-vs-vae", "Do an autoencoder's random latent points decode to data, does code noise "
         "of variance 0.05·R help, and how does a VAE differ? (MNIST; sample FD: autoencoders' "
         "samples from a Gaussian fitted to their codes, the VAE's from its prior)",
         "kerasvae study ae-vs-vae",
-        (_FD, ("reconstruction", "reconstruction", 1, " nats")),
+        (_FD, _metric("reconstruction", 1, " nats")),
         ("autoencoder", "noisy AE, 0.05·R in total", "noisy AE, 0.05·R per dimension", "VAE")),
     Row("fashion-mnist-ae-vs-vae", "",
         "kerasvae study ae-vs-vae --config fashion-mnist-ae-vs-vae",
-        (_FD, ("reconstruction", "reconstruction", 1, " nats")),
+        (_FD, _metric("reconstruction", 1, " nats")),
         ("autoencoder", "noisy AE, 0.05·R in total", "noisy AE, 0.05·R per dimension", "VAE"),
         joins="Fashion-MNIST"),
     Row("priors", "Does a learned prior give a better log-likelihood than the standard "
         "Gaussian? (MNIST)", "kerasvae study priors",
-        (_IWAE, ("marginal_kl", "KL(q(z)‖p(z))", 1, " nats"), _FD)),
+        (_IWAE, _metric("marginal_kl", 1, " nats"), _FD)),
     Row("fashion-mnist-priors", "",
         "kerasvae study priors --config fashion-mnist-priors",
-        (_IWAE, ("marginal_kl", "KL(q(z)‖p(z))", 1, " nats"), _FD), joins="Fashion-MNIST"),
+        (_IWAE, _metric("marginal_kl", 1, " nats"), _FD), joins="Fashion-MNIST"),
     Row("disentanglement", "Does a larger β give a more disentangled code on dSprites, and at "
         "what cost? (conv network)", "kerasvae study disentanglement",
-        (("beta_vae_score", "β-VAE score", 3, ""), ("factor_vae_score", "FactorVAE score", 3, ""),
-         ("mig", "MIG", 3, ""), ("reconstruction", "reconstruction", 1, " nats"),
-         ("active_units", "active units", 1, ""))),
+        (_metric("beta_vae_score", 3), _metric("factor_vae_score", 3),
+         _metric("mig", 3), _metric("reconstruction", 1, " nats"),
+         _metric("active_units", 1))),
     Row("disentanglement-full-mlp", "",
         "kerasvae study disentanglement --config disentanglement-full-mlp",
-        (("beta_vae_score", "β-VAE score", 3, ""), ("factor_vae_score", "FactorVAE score", 3, ""),
-         ("mig", "MIG", 3, "")), joins="An MLP on the full grid, a longer budget"),
+        (_metric("beta_vae_score", 3), _metric("factor_vae_score", 3),
+         _metric("mig", 3)), joins="An MLP on the full grid, a longer budget"),
     Row("disentanglement-sweep-mlp", "",
         "kerasvae study disentanglement --config disentanglement-sweep-mlp",
-        (("beta_vae_score", "β-VAE score", 3, ""), ("mig", "MIG", 3, "")),
+        (_metric("beta_vae_score", 3), _metric("mig", 3)),
         joins="The same MLP, four β, a shorter budget, one seed"),
     Row("budget", "", "kerasvae study budget",
-        (("beta_vae_score", "β-VAE score", 3, ""), ("mig", "MIG", 3, ""),
-         ("reconstruction", "reconstruction", 1, " nats")),
+        (_metric("beta_vae_score", 3), _metric("mig", 3),
+         _metric("reconstruction", 1, " nats")),
         joins="β = 4, one training per seed scored at growing budgets"),
     Row("methods", "Do β-VAE, β-TCVAE, FactorVAE, DIP-VAE-I, DIP-VAE-II and AnnealedVAE learn "
         "more disentangled codes than one another, by more than their seeds differ? (the conv "
         "study's data and budget)", "kerasvae study methods",
-        (("beta_vae_score", "β-VAE score", 3, ""), ("mig", "MIG", 3, ""),
-         ("reconstruction", "reconstruction", 1, " nats"))),
+        (_metric("beta_vae_score", 3), _metric("mig", 3),
+         _metric("reconstruction", 1, " nats"))),
     Row("precision", "Does training the networks in bfloat16 change what a VAE learns? "
         "(`train.precision`, the conv VAE at β = 1)", "kerasvae study precision",
-        (("elbo", "test ELBO", 1, " nats"), ("iwae_log_likelihood", "IWAE log p(x)", 1, " nats"),
+        (("elbo", "test ELBO", 1, " nats"), _metric("iwae_log_likelihood", 1, " nats"),
          ("train_images_per_second", "training images/s", 0, ""))),
 )
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from kerasvae import kinds
+from kerasvae.metrics import registry as metric_registry
 
 
 def fmt(value, digits=2):
@@ -690,29 +691,31 @@ def comparison_blocks(groups, columns, study="", plan="all_pairs", descriptive=F
                    "80 % power at |Δ| ≥"], rows) + "\n\n</details>"]
 
 
+def metric_column(key, digits):
+  """A `seed_summary` column `(key, header, digits, higher is better)` of a metric the evaluate
+  step writes, its header and direction from `kerasvae.metrics.registry` (`MIG ↑`)."""
+  metric = metric_registry.get(key)
+  return (key, metric.header, digits, metric.higher_is_better)
+
+
 # The numbers every study's across-seed table gives where its trials have them.
 SEED_COLUMNS = (
-    ("iwae_log_likelihood", "IWAE log p(x) ↑", 2, True),
-    ("iwae_examples_elbo", "ELBO of the IWAE's images ↑", 2, True), ("elbo", "ELBO ↑", 2, True),
-    ("reconstruction", "reconstruction ↓", 2, False), ("kl", "KL", 2, None),
-    ("active_units", "active units", 1, None),
-    ("mutual_information_xz", "I(x;z)", 2, None), ("marginal_kl", "KL(q(z)‖p(z))", 2, None),
-    ("frechet_distance", "sample FD ↓", 1, False), ("precision", "precision ↑", 3, True),
-    ("recall", "recall ↑", 3, True), ("classifier_confidence", "confidence ↑", 3, True),
-    ("class_entropy_bits", "class entropy (bits)", 2, None),
-    ("beta_vae_score", "β-VAE score ↑", 3, True), ("factor_vae_score", "FactorVAE score ↑", 3, True),
-    ("mig", "MIG ↑", 3, True))
+    metric_column("iwae_log_likelihood", 2), metric_column("iwae_examples_elbo", 2),
+    metric_column("elbo", 2), metric_column("reconstruction", 2), metric_column("kl", 2),
+    metric_column("active_units", 1), metric_column("mutual_information_xz", 2),
+    metric_column("marginal_kl", 2), metric_column("frechet_distance", 1),
+    metric_column("precision", 3), metric_column("recall", 3),
+    metric_column("classifier_confidence", 3),
+    ("class_entropy_bits", "class entropy (bits)", 2, None),  # the studies' own (core.py)
+    metric_column("beta_vae_score", 3), metric_column("factor_vae_score", 3),
+    metric_column("mig", 3))
 
 
 # The disentanglement scores the evaluate step writes (`kerasvae.steps.evaluate`), named as the
-# reports name them, in their order; a report shows those a trial's metrics.json holds.
-SCORE_LABELS = {
-    "beta_vae_score": "β-VAE score", "factor_vae_score": "FactorVAE score", "mig": "MIG",
-    "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
-    "dci_informativeness": "DCI informativeness", "sap": "SAP score"}
-ACTIVE = "_active"  # `mig_active`: the score on the active latents alone (the evaluate step's)
-SCORE_LABELS = {k: v for key, label in SCORE_LABELS.items()  # each beside its active form
-                for k, v in ((key, label), (f"{key}{ACTIVE}", f"{label}, active latents"))}
+# reports name them (`kerasvae.metrics.registry`), in its order, each beside its active form;
+# a report shows those a trial's metrics.json holds.
+SCORE_LABELS = metric_registry.score_titles()
+ACTIVE = metric_registry.ACTIVE_SUFFIX  # `mig_active`: the score on the active latents alone
 PER_FACTOR = "_per_factor"  # `mig_per_factor`: one value per factor, in `factor_names`' order
 RANKING = (
     "Disentanglement scores come in two forms: disentanglement_lib's, over every latent "
