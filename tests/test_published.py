@@ -207,3 +207,32 @@ def test_every_committed_figure_is_referenced_by_its_report():
     text = report_path.read_text()
     for figure in (report_path.parent / "figures").glob("*.png"):
       assert f"figures/{figure.name}" in text, f"{figure.relative_to(ROOT)} is in no report"
+
+
+def test_inline_values_in_prose_are_rendered_from_results_and_an_edit_is_caught():
+  """Numbers in README and docs prose sit between value markers; render-docs writes them."""
+  docs_dir = ROOT / "docs" / "studies"
+  readme = (ROOT / "README.md").read_text()
+  names = set(published.INLINE_VALUE.findall(readme + (ROOT / "docs" / "scaling.md").read_text()))
+  assert {n for n, *_ in names} >= {"bf16-speedup", "full-mlp-trial-minutes", "float32-elbo-sd"}
+  edited = readme.replace("<!-- value:full-mlp-hours -->", "<!-- value:full-mlp-hours -->9", 1)
+  assert edited != readme and published.render_inline_values(edited, docs_dir) == readme
+  with pytest.raises(ValueError, match=r"Expected an inline value among .* value:nope"):
+    published.render_inline_values("<!-- value:nope -->1<!-- /value -->", docs_dir)
+
+
+def test_an_inline_value_with_arguments_is_a_setting_s_all_seed_mean_or_one_seed():
+  docs_dir = ROOT / "docs" / "studies"
+  results = published.load_results(docs_dir / "disentanglement-full-mlp" / "results.json")
+  mig = [t["metrics"]["mig"] for t in results["trials"] if t["setting"] == "β=4"]
+  marker = ('<!-- value:mean-sd study=disentanglement-full-mlp setting="β=4" metric=mig '
+            'digits=3 -->')
+  text = published.render_inline_values(f"{marker}?<!-- /value -->", docs_dir)
+  assert text == f"{marker}{np.mean(mig):.3f} ± {np.std(mig, ddof=1):.3f}<!-- /value -->"
+  one = published.render_inline_values(
+      '<!-- value:seed study=disentanglement-full-mlp setting="β=4" seed=1 metric=mig '
+      'digits=3 -->?<!-- /value -->', docs_dir)
+  assert f"-->{mig[1]:.3f}<!--" in one
+  with pytest.raises(ValueError, match=r"Expected a trial of setting 'β=5' in "
+                     r"docs/studies/disentanglement-full-mlp/results.json"):
+    published.render_inline_values(marker.replace("β=4", "β=5") + "?<!-- /value -->", docs_dir)

@@ -14,6 +14,7 @@ Example:
 import dataclasses
 import json
 import re
+import statistics
 from pathlib import Path
 
 from kerasvae import artifacts
@@ -422,12 +423,99 @@ def noisy_autoencoder_section(docs_dir):
 # ----------------------------------------------------------------------------- the command
 
 
+# Inline numbers in prose: `<!-- value:NAME -->TEXT<!-- /value -->` in README.md and docs/*.md,
+# TEXT rendered by `INLINE_VALUES[NAME](docs_dir)` from a study's results.json.
+# A marker may carry arguments: `<!-- value:mean-sd study=S setting="β=1" metric=mig digits=3 -->`
+# is the all-seed mean ± sd of one setting's metric; `value:seed` adds `seed=N` (one trial's
+# value); `scale=100` shows a share in percent.
+INLINE_VALUE = re.compile(r"<!-- value:([a-z0-9-]+)((?: [^>]*?)?) -->(.*?)<!-- /value -->",
+                          re.DOTALL)
+
+
+def _precision_by_seed(docs_dir, key):
+  """{seed: (float32's, mixed_bfloat16's) `key`} of the precision study."""
+  trials = load_results(Path(docs_dir) / "precision" / "results.json")["trials"]
+  values = {(t["setting"], t["seed"]): t["metrics"][key] for t in trials}
+  return {s: (values[("float32", s)], values[("mixed_bfloat16", s)])
+          for _, s in values if ("mixed_bfloat16", s) in values and ("float32", s) in values}
+
+
+def _bf16_speedups(docs_dir):
+  pairs = _precision_by_seed(docs_dir, "train_images_per_second").values()
+  return [b / f for f, b in pairs]
+
+
+def _full_mlp_train_minutes(docs_dir):
+  trials = load_results(Path(docs_dir) / "disentanglement-full-mlp" / "results.json")["trials"]
+  return [t["train_seconds"] / 60 for t in trials]
+
+
+INLINE_VALUES = {
+    # mixed_bfloat16's images/s over float32's, seed by seed (the precision study)
+    "bf16-speedup": lambda d: "{:.2f}-{:.2f}x".format(min(_bf16_speedups(d)),
+                                                      max(_bf16_speedups(d))),
+    "bf16-speedup-rounded": lambda d: "{:.1f}-{:.1f}x".format(min(_bf16_speedups(d)),
+                                                              max(_bf16_speedups(d))),
+    # the same seed's two precisions' test ELBO difference, and float32's sd over seeds
+    "bf16-elbo-difference": lambda d: "{:+.1f} to {:+.1f}".format(
+        min(b - f for f, b in _precision_by_seed(d, "elbo").values()),
+        max(b - f for f, b in _precision_by_seed(d, "elbo").values())),
+    "float32-elbo-sd": lambda d: "{:.1f}".format(statistics.stdev(
+        f for f, _ in _precision_by_seed(d, "elbo").values())),
+    # disentanglement-full-mlp: a trial's mean training minutes, and the six in a row (hours)
+    "full-mlp-trial-minutes": lambda d: "{:.0f}".format(
+        sum(_full_mlp_train_minutes(d)) / len(_full_mlp_train_minutes(d))),
+    "full-mlp-hours": lambda d: "{:.1f}".format(sum(_full_mlp_train_minutes(d)) / 60),
+}
+
+
+def _trial_value(docs_dir, study, setting, metric, digits="2", scale="1", seed=None):
+  """The text of a `value:mean-sd` (all seeds of `setting`) or `value:seed` marker."""
+  trials = [t for t in trials_from_results(load_results(Path(docs_dir) / study / "results.json"))
+            if (t.setting or t.name) == setting and (seed is None or t.seed == int(seed))]
+  if not trials:
+    raise ValueError(f"Expected a trial of setting {setting!r}"
+                     + (f" and seed {seed}" if seed is not None else "")
+                     + f" in docs/studies/{study}/results.json. Received: none")
+  values = report.seed_values(trials, metric, study) * float(scale)
+  return report.mean_sd(values, int(digits))
+
+
+ARGUMENT_VALUES = {"mean-sd": _trial_value, "seed": _trial_value}
+
+
+def render_inline_values(text, docs_dir):
+  """`text` with every inline value marker's TEXT rendered again (`INLINE_VALUES`, or
+  `ARGUMENT_VALUES` for a marker with arguments)."""
+  import shlex  # pylint: disable=import-outside-toplevel
+
+  def render(match):
+    name, arguments = match.group(1), match.group(2)
+    if arguments.strip():
+      if name not in ARGUMENT_VALUES:
+        raise ValueError(f"Expected an inline value with arguments among "
+                         f"{sorted(ARGUMENT_VALUES)}. Received: value:{name}")
+      kwargs = dict(item.split("=", 1) for item in shlex.split(arguments))
+      value = ARGUMENT_VALUES[name](docs_dir, **kwargs)
+    elif name in INLINE_VALUES:
+      value = INLINE_VALUES[name](docs_dir)
+    else:
+      raise ValueError(f"Expected an inline value among {sorted(INLINE_VALUES)}. "
+                       f"Received: value:{name}")
+    return f"<!-- value:{name}{arguments} -->{value}<!-- /value -->"
+  return INLINE_VALUE.sub(render, text)
+
+
 def rendered_files(root, draw=False):
   """{path: the text render-docs writes there} for README.md, the index and every report."""
   root = Path(root)
   docs_dir = root / DOCS
-  files = {root / "README.md": render_readme((root / "README.md").read_text(), docs_dir),
+  files = {root / "README.md": render_inline_values(
+      render_readme((root / "README.md").read_text(), docs_dir), docs_dir),
            docs_dir / "README.md": render_index(docs_dir)}
+  for doc in sorted((root / "docs").rglob("*.md")):  # other prose with inline values
+    if doc not in files and INLINE_VALUE.search(doc.read_text()):
+      files[doc] = render_inline_values(doc.read_text(), docs_dir)
   for results in sorted(docs_dir.glob("*/results.json")):
     if results.parent.name in OWN_RENDERERS:
       own = OWN_RENDERERS[results.parent.name]()
