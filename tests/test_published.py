@@ -236,3 +236,39 @@ def test_an_inline_value_with_arguments_is_a_setting_s_all_seed_mean_or_one_seed
   with pytest.raises(ValueError, match=r"Expected a trial of setting 'β=5' in "
                      r"docs/studies/disentanglement-full-mlp/results.json"):
     published.render_inline_values(marker.replace("β=4", "β=5") + "?<!-- /value -->", docs_dir)
+
+
+def test_the_dsprites_budgets_of_the_history_page_are_each_report_s_budget():
+  """docs/studies/disentanglement.md's images per model and share of disentanglement_lib's
+  budget render as each study's report states them ('Each trial saw about N images (P% of')."""
+  for folder in ("disentanglement", "disentanglement-full-mlp", "disentanglement-sweep-mlp"):
+    seen, share = re.search(r"Each trial saw about ([\d,]+) images \(([\d.]+)% of",
+                            (DOCS / folder / "report.md").read_text()).groups()
+    seen, share = int(seen.replace(",", "")), float(share)
+    images = published.INLINE_VALUES[f"{folder}-images"](DOCS)
+    if seen >= 1e6:
+      assert images == f"{seen / 1e6:.1f} million", folder
+    else:
+      assert int(images.replace(",", "")) == round(seen, -3), folder
+    rendered = float(published.INLINE_VALUES[f"{folder}-budget-share"](DOCS).rstrip(" %"))
+    assert abs(rendered - share) <= (0.5 if share >= 10 else 0.05), folder
+
+
+def test_the_full_mlp_time_ranges_are_its_trials_extremes():
+  """The history page's minutes and images/s of the full-grid MLP, against results.json read
+  here: 16 epochs of 10,948 steps of 64 images per trial."""
+  trials = json.loads((DOCS / "disentanglement-full-mlp" / "results.json").read_text())["trials"]
+  train = np.array([t["train_seconds"] for t in trials])
+  evaluate = np.array([t["evaluate_seconds"] for t in trials])
+  assert {(t["epochs_run"], t["steps_per_epoch"]) for t in trials} == {(16, 10948)}
+  rate = 16 * 10948 * 64 / train
+  assert published.INLINE_VALUES["full-mlp-trial-minutes-range"](DOCS) == (
+      f"{round(train.min() / 60)}-{round(train.max() / 60)}")
+  assert published.INLINE_VALUES["full-mlp-images-per-second-range"](DOCS) == (
+      f"{round(rate.min()):,}-{round(rate.max()):,}")
+  assert published.INLINE_VALUES["full-mlp-evaluate-minutes-range"](DOCS) == (
+      f"{evaluate.min() / 60:.1f}-{evaluate.max() / 60:.1f}")
+  counts = json.loads((DOCS / "disentanglement" / "results.json").read_text())["split_counts"]
+  assert published.INLINE_VALUES["disentanglement-splits"](DOCS) == (
+      f"{sum(counts.values()):,} images ({counts['train']:,} train, "
+      f"{counts['validation']:,} validation, {counts['test']:,} test)")

@@ -450,6 +450,72 @@ def _full_mlp_train_minutes(docs_dir):
   return [t["train_seconds"] / 60 for t in trials]
 
 
+def _images_per_trial(docs_dir, folder):
+  """{trial name: training images} of a study: its epochs run × steps per epoch from
+  results.json, times the batch its bundled config trains with (results.json has no batch)."""
+  from kerasvae.studies import core  # pylint: disable=import-outside-toplevel
+  *_, configured = core.load_study_config(core.STUDY_CONFIG_DIR / f"{folder}.yaml",
+                                          output=Path(docs_dir) / folder)
+  batches = {t.config.train.batch_size for t in configured}
+  if len(batches) != 1:
+    raise ValueError(f"Expected one train.batch_size in the {folder} study's config. "
+                     f"Received: batch_size={sorted(batches)}")
+  batch, = batches
+  return {t["name"]: t["epochs_run"] * t["steps_per_epoch"] * batch
+          for t in load_results(Path(docs_dir) / folder / "results.json")["trials"]}
+
+
+def _images_text(count):
+  """'11.2 million', '103,000': a training budget as the prose writes it."""
+  return f"{count / 1e6:.1f} million" if count >= 1e6 else f"{round(count, -3):,}"
+
+
+def _budget_share_text(count):
+  """A training budget as a share of disentanglement_lib's 300,000 steps × 64 images."""
+  from kerasvae.studies import disentanglement  # pylint: disable=import-outside-toplevel
+  share = 100 * count / disentanglement.REFERENCE_EXAMPLES
+  return f"{share:.0f} %" if share >= 10 else f"{share:.1f} %"
+
+
+def _range_text(values, digits=0, thousands=False):
+  """'54-60': the smallest and largest of `values`, rounded to `digits`."""
+  spec = f"{',' if thousands else ''}.{digits}f"
+  return f"{min(values):{spec}}-{max(values):{spec}}"
+
+
+def _split_text(docs_dir, folder):
+  """'40,000 images (34,196 train, 3,924 validation, 1,880 test)': a study's data splits."""
+  counts = load_results(Path(docs_dir) / folder / "results.json")["split_counts"]
+  order = [s for s in ("train", "validation", "eval", "test") if s in counts]
+  return (f"{sum(counts.values()):,} images ("
+          + ", ".join(f"{counts[s]:,} {s}" for s in order) + ")")
+
+
+def _full_mlp_images_per_second(docs_dir):
+  """Each full-MLP trial's training images over its recorded training seconds."""
+  images = _images_per_trial(docs_dir, "disentanglement-full-mlp")
+  trials = load_results(Path(docs_dir) / "disentanglement-full-mlp" / "results.json")["trials"]
+  return [images[t["name"]] / t["train_seconds"] for t in trials]
+
+
+def _full_mlp_evaluate_minutes(docs_dir):
+  trials = load_results(Path(docs_dir) / "disentanglement-full-mlp" / "results.json")["trials"]
+  return [t["evaluate_seconds"] / 60 for t in trials]
+
+
+def _dsprites_budget_values():
+  """'<study>-images' (training images per trial, the largest of the study's trials) and
+  '<study>-budget-share' (that as a share of disentanglement_lib's budget) for the dSprites
+  studies docs/studies/disentanglement.md compares."""
+  values = {}
+  for folder in ("disentanglement", "disentanglement-full-mlp", "disentanglement-sweep-mlp"):
+    values[f"{folder}-images"] = (
+        lambda d, f=folder: _images_text(max(_images_per_trial(d, f).values())))
+    values[f"{folder}-budget-share"] = (
+        lambda d, f=folder: _budget_share_text(max(_images_per_trial(d, f).values())))
+  return values
+
+
 INLINE_VALUES = {
     # mixed_bfloat16's images/s over float32's, seed by seed (the precision study)
     "bf16-speedup": lambda d: "{:.2f}-{:.2f}x".format(min(_bf16_speedups(d)),
@@ -466,6 +532,15 @@ INLINE_VALUES = {
     "full-mlp-trial-minutes": lambda d: "{:.0f}".format(
         sum(_full_mlp_train_minutes(d)) / len(_full_mlp_train_minutes(d))),
     "full-mlp-hours": lambda d: "{:.1f}".format(sum(_full_mlp_train_minutes(d)) / 60),
+    # its trials' shortest-longest training minutes, images/s by the recorded training seconds,
+    # and scoring minutes
+    "full-mlp-trial-minutes-range": lambda d: _range_text(_full_mlp_train_minutes(d)),
+    "full-mlp-images-per-second-range": lambda d: _range_text(
+        _full_mlp_images_per_second(d), thousands=True),
+    "full-mlp-evaluate-minutes-range": lambda d: _range_text(_full_mlp_evaluate_minutes(d), 1),
+    # the conv disentanglement study's data: its split counts
+    "disentanglement-splits": lambda d: _split_text(d, "disentanglement"),
+    **_dsprites_budget_values(),
 }
 
 
