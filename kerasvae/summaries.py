@@ -39,6 +39,58 @@ def log_dirs(logs_dir):
   return {name: Path(logs_dir) / name for name in (TRAIN, VALIDATION)}
 
 
+def training_writers(logs_dir, chief=True):
+  """The summary writers of a training's two runs, `(train, validation)`; on a worker other
+  than the chief, one writer that writes nothing (twice)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  if not chief:
+    writer = tf.summary.create_noop_writer()
+    return writer, writer
+  dirs = log_dirs(logs_dir)
+  return (tf.summary.create_file_writer(str(dirs[TRAIN])),
+          tf.summary.create_file_writer(str(dirs[VALIDATION])))
+
+
+def epoch_scalars_fn(train_writer, validation_writer):
+  """A function `(record, train_names)` that writes one epoch's scalars.
+
+  `record` is the epoch's history record: its `train/<term>` values go to the train run as
+  `<term>`, with the record's `train_names` (the learning rate, the model's scheduled values
+  such as the KL weight, the speed); its `validation/<metric>` values to the validation run as
+  `<metric>`, a list (the KL of each latent dimension) as `<metric>/z<i>`. The step is the
+  record's `epoch`.
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from kerasvae import _backend  # pylint: disable=import-outside-toplevel
+
+  @tf.function
+  @_backend.once_per_model
+  def write(step, train, evaluation):
+    # Traced once per set of names: eagerly, each scalar is a separately dispatched op,
+    # and the ~40 of an epoch took 15 ms, 4% of an MNIST epoch on 2 CPU cores.
+    for writer, values in ((train_writer, train), (validation_writer, evaluation)):
+      with writer.as_default(step=step):
+        for name, value in values.items():
+          tf.summary.scalar(name, value)
+
+  def write_record(record, train_names=()):
+    train = {key[len("train/"):]: value for key, value in record.items()
+             if key.startswith("train/")}
+    train.update({key: record[key] for key in train_names if key in record})
+    evaluation = {}
+    for key, value in record.items():
+      if key.startswith("validation/"):
+        name = key[len("validation/"):]
+        if isinstance(value, (list, tuple)):
+          evaluation.update({f"{name}/z{i}": v for i, v in enumerate(value)})
+        else:
+          evaluation[name] = value
+    as_tensors = lambda d: {k: tf.constant(v, tf.float32) for k, v in d.items()}  # noqa: E731
+    write(tf.constant(record["epoch"], tf.int64), as_tensors(train), as_tensors(evaluation))
+
+  return write_record
+
+
 def _settings_blocks(config):
   """(name, settings) of the blocks whose values are hyperparameters: the model, its kind's
   own block (`model.vae`, ...) and the training."""
