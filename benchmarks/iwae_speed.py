@@ -50,8 +50,8 @@ def trained_mnist_vae(mnist_dir, work_dir):
 def time_iwae(model, images, num_samples, batch_size=100, chunk_size=None, jit_compile=False):
   """(seconds, metrics) of `iwae_metrics`; `chunk_size`/`jit_compile` swap the chunk function."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from kerasvae.metrics import iwae  # pylint: disable=import-outside-toplevel
   from kerasvae.metrics import likelihood  # pylint: disable=import-outside-toplevel
+  from kerasvae.models import importance_sampling as iwae  # pylint: disable=import-outside-toplevel
   iwae._CHUNK_FUNCTIONS[model] = tf.function(  # pylint: disable=protected-access
       lambda *tensors: iwae._accumulate(model, *tensors),  # pylint: disable=protected-access
       reduce_retracing=True, jit_compile=jit_compile)

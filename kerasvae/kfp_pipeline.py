@@ -106,8 +106,8 @@ def study_report(sweep: str, examples: dsl.Input[dsl.Dataset],
                  models: dsl.Input[List[dsl.Model]], evaluations: dsl.Input[List[dsl.Artifact]],
                  study: dsl.Output[dsl.Artifact], report: dsl.Output[dsl.HTML]):
   """Gathers every trial of a study sweep into the local study's report, results and figures."""
-  from kerasvae.steps import kfp_adapter
-  kfp_adapter.study_report(sweep, examples, models, evaluations, study, report)
+  from kerasvae.studies import sweep as sweep_lib
+  sweep_lib.study_report(sweep, examples, models, evaluations, study, report)
 
 
 def build_pipeline(config_text, overrides=(), image=DEFAULT_IMAGE, accelerator_type="",

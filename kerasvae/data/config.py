@@ -33,6 +33,9 @@ import numpy as np
 from kerasvae.artifacts import hash_fraction
 from kerasvae.config import ConfigError, field, show
 from kerasvae.data import sources
+# Where the bundled configs' data is; imported from here as before.
+from kerasvae.data.paths import DATA_DIR_ENV  # noqa: F401  # pylint: disable=unused-import
+from kerasvae.data.paths import bundled_data_dir
 # The settings blocks live beside their sources; imported from here as before.
 # pylint: disable-next=unused-import
 from kerasvae.data.sources import (DSpritesConfig, IdxConfig, ImageFolderConfig,  # noqa: F401
@@ -43,23 +46,10 @@ SOURCES = tuple(sources.SOURCES)
 # The fields of each source that name a file or folder to read.
 PATH_FIELDS = {name: tuple(source.path_fields) for name, source in sources.SOURCES.items()
                if source.path_fields}
-DATA_DIR_ENV = "KERASVAE_DATA_DIR"
 # Where operating-system packages install the data sets the bundled configs read, for paths
 # missing from the data directory: Debian's `dataset-fashion-mnist` puts Fashion-MNIST's four
 # IDX files in /usr/share/datasets/fashion-mnist.
 SYSTEM_DATA_DIRS = {"fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),)}
-
-
-def bundled_data_dir():
-  """The base of the bundled configs' relative data paths.
-
-  `$KERASVAE_DATA_DIR` when set, else `../shared/data` beside the repository root
-  (where the MNIST configs find `mnist/t10k-images-idx3-ubyte.gz`).
-  """
-  env = os.environ.get(DATA_DIR_ENV)
-  if env:
-    return Path(env).expanduser().absolute()
-  return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def bundled_data_path(relative, base=None):

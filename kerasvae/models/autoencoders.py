@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasvae.models import distributions
+from kerasvae.models import importance_sampling
 from kerasvae.models import likelihoods as likelihoods_lib
 from kerasvae.models import networks
 from kerasvae.models import priors as priors_lib
@@ -521,8 +522,8 @@ class VAE(LatentVariableModel):
     """The importance-weighted estimate of log p(x) with K = `num_samples` [3].
 
     log p(x) ≈ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): a lower bound that
-    tightens as K grows (K = 1 is the ELBO). `kerasvae.metrics.iwae` computes it, the same
-    estimator as the evaluate step's and the `log_likelihood` serving signature's: the K draws
+    tightens as K grows (K = 1 is the ELBO). `kerasvae.models.importance_sampling` computes it,
+    the same estimator as the evaluate step's and the `log_likelihood` serving signature's: the K draws
     come from `seed` and are shared by every image, so an image's estimate depends only on
     the image, K and the seed.
 
@@ -538,8 +539,7 @@ class VAE(LatentVariableModel):
     Returns:
       [B] log-likelihood estimates in nats.
     """
-    from kerasvae.metrics import iwae  # pylint: disable=import-outside-toplevel
-    return iwae.log_likelihood(self, self.as_images(x), num_samples=num_samples, seed=seed,
+    return importance_sampling.log_likelihood(self, self.as_images(x), num_samples=num_samples, seed=seed,
                                chunk_size=chunk_size, verbose=verbose)["log_likelihood"]
 
   def get_config(self):

@@ -287,23 +287,6 @@ def write_figures(model, images, labels, out_dir, seed=0, metrics=None, label_na
   return figures
 
 
-def _write_tensorboard(train_dir, train_meta, metrics, figures):
-  """The metrics and figures as `evaluate/...` in the model's validation run, at its last epoch."""
-  logs = Path(train_dir) / "logs"
-  step = int((train_meta.get("final") or {}).get("epoch", train_meta.get("epochs_run", 0)))
-  writer = summaries.evaluate_writer(summaries.log_dirs(logs)[summaries.VALIDATION])
-  with writer.as_default(step=step):
-    for key, value in metrics.items():
-      if isinstance(value, (int, float)) and not isinstance(value, bool):
-        tf.summary.scalar(f"evaluate/{key}", value)
-      elif key == "kl_per_dim":
-        for i, v in enumerate(value):
-          tf.summary.scalar(f"evaluate/kl_per_dim/z{i}", v)
-    for name, image in figures.items():
-      tf.summary.image(f"evaluate/{name}", viz.to_tensorboard_image(image))
-  writer.close()
-
-
 def baseline_summary(comparison):
   """One line on the comparison with the served model, rounded."""
   if comparison["version_dir"] is None:
@@ -462,7 +445,11 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
                  "blessing": evaluate_dir / "blessing.json"},
         started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"],
         digests=artifacts.digest_files(tmp)))
-  _write_tensorboard(train_dir, train_meta, metrics, figures)
+  # The metrics and figures as `evaluate/...` in the model's validation run, at its last epoch.
+  summaries.write_evaluation(
+      Path(train_dir) / "logs",
+      int((train_meta.get("final") or {}).get("epoch", train_meta.get("epochs_run", 0))),
+      metrics, figures)
   print(f"evaluate: {summary_line(metrics)}; {blessing_phrase(blessing)}")
   return evaluate_dir
 

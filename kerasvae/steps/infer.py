@@ -34,6 +34,7 @@ import numpy as np
 from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae import progress
+from kerasvae import summaries
 from kerasvae.data import reader
 from kerasvae.data import validation
 from kerasvae.steps import common
@@ -244,7 +245,6 @@ def _threshold(config, scorer, examples_dir, infer_dir):
 
 def run(config, examples_dir, train_dir, infer_root, data=None, model_path=None, force=False):
   """Scores a data set (see the module docstring). Returns the infer directory."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   c = config.infer
   data = data or c.data
   model_path = Path(model_path or c.model or train_dir)
@@ -276,7 +276,7 @@ def run(config, examples_dir, train_dir, infer_root, data=None, model_path=None,
                           + (f", resuming after {len(done)} finished shards" if done else "")
                           + f") into {infer_dir}", total=total, unit_name="image")
   bar.update(skip)
-  writer = tf.summary.create_file_writer(str(infer_dir / "logs"))
+  writer = summaries.infer_writer(infer_dir)
   shard, rows, index = len(done), None, skip
   for images, keys, labels in batches:
     if list(images.shape[1:]) != scorer.image_shape:
@@ -316,24 +316,15 @@ def run(config, examples_dir, train_dir, infer_root, data=None, model_path=None,
 
 
 def _finish_shard(infer_dir, index, rows, writer):
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   _write_shard(infer_dir / shard_name(index), rows)
-  with writer.as_default():
-    for name in ("anomaly_score", "log_likelihood", "elbo", "reconstruction"):
-      tf.summary.histogram(f"infer/{name}", rows[name], step=index)
-  writer.flush()
+  summaries.write_shard_histograms(writer, index, rows)
 
 
 def _summary(infer_dir, threshold, writer):
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   scores = read_scores(infer_dir)["anomaly_score"]
   quantiles = {f"{q:g}": float(np.quantile(scores, q)) for q in QUANTILES}
   share = float(np.mean(scores > threshold["threshold"]))
-  with writer.as_default():
-    tf.summary.histogram("infer/validation_anomaly_score",
-                         np.asarray(threshold["validation_scores"]), step=0)
-    tf.summary.histogram("infer/all_anomaly_score", scores, step=0)
-    tf.summary.scalar("infer/share_above_threshold", share, step=0)
+  summaries.write_infer_summary(writer, threshold["validation_scores"], scores, share)
   return {"num_examples": int(len(scores)), "anomaly_score_quantiles": quantiles,
           "threshold": threshold["threshold"], "threshold_quantile": threshold["quantile"],
           "share_above_threshold": share,

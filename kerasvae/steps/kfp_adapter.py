@@ -14,9 +14,9 @@ here, and each function runs the same `kerasvae.steps` code as `kerasvae run`:
                                              threshold and TensorBoard logs), metrics (the
                                              summary's numbers): a BulkInferrer over the
                                              test split (or `infer.data`), through the export
-  study_report  sweep, examples, every trial's model and evaluation
-                                          -> study (report.md, results.json, figures/),
-                                             report (HTML: the report, figures inline)
+
+A study sweep's report task calls `kerasvae.studies.sweep.study_report` (steps never import
+the studies above them: `tests/test_layers.py`).
 
 A step writes into a local scratch directory and its result is then copied to the
 output artifact's path: the steps' atomic renames stay on a local filesystem, whatever
@@ -176,47 +176,6 @@ def infer(config, overrides, examples, saved_model, scores, metrics):
   scores.metadata.update(format=infer_step.FORMAT, num_examples=summary["num_examples"],
                          shards=infer_step.finished_shards(scores.path)[-1] + 1,
                          threshold=summary["threshold"])
-
-
-def study_report(sweep, examples, models, evaluations, study, report):
-  """The report task of a study sweep: the local study's report from the trials' artifacts.
-
-  Args:
-    sweep: the JSON of `kerasvae.studies.sweep.sweep_spec`, compiled into the pipeline.
-    examples: the Examples artifact every trial read.
-    models, evaluations: the trials' Model and evaluation artifacts (`dsl.Collected` over
-      the trial loop), matched to the trials by their steps' fingerprints.
-    study: output: the study directory (`report.md`, `results.json`, `figures/`).
-    report: output: the report as one HTML page with its figures inline (the KFP UI's view).
-  """
-  import markdown  # pylint: disable=import-outside-toplevel  # tensorboard's dependency
-  from kerasvae.studies import sweep as sweep_lib  # pylint: disable=import-outside-toplevel
-  spec = sweep_lib.read_spec(sweep)
-  with tempfile.TemporaryDirectory(prefix="kerasvae-study-") as scratch:
-    output = Path(scratch) / spec["study"]
-    report_path = sweep_lib.report_from_artifacts(
-        spec, examples.path, [m.path for m in models], [e.path for e in evaluations], output)
-    destination = Path(study.path)
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in ("report.md", "results.json"):
-      shutil.copy(output / name, destination / name)
-    if (output / "figures").is_dir():
-      _copy_tree(output / "figures", destination / "figures")
-    text = report_path.read_text()
-  figures = {}
-  for png in sorted((destination / "figures").glob("*.png")):
-    figures[f"figures/{png.name}"] = ("data:image/png;base64,"
-                                      + base64.b64encode(png.read_bytes()).decode("ascii"))
-  body = markdown.markdown(text, extensions=["tables"])
-  for relative, data in figures.items():
-    body = body.replace(f'src="{relative}"', f'src="{data}" style="max-width:900px"')
-  Path(report.path).parent.mkdir(parents=True, exist_ok=True)
-  Path(report.path).write_text(
-      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>"
-      f"{html.escape(spec['title'])}</title></head><body>{body}</body></html>")
-  results = artifacts.read_json(destination / "results.json")
-  study.metadata.update(study=spec["study"], quick=spec["quick"],
-                        trials=[t["name"] for t in results["trials"]])
 
 
 def summary_html(metrics, blessing, evaluate_dir, exportable):

@@ -338,20 +338,13 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   pictures = picture_function(model, validation["image"] if has_validation else reader.load_split(
       examples_dir, "train", limit=10)["image"], seed=cfg.seed)
 
-  @tf.function
-  @_backend.once_per_model
-  def write_images(step, images):  # compiled: eagerly the PNG summaries took 14 ms
-    for name, image in images.items():
-      tf.summary.image(name, image, step=step)
+  write_images = summaries.epoch_images_fn()
 
   def epoch_end_fn(epoch, train_writer, eval_writer):
     del train_writer  # pictures are of the model, logged with the eval metrics
     if epoch % cfg.images_every_epochs and epoch != cfg.epochs:
       return  # epoch 0 (the initial model) is always drawn
-    with eval_writer.as_default():
-      write_images(tf.constant(epoch, tf.int64),
-                   {name: tf.constant(viz.to_tensorboard_image(image))
-                    for name, image in pictures().items()})
+    write_images(eval_writer, epoch, pictures())
 
   trainer = training.Trainer(model, optimizer, strategy, cfg, str(train_dir), dataset_fn,
                              steps_per_epoch, evaluate_fn=evaluate_fn if has_validation else None,

@@ -536,15 +536,7 @@ def real_data_reference(context):
 
 def write_study_scalars(trial, metrics):
   """Adds the study's own numbers as `study/...` scalars to the trial's validation run."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from kerasvae import summaries  # pylint: disable=import-outside-toplevel
-  validation = summaries.log_dirs(trial.run_dir / "train" / "logs")[summaries.VALIDATION]
-  for old in validation.glob("events.out.tfevents.*.study"):  # a rerun's numbers replace them
-    old.unlink()
-  writer = tf.summary.create_file_writer(str(validation), filename_suffix=".study")
-  with writer.as_default(step=0):
-    for key, value in metrics.items():
-      if report.is_number(value):
-        tf.summary.scalar(f"study/{key}", value)
-  writer.flush()
-  writer.close()
+  summaries.write_study_scalars(trial.run_dir / "train" / "logs",
+                                {key: value for key, value in metrics.items()
+                                 if report.is_number(value)})

@@ -8,11 +8,15 @@ which lays the trials' Model and evaluation artifacts out as the local study's r
 directories and writes the same `report.md`, `results.json` and figures
 (`studies.write_report`).
 
-No kfp here: the artifacts arrive as folders.
+No kfp here: the artifacts arrive as folders (the report task gets KFP's artifact objects and
+uses only their `path` and `metadata`).
 """
 
+import base64
+import html
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,3 +145,46 @@ def read_spec(text):
   if not isinstance(spec, dict) or not spec.get("trials"):
     raise ConfigError(f"Expected the JSON of a study sweep with trials. Received: {text[:80]!r}")
   return spec
+
+
+def study_report(sweep, examples, models, evaluations, study, report):
+  """The report task of a study sweep: the local study's report from the trials' artifacts.
+
+  The KFP component `kerasvae.kfp_pipeline.study_report` calls it with KFP's artifact
+  objects, used only through their `path` and `metadata`.
+
+  Args:
+    sweep: the JSON of `sweep_spec`, compiled into the pipeline.
+    examples: the Examples artifact every trial read.
+    models, evaluations: the trials' Model and evaluation artifacts (`dsl.Collected` over
+      the trial loop), matched to the trials by their steps' fingerprints.
+    study: output: the study directory (`report.md`, `results.json`, `figures/`).
+    report: output: the report as one HTML page with its figures inline (the KFP UI's view).
+  """
+  import markdown  # pylint: disable=import-outside-toplevel  # tensorboard's dependency
+  spec = read_spec(sweep)
+  with tempfile.TemporaryDirectory(prefix="kerasvae-study-") as scratch:
+    output = Path(scratch) / spec["study"]
+    report_path = report_from_artifacts(
+        spec, examples.path, [m.path for m in models], [e.path for e in evaluations], output)
+    destination = Path(study.path)
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "results.json"):
+      shutil.copy(output / name, destination / name)
+    if (output / "figures").is_dir():
+      shutil.copytree(output / "figures", destination / "figures", dirs_exist_ok=True)
+    text = report_path.read_text()
+  figures = {}
+  for png in sorted((destination / "figures").glob("*.png")):
+    figures[f"figures/{png.name}"] = ("data:image/png;base64,"
+                                      + base64.b64encode(png.read_bytes()).decode("ascii"))
+  body = markdown.markdown(text, extensions=["tables"])
+  for relative, data in figures.items():
+    body = body.replace(f'src="{relative}"', f'src="{data}" style="max-width:900px"')
+  Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+  Path(report.path).write_text(
+      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>"
+      f"{html.escape(spec['title'])}</title></head><body>{body}</body></html>")
+  results = artifacts.read_json(destination / "results.json")
+  study.metadata.update(study=spec["study"], quick=spec["quick"],
+                        trials=[t["name"] for t in results["trials"]])

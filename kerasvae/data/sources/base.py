@@ -59,8 +59,8 @@ def require_directory(path, field, hint=True):
 
 def _data_dir_hint(path):
   """Where a bundled config's relative data paths point, for a file that is not there."""
-  from kerasvae.data.config import DATA_DIR_ENV  # pylint: disable=import-outside-toplevel
-  from kerasvae.data.config import bundled_data_dir  # pylint: disable=import-outside-toplevel
+  from kerasvae.data.paths import DATA_DIR_ENV  # pylint: disable=import-outside-toplevel
+  from kerasvae.data.paths import bundled_data_dir  # pylint: disable=import-outside-toplevel
   base = bundled_data_dir()
   if not Path(os.path.abspath(path)).is_relative_to(base):
     return ""

@@ -9,6 +9,7 @@ import numpy as np
 from kerasvae.artifacts import fingerprint
 from kerasvae.config import ConfigError, field, show
 from kerasvae.data import dsprites as dsprites_lib
+from kerasvae.data.factors import FactorGrid
 from kerasvae.data.sources.base import CHUNK_SIZE, Source
 
 
@@ -66,7 +67,6 @@ class DSpritesSource(Source):
     classes (`ingest.data.dsprites.scales: [5]`, ...) a `FactorGrid` of the same restricted
     grid the model was trained on, its factors indices into the allowed classes; a factor with
     a single class is not scored."""
-    from kerasvae.metrics.ground_truth import FactorGrid  # pylint: disable=import-outside-toplevel
     data = dsprites_lib.DSprites()
     c = source_config or {}
     allowed = dsprites_lib.allowed_classes(c.get("shapes"), c.get("scales"),
