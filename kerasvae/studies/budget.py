@@ -162,7 +162,7 @@ def analyse_budget(context, trials):
            else f"none by {millions(budgets[-1])} images")
         + (f"; not encoded in every seed by {millions(budgets[-1])} images: "
            + ", ".join(missing) if missing else "; every factor is encoded by the largest budget")
-        + f" (seeds {', '.join(map(str, seeds))}).")
+        + f" (seeds {', '.join(map(str, seeds))})" + _fewer_seeds(groups, settings, seeds) + ".")
     path = _share_figure(context, budgets, shares, factor_names, seeds)
     blocks.append(report.figure(
         context, "Each factor's largest share of entropy in one latent against images seen "
@@ -214,6 +214,15 @@ def analyse_budget(context, trials):
           "is unused by the decoder, however its mean correlates with a factor.", path))
   blocks += ["## What the numbers say", "\n\n".join(findings), literature(budgets, scores)]
   return blocks
+
+
+def _fewer_seeds(groups, settings, seeds):
+  """'; the 1 M budget: seed 0 only' for each budget whose other seeds are pending: a factor
+  counts as encoded there on the seeds that have it."""
+  short = [(s, sorted(t.seed for t in groups[s])) for s in settings
+           if len(groups[s]) < len(seeds)]
+  return "".join(f"; the {s} budget: {report.seed_phrase(have)} only, the others pending"
+                 for s, have in short)
 
 
 def literature(budgets, scores):
