@@ -67,6 +67,16 @@ def _interruptible():
       signal.signal(number, old)
 
 
+def export_fingerprint(config, train_meta, evaluate_meta):
+  """The trained model's and the evaluation's fingerprints and the export config."""
+  # models.config's view of the base directory is no part of what is exported (and exports
+  # made before the setting existed stay reusable).
+  export = {k: v for k, v in config_lib.to_dict(config.export).items()
+            if k != "serving_base_path"}
+  return artifacts.fingerprint({"train": train_meta["fingerprint"],
+                                "evaluate": evaluate_meta["fingerprint"], "export": export})
+
+
 def run(config, train_dir, evaluate_dir, export_dir, force=False):
   """Exports the trained model for TF Serving if the evaluation blessed it (or `force`).
 
@@ -76,13 +86,7 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
   export_dir = Path(export_dir)
   train_meta = common.require_step(train_dir, "train", "kerasvae train")
   evaluate_meta = common.require_step(evaluate_dir, "evaluate", "kerasvae evaluate")
-  # models.config's view of the base directory is no part of what is exported (and exports
-  # made before the setting existed stay reusable).
-  export = {k: v for k, v in config_lib.to_dict(config.export).items()
-            if k != "serving_base_path"}
-  fingerprint = artifacts.fingerprint({"train": train_meta["fingerprint"],
-                                       "evaluate": evaluate_meta["fingerprint"],
-                                       "export": export})
+  fingerprint = export_fingerprint(config, train_meta, evaluate_meta)
   model_dir = Path(config.export.base_dir) / config.export.model_name
   if not force and common.reusable(export_dir, fingerprint):
     meta = artifacts.read_json(export_dir / artifacts.METADATA_FILE,
