@@ -51,5 +51,73 @@ TRAIN = executor.Step(
         line="train: reusing {output} (same inputs and config; --force retrains)",
         damage=executor.Damage("trained model", "train", "kerasvae train --force")))
 
-PIPELINE = (INGEST, TRAIN)
+# Evaluate settings added after evaluations were fingerprinted: the active-latent scores
+# (`<score>_active`) and dSprites' shape recognition.
+EVALUATE_FINGERPRINTED_UNLESS_DEFAULT = {"active_latent_kl": 0.1,
+                                         "shape_recognition_examples": 500}
+
+
+def _evaluate_settings(config):
+  """The evaluate config as fingerprinted, without the baseline (see EVALUATE's table)."""
+  evaluate = config_lib.to_dict(config.evaluate)
+  if not evaluate["change_thresholds"]:  # evaluations from before baselines stay reusable
+    del evaluate["change_thresholds"]
+  # Left out at their defaults: those evaluations stay reusable (without the new numbers;
+  # --force adds them), as for DCI below.
+  for name, default in EVALUATE_FINGERPRINTED_UNLESS_DEFAULT.items():
+    if evaluate.get(name) == default:
+      del evaluate[name]
+  if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
+    del evaluate["dci"]
+  return evaluate
+
+
+def _served_baseline(given):
+  """The served version the change thresholds compare against, `[path, version]` or None."""
+  settings = _evaluate_settings(given.config)
+  if "change_thresholds" not in settings and "dci" not in settings:
+    return OMIT
+  served = getattr(given, "served", None)
+  return [str(served[0]), served[1]] if served else None
+
+
+EVALUATE = executor.Step(
+    name="evaluate",
+    inputs=(executor.Input("examples", "ingest", fingerprinted=False,
+                           damage=executor.EXAMPLES_DAMAGE),
+            executor.Input("train", "train")),  # its model's digest: checked as it loads
+    fingerprint=Fingerprint(
+        parts=(Part("evaluate", lambda given: _evaluate_settings(given.config),
+                    "the evaluate config, but for what is left out below"),
+               Part("evaluate.baseline", _served_baseline,
+                    "the served version the change thresholds compare against: a newer one "
+                    "re-runs the evaluation whatever `evaluate.dci` is (this once hung on "
+                    "dci's `else`, so with the default dci: true a candidate was judged "
+                    "against a stale baseline). Kept, as None, in the fingerprints of dci: "
+                    "false evaluations without thresholds, which have always carried it"),
+               Part("train", lambda given: given.train["fingerprint"],
+                    "the train step's fingerprint: another training is evaluated anew"),
+               Part("model", lambda given: (given.train.get("digests") or {}).get(MODEL_FILE),
+                    "the trained model's bytes: a model retrained with `kerasvae train "
+                    "--force` (same config, new weights) is evaluated again")),
+        left_out={
+            "evaluate.change_thresholds when empty, and then the baseline": "evaluations from "
+            "before baselines stay reusable",
+            "evaluate.dci when true": "evaluations from before DCI stay reusable (without "
+            "its scores; --force adds them)",
+            **{f"evaluate.{name} at {default}": "added after evaluations were fingerprinted: "
+               "those stay reusable (without the new numbers; --force adds them)"
+               for name, default in EVALUATE_FINGERPRINTED_UNLESS_DEFAULT.items()},
+            "the Examples artifact": "the trained model's fingerprint holds it",
+            "run.*, export": "where the run lives, and a later step"}),
+    body="kerasvae.steps.evaluate:body", settings=("evaluate",),
+    given="kerasvae.steps.evaluate:served_baseline",
+    reuse=executor.Reuse(
+        line="evaluate: reusing {output} (same model and config; --force re-evaluates)",
+        damage=executor.Damage("evaluation", "evaluate", "kerasvae evaluate --force"),
+        # Evaluating again is safe: same model, same config, same seed.
+        redo_damaged="evaluate: the evaluation {output} is damaged ({problem}); "
+                     "evaluating again"))
+
+PIPELINE = (INGEST, TRAIN, EVALUATE)
 STEPS = {step.name: step for step in PIPELINE}
