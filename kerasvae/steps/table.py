@@ -119,5 +119,32 @@ EVALUATE = executor.Step(
         redo_damaged="evaluate: the evaluation {output} is damaged ({problem}); "
                      "evaluating again"))
 
-PIPELINE = (INGEST, TRAIN, EVALUATE)
+EXPORT = executor.Step(
+    name="export",
+    inputs=(executor.Input("train", "train"),  # its model's digest: checked as it loads
+            executor.Input("evaluate", "evaluate", damage=executor.Damage(
+                "evaluation", "evaluate", "kerasvae evaluate --force"))),
+    fingerprint=Fingerprint(
+        parts=(Part("train", lambda given: given.train["fingerprint"],
+                    "the train step's fingerprint: the model exported"),
+               Part("evaluate", lambda given: given.evaluate["fingerprint"],
+                    "the evaluate step's fingerprint: the blessing and metrics exported "
+                    "beside it"),
+               Part("export", lambda given: {
+                   k: v for k, v in config_lib.to_dict(given.config.export).items()
+                   if k != "serving_base_path"},
+                    "the export config, but for what is left out below")),
+        left_out={"export.serving_base_path": "models.config's view of the base directory, no "
+                                              "part of what is exported (and exports made "
+                                              "before the setting existed stay reusable)",
+                  "run.*": "where the run lives: the exported model is the same"}),
+    body="kerasvae.steps.export:body", settings=("export",),
+    reuse=executor.Reuse(
+        line="export: reusing {output} (this model is already exported; --force exports again)",
+        damage=executor.Damage("exported SavedModel", "export", "kerasvae export --force",
+                               "it writes a new version"),
+        output="kerasvae.steps.export:exported_output",
+        recover="kerasvae.steps.export:recover"))
+
+PIPELINE = (INGEST, TRAIN, EVALUATE, EXPORT)
 STEPS = {step.name: step for step in PIPELINE}
