@@ -28,7 +28,8 @@ class Part:
   """One entry of a fingerprinted mapping.
 
   Args:
-    name: its key; `outer.inner` is the key `inner` of the mapping part `outer` holds.
+    name: its key; `outer.inner` is the key `inner` of the mapping part `outer` holds; `*`
+      makes its value (a mapping) the whole fingerprinted mapping.
     value: `given -> value` (a namespace of what the step is given: `config`, the upstream
       steps' metadata by step name, ...); `OMIT` leaves the entry out.
     why: why it determines the output, and when it is left out.
@@ -45,9 +46,12 @@ class Fingerprint:
   Args:
     parts: the `Part`s of the fingerprinted mapping.
     left_out: `{what: why}` for what is deliberately not fingerprinted.
+    by_body: the step's body computes it (from what only its work gives: ingest's content
+      hash), not the executor before the body runs.
   """
   parts: tuple
   left_out: dict
+  by_body: bool = False
 
   def __post_init__(self):
     if not self.parts or not all(isinstance(p, Part) and p.why for p in self.parts):
@@ -66,7 +70,9 @@ class Fingerprint:
       if value is OMIT:
         continue
       outer, dot, inner = part.name.partition(".")
-      if dot:
+      if part.name == "*":
+        identity.update(value)
+      elif dot:
         identity[outer][inner] = value
       else:
         identity[outer] = value

@@ -154,3 +154,14 @@ def fingerprints(config):
 @pytest.mark.parametrize("variant", sorted(PINNED))
 def test_fingerprints_are_those_of_existing_runs(variant):
   assert fingerprints(config_of(variant)) == PINNED[variant]
+
+
+def test_validate_fingerprints_are_those_of_existing_validations():
+  from kerasvae.data.config import DataConfig  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import table  # pylint: disable=import-outside-toplevel
+  fingerprint = lambda data: table.VALIDATE.fingerprint.compute(data=data)  # noqa: E731
+  assert fingerprint(DataConfig()) == (
+      "63791bb10651c2dc51a6154a1ccbf97038c503e534c16cf5390748cb51dcafda")
+  assert fingerprint(config_lib.from_dict(
+      DataConfig, {"source": "npz", "npz": {"path": "new.npz"}})) == (
+          "3bf802b6d486de7734c1a4428541807f47a427e94c72129446a987f55b232c76")

@@ -180,7 +180,8 @@ FINGERPRINT = fingerprints.Fingerprint(
                              "ingested again")),
     left_out={"run.*": "Examples are shared by every run (and study trial) with the same "
                        "ingest config: the run's name and folder are not in them",
-              "model, train, evaluate, export": "later steps: they do not change the data"})
+              "model, train, evaluate, export": "later steps: they do not change the data"},
+    by_body=True)
 
 
 def _source_fingerprint(config, content_hash):

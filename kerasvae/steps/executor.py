@@ -112,8 +112,9 @@ class Step:
     fingerprint: its `kerasvae.fingerprints.Fingerprint`.
     body: `"module:function"` `(run) -> result`, the step's own work.
     settings: the config blocks its metadata records (`config`), by attribute name.
-    reuse: its `Reuse`, or None when the body reuses its output itself (ingest: the shared
-      Examples artifact, reused by its content fingerprint, which only reading the source gives).
+    reuse: its `Reuse`, or None when it is never reused (validate: new data is checked
+      anew) or its body reuses its output itself (ingest: the shared Examples artifact, reused
+      by its content fingerprint, which only reading the source gives).
     given: `"module:function"` `(run) -> {name: value}`: what else its fingerprint reads
       (evaluate: the served baseline version).
   """
@@ -142,6 +143,7 @@ class StepRun:
     paths: `{input name: path}` of the upstream artifacts.
     upstream: `{input name: metadata}` of those read so far.
     force: redo the step even when a finished output could be reused.
+    given: what the command (`execute`'s `given`) and the step's `given` hook add.
     fingerprint: the step's fingerprint (ingest: set by its body).
     timer: the step's `common.Timer`.
   """
@@ -200,7 +202,7 @@ def _reused(run):
   return output
 
 
-def execute(step, config, directory, paths=None, force=False):
+def execute(step, config, directory, paths=None, force=False, given=None):
   """Runs `step` for `config` into `directory` (see the module docstring).
 
   Args:
@@ -209,18 +211,22 @@ def execute(step, config, directory, paths=None, force=False):
     directory: the step directory.
     paths: `{input name: path}` of its inputs.
     force: redo it even when a finished output could be reused.
+    given: `{name: value}` the command gives the step besides the config (validate: the new
+      data), in `StepRun.given` and its fingerprint's `given`.
 
   Returns:
     What the body returns, or the reused output.
   """
   run = StepRun(step, config, directory, paths or {}, force)
+  run.given = dict(given or {})
   fingerprinted = [i for i in step.inputs if i.fingerprinted]
   for item in fingerprinted:
     run.upstream[item.name] = item.read(run.paths[item.name])
-  if step.reuse is not None:
+  if not step.fingerprint.by_body:
     if step.given:
-      run.given = resolve(step.given)(run)
+      run.given.update(resolve(step.given)(run))
     run.fingerprint = step.fingerprint.compute(config=config, **run.upstream, **run.given)
+  if step.reuse is not None:
     reused = _reused(run)
     if reused is not None:
       return reused

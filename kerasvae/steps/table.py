@@ -146,5 +146,19 @@ EXPORT = executor.Step(
         output="kerasvae.steps.export:exported_output",
         recover="kerasvae.steps.export:recover"))
 
+VALIDATE = executor.Step(
+    name="validate",
+    inputs=(executor.Input("examples", "ingest", fingerprinted=False),),
+    fingerprint=Fingerprint(
+        parts=(Part("*", lambda given: config_lib.to_dict(given.data),
+                    "the new data's block (`validation.data`, `infer.data` or --images): "
+                    "its whole mapping is the fingerprinted one"),),
+        left_out={"validation.*": "the rules and thresholds: a validation is never reused, "
+                                  "the data is checked anew by every command",
+                  "the Examples artifact": "the reference, named in anomalies.json"}),
+    body="kerasvae.steps.validate:body", settings=("validation",))
+
+# The pipeline's steps, in order (`kerasvae run`, study trials, the Kubeflow components); the
+# steps a command runs on its own data after them (`kerasvae validate`).
 PIPELINE = (INGEST, TRAIN, EVALUATE, EXPORT)
-STEPS = {step.name: step for step in PIPELINE}
+STEPS = {step.name: step for step in (*PIPELINE, VALIDATE)}
