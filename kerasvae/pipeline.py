@@ -12,14 +12,19 @@ from pathlib import Path
 from kerasvae import artifacts
 from kerasvae import training
 from kerasvae.steps import common
-from kerasvae.steps import evaluate
-from kerasvae.steps import export
+from kerasvae.steps import executor
 from kerasvae.steps import infer
 from kerasvae.steps import ingest
-from kerasvae.steps import train
+from kerasvae.steps import table
 from kerasvae.steps import validate
 
-STEPS = ("ingest", "train", "evaluate", "export")
+STEPS = tuple(step.name for step in table.PIPELINE)  # ingest, train, evaluate, export
+# What run_pipeline returns each step's artifact as.
+RESULTS = {"ingest": "examples", "train": "train", "evaluate": "evaluate",
+           "export": "saved_model"}
+# What the pipeline checks before a step, besides its inputs: new training data against the
+# earlier data (`validation.training_reference`).
+BEFORE = {"train": lambda config, out: validate.check_training_data(config, out["examples"])}
 
 
 def step_dirs(run_dir):
@@ -28,6 +33,9 @@ def step_dirs(run_dir):
 
 def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
   """Runs `steps` of the pipeline for `config` in its run directory.
+
+  Each step of `kerasvae.steps.table.PIPELINE` in `steps` runs through
+  `kerasvae.steps.executor.execute`, reading the artifacts of the steps before it.
 
   Args:
     config: a `PipelineConfig`.
@@ -54,25 +62,21 @@ def run_pipeline(config, steps=STEPS, force=False, run_dir=None):
     made.append(model_dir)
   # A full device is named with the folder each step writes and the setting that placed it.
   runs = "--run-dir" if given_run_dir else "run.runs_dir"
+  writes = {"ingest": (examples_dir, "run.runs_dir"), "export": (model_dir, "export.base_dir")}
   with artifacts.remove_empty_on_failure(*made), \
       artifacts.disk_full_named(run_dir, runs), common.run_lock(run_dir):
-    if "ingest" in steps:
-      with artifacts.disk_full_named(examples_dir, "run.runs_dir"):
-        out["examples"] = ingest.run(config, dirs["ingest"], force=force)
-    else:
-      out["examples"] = ingest.examples_of(config, dirs["ingest"])
-    if "train" in steps:
-      validate.check_training_data(config, out["examples"])  # new data vs earlier data
-      with artifacts.disk_full_named(dirs["train"], runs):
-        out["train"] = train.run(config, out["examples"], dirs["train"], force=force)
-    if "evaluate" in steps:
-      with artifacts.disk_full_named(dirs["evaluate"], runs):
-        out["evaluate"] = evaluate.run(config, out["examples"], dirs["train"],
-                                       dirs["evaluate"], force=force)
-    if "export" in steps:
-      with artifacts.disk_full_named(model_dir, "export.base_dir"):
-        out["saved_model"] = export.run(config, dirs["train"], dirs["evaluate"],
-                                        dirs["export"], force=force)
+    for step in table.PIPELINE:
+      if step.name not in steps:
+        if step.name == "ingest":  # the run's Examples, or those of the same ingest config
+          out["examples"] = ingest.examples_of(config, dirs["ingest"])
+        continue
+      if step.name in BEFORE:
+        BEFORE[step.name](config, out)
+      paths = {i.name: out["examples"] if i.step == "ingest" else dirs[i.step]
+               for i in step.inputs}
+      with artifacts.disk_full_named(*writes.get(step.name, (dirs[step.name], runs))):
+        out[RESULTS[step.name]] = executor.execute(step, config, dirs[step.name], paths,
+                                                   force=force)
   return out
 
 

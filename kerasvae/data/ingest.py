@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasvae import fingerprints
 from kerasvae import progress
 from kerasvae.artifacts import (METADATA_FILE, ArtifactError, atomic_directory, digest_files,
-                                find_damage, fingerprint, hash_fraction, is_complete,
+                                find_damage, hash_fraction, is_complete,
                                 package_versions, read_json, utc_now, write_json,
                                 write_metadata)
 from kerasvae.config import ConfigError, from_dict, to_dict
@@ -166,9 +167,25 @@ def _schema(image_shape, has_labels, num_classes, num_factors):
   return schema
 
 
+# The Examples artifact's fingerprint, the ingest step's: the ingest config and the source's
+# content. Reading the source is what gives the content hash, so `ingest` computes it (and
+# reuses the shared artifact by it), not the step executor before it.
+FINGERPRINT = fingerprints.Fingerprint(
+    parts=(fingerprints.Part("format_version", lambda given: FORMAT_VERSION,
+                             "the artifact's layout: a new layout is written anew"),
+           fingerprints.Part("config", lambda given: to_dict(given.config),
+                             "the whole ingest config: source, split, preprocessing, shards"),
+           fingerprints.Part("content_hash", lambda given: given.content_hash,
+                             "the source's bytes (`Source.content_hash`): changed data is "
+                             "ingested again")),
+    left_out={"run.*": "Examples are shared by every run (and study trial) with the same "
+                       "ingest config: the run's name and folder are not in them",
+              "model, train, evaluate, export": "later steps: they do not change the data"},
+    by_body=True)
+
+
 def _source_fingerprint(config, content_hash):
-  return fingerprint({"format_version": FORMAT_VERSION, "config": to_dict(config),
-                      "content_hash": content_hash})
+  return FINGERPRINT.compute(config=config, content_hash=content_hash)
 
 
 def ingest(config, output_dir, force=False):

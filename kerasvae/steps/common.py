@@ -145,11 +145,6 @@ def require_step(step_dir, step, command_hint):
   return artifacts.read_json(Path(step_dir) / artifacts.METADATA_FILE, redo=redo_command(step_dir))
 
 
-# What each step reads from the steps before it (`kerasvae.pipeline` wires the same).
-UPSTREAM_STEPS = {"train": ("ingest",), "evaluate": ("ingest", "train"),
-                  "export": ("train", "evaluate")}
-
-
 def check_upstream(config, steps, run_dir):
   """Refuses, before TensorFlow is imported, a command whose first step needs a step that has
   not run: `kerasvae evaluate` on a run without a finished train step fails in a second.
@@ -159,8 +154,10 @@ def check_upstream(config, steps, run_dir):
     steps: the steps the command runs, in pipeline order.
     run_dir: the run directory.
   """
+  from kerasvae.steps import table  # pylint: disable=import-outside-toplevel  # imports this
   run_dir = Path(run_dir)
-  for step in UPSTREAM_STEPS.get(steps[0], ()):
+  first = table.STEPS.get(steps[0])
+  for step in (i.step for i in first.inputs) if first else ():  # what the step reads
     if step in steps:
       continue
     if step == "ingest":  # the run's own ingest or the Examples shared by the same ingest config

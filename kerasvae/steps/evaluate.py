@@ -20,7 +20,6 @@ import numpy as np
 import tensorflow as tf
 
 from kerasvae import artifacts
-from kerasvae import config as config_lib
 from kerasvae import progress
 from kerasvae import summaries
 from kerasvae import viz
@@ -32,6 +31,8 @@ from kerasvae.metrics import registry as metric_registry
 from kerasvae.steps import baseline
 from kerasvae.steps import common
 from kerasvae.steps import configs
+from kerasvae.steps import executor
+from kerasvae.steps import table
 from kerasvae.steps import train as train_step
 
 logger = logging.getLogger(__name__)
@@ -325,35 +326,23 @@ def summary_line(metrics):
   return ", ".join(parts)
 
 
-# Evaluate settings added after evaluations were fingerprinted: the active-latent scores
-# (`<score>_active`) and dSprites' shape recognition.
-FINGERPRINTED_UNLESS_DEFAULT = {"active_latent_kl": 0.1, "shape_recognition_examples": 500}
+# Evaluate settings added after evaluations were fingerprinted (`kerasvae.steps.table.EVALUATE`).
+FINGERPRINTED_UNLESS_DEFAULT = table.EVALUATE_FINGERPRINTED_UNLESS_DEFAULT
 
 
 def evaluate_fingerprint(config, train_meta, served=None):
-  """The evaluate config, the train config and the trained model's bytes: a model retrained
-  with `kerasvae train --force` (same config, new weights) is evaluated again; with
-  change thresholds, also the baseline version it is compared with (`baseline.find_baseline`),
-  so a newer served model makes the comparison run again."""
-  model_digest = (train_meta.get("digests") or {}).get(train_step.MODEL_FILE)
-  evaluate = config_lib.to_dict(config.evaluate)
-  if not evaluate["change_thresholds"]:  # evaluations from before baselines stay reusable
-    del evaluate["change_thresholds"]
-  # Settings added after evaluations were fingerprinted, left out at their defaults: those
-  # evaluations stay reusable (without the new numbers; --force adds them), as for DCI below.
-  for name, default in FINGERPRINTED_UNLESS_DEFAULT.items():
-    if evaluate.get(name) == default:
-      del evaluate[name]
-  if evaluate["dci"]:  # so do those from before DCI (without its scores; --force adds them)
-    del evaluate["dci"]
-  # The served version the change thresholds compare against: a newer one re-runs the
-  # evaluation whatever `dci` is (this once hung on dci's `else`, so with the default dci: true
-  # a candidate was judged against a stale baseline). Kept, as None, in the fingerprints of
-  # dci: false evaluations without thresholds, which have always carried it.
-  if "change_thresholds" in evaluate or "dci" in evaluate:
-    evaluate["baseline"] = [str(served[0]), served[1]] if served else None
-  return artifacts.fingerprint({"evaluate": evaluate, "train": train_meta["fingerprint"],
-                                "model": model_digest})
+  """The evaluate step's fingerprint (its table: `kerasvae.steps.table.EVALUATE`): the
+  evaluate config, the train step's fingerprint and the trained model's bytes, and with
+  change thresholds the served version `served` (`baseline.find_baseline`) it compares with."""
+  return table.EVALUATE.fingerprint.compute(config=config, train=train_meta, served=served)
+
+
+def served_baseline(run):
+  """What the evaluate fingerprint reads besides its inputs: the served version the change
+  thresholds compare against (None without change thresholds)."""
+  config = run.config
+  return {"served": (baseline.find_baseline(config, run.paths["train"].parent)
+                     if config.evaluate.change_thresholds else None)}
 
 
 def run(config, examples_dir, train_dir, evaluate_dir, force=False):
@@ -362,26 +351,18 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
   Returns:
     `evaluate_dir`.
   """
-  evaluate_dir = Path(evaluate_dir)
-  train_meta = common.require_step(train_dir, "train", "kerasvae train")
-  served = (baseline.find_baseline(config, Path(train_dir).parent)
-            if config.evaluate.change_thresholds else None)
-  fingerprint = evaluate_fingerprint(config, train_meta, served)
-  if not force and common.reusable(evaluate_dir, fingerprint):
-    damage = artifacts.find_damage(evaluate_dir, artifacts.read_json(
-        evaluate_dir / artifacts.METADATA_FILE).get("digests") or {})
-    if damage is None:
-      print(f"evaluate: reusing {evaluate_dir} (same model and config; --force re-evaluates)")
-      return evaluate_dir
-    # Evaluating again is safe: same model, same config, same seed.
-    print(f"evaluate: the evaluation {evaluate_dir} is damaged ({damage}); evaluating again",
-          flush=True)
-  timer = common.Timer()
+  return executor.execute(table.STEPS["evaluate"], config, evaluate_dir,
+                          {"examples": examples_dir, "train": train_dir}, force=force)
+
+
+def body(run):
+  """The evaluate step's body: metrics, figures and the blessing, published as one directory."""
+  config, evaluate_dir = run.config, run.directory
+  examples_dir, train_dir = run.paths["examples"], run.paths["train"]
+  train_meta, served = run.upstream["train"], run.given["served"]
   cfg = config.evaluate
   model = train_step.load_model(train_dir)
-  examples_meta = reader.read_metadata(examples_dir)
-  common.check_artifact(examples_dir, examples_meta.get("digests"), "Examples artifact",
-                        "ingest", "kerasvae ingest", "it rewrites a damaged Examples artifact")
+  examples_meta = run.upstream["examples"]
   data = reader.load_split(examples_dir, "eval", limit=cfg.num_examples)
   images, labels = data["image"], data.get("label")
   if len(images) == 0:
@@ -433,18 +414,16 @@ def run(config, examples_dir, train_dir, evaluate_dir, force=False):
     blessing["blessed"] = blessing["blessed"] and all(
         c["passed"] for c in blessing["baseline"]["checks"])
     print("evaluate: " + baseline_summary(blessing["baseline"]), flush=True)
-  with artifacts.atomic_directory(evaluate_dir, overwrite=True) as tmp:
+  with run.publishing() as tmp:
     figures = write_figures(model, images, labels, tmp, seed=cfg.seed, metrics=metrics,
                             label_names=examples_meta.get("label_names"))
     artifacts.write_json(tmp / "metrics.json", metrics)
     artifacts.write_json(tmp / "blessing.json", blessing)
-    artifacts.write_metadata(tmp / artifacts.METADATA_FILE, common.step_metadata(
-        "evaluate", fingerprint, config.evaluate,
-        inputs={"examples": examples_dir, "model": Path(train_dir) / train_step.MODEL_FILE},
+    run.write_metadata(
+        tmp, inputs={"examples": examples_dir, "model": Path(train_dir) / train_step.MODEL_FILE},
         outputs={"metrics": evaluate_dir / "metrics.json",
                  "blessing": evaluate_dir / "blessing.json"},
-        started=timer.started, seconds=timer.seconds, blessed=blessing["blessed"],
-        digests=artifacts.digest_files(tmp)))
+        blessed=blessing["blessed"], digests=artifacts.digest_files(tmp))
   # The metrics and figures as `evaluate/...` in the model's validation run, at its last epoch.
   summaries.write_evaluation(
       Path(train_dir) / "logs",

@@ -19,9 +19,10 @@ import threading
 from pathlib import Path
 
 from kerasvae import artifacts
-from kerasvae import config as config_lib
 from kerasvae import serving
 from kerasvae.steps import common
+from kerasvae.steps import executor
+from kerasvae.steps import table
 from kerasvae.steps import train as train_step
 
 
@@ -67,48 +68,52 @@ def _interruptible():
       signal.signal(number, old)
 
 
+def export_fingerprint(config, train_meta, evaluate_meta):
+  """The export step's fingerprint (its table: `kerasvae.steps.table.EXPORT`)."""
+  return table.EXPORT.fingerprint.compute(config=config, train=train_meta,
+                                          evaluate=evaluate_meta)
+
+
 def run(config, train_dir, evaluate_dir, export_dir, force=False):
   """Exports the trained model for TF Serving if the evaluation blessed it (or `force`).
 
   Returns:
     The SavedModel version directory.
   """
-  export_dir = Path(export_dir)
-  train_meta = common.require_step(train_dir, "train", "kerasvae train")
-  evaluate_meta = common.require_step(evaluate_dir, "evaluate", "kerasvae evaluate")
-  # models.config's view of the base directory is no part of what is exported (and exports
-  # made before the setting existed stay reusable).
-  export = {k: v for k, v in config_lib.to_dict(config.export).items()
-            if k != "serving_base_path"}
-  fingerprint = artifacts.fingerprint({"train": train_meta["fingerprint"],
-                                       "evaluate": evaluate_meta["fingerprint"],
-                                       "export": export})
+  return executor.execute(table.STEPS["export"], config, export_dir,
+                          {"train": train_dir, "evaluate": evaluate_dir}, force=force)
+
+
+def exported_output(run, meta):  # pylint: disable=unused-argument
+  """The version a finished export step recorded, or None when it is gone (export again)."""
+  version_dir = Path(meta["outputs"]["saved_model"])
+  return version_dir if version_dir.is_dir() else None
+
+
+def recover(run):
+  """The version exported with this fingerprint by a run killed before its `metadata.json`
+  was written, now recorded; or None."""
+  model_dir = Path(run.config.export.base_dir) / run.config.export.model_name
+  version_dir = _exported_version(model_dir, run.fingerprint)
+  if version_dir is None:
+    return None
+  print(f"export: reusing {version_dir} (this model was exported by an interrupted run; "
+        "--force exports again)")
+  _write_metadata(run, version_dir, forced=False)
+  return version_dir
+
+
+def body(run):
+  """The export step's body: the blessed (or forced) model as a new SavedModel version."""
+  config, export_dir, force = run.config, run.directory, run.force
+  train_dir, evaluate_dir = run.paths["train"], run.paths["evaluate"]
+  fingerprint = run.fingerprint
   model_dir = Path(config.export.base_dir) / config.export.model_name
-  if not force and common.reusable(export_dir, fingerprint):
-    meta = artifacts.read_json(export_dir / artifacts.METADATA_FILE,
-                              redo="kerasvae export --force")
-    version_dir = Path(meta["outputs"]["saved_model"])
-    if version_dir.is_dir():
-      common.check_artifact(version_dir, meta.get("digests"), "exported SavedModel", "export",
-                            "kerasvae export --force", "it writes a new version")
-      print(f"export: reusing {version_dir} (this model is already exported; --force exports again)")
-      return version_dir
-  if not force:
-    version_dir = _exported_version(model_dir, fingerprint)
-    if version_dir is not None:  # exported, then killed before metadata.json was written
-      print(f"export: reusing {version_dir} (this model was exported by an interrupted run; "
-            "--force exports again)")
-      _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir,
-                      common.Timer(), forced=False)
-      return version_dir
-  common.check_artifact(evaluate_dir, evaluate_meta.get("digests"), "evaluation", "evaluate",
-                        "kerasvae evaluate --force")
   blessing = artifacts.read_json(Path(evaluate_dir) / "blessing.json")
   if not blessing["blessed"] and config.export.require_blessing and not force:
     raise ExportRefused(f"The model in {train_dir} is not blessed: "
                         f"{common.blessing_failures(blessing)}. "
                         "Export anyway with --force, or set export.require_blessing=false.")
-  timer = common.Timer()
   version_dir = None
   models_config = Path(config.export.base_dir) / serving.MODELS_CONFIG_FILE
   try:
@@ -128,8 +133,7 @@ def run(config, train_dir, evaluate_dir, export_dir, force=False):
             serving_base_path=config.export.serving_base_path)
       except serving.SignatureMismatchError as error:
         raise ExportRefused(str(error)) from None
-      _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir,
-                      timer, forced=bool(force and not blessing["blessed"]))
+      _write_metadata(run, version_dir, forced=bool(force and not blessing["blessed"]))
   except ExportInterrupted as interrupted:
     if version_dir is None:
       detail = (f"{interrupted}: nothing was written: no new version in {model_dir} (the "
@@ -208,14 +212,13 @@ def _exported_version(model_dir, fingerprint):
   return None
 
 
-def _write_metadata(config, export_dir, fingerprint, train_dir, evaluate_dir, version_dir, timer,
-                    forced):
-  export_dir.mkdir(parents=True, exist_ok=True)
-  artifacts.write_metadata(export_dir / artifacts.METADATA_FILE, common.step_metadata(
-      "export", fingerprint, config.export,
-      inputs={"model": Path(train_dir) / train_step.MODEL_FILE, "blessing":
-              Path(evaluate_dir) / "blessing.json"},
+def _write_metadata(run, version_dir, forced):
+  config = run.config
+  run.directory.mkdir(parents=True, exist_ok=True)
+  run.write_metadata(
+      run.directory,
+      inputs={"model": run.paths["train"] / train_step.MODEL_FILE,
+              "blessing": run.paths["evaluate"] / "blessing.json"},
       outputs={"saved_model": version_dir.resolve(),
                "models_config": Path(config.export.base_dir).resolve() / "models.config"},
-      started=timer.started, seconds=timer.seconds, forced=forced,
-      digests=artifacts.digest_files(version_dir)))
+      forced=forced, digests=artifacts.digest_files(version_dir))

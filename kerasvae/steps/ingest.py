@@ -16,11 +16,18 @@ from kerasvae.steps import common
 
 def run(config, ingest_dir, force=False):
   """Ingests the configured source (or reuses its artifact). Returns the Examples directory."""
-  ingest_dir = Path(ingest_dir)
+  from kerasvae.steps import executor  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import table  # pylint: disable=import-outside-toplevel
+  return executor.execute(table.STEPS["ingest"], config, ingest_dir, force=force)
+
+
+def body(run):
+  """The ingest step's body: the shared Examples artifact (written, or reused by its content
+  fingerprint), named in the run's `ingest/metadata.json`."""
+  config = run.config
   examples_dir = common.examples_directory(config)
-  timer = common.Timer()
   existed = artifacts.is_complete(examples_dir)
-  ingest_examples(config.ingest, examples_dir, force=force)
+  ingest_examples(config.ingest, examples_dir, force=run.force)
   examples_meta = reader.read_metadata(examples_dir)
   counts = {name: split["num_examples"] for name, split in examples_meta["splits"].items()}
   eval_name = config.ingest.eval_split_name
@@ -28,16 +35,15 @@ def run(config, ingest_dir, force=False):
     split = config.ingest.split
     setting = (f"eval_start={split.eval_start}" if split.method == "index" else
                f"eval_fraction={split.eval_fraction}" if split.method == "hash" else "method=source")
-    if not existed or force:  # written by this command for nothing: leave nothing behind
+    if not existed or run.force:  # written by this command for nothing: leave nothing behind
       common.remove_tree(examples_dir)
     raise DataError(f"ingest.split: expected at least one example in the test split "
                     f"{eval_name!r} (evaluate scores it). Received: 0 of "
                     f"{sum(counts.values())} examples with {setting}")
-  ingest_dir.mkdir(parents=True, exist_ok=True)
-  artifacts.write_metadata(ingest_dir / artifacts.METADATA_FILE, common.step_metadata(
-      "ingest", examples_meta["fingerprint"], config.ingest, inputs={"source": config.ingest.data.source},
-      outputs={"examples": examples_dir.resolve()}, started=timer.started, seconds=timer.seconds,
-      split_counts=counts))
+  run.fingerprint = examples_meta["fingerprint"]
+  run.directory.mkdir(parents=True, exist_ok=True)
+  run.write_metadata(run.directory, inputs={"source": config.ingest.data.source},
+                     outputs={"examples": examples_dir.resolve()}, split_counts=counts)
   print(f"ingest: {examples_dir} ({', '.join(f'{k} {v}' for k, v in counts.items())})")
   return examples_dir
 

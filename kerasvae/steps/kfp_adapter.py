@@ -1,7 +1,8 @@
 """The pipeline steps as Kubeflow Pipelines components see them: config text in, artifact paths out.
 
 `kerasvae/kfp_pipeline.py` wires four KFP components; each one calls a function
-here, and each function runs the same `kerasvae.steps` code as `kerasvae run`:
+here, and each function runs its step of `kerasvae.steps.table.PIPELINE` through
+`kerasvae.steps.executor.execute`, as `kerasvae run` does:
 
   ingest    config                        -> examples (Dataset: the Examples artifact)
   train     config, examples              -> model (Model: the train step directory)
@@ -34,6 +35,8 @@ from pathlib import Path
 from kerasvae import _backend, artifacts
 from kerasvae.metrics import registry as metric_registry
 from kerasvae.steps import configs
+from kerasvae.steps import executor
+from kerasvae.steps import table
 
 # A component's process imports this module before TensorFlow, as the command line would.
 _backend.prefer_onednn()
@@ -79,14 +82,18 @@ def _copy_tree(source, destination, ignore=()):
                   ignore=shutil.ignore_patterns(*ignore) if ignore else None)
 
 
+def _execute(name, config, scratch, paths=None, force=False):
+  """Runs the step `name` of the step table into `<scratch>/<name>`; returns its result."""
+  return executor.execute(table.STEPS[name], config, Path(scratch) / name, paths, force=force)
+
+
 def ingest(config, overrides, examples):
   """The ingest component: writes the Examples artifact into `examples.path`."""
-  from kerasvae.steps import ingest as ingest_step  # pylint: disable=import-outside-toplevel
   from kerasvae.data import reader  # pylint: disable=import-outside-toplevel
   cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-ingest-") as scratch:
     cfg.run.runs_dir = scratch  # where the step puts the shared Examples artifact
-    examples_dir = ingest_step.run(cfg, Path(scratch) / "ingest")
+    examples_dir = _execute("ingest", cfg, scratch)
     _copy_tree(examples_dir, examples.path)
   meta = reader.read_metadata(examples.path)
   examples.metadata.update(
@@ -97,13 +104,12 @@ def ingest(config, overrides, examples):
 
 def train(config, overrides, examples, model):
   """The train component: trains on `examples` and writes the train step directory to `model`."""
-  from kerasvae.steps import train as train_step  # pylint: disable=import-outside-toplevel
   cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-train-") as scratch:
-    train_dir = train_step.run(cfg, examples.path, Path(scratch) / "train")
+    train_dir = _execute("train", cfg, scratch, {"examples": examples.path})
     _copy_tree(train_dir, model.path, ignore=_NOT_IN_MODEL_ARTIFACT)
   meta = artifacts.read_json(Path(model.path) / artifacts.METADATA_FILE)
-  model.metadata.update(framework="keras", model_file=train_step.MODEL_FILE,
+  model.metadata.update(framework="keras", model_file=table.MODEL_FILE,
                         kind=cfg.model.kind, latent_dim=cfg.model.latent_dim,
                         epochs_run=meta.get("epochs_run"), strategy=meta.get("strategy"),
                         replicas=meta.get("replicas"))
@@ -117,10 +123,10 @@ def evaluate(config, overrides, force_export, examples, model, metrics, evaluati
     the config says `export.require_blessing: false`. The pipeline's export runs on
     this (a KFP condition).
   """
-  from kerasvae.steps import evaluate as evaluate_step  # pylint: disable=import-outside-toplevel
   cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-evaluate-") as scratch:
-    evaluate_dir = evaluate_step.run(cfg, examples.path, model.path, Path(scratch) / "evaluate")
+    evaluate_dir = _execute("evaluate", cfg, scratch,
+                            {"examples": examples.path, "train": model.path})
     _copy_tree(evaluate_dir, evaluation.path)
   values = artifacts.read_json(Path(evaluation.path) / "metrics.json")
   blessing = artifacts.read_json(Path(evaluation.path) / "blessing.json")
@@ -146,12 +152,12 @@ def export(config, overrides, force_export, model, evaluation, saved_model):
   it to `<model base>/<export.model_name>/<version>/`.
   """
   from kerasvae import serving  # pylint: disable=import-outside-toplevel
-  from kerasvae.steps import export as export_step  # pylint: disable=import-outside-toplevel
   cfg = configs.load_config_parameter(config, overrides)
   with tempfile.TemporaryDirectory(prefix="kerasvae-export-") as scratch:
     cfg.export.base_dir = str(Path(scratch) / "saved_models")
-    version_dir = export_step.run(cfg, model.path, evaluation.path, Path(scratch) / "export",
-                                  force=force_export)
+    version_dir = _execute("export", cfg, scratch,
+                           {"train": model.path, "evaluate": evaluation.path},
+                           force=force_export)
     _copy_tree(version_dir, saved_model.path)
   info = artifacts.read_json(Path(saved_model.path) / serving.METADATA_DIR / serving.METADATA_FILE)
   blessed = artifacts.read_json(Path(evaluation.path) / "blessing.json")["blessed"]

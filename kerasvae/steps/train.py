@@ -28,27 +28,19 @@ from kerasvae import viz
 from kerasvae.data import reader
 from kerasvae.metrics import likelihood
 from kerasvae.steps import common
+from kerasvae.steps import executor
+from kerasvae.steps import table
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model/model.keras"
+MODEL_FILE = table.MODEL_FILE
 VALIDATION_EXAMPLES_DURING_TRAINING = 2000
-
-
-# What early stopping and the kept checkpoint select on, part of the train fingerprint.
-SELECTION = "validation/objective"
+SELECTION = table.SELECTION
 
 
 def train_fingerprint(config, examples_metadata):
-  identity = {"model": config_lib.to_dict(config.model),
-              "train": common.train_identity(config.train),
-              "examples": examples_metadata["fingerprint"]}
-  if config.train.early_stopping_patience:
-    # Early stopping on the model's own objective (issue 36): a model selected on the
-    # validation ELBO is another model. Without early stopping nothing is selected (the model
-    # is the last epoch's), so such trainings keep their fingerprint and stay reusable.
-    identity["selection"] = SELECTION
-  return artifacts.fingerprint(identity)
+  """The train step's fingerprint (its table: `kerasvae.steps.table.TRAIN`)."""
+  return table.TRAIN.fingerprint.compute(config=config, examples=examples_metadata)
 
 
 def use_jit(setting, architecture):
@@ -157,18 +149,13 @@ def run(config, examples_dir, train_dir, force=False):
   Returns:
     `train_dir`.
   """
-  train_dir = Path(train_dir)
-  examples_meta = reader.read_metadata(examples_dir)
-  fingerprint = train_fingerprint(config, examples_meta)
-  if not force and common.reusable(train_dir, fingerprint):
-    common.check_artifact(train_dir, artifacts.read_json(
-        train_dir / artifacts.METADATA_FILE, redo="kerasvae train --force").get("digests"),
-                          "trained model", "train", "kerasvae train --force")
-    logger.info("Reusing the trained model in %s", train_dir)
-    print(f"train: reusing {train_dir} (same inputs and config; --force retrains)")
-    return train_dir
-  common.check_artifact(examples_dir, examples_meta.get("digests"), "Examples artifact",
-                        "ingest", "kerasvae ingest", "it rewrites a damaged Examples artifact")
+  return executor.execute(table.STEPS["train"], config, train_dir, {"examples": examples_dir},
+                          force=force)
+
+
+def body(run):
+  """The train step's body: trains into the step directory (`run` documents the arguments)."""
+  config, train_dir = run.config, run.directory
   note = training.check_precision(config.train.precision)  # the pipeline's and KFP's train
   strategy = training.make_strategy(config.train.strategy)
   chief = training.is_chief(strategy)
@@ -178,12 +165,12 @@ def run(config, examples_dir, train_dir, force=False):
       print(f"train: {note}", flush=True)
   stale = (train_dir / artifacts.METADATA_FILE).is_file()  # finished, but from other inputs
   previous = None  # the model being replaced, kept aside until the new one has trained
-  if chief and (force or stale) and train_dir.exists():
+  if chief and (run.force or stale) and train_dir.exists():
     artifacts.remove_stale_temporaries(train_dir.parent)
     previous = train_dir.with_name(artifacts.temporary_name(train_dir.name))
     os.rename(train_dir, previous)
   try:
-    _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy, chief)
+    _train(run, strategy, chief)
   except BaseException:
     if previous is not None:
       if training.has_checkpoint(train_dir) or artifacts.is_complete(train_dir):
@@ -276,8 +263,10 @@ def check_fits(config, image_shape, global_batch, num_train, examples_dir):
       "activations. Make the network or the batch smaller.")
 
 
-def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy, chief):
-  """`run`'s training into `train_dir` (empty, or an unfinished training to resume)."""
+def _train(run, strategy, chief):
+  """`body`'s training into the step directory (empty, or an unfinished training to resume)."""
+  config, train_dir = run.config, run.directory
+  examples_dir, examples_meta = run.paths["examples"], run.upstream["examples"]
   train_dir.mkdir(parents=True, exist_ok=True)
   timer = common.Timer()
   cfg = config.train
@@ -369,16 +358,15 @@ def _train(config, examples_dir, train_dir, examples_meta, fingerprint, strategy
   final = dict(history[-1]) if history else {}
   _write_hparams_and_projector(train_dir / "logs", config, validation, model,
                                cfg.projector_examples, examples_meta.get("label_names"))
-  artifacts.write_metadata(train_dir / artifacts.METADATA_FILE, common.step_metadata(
-      "train", fingerprint, {"model": config.model, "train": config.train},
-      inputs={"examples": examples_dir}, outputs={"model": model_path,
-                                                  "logs": train_dir / "logs"},
-      started=timer.started, seconds=timer.seconds, replicas=replicas,
+  run.write_metadata(
+      train_dir, inputs={"examples": examples_dir}, outputs={"model": model_path,
+                                                            "logs": train_dir / "logs"},
+      timer=timer, replicas=replicas,
       # The training loop's wall-clock over every run that resumed it ("seconds" is this run).
       training_seconds=history[-1]["elapsed"] if history else 0.0,
       strategy=type(strategy).__name__, steps_per_epoch=steps_per_epoch,
       epochs_run=len(history), final=final,
-      digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json"))))
+      digests=artifacts.digest_files(train_dir, only=(MODEL_FILE, "history.json")))
   # Complete: the model is saved, and a finished training is never resumed (another config
   # trains in another run directory, --force from scratch), so its checkpoints only took disk,
   # unless a longer training is to continue from them (train.keep_final_checkpoint).

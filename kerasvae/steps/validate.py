@@ -16,10 +16,11 @@ a warning (`validation.on_anomaly`, `validation.warn_rules`).
 from pathlib import Path
 
 from kerasvae import artifacts
-from kerasvae import config as config_lib
 from kerasvae.data import reader
 from kerasvae.data import validation
 from kerasvae.steps import common
+from kerasvae.steps import executor
+from kerasvae.steps import table
 
 
 def check_data(config, examples_dir, data):
@@ -45,22 +46,27 @@ def run(config, examples_dir, validate_dir, data=None):
   if data is None:
     raise common.StepError("Expected new data to validate: a validation.data block in the "
                            "config or --images FOLDER. Received: neither")
-  timer = common.Timer()
+  return executor.execute(table.STEPS["validate"], config, validate_dir,
+                          {"examples": examples_dir}, given={"data": data})
+
+
+def body(run):
+  """The validate step's body: the new data's statistics and anomalies, published as one
+  directory, then the failing rules raised."""
+  config, validate_dir, data = run.config, run.directory, run.given["data"]
+  examples_dir = run.paths["examples"]
   new, anomalies, skipped = check_data(config, examples_dir, data)
   v = config.validation
   failing = [a for a in anomalies if v.on_anomaly == "fail" and a.rule not in v.warn_rules]
-  validate_dir = Path(validate_dir)
-  with artifacts.atomic_directory(validate_dir, overwrite=True) as tmp:
+  with run.publishing() as tmp:
     artifacts.write_json(tmp / "statistics.json", new)
     artifacts.write_json(tmp / "anomalies.json", {
         "data": new["location"], "errors": [a.to_json() for a in failing],
         "warnings": [a.to_json() for a in anomalies if a not in failing],
         "skipped": skipped, "examples": str(examples_dir)})
-    artifacts.write_metadata(tmp / artifacts.METADATA_FILE, common.step_metadata(
-        "validate", artifacts.fingerprint(config_lib.to_dict(data)), config.validation,
-        inputs={"examples": Path(examples_dir).resolve(), "data": new["location"]},
-        outputs={"anomalies": validate_dir / "anomalies.json"}, started=timer.started,
-        seconds=timer.seconds, num_anomalies=len(anomalies)))
+    run.write_metadata(
+        tmp, inputs={"examples": Path(examples_dir).resolve(), "data": new["location"]},
+        outputs={"anomalies": validate_dir / "anomalies.json"}, num_anomalies=len(anomalies))
   validation.enforce(anomalies, v.on_anomaly, v.warn_rules, new["location"])
   checked = len(validation.RULES) - len(skipped)
   print(f"validate: {new['location']}: {new['statistics']['num_examples']} examples, "

@@ -30,12 +30,14 @@ from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae.config import ConfigError
 from kerasvae.steps import configs as step_configs
+from kerasvae.steps import table as step_table
 from kerasvae.studies import report
 
 logger = logging.getLogger(__name__)
 
 STUDY_CONFIG_DIR = step_configs.CONFIG_DIR / "studies"
-TRIAL_STEPS = ("ingest", "train", "evaluate")
+# A trial runs the pipeline's steps but export: its model is compared, not served.
+TRIAL_STEPS = tuple(step.name for step in step_table.PIPELINE if step.name != "export")
 CLASSIFIER_FILE = "classifier.keras"
 
 
@@ -325,8 +327,8 @@ def run_trial(trial, label=None, force=False, force_ingest=False):
   from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
   print(label or f"study: trial {trial.name}", flush=True)
   if force:
-    pipeline.run_pipeline(trial.config, steps=("ingest",), force=force_ingest)
-    out = pipeline.run_pipeline(trial.config, steps=("train", "evaluate"), force=True)
+    pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS[:1], force=force_ingest)
+    out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS[1:], force=True)
   else:
     out = pipeline.run_pipeline(trial.config, steps=TRIAL_STEPS)
   read_trial_results(trial, out["run_dir"])

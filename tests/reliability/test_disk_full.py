@@ -126,15 +126,16 @@ def _raise(error):
 def test_full_device_errors_of_each_step_are_named(step, error, path, setting, tmp_path,
                                                    monkeypatch, capsys):
   """The errors of a full device as Python and TensorFlow raise them, injected into a step."""
-  from kerasvae.steps import export, ingest, train  # pylint: disable=import-outside-toplevel
+  from kerasvae.steps import executor, ingest  # pylint: disable=import-outside-toplevel
   if error == "tensorflow":
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     error = tf.errors.ResourceExhaustedError(
         None, None, "{{function_node __wrapped__SaveV2}} saved_models/.full.tmp/variables/"
         "variables_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left on "
         "device [Op:SaveV2]")
-  monkeypatch.setattr({"ingest": ingest, "train": train, "export": export}[step], "run",
-                      _raise(error))
+  execute = executor.execute  # every step runs through it: the named one fails
+  monkeypatch.setattr(executor, "execute", lambda s, *args, **kwargs: (
+      _raise(error)() if s.name == step else execute(s, *args, **kwargs)))
   monkeypatch.setattr(ingest, "examples_of", lambda *_: tmp_path / "examples")  # not read
   # The step itself fails: no upstream artifact is made for the early check to find.
   from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
