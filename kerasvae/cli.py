@@ -247,10 +247,11 @@ def main(argv=None):
       from kerasvae.data import sources  # pylint: disable=import-outside-toplevel
       sources.check_input_paths(config.ingest.data)
     from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
+    from kerasvae.steps import table  # pylint: disable=import-outside-toplevel
     steps = STEP_COMMANDS if args.command == "run" else (args.command,)
     # A missing upstream step is named before TensorFlow's import, not 20 s later.
-    common.check_upstream(config, steps,
-                          Path(args.run_dir) if args.run_dir else common.run_directory(config))
+    table.check_upstream(config, steps,
+                         Path(args.run_dir) if args.run_dir else common.run_directory(config))
     from kerasvae import pipeline  # pylint: disable=import-outside-toplevel
     out = pipeline.run_pipeline(config, steps=steps, force=args.force,
                                 run_dir=Path(args.run_dir) if args.run_dir else None)

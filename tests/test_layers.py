@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kerasvae"
 # layer and the layers before it.
 LAYERS = (
     ("_backend", "_serving_protos"),
-    ("config", "progress", "artifacts"),
+    ("config", "progress", "artifacts", "fingerprints"),
     ("kinds",),
     ("data",),
     ("models",),

@@ -145,31 +145,6 @@ def require_step(step_dir, step, command_hint):
   return artifacts.read_json(Path(step_dir) / artifacts.METADATA_FILE, redo=redo_command(step_dir))
 
 
-def check_upstream(config, steps, run_dir):
-  """Refuses, before TensorFlow is imported, a command whose first step needs a step that has
-  not run: `kerasvae evaluate` on a run without a finished train step fails in a second.
-
-  Args:
-    config: the `PipelineConfig`.
-    steps: the steps the command runs, in pipeline order.
-    run_dir: the run directory.
-  """
-  from kerasvae.steps import table  # pylint: disable=import-outside-toplevel  # imports this
-  run_dir = Path(run_dir)
-  first = table.STEPS.get(steps[0])
-  for step in (i.step for i in first.inputs) if first else ():  # what the step reads
-    if step in steps:
-      continue
-    if step == "ingest":  # the run's own ingest or the Examples shared by the same ingest config
-      if not (artifacts.is_complete(run_dir / "ingest")
-              or artifacts.is_complete(examples_directory(config))):
-        raise StepError(f"No Examples artifact for this ingest config: neither "
-                        f"{run_dir / 'ingest'} nor {examples_directory(config)} is complete. "
-                        "Run `kerasvae ingest` with the same config first.")
-    else:
-      require_step(run_dir / step, step, f"kerasvae {step}")
-
-
 def is_secondary_worker():
   """True in a multi-worker cluster's non-chief process (it shares the chief's run directory)."""
   import json  # pylint: disable=import-outside-toplevel

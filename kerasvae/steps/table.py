@@ -7,7 +7,9 @@ the command line checks a command's upstream steps with it first.
 """
 
 import importlib
+from pathlib import Path
 
+from kerasvae import artifacts
 from kerasvae import config as config_lib
 from kerasvae.fingerprints import OMIT, Fingerprint, Part
 from kerasvae.steps import common
@@ -162,3 +164,28 @@ VALIDATE = executor.Step(
 # steps a command runs on its own data after them (`kerasvae validate`).
 PIPELINE = (INGEST, TRAIN, EVALUATE, EXPORT)
 STEPS = {step.name: step for step in (*PIPELINE, VALIDATE)}
+
+
+def check_upstream(config, steps, run_dir):
+  """Refuses, before TensorFlow is imported, a command whose first step needs a step that has
+  not run: `kerasvae evaluate` on a run without a finished train step fails in a second.
+
+  Args:
+    config: the `PipelineConfig`.
+    steps: the steps the command runs, in pipeline order.
+    run_dir: the run directory.
+  """
+  run_dir = Path(run_dir)
+  first = STEPS.get(steps[0])
+  for step in (i.step for i in first.inputs) if first else ():  # what the step reads
+    if step in steps:
+      continue
+    if step == "ingest":  # the run's own ingest or the Examples shared by the same ingest config
+      if not (artifacts.is_complete(run_dir / "ingest")
+              or artifacts.is_complete(common.examples_directory(config))):
+        raise common.StepError(
+            f"No Examples artifact for this ingest config: neither {run_dir / 'ingest'} nor "
+            f"{common.examples_directory(config)} is complete. Run `kerasvae ingest` with the "
+            "same config first.")
+    else:
+      common.require_step(run_dir / step, step, f"kerasvae {step}")

@@ -138,8 +138,8 @@ def test_full_device_errors_of_each_step_are_named(step, error, path, setting, t
       _raise(error)() if s.name == step else execute(s, *args, **kwargs)))
   monkeypatch.setattr(ingest, "examples_of", lambda *_: tmp_path / "examples")  # not read
   # The step itself fails: no upstream artifact is made for the early check to find.
-  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
-  monkeypatch.setattr(common, "check_upstream", lambda *args, **kwargs: None)
+  from kerasvae.steps import table  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(table, "check_upstream", lambda *args, **kwargs: None)
   write_config(tmp_path / "c.yaml", run={"name": "full", "runs_dir": "runs"},
                export={"base_dir": "saved_models", "model_name": "full"})
   before = tree(tmp_path)

@@ -79,8 +79,8 @@ def test_export_model_folder_that_is_a_symlink_is_refused(tmp_path, elsewhere, m
   (tmp_path / "saved_models").mkdir()
   (tmp_path / "saved_models" / "vae").symlink_to(elsewhere)
   # The pipeline's own refusal, with no upstream run for the early check to name first.
-  from kerasvae.steps import common  # pylint: disable=import-outside-toplevel
-  monkeypatch.setattr(common, "check_upstream", lambda *args, **kwargs: None)
+  from kerasvae.steps import table  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(table, "check_upstream", lambda *args, **kwargs: None)
   assert_named_error(["export", "--config", "c.yaml"], tmp_path, monkeypatch, capsys,
                      r"error: export\.base_dir: expected only real folders and files under "
                      r"\S*/saved_models: kerasvae does not write through symbolic links\. "
