@@ -46,8 +46,8 @@ change computes the same thing).
 
 import argparse
 import contextlib
-import importlib
 import functools
+import importlib
 import json
 import os
 import tempfile
