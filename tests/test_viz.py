@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from kerasvae import viz
+from kerasvae.viz import plots
 
 
 def constant_tiles(n, h=4, w=5, c=1):
@@ -363,8 +364,8 @@ def test_latent_scatter_uses_pca_when_d_above_2(tmp_path, monkeypatch):
   rng = np.random.default_rng(0)
   z = rng.normal(size=(300, 5)) * [5.0, 1.0, 0.1, 0.1, 0.1]
   calls = []
-  original = viz._pca_2d
-  monkeypatch.setattr(viz, "_pca_2d", lambda x: calls.append(x.shape) or original(x))
+  original = plots._pca_2d
+  monkeypatch.setattr(plots, "_pca_2d", lambda x: calls.append(x.shape) or original(x))
   image = viz.latent_scatter_figure(z, rng.integers(0, 10, 300), tmp_path / "s.png", title="t")
   assert calls == [(300, 5)]
   assert image.ndim == 3 and image.shape[2] == 3 and image.shape[1] >= 600
@@ -382,7 +383,7 @@ def test_latent_scatter_uses_pca_when_d_above_2(tmp_path, monkeypatch):
 def test_pca_matches_covariance_eigenvectors():
   rng = np.random.default_rng(0)
   z = rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4))
-  projected, ratio = viz._pca_2d(z)
+  projected, ratio = plots._pca_2d(z)
   eigval, eigvec = np.linalg.eigh(np.cov(z, rowvar=False))
   order = np.argsort(eigval)[::-1]
   expected = (z - z.mean(0)) @ eigvec[:, order[:2]]
