@@ -32,10 +32,13 @@ LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 # Loops of modules not yet untied, each with its reason; the test fails on any other loop and
 # on one of these that grows. `studies.core.settings_class_of` reads the study registry in
 # `kerasvae/studies/__init__.py`, which dispatches (lazily) to the studies built on `core`.
+# (The mnist package's modules are the one study module mnist.py was, split by study.)
 KNOWN_LOOPS = (
     ["kerasvae.studies", "kerasvae.studies.budget", "kerasvae.studies.core",
      "kerasvae.studies.disentanglement", "kerasvae.studies.methods", "kerasvae.studies.mnist",
-     "kerasvae.studies.ood", "kerasvae.studies.precision"],
+     "kerasvae.studies.mnist.ae_vs_vae", "kerasvae.studies.mnist.beta",
+     "kerasvae.studies.mnist.common", "kerasvae.studies.mnist.latent_dim",
+     "kerasvae.studies.mnist.priors", "kerasvae.studies.ood", "kerasvae.studies.precision"],
 )
 
 

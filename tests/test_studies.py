@@ -30,6 +30,7 @@ from kerasvae.studies import methods
 from kerasvae.studies import mnist
 from kerasvae.studies import precision
 from kerasvae.studies import report
+from kerasvae.studies.mnist import ae_vs_vae
 
 TABLE_KEYS = {
     "latent-dim": ("elbo", "reconstruction", "kl", "iwae_log_likelihood", "active_units",
@@ -730,8 +731,8 @@ def test_nearest_code_ratio():
   rng = np.random.RandomState(0)
   codes = rng.normal(size=(500, 3))
   # Points on the codes are at distance 0; a far-away cloud is many spacings away.
-  assert mnist._nearest_code_ratio(codes[:100], codes, rng) == pytest.approx(0.0, abs=1e-5)
-  assert mnist._nearest_code_ratio(codes[:100] + 100.0, codes, rng) > 50
+  assert ae_vs_vae._nearest_code_ratio(codes[:100], codes, rng) == pytest.approx(0.0, abs=1e-5)
+  assert ae_vs_vae._nearest_code_ratio(codes[:100] + 100.0, codes, rng) > 50
 
 
 def test_trend_and_format():
