@@ -465,9 +465,10 @@ def _bf16_speedups(docs_dir):
   return [b / f for f, b in pairs]
 
 
-def _full_mlp_train_minutes(docs_dir):
+def _full_mlp_minutes(docs_dir, key="train_seconds"):
+  """Each full-MLP trial's `train_seconds` (or `evaluate_seconds`) in minutes."""
   trials = load_results(Path(docs_dir) / "disentanglement-full-mlp" / "results.json")["trials"]
-  return [t["train_seconds"] / 60 for t in trials]
+  return [t[key] / 60 for t in trials]
 
 
 def _images_per_trial(docs_dir, folder):
@@ -497,10 +498,11 @@ def _budget_share_text(count):
   return f"{share:.0f} %" if share >= 10 else f"{share:.1f} %"
 
 
-def _range_text(values, digits=0, thousands=False):
-  """'54-60': the smallest and largest of `values`, rounded to `digits`."""
-  spec = f"{',' if thousands else ''}.{digits}f"
-  return f"{min(values):{spec}}-{max(values):{spec}}"
+def _range_text(values, digits=0, thousands=False, signed=False):
+  """'54-60' (or, `signed`, '-1.3 to +0.9'): the smallest and largest of `values`, rounded to
+  `digits`."""
+  spec = f"{'+' if signed else ''}{',' if thousands else ''}.{digits}f"
+  return f"{min(values):{spec}}{' to ' if signed else '-'}{max(values):{spec}}"
 
 
 def _split_text(docs_dir, folder):
@@ -518,11 +520,6 @@ def _full_mlp_images_per_second(docs_dir):
   return [images[t["name"]] / t["train_seconds"] for t in trials]
 
 
-def _full_mlp_evaluate_minutes(docs_dir):
-  trials = load_results(Path(docs_dir) / "disentanglement-full-mlp" / "results.json")["trials"]
-  return [t["evaluate_seconds"] / 60 for t in trials]
-
-
 def _dsprites_budget_values():
   """'<study>-images' (training images per trial, the largest of the study's trials) and
   '<study>-budget-share' (that as a share of disentanglement_lib's budget) for the dSprites
@@ -538,26 +535,23 @@ def _dsprites_budget_values():
 
 INLINE_VALUES = {
     # mixed_bfloat16's images/s over float32's, seed by seed (the precision study)
-    "bf16-speedup": lambda d: "{:.2f}-{:.2f}x".format(min(_bf16_speedups(d)),
-                                                      max(_bf16_speedups(d))),
-    "bf16-speedup-rounded": lambda d: "{:.1f}-{:.1f}x".format(min(_bf16_speedups(d)),
-                                                              max(_bf16_speedups(d))),
+    "bf16-speedup": lambda d: _range_text(_bf16_speedups(d), 2) + "x",
+    "bf16-speedup-rounded": lambda d: _range_text(_bf16_speedups(d), 1) + "x",
     # the same seed's two precisions' test ELBO difference, and float32's sd over seeds
-    "bf16-elbo-difference": lambda d: "{:+.1f} to {:+.1f}".format(
-        min(b - f for f, b in _precision_by_seed(d, "elbo").values()),
-        max(b - f for f, b in _precision_by_seed(d, "elbo").values())),
+    "bf16-elbo-difference": lambda d: _range_text(
+        [b - f for f, b in _precision_by_seed(d, "elbo").values()], 1, signed=True),
     "float32-elbo-sd": lambda d: "{:.1f}".format(statistics.stdev(
         f for f, _ in _precision_by_seed(d, "elbo").values())),
     # disentanglement-full-mlp: a trial's mean training minutes, and the six in a row (hours)
-    "full-mlp-trial-minutes": lambda d: "{:.0f}".format(
-        sum(_full_mlp_train_minutes(d)) / len(_full_mlp_train_minutes(d))),
-    "full-mlp-hours": lambda d: "{:.1f}".format(sum(_full_mlp_train_minutes(d)) / 60),
+    "full-mlp-trial-minutes": lambda d: "{:.0f}".format(statistics.mean(_full_mlp_minutes(d))),
+    "full-mlp-hours": lambda d: "{:.1f}".format(sum(_full_mlp_minutes(d)) / 60),
     # its trials' shortest-longest training minutes, images/s by the recorded training seconds,
     # and scoring minutes
-    "full-mlp-trial-minutes-range": lambda d: _range_text(_full_mlp_train_minutes(d)),
+    "full-mlp-trial-minutes-range": lambda d: _range_text(_full_mlp_minutes(d)),
     "full-mlp-images-per-second-range": lambda d: _range_text(
         _full_mlp_images_per_second(d), thousands=True),
-    "full-mlp-evaluate-minutes-range": lambda d: _range_text(_full_mlp_evaluate_minutes(d), 1),
+    "full-mlp-evaluate-minutes-range": lambda d: _range_text(
+        _full_mlp_minutes(d, "evaluate_seconds"), 1),
     # the conv disentanglement study's data: its split counts
     "disentanglement-splits": lambda d: _split_text(d, "disentanglement"),
     **_dsprites_budget_values(),
